@@ -1,0 +1,37 @@
+# bayes_scaling: `make demo` and `make test` each create/refresh .venv (Python >= 3.12) and install the project.
+SHELL := /bin/bash
+VENV := .venv
+STAMP := $(VENV)/.installed
+# PyMC 6 / ArviZ 1 need Python >= 3.12: use python3.12 if it runs, else a pyenv 3.12, else python3 if new enough.
+PYTHON ?= $(shell for p in python3.12 $$(ls -d $$HOME/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null | sort -V | tail -1) python3.13 python3; do \
+            $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1 && { echo $$p; break; }; done)
+
+.PHONY: demo test test-slow lint bench clean venv
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -n "$(PYTHON)" || { echo "error: no Python >= 3.12 found (install python3.12)"; exit 1; }
+	@if [ -x $(VENV)/bin/python ] && ! $(VENV)/bin/python -c 'import sys; sys.exit(sys.version_info < (3, 12))'; then \
+		echo "recreating $(VENV): it was made with Python < 3.12"; rm -rf $(VENV); fi
+	@[ -x $(VENV)/bin/python ] || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet -e '.[test]'
+	@$(VENV)/bin/python -c 'import pymc, arviz; print("installed pymc", pymc.__version__, "arviz", arviz.__version__)'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/bayes-scaling demo --seed 1
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check bayes_scaling tests
+	$(VENV)/bin/python -m pytest -m "not slow"
+
+test-slow: $(STAMP)
+	$(VENV)/bin/python -m pytest -m slow
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check bayes_scaling tests benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

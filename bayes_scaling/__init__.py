@@ -1,0 +1,43 @@
+"""bayes_scaling: Bayesian, uncertainty-aware fitting of neural scaling laws.
+
+Typical use::
+
+    import bayes_scaling as bs
+    result = bs.fit("sweep.csv", law="chinchilla", seed=1)
+    result.summary()
+    result.forecast(N=1e11, D=2e12)
+    result.save("fit.nc")
+    same = bs.load("fit.nc")
+"""
+
+from bayes_scaling.data import DataError, Sweep, load_sweep
+from bayes_scaling.datasets import load_demo
+from bayes_scaling.forecast import forecast
+from bayes_scaling.inference import ConvergenceWarning, Diagnostics
+from bayes_scaling.laws import ScalingLaw, get_law, laws, register_law
+from bayes_scaling.model import build_model
+from bayes_scaling.priors import Prior, PriorError
+from bayes_scaling.results import Fit, FitFileError, fit, load
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConvergenceWarning",
+    "DataError",
+    "Diagnostics",
+    "Fit",
+    "FitFileError",
+    "Prior",
+    "PriorError",
+    "ScalingLaw",
+    "Sweep",
+    "build_model",
+    "fit",
+    "forecast",
+    "get_law",
+    "laws",
+    "load",
+    "load_demo",
+    "load_sweep",
+    "register_law",
+]

@@ -1,0 +1,265 @@
+"""Command line interface ``bayes-scaling``: argument parsing and printing only.
+
+Every sub-command takes ``--json`` for machine-readable output. Errors in the
+input (bad file, columns, numbers, priors) print one line ``error: ...`` to
+stderr and exit with status 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bayes_scaling.data import DataError
+from bayes_scaling.priors import PriorError
+
+__all__ = ["main"]
+
+EXIT_USAGE = 2
+#: Errors that are the user's input, reported in one line.
+USER_ERRORS = (DataError, PriorError, FileExistsError, FileNotFoundError, ValueError, KeyError)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number > 0")
+    return value
+
+
+def _prob(text: str) -> float:
+    value = float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be between 0 and 1")
+    return value
+
+
+def _add_sampling(parser: argparse.ArgumentParser, *, draws: int = 1000, tune: int = 1000) -> None:
+    from bayes_scaling.inference import SAMPLERS
+    from bayes_scaling.model import LIKELIHOODS
+
+    group = parser.add_argument_group("sampling")
+    group.add_argument("--draws", type=int, default=draws, help=f"posterior draws per chain (default {draws})")
+    group.add_argument("--tune", type=int, default=tune, help=f"tuning steps per chain (default {tune})")
+    group.add_argument("--chains", type=int, default=4, help="number of chains (default 4)")
+    group.add_argument("--seed", type=int, default=None, help="random seed (reproducible posterior)")
+    group.add_argument("--sampler", choices=SAMPLERS, default="nutpie", help="NUTS backend (default nutpie)")
+    group.add_argument("--likelihood", choices=LIKELIHOODS, default="student_t",
+                       help="noise on log-loss (default student_t, robust to outliers)")
+    group.add_argument("--priors", type=Path, default=None, metavar="FILE",
+                       help="JSON or TOML file of prior overrides, e.g. {\"alpha\": {\"dist\": \"LogNormal\", "
+                            "\"mu\": -1.2, \"sigma\": 0.5}, \"a\": 0.73}")
+
+
+def _sampling_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    from bayes_scaling.priors import load_priors
+
+    return {
+        "draws": args.draws,
+        "tune": args.tune,
+        "chains": args.chains,
+        "seed": args.seed,
+        "sampler": args.sampler,
+        "likelihood": args.likelihood,
+        "priors": load_priors(args.priors) if args.priors else None,
+    }
+
+
+def _format_table(table: pd.DataFrame) -> str:
+    return table.to_string(float_format=lambda v: f"{v:.4g}", na_rep="-")
+
+
+def _print_json(payload: Any) -> None:
+    print(json.dumps(payload, indent=2, allow_nan=False, default=_json_default))
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
+    return [
+        {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
+        for row in table.to_dict(orient="records")
+    ]
+
+
+def _print_fit(result: Any, as_json: bool) -> None:
+    if as_json:
+        _print_json(result.to_dict())
+        return
+    diag = result.diagnostics()
+    print(f"law {result.law.name}: {result.law.formula}")
+    print(f"{len(result.sweep)} runs from {result.sweep.source}; likelihood {result.likelihood}; "
+          f"fit in {result.info.get('fit_seconds', float('nan')):.1f} s")
+    print(_format_table(result.summary()))
+    print(f"diagnostics: max R-hat {diag.max_r_hat:.3f}, min bulk ESS {diag.min_ess_bulk:.0f}, "
+          f"divergences {diag.divergences}, mean tree depth {diag.mean_tree_depth:.2f}"
+          + ("" if diag.ok else f"  WARNING: {'; '.join(diag.problems)}"))
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from bayes_scaling.results import fit
+
+    if args.out is not None and args.out.exists() and not args.force:
+        raise FileExistsError(f"{args.out} exists; add --force to replace it")
+    result = fit(args.data, law=args.law, warn=False, **_sampling_kwargs(args))
+    if args.out is not None:
+        result.save(args.out, overwrite=args.force)
+    _print_fit(result, args.json)
+    if args.out is not None and not args.json:
+        print(f"saved to {args.out}")
+    return _strict_status(result, args)
+
+
+def _strict_status(result: Any, args: argparse.Namespace) -> int:
+    if getattr(args, "strict", False) and not result.diagnostics().ok:
+        print(f"error: diagnostics failed: {'; '.join(result.diagnostics().problems)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _points(args: argparse.Namespace) -> dict[str, Any]:
+    points = {"N": args.N, "D": args.D, "C": args.C}
+    return {k: v for k, v in points.items() if v}
+
+
+def cmd_forecast(args: argparse.Namespace) -> int:
+    from bayes_scaling.results import load
+
+    result = load(args.fit)
+    table = result.forecast(**_points(args), prob=args.prob, seed=args.seed)
+    if args.json:
+        _print_json({"law": result.law.name, "prob": args.prob, "points": _records(table)})
+    else:
+        print(f"forecast from {args.fit} (law {result.law.name}); intervals {args.prob:.0%}, loss in nats/token")
+        print(_format_table(table))
+    return 0
+
+
+def _sentence(row: pd.Series, prob: float) -> str:
+    return (
+        f"A {row['N'] / 1e9:g}B-parameter model trained on {row['D'] / 1e12:g}T tokens is expected to reach "
+        f"a loss of {row['median']:.3f} nats/token (median); the law's mean lies in [{row['lower']:.3f}, "
+        f"{row['upper']:.3f}] with {prob:.0%} probability, and one training run would land in "
+        f"[{row['pred_lower']:.3f}, {row['pred_upper']:.3f}] ({prob:.0%} predictive interval)."
+    )
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from bayes_scaling.datasets import demo_path
+    from bayes_scaling.results import fit
+
+    result = fit(demo_path(), law="chinchilla", warn=False, **_sampling_kwargs(args))
+    table = result.forecast(N=1e11, D=2e12, prob=args.prob)
+    if args.json:
+        payload = result.to_dict(args.prob)
+        payload["question"] = "What loss will a 100B model trained on 2T tokens reach?"
+        payload["forecast"] = _records(table)[0]
+        _print_json(payload)
+        return 0
+    print("Demo: the Chinchilla law fitted to the embedded synthetic sweep "
+          "(generated from E=1.82, A=482, B=2085, alpha=0.348, beta=0.366).")
+    _print_fit(result, False)
+    print()
+    print("Q: What loss will a 100B model trained on 2T tokens reach?")
+    print("A: " + _sentence(table.iloc[0], args.prob))
+    return 0
+
+
+def cmd_laws(args: argparse.Namespace) -> int:
+    from bayes_scaling.laws import laws
+
+    registry = laws()
+    if args.json:
+        _print_json({
+            name: {
+                "title": law.title,
+                "formula": law.formula,
+                "citation": law.citation,
+                "columns": list(law.columns),
+                "params": {p: law.default_priors[p].to_dict() for p in law.param_names},
+            }
+            for name, law in registry.items()
+        })
+    else:
+        print("\n\n".join(law.describe() for law in registry.values()))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``bayes-scaling``."""
+    from bayes_scaling.laws import laws
+
+    parser = argparse.ArgumentParser(
+        prog="bayes-scaling",
+        description="Bayesian fits, forecasts and plans from neural scaling-law sweeps.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("fit", help="fit a law to a sweep CSV and print the parameter table")
+    p.add_argument("data", type=Path, help="CSV with columns N, D, loss (optional C)")
+    p.add_argument("--law", default="chinchilla", choices=list(laws()), metavar="LAW",
+                   help="law to fit (see `bayes-scaling laws`; default chinchilla)")
+    p.add_argument("--out", type=Path, default=None, help="save the fit to this netCDF file")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    p.add_argument("--strict", action="store_true", help="exit 1 when diagnostics fail")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    _add_sampling(p)
+    p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("forecast", help="forecast the loss at new (N, D) points from a saved fit")
+    p.add_argument("fit", type=Path, help="fit file written by `bayes-scaling fit --out`")
+    p.add_argument("--N", type=_positive_float, action="append", help="parameters (repeat for more points)")
+    p.add_argument("--D", type=_positive_float, action="append", help="tokens (one per --N)")
+    p.add_argument("--C", type=_positive_float, action="append", help="FLOPs (for compute-only laws)")
+    p.add_argument("--prob", type=_prob, default=0.9, help="interval probability (default 0.9)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the predictive noise (default 0)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_forecast)
+
+    p = sub.add_parser("demo", help="fit the embedded demo sweep and forecast a 100B model on 2T tokens")
+    p.add_argument("--prob", type=_prob, default=0.9, help="interval probability (default 0.9)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    _add_sampling(p)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("laws", help="list the available laws with formulas and default priors")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_laws)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except USER_ERRORS as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _entry() -> None:  # pragma: no cover - console script
+    sys.exit(main())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    _entry()

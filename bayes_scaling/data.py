@@ -1,0 +1,217 @@
+"""Sweep data: load, validate and hold the runs a law is fitted to.
+
+A sweep is a table with one row per training run:
+
+========  =====================================  ==========
+column    meaning                                required
+========  =====================================  ==========
+``N``     parameters (raw count)                 yes
+``D``     training tokens (raw count)            yes
+``loss``  final loss, nats per token             yes
+``C``     training FLOPs                         no (6·N·D)
+``unique_tokens``  unique tokens (repeated data)  only for ``data_constrained``
+========  =====================================  ==========
+
+Other columns (run ids, dataset names) are kept as they are.
+Validation happens once, here; everything downstream trusts a :class:`Sweep`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["FLOPS_PER_PARAM_TOKEN", "MIN_ROWS", "DataError", "Sweep", "load_sweep"]
+
+#: Fewest runs a sweep may have.
+MIN_ROWS = 6
+#: Training FLOPs per parameter per token (C ≈ 6·N·D).
+FLOPS_PER_PARAM_TOKEN = 6.0
+REQUIRED = ("N", "D", "loss")
+OPTIONAL = ("C", "unique_tokens")
+_UNITS = {
+    "N": "parameters",
+    "D": "tokens",
+    "loss": "nats per token",
+    "C": "FLOPs",
+    "unique_tokens": "tokens",
+}
+
+
+class DataError(ValueError):
+    """The sweep data cannot be used; the message says which column and rows, and what was expected."""
+
+
+def _rows(mask: np.ndarray, limit: int = 8) -> str:
+    """Human row numbers (data rows counted from 1) where ``mask`` is true."""
+    idx = np.flatnonzero(mask) + 1
+    shown = ", ".join(str(i) for i in idx[:limit])
+    more = f" and {len(idx) - limit} more" if len(idx) > limit else ""
+    return f"row{'s' if len(idx) > 1 else ''} {shown}{more}"
+
+
+def _numeric_column(frame: pd.DataFrame, column: str) -> np.ndarray:
+    raw = frame[column]
+    values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
+    bad = np.isnan(values) & ~raw.isna().to_numpy()
+    if bad.any():
+        first = raw[bad].iloc[0]
+        raise DataError(
+            f"column {column!r} ({_UNITS[column]}) must be numeric; {_rows(bad)} "
+            f"hold{'s' if bad.sum() == 1 else ''} non-numeric values such as {first!r}"
+        )
+    missing = ~np.isfinite(values)
+    if missing.any():
+        raise DataError(
+            f"column {column!r} ({_UNITS[column]}) must be finite; {_rows(missing)} "
+            "hold NaN, inf or an empty cell"
+        )
+    nonpositive = values <= 0
+    if nonpositive.any():
+        raise DataError(
+            f"column {column!r} ({_UNITS[column]}) must be > 0; {_rows(nonpositive)} "
+            f"hold{'s' if nonpositive.sum() == 1 else ''} zero or negative values"
+        )
+    return values
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A validated sweep of training runs.
+
+    Use :func:`load_sweep` to build one. ``frame`` holds ``N``, ``D``, ``C``,
+    ``loss`` (floats) and any optional or extra columns, in input order.
+    """
+
+    frame: pd.DataFrame
+    source: str = "DataFrame"
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    @property
+    def has_unique_tokens(self) -> bool:
+        """Whether the sweep has a ``unique_tokens`` column."""
+        return "unique_tokens" in self.frame.columns
+
+    def column(self, name: str) -> np.ndarray:
+        """Values of one column as a float array."""
+        return self.frame[name].to_numpy(dtype=float)
+
+    def reference(self) -> dict[str, float]:
+        """Reference scales: geometric means of N, D and C over the runs."""
+        return {key: float(np.exp(np.mean(np.log(self.column(key))))) for key in ("N", "D", "C")}
+
+    def require(self, columns: Iterable[str], *, law: str) -> None:
+        """Raise :class:`DataError` unless the sweep has every one of ``columns``."""
+        missing = [c for c in columns if c not in self.frame.columns]
+        if missing:
+            raise DataError(
+                f"law {law!r} needs column{'s' if len(missing) > 1 else ''} "
+                f"{', '.join(repr(c) for c in missing)} ({', '.join(_UNITS[c] for c in missing)}), "
+                f"which the sweep lacks; it has {', '.join(map(repr, self.frame.columns))}"
+            )
+
+    def subset(self, mask: Sequence[bool] | np.ndarray) -> Sweep:
+        """The runs where ``mask`` is true, as a new validated sweep."""
+        return load_sweep(self.frame.loc[np.asarray(mask, dtype=bool)].reset_index(drop=True), source=self.source)
+
+    def describe(self) -> pd.DataFrame:
+        """Range of each physical column (min, max) and the number of runs."""
+        cols = [c for c in ("N", "D", "C", "loss", "unique_tokens") if c in self.frame.columns]
+        table = self.frame[cols].agg(["min", "max"]).T
+        table["runs"] = len(self)
+        return table
+
+
+def centred_logs(
+    inputs: Iterable[str], columns: dict[str, np.ndarray], reference: dict[str, float]
+) -> dict[str, np.ndarray]:
+    """Centred log inputs ``x[key] = log(value / reference)`` for a law's input keys."""
+    from bayes_scaling.laws import INPUT_COLUMNS, INPUT_REFERENCE
+
+    return {
+        key: np.log(np.asarray(columns[INPUT_COLUMNS[key]], dtype=float)) - math.log(reference[INPUT_REFERENCE[key]])
+        for key in inputs
+    }
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    if not path.exists():
+        raise DataError(f"no such file: {path}")
+    if path.is_dir():
+        raise DataError(f"{path} is a directory, not a CSV file")
+    try:
+        frame = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path} is empty; expected a CSV with a header row N,D,loss") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path} is not a readable CSV file: {str(exc).splitlines()[0]}") from None
+    return frame
+
+
+def load_sweep(data: pd.DataFrame | str | Path | Sweep, *, source: str | None = None) -> Sweep:
+    """Validate sweep data and return a :class:`Sweep`.
+
+    Parameters
+    ----------
+    data : DataFrame, path or Sweep
+        A table with columns ``N`` (parameters), ``D`` (tokens) and ``loss``
+        (nats/token), optionally ``C`` (FLOPs; defaults to 6·N·D) and
+        ``unique_tokens``; or the path of a CSV file holding one.
+    source : str, optional
+        Where the data came from (kept for reports).
+
+    Returns
+    -------
+    Sweep
+
+    Raises
+    ------
+    DataError
+        When a required column is missing, a value is non-numeric, not finite or
+        not positive (naming the column and rows), or there are fewer than
+        ``MIN_ROWS`` runs.
+    """
+    if isinstance(data, Sweep):
+        return data
+    if isinstance(data, str | Path):
+        path = Path(data)
+        frame = _read_csv(path)
+        source = source or str(path)
+    elif isinstance(data, pd.DataFrame):
+        frame = data
+        source = source or "DataFrame"
+    else:
+        raise DataError(f"expected a pandas DataFrame or a CSV path, got {type(data).__name__}")
+
+    frame = frame.copy()
+    frame.columns = [str(c).strip() for c in frame.columns]
+    missing = [c for c in REQUIRED if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"missing required column{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(repr(c) for c in missing)}; a sweep needs N (parameters), D (tokens) and "
+            f"loss (nats/token); found columns {', '.join(map(repr, frame.columns)) or 'none'}"
+        )
+    if len(frame) < MIN_ROWS:
+        raise DataError(f"a sweep needs at least {MIN_ROWS} runs (rows); got {len(frame)}")
+
+    for column in (*REQUIRED, *OPTIONAL):
+        if column in frame.columns:
+            frame[column] = _numeric_column(frame, column)
+    if "C" not in frame.columns:
+        frame["C"] = FLOPS_PER_PARAM_TOKEN * frame["N"] * frame["D"]
+    if "unique_tokens" in frame.columns:
+        too_many = frame["unique_tokens"].to_numpy() > frame["D"].to_numpy() * (1 + 1e-9)
+        if too_many.any():
+            raise DataError(
+                f"column 'unique_tokens' must not exceed D (tokens seen); {_rows(too_many)} have more unique "
+                "tokens than training tokens"
+            )
+    return Sweep(frame=frame.reset_index(drop=True), source=source)

@@ -1,0 +1,29 @@
+"""Datasets: the embedded demo sweep.
+
+``load_demo()`` returns a synthetic sweep generated from the Chinchilla law with
+Epoch AI's published refit (E=1.82, A=482.01, B=2085.43, alpha=0.3478,
+beta=0.3658), 72 runs from 70M to 16B parameters at 2-80 tokens per parameter,
+with 1% multiplicative noise. See :mod:`bayes_scaling.datasets.make_demo`.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import pandas as pd
+
+__all__ = ["DEMO_TRUE_PARAMS", "demo_path", "load_demo"]
+
+#: Parameters the demo sweep was generated from.
+DEMO_TRUE_PARAMS = {"E": 1.82, "A": 482.01, "B": 2085.43, "alpha": 0.3478, "beta": 0.3658}
+
+
+def demo_path() -> Path:
+    """Path of the embedded demo sweep CSV."""
+    return Path(str(resources.files("bayes_scaling.datasets").joinpath("demo_sweep.csv")))
+
+
+def load_demo() -> pd.DataFrame:
+    """The embedded demo sweep (columns N, D, C, loss)."""
+    return pd.read_csv(demo_path())

@@ -1,0 +1,153 @@
+"""Forecasts from a fitted law, vectorised over posterior draws in numpy.
+
+Two intervals answer two questions:
+
+* the **credible interval** of the law's mean curve: where the expected loss of a
+  run at (N, D) lies, given the sweep;
+* the **predictive interval** of a new run: where the loss of one more training
+  run at (N, D) will land, including run-to-run scatter (the fitted noise on
+  log-loss).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from bayes_scaling.data import FLOPS_PER_PARAM_TOKEN, centred_logs
+from bayes_scaling.laws import INPUT_COLUMNS
+
+if TYPE_CHECKING:
+    from bayes_scaling.results import Fit
+
+__all__ = ["forecast", "law_log_mean", "points_frame", "predictive_log_loss"]
+
+ArrayLike = float | int | np.ndarray | list[float] | pd.Series
+
+
+def _check_prob(prob: float) -> float:
+    if not 0 < prob < 1:
+        raise ValueError(f"prob must be between 0 and 1 (exclusive), got {prob}")
+    return float(prob)
+
+
+def points_frame(
+    *,
+    N: ArrayLike | None = None,
+    D: ArrayLike | None = None,
+    C: ArrayLike | None = None,
+    unique_tokens: ArrayLike | None = None,
+) -> pd.DataFrame:
+    """Broadcast query points into a table with columns N, D, C (and unique_tokens).
+
+    C defaults to 6·N·D when N and D are given; every value must be finite and > 0.
+    """
+    given = {k: v for k, v in {"N": N, "D": D, "C": C, "unique_tokens": unique_tokens}.items() if v is not None}
+    if not given:
+        raise ValueError("give at least one of N, D, C for the points to forecast")
+    try:
+        arrays = np.broadcast_arrays(*[np.atleast_1d(np.asarray(v, dtype=float)) for v in given.values()])
+    except ValueError:
+        raise ValueError(
+            "N, D and C must have the same length (or be single numbers); got lengths "
+            + ", ".join(f"{k}={np.size(v)}" for k, v in given.items())
+        ) from None
+    except TypeError:
+        raise ValueError("N, D and C must be numbers") from None
+    frame = pd.DataFrame({k: a.ravel() for k, a in zip(given, arrays, strict=True)})
+    for column in frame.columns:
+        bad = ~(np.isfinite(frame[column]) & (frame[column] > 0))
+        if bad.any():
+            raise ValueError(f"{column} must be finite and > 0; got {frame[column][bad].tolist()}")
+    if "C" not in frame and {"N", "D"} <= set(frame):
+        frame["C"] = FLOPS_PER_PARAM_TOKEN * frame["N"] * frame["D"]
+    return frame
+
+
+def law_log_mean(fit: Fit, points: pd.DataFrame, *, draws: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
+    """Log of the law's mean loss at each point for each posterior draw: shape (draws, points)."""
+    law = fit.law
+    missing = [INPUT_COLUMNS[k] for k in law.inputs if INPUT_COLUMNS[k] not in points]
+    if missing:
+        raise ValueError(f"law {law.name!r} needs {', '.join(missing)} to forecast")
+    params = draws if draws is not None else fit.draws(law.param_names)
+    x = centred_logs(law.inputs, {c: points[c].to_numpy() for c in points}, fit.reference)
+    p = {k: np.asarray(v)[:, None] for k, v in params.items()}
+    xs = {k: v[None, :] for k, v in x.items()}
+    return np.asarray(law.log_loss(np, p, xs))
+
+
+def predictive_log_loss(fit: Fit, log_mean: np.ndarray, *, seed: int | np.random.Generator | None = 0) -> np.ndarray:
+    """Add the fitted run-to-run noise on log-loss to draws of the log mean."""
+    rng = np.random.default_rng(seed)
+    noise = fit.draws(["sigma", "nu"] if fit.likelihood == "student_t" else ["sigma"])
+    sigma = noise["sigma"][:, None]
+    if fit.likelihood == "student_t":
+        eps = rng.standard_t(np.broadcast_to(noise["nu"][:, None], log_mean.shape))
+    else:
+        eps = rng.standard_normal(log_mean.shape)
+    return log_mean + sigma * eps
+
+
+def forecast(
+    fit: Fit,
+    *,
+    N: ArrayLike | None = None,
+    D: ArrayLike | None = None,
+    C: ArrayLike | None = None,
+    unique_tokens: ArrayLike | None = None,
+    prob: float = 0.9,
+    seed: int | np.random.Generator | None = 0,
+) -> pd.DataFrame:
+    """Forecast the loss at new points with credible and predictive intervals.
+
+    Parameters
+    ----------
+    fit : Fit
+        A fitted law.
+    N, D, C, unique_tokens : float or array
+        Query points (broadcast together); C defaults to 6·N·D.
+    prob : float
+        Probability mass of the (equal-tailed) intervals.
+    seed : int or Generator
+        Seed for the run-to-run noise of the predictive interval.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per point: the inputs, ``mean`` and ``median`` of the law's mean
+        loss, ``lower``/``upper`` (its credible interval) and
+        ``pred_lower``/``pred_upper`` (predictive interval of a new run), in nats.
+    """
+    prob = _check_prob(prob)
+    points = points_frame(N=N, D=D, C=C, unique_tokens=unique_tokens)
+    log_mean = law_log_mean(fit, points)
+    loss = np.exp(log_mean)
+    pred = np.exp(predictive_log_loss(fit, log_mean, seed=seed))
+    tails = [(1 - prob) / 2, (1 + prob) / 2]
+    lower, upper = np.quantile(loss, tails, axis=0)
+    pred_lower, pred_upper = np.quantile(pred, tails, axis=0)
+    out = points.copy()
+    out["mean"] = loss.mean(axis=0)
+    out["median"] = np.median(loss, axis=0)
+    out["lower"] = lower
+    out["upper"] = upper
+    out["pred_lower"] = pred_lower
+    out["pred_upper"] = pred_upper
+    return out
+
+
+def interval_columns(prob: float) -> dict[str, Any]:
+    """Descriptions of the forecast columns, for reports."""
+    pct = f"{prob:.0%}"
+    return {
+        "mean": "posterior mean of the law's expected loss (nats/token)",
+        "median": "posterior median of the law's expected loss",
+        "lower": f"{pct} credible interval of the expected loss, lower end",
+        "upper": f"{pct} credible interval of the expected loss, upper end",
+        "pred_lower": f"{pct} predictive interval of a new run, lower end",
+        "pred_upper": f"{pct} predictive interval of a new run, upper end",
+    }

@@ -1,0 +1,339 @@
+"""Fitting a law and the :class:`Fit` result: build → sample → summarise → forecast → save/load."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bayes_scaling.data import Sweep, load_sweep
+from bayes_scaling.inference import Diagnostics, Sampler, diagnose, sample, warn_if_unconverged
+from bayes_scaling.laws import ScalingLaw, get_law
+from bayes_scaling.model import Likelihood, build_model, resolve_priors
+from bayes_scaling.priors import Prior, as_prior
+
+__all__ = ["Fit", "FitFileError", "fit", "load"]
+
+_META_KEY = "bayes_scaling"
+_FORMAT_VERSION = 1
+
+
+class FitFileError(ValueError):
+    """A saved fit cannot be read (missing, corrupted, or not written by bayes_scaling)."""
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for package in ("bayes_scaling", "pymc", "pytensor", "arviz", "nutpie", "numpy"):
+        try:
+            out[package] = metadata.version(package.replace("_", "-"))
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+class Fit:
+    """A law fitted to a sweep: the ArviZ posterior plus everything needed to use it.
+
+    Attributes
+    ----------
+    law : ScalingLaw
+    sweep : Sweep
+    priors : dict of Prior
+        The priors actually used (defaults merged with user overrides).
+    likelihood : str
+    reference : dict
+        Reference scales ``N``, ``D``, ``C`` the parameters are centred on.
+    idata : xarray.DataTree
+        The ArviZ posterior (``posterior``, ``sample_stats``, ``log_likelihood``, ...).
+    info : dict
+        Seed, sampler, draws, timings and package versions.
+    """
+
+    def __init__(
+        self,
+        *,
+        law: ScalingLaw,
+        sweep: Sweep,
+        priors: Mapping[str, Prior],
+        likelihood: str,
+        reference: Mapping[str, float],
+        idata: Any,
+        info: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.law = law
+        self.sweep = sweep
+        self.priors = dict(priors)
+        self.likelihood = likelihood
+        self.reference = dict(reference)
+        self.idata = idata
+        self.info = dict(info or {})
+
+    def __repr__(self) -> str:
+        posterior = self.idata["posterior"]
+        return (
+            f"<Fit law={self.law.name!r} runs={len(self.sweep)} likelihood={self.likelihood!r} "
+            f"chains={posterior.sizes.get('chain')} draws={posterior.sizes.get('draw')}>"
+        )
+
+    @property
+    def noise_names(self) -> list[str]:
+        """Names of the noise parameters (``sigma`` and, for Student-t, ``nu``)."""
+        return ["sigma", "nu"] if self.likelihood == "student_t" else ["sigma"]
+
+    @property
+    def sampled_names(self) -> list[str]:
+        """Parameters drawn by the sampler (fixed ones excluded)."""
+        return [n for n in (*self.law.param_names, *self.noise_names) if not self.priors[n].is_fixed]
+
+    def draws(self, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        """Posterior draws as flat arrays (chains concatenated), by name."""
+        posterior = self.idata["posterior"].to_dataset()
+        names = list(names) if names is not None else list(posterior.data_vars)
+        out = {}
+        for name in names:
+            if name not in posterior:
+                raise KeyError(f"{name!r} is not in the posterior; it has {', '.join(posterior.data_vars)}")
+            out[name] = np.asarray(posterior[name].values, dtype=float).reshape(-1)
+        return out
+
+    def diagnostics(self) -> Diagnostics:
+        """R-hat, bulk ESS, divergences and tree depth of the sampled parameters."""
+        return diagnose(self.idata, self.sampled_names)
+
+    def summary(self, prob: float = 0.9) -> pd.DataFrame:
+        """Parameter table: mean, sd, HDI at ``prob``, R-hat and bulk ESS.
+
+        Rows are the law's classical parameters (e.g. E, A, B, alpha, beta for
+        Chinchilla) followed by the noise parameters.
+        """
+        import arviz as az
+
+        if not 0 < prob < 1:
+            raise ValueError(f"prob must be between 0 and 1, got {prob}")
+        names = [*self.law.summary_names, *self.noise_names]
+        table = az.summary(self.idata, var_names=names, ci_prob=prob, ci_kind="hdi", round_to="none")
+        table = table.astype(float)
+        low, high = [c for c in table.columns if c.startswith("hdi")][:2]
+        table = table.rename(columns={low: "hdi_low", high: "hdi_high"})
+        table = table[["mean", "sd", "hdi_low", "hdi_high", "r_hat", "ess_bulk"]]
+        fixed = [n for n in names if self.priors.get(n) is not None and self.priors[n].is_fixed]
+        table.loc[fixed, ["sd", "r_hat", "ess_bulk"]] = np.nan
+        table.index.name = "parameter"
+        return table.loc[names]
+
+    def forecast(self, *, N: Any = None, D: Any = None, C: Any = None, unique_tokens: Any = None,
+                 prob: float = 0.9, seed: int | None = 0) -> pd.DataFrame:
+        """Forecast the loss at new points; see :func:`bayes_scaling.forecast.forecast`."""
+        from bayes_scaling.forecast import forecast
+
+        return forecast(self, N=N, D=D, C=C, unique_tokens=unique_tokens, prob=prob, seed=seed)
+
+    def to_dict(self, prob: float = 0.9) -> dict[str, Any]:
+        """JSON-friendly summary: law, parameters, diagnostics, info."""
+        table = self.summary(prob)
+        params = {
+            name: {
+                "mean": _num(row["mean"]),
+                "sd": _num(row["sd"]),
+                "hdi_low": _num(row["hdi_low"]),
+                "hdi_high": _num(row["hdi_high"]),
+                "r_hat": _num(row["r_hat"]),
+                "ess_bulk": _num(row["ess_bulk"]),
+            }
+            for name, row in table.iterrows()
+        }
+        return {
+            "law": self.law.name,
+            "likelihood": self.likelihood,
+            "runs": len(self.sweep),
+            "prob": prob,
+            "params": params,
+            "diagnostics": self.diagnostics().to_dict(),
+            "info": self.info,
+        }
+
+    # ------------------------------------------------------------------ save / load
+    def _metadata(self) -> dict[str, Any]:
+        return {
+            "format_version": _FORMAT_VERSION,
+            "law": self.law.name,
+            "likelihood": self.likelihood,
+            "priors": {k: v.to_dict() for k, v in self.priors.items()},
+            "reference": self.reference,
+            "sweep": json.loads(self.sweep.frame.to_json(orient="split", index=False, double_precision=15)),
+            "sweep_source": self.sweep.source,
+            "info": self.info,
+        }
+
+    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write the fit to a netCDF file; refuses to replace an existing file unless ``overwrite``.
+
+        The file is written to a temporary name in the same folder and then
+        renamed, so an interrupted save never leaves a half-written file behind.
+        """
+        path = Path(path)
+        if path.exists() and not overwrite:
+            raise FileExistsError(f"{path} exists; pass overwrite=True (CLI: --force) to replace it")
+        if not path.parent.exists():
+            raise FileNotFoundError(f"folder {path.parent} does not exist")
+        tree = self.idata.copy()
+        tree.attrs = {**tree.attrs, _META_KEY: json.dumps(self._metadata())}
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        try:
+            tree.to_netcdf(tmp, engine="h5netcdf")
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return path
+
+
+def _num(value: Any) -> float | None:
+    value = float(value)
+    return value if np.isfinite(value) else None
+
+
+def load(path: str | Path) -> Fit:
+    """Read a fit written by :meth:`Fit.save`.
+
+    Raises
+    ------
+    FitFileError
+        If the file is missing, unreadable, corrupted or was not written by bayes_scaling.
+    """
+    import xarray as xr
+
+    path = Path(path)
+    if not path.is_file():
+        raise FitFileError(f"no such fit file: {path}")
+    try:
+        tree = xr.open_datatree(path, engine="h5netcdf").load()
+    except Exception as exc:
+        raise FitFileError(f"{path} is not a readable netCDF fit file ({type(exc).__name__}: {exc})") from None
+    raw = tree.attrs.get(_META_KEY)
+    if raw is None or "posterior" not in tree.children:
+        raise FitFileError(f"{path} is a netCDF file but not a bayes_scaling fit (no fit metadata or posterior)")
+    try:
+        meta = json.loads(raw)
+        law = get_law(meta["law"])
+        frame = pd.DataFrame(**meta["sweep"])
+        sweep = load_sweep(frame, source=meta.get("sweep_source"))
+        priors = {k: as_prior(v, name=k) for k, v in meta["priors"].items()}
+        fit_obj = Fit(
+            law=law,
+            sweep=sweep,
+            priors=priors,
+            likelihood=meta["likelihood"],
+            reference=meta["reference"],
+            idata=tree,
+            info=meta.get("info", {}),
+        )
+    except (KeyError, TypeError, ValueError, json.JSONDecodeError) as exc:
+        raise FitFileError(f"{path} holds damaged bayes_scaling metadata: {exc}") from None
+    attrs = dict(tree.attrs)
+    attrs.pop(_META_KEY, None)
+    tree.attrs = attrs
+    return fit_obj
+
+
+def fit(
+    data: pd.DataFrame | str | Path | Sweep,
+    law: str | ScalingLaw = "chinchilla",
+    *,
+    priors: Mapping[str, Any] | None = None,
+    likelihood: Likelihood = "student_t",
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    seed: int | None = None,
+    sampler: Sampler = "nutpie",
+    target_accept: float = 0.9,
+    log_likelihood: bool | None = None,
+    warn: bool = True,
+) -> Fit:
+    """Fit a scaling law to a sweep with NUTS.
+
+    Parameters
+    ----------
+    data : DataFrame, CSV path or Sweep
+        The runs: columns N (parameters), D (tokens), loss (nats/token), optional C (FLOPs).
+    law : str or ScalingLaw
+        Which law (``bayes_scaling.laws()`` lists them). Default ``"chinchilla"``.
+    priors : mapping, optional
+        Overrides by parameter name: a :class:`~bayes_scaling.priors.Prior`, a dict
+        ``{"dist": ..., ...}``, or a number to fix the parameter.
+    likelihood : {"student_t", "normal"}
+        Noise on log-loss; Student-t (default) is robust to outlying runs.
+    draws, tune, chains : int
+        Posterior draws and tuning steps per chain, number of chains.
+    seed : int, optional
+        Random seed (the same seed reproduces the posterior).
+    sampler : {"nutpie", "pymc"}
+        NUTS backend.
+    target_accept : float
+        Step-size adaptation target.
+    log_likelihood : bool, optional
+        Keep pointwise log-likelihood (for LOO); default: when the sweep has ≤ 20,000 runs.
+    warn : bool
+        Warn (:class:`~bayes_scaling.inference.ConvergenceWarning`) when R-hat > 1.01,
+        bulk ESS < 400, or there are divergences.
+
+    Returns
+    -------
+    Fit
+    """
+    sweep = load_sweep(data)
+    law = get_law(law)
+    resolved = resolve_priors(law, priors, likelihood)
+    n_law = sum(not resolved[n].is_fixed for n in law.param_names)
+    n_free = sum(not prior.is_fixed for prior in resolved.values())
+    if len(sweep) <= n_free:
+        from bayes_scaling.data import DataError
+
+        raise DataError(
+            f"law {law.name!r} with a {likelihood} likelihood has {n_free} free parameters ({n_law} in the law, "
+            f"{n_free - n_law} for the noise) but the sweep has only {len(sweep)} runs; it needs more runs than "
+            "parameters: add runs or choose a simpler law"
+        )
+    reference = sweep.reference()
+    start = time.perf_counter()
+    model = build_model(law, sweep, priors=resolved, likelihood=likelihood, reference=reference)
+    if log_likelihood is None:
+        log_likelihood = len(sweep) <= 20_000
+    idata = sample(
+        model,
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        seed=seed,
+        sampler=sampler,
+        target_accept=target_accept,
+        log_likelihood=log_likelihood,
+    )
+    elapsed = time.perf_counter() - start
+    info = {
+        "seed": seed,
+        "sampler": sampler,
+        "draws": int(draws),
+        "tune": int(tune),
+        "chains": int(chains),
+        "target_accept": float(target_accept),
+        "fit_seconds": round(elapsed, 3),
+        "versions": _versions(),
+    }
+    result = Fit(
+        law=law, sweep=sweep, priors=resolved, likelihood=likelihood, reference=reference, idata=idata, info=info
+    )
+    if warn:
+        warn_if_unconverged(result.diagnostics(), label=f"fit of {law.name!r}")
+    return result

@@ -1,0 +1,32 @@
+"""Shared fixtures: headless matplotlib, session-scoped small real fits reused by many tests."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import matplotlib
+import pytest
+
+matplotlib.use("Agg")
+
+import bayes_scaling as bs
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+CHINCHILLA_CSV = SHARED_DATA / "chinchilla_epoch" / "data.csv"
+
+
+def shared_csv(name: str) -> Path:
+    """Path of a shared real sweep; skips the test when the shared data is absent."""
+    path = SHARED_DATA / name / "data.csv"
+    if not path.exists():
+        pytest.skip(f"shared data {path} not available")
+    return path
+
+
+@pytest.fixture(scope="session")
+def demo_fit() -> bs.Fit:
+    """Chinchilla law on the embedded demo sweep (generated from known parameters)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.ConvergenceWarning)
+        return bs.fit(bs.load_demo(), law="chinchilla", draws=500, tune=500, chains=2, seed=11)

@@ -1,0 +1,86 @@
+"""The bayes-scaling command line: in-process for fits, a subprocess for the no-traceback error path."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from bayes_scaling.cli import main
+from bayes_scaling.datasets import demo_path
+
+FAST = ["--draws", "300", "--tune", "300", "--chains", "2", "--seed", "3"]
+
+
+def test_fit_json_then_forecast_json(tmp_path, capsys):
+    out = tmp_path / "fit.nc"
+    assert main(["fit", str(demo_path()), "--law", "chinchilla", "--out", str(out), "--json", *FAST]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["law"] == "chinchilla"
+    assert set(payload["params"]) == {"E", "A", "B", "alpha", "beta", "sigma", "nu"}
+    assert set(payload["params"]["alpha"]) == {"mean", "sd", "hdi_low", "hdi_high", "r_hat", "ess_bulk"}
+    assert 0.25 < payload["params"]["alpha"]["mean"] < 0.45
+    assert {"max_r_hat", "min_ess_bulk", "divergences"} <= set(payload["diagnostics"])
+    assert out.exists()
+
+    assert main(["forecast", str(out), "--N", "1e11", "--D", "2e12", "--N", "1e9", "--D", "2e10", "--json"]) == 0
+    points = json.loads(capsys.readouterr().out)["points"]
+    assert len(points) == 2
+    for p in points:
+        assert p["pred_lower"] < p["lower"] <= p["median"] <= p["upper"] < p["pred_upper"]
+    assert points[0]["median"] < points[1]["median"]
+
+    # the saved fit is never replaced without --force
+    assert main(["fit", str(demo_path()), "--out", str(out), *FAST]) == 2
+    assert "exists; add --force" in capsys.readouterr().err
+
+    # human-readable table
+    assert main(["forecast", str(out), "--N", "1e11", "--D", "2e12"]) == 0
+    text = capsys.readouterr().out
+    assert "pred_lower" in text and "nats/token" in text
+
+
+def test_demo_answers_the_question_in_words(capsys):
+    assert main(["demo", *FAST]) == 0
+    text = capsys.readouterr().out
+    assert "What loss will a 100B model trained on 2T tokens reach?" in text
+    assert "A 100B-parameter model trained on 2T tokens is expected to reach a loss of" in text
+    assert "predictive interval" in text
+
+
+def test_laws_lists_every_law(capsys):
+    assert main(["laws", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert {"chinchilla", "kaplan", "compute", "data_constrained"} <= set(listed)
+    assert listed["chinchilla"]["formula"] == "L = E + A / N^alpha + B / D^beta"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("N,D\n1,2\n", "missing required column 'loss'"),
+        ("N,D,loss\n" + "1e9,2e10,abc\n" * 6, "column 'loss' (nats per token) must be numeric; rows 1, 2"),
+        ("N,D,loss\n" + "-1e9,2e10,3\n" * 6, "column 'N' (parameters) must be > 0"),
+        ("", "is empty"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line_and_no_traceback(tmp_path, content, message):
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bayes_scaling.cli", "fit", str(path)], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("error: ") and message in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_missing_fit_file_and_bad_arguments(tmp_path, capsys):
+    assert main(["forecast", str(tmp_path / "none.nc"), "--N", "1e9", "--D", "1e10"]) == 2
+    assert "no such fit file" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["forecast", "x.nc", "--N", "-5"])
+    assert exc.value.code == 2

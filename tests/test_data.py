@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayes_scaling as bs
+from bayes_scaling.data import DataError, load_sweep
+
+
+def frame(rows: int = 8) -> pd.DataFrame:
+    n = np.geomspace(1e7, 1e9, rows)
+    return pd.DataFrame({"N": n, "D": 20 * n, "loss": np.linspace(4.0, 2.5, rows)})
+
+
+def test_valid_frame_gets_default_compute_and_keeps_extra_columns():
+    df = frame()
+    df["run"] = [f"r{i}" for i in range(len(df))]
+    sweep = load_sweep(df)
+    assert np.allclose(sweep.column("C"), 6 * df["N"] * df["D"])
+    assert list(sweep.frame["run"]) == list(df["run"])
+    assert len(sweep) == 8
+    # the caller's frame is not modified
+    assert "C" not in df.columns
+
+
+def test_given_compute_column_is_kept():
+    df = frame()
+    df["C"] = 1e20
+    assert np.all(load_sweep(df).column("C") == 1e20)
+
+
+def test_missing_column_named():
+    with pytest.raises(DataError, match=r"missing required column 'loss'.*found columns 'N', 'D'"):
+        load_sweep(frame().drop(columns="loss"))
+
+
+def test_non_numeric_value_names_column_and_row():
+    df = frame().astype({"D": object})
+    df.loc[2, "D"] = "lots"
+    message = r"column 'D' \(tokens\) must be numeric; row 3 holds non-numeric values such as 'lots'"
+    with pytest.raises(DataError, match=message):
+        load_sweep(df)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_not_finite_value_names_rows(bad):
+    df = frame()
+    df.loc[[1, 4], "loss"] = bad
+    with pytest.raises(DataError, match=r"column 'loss' .* must be finite; rows 2, 5"):
+        load_sweep(df)
+
+
+@pytest.mark.parametrize("column", ["N", "D", "loss"])
+def test_non_positive_value_names_rows(column):
+    df = frame()
+    df.loc[0, column] = 0
+    df.loc[3, column] = -1
+    with pytest.raises(DataError, match=rf"column '{column}' .* must be > 0; rows 1, 4"):
+        load_sweep(df)
+
+
+def test_too_few_rows():
+    with pytest.raises(DataError, match="at least 6 runs"):
+        load_sweep(frame().head(5))
+
+
+def test_unique_tokens_above_d_rejected():
+    df = frame()
+    df["unique_tokens"] = df["D"] / 2
+    df.loc[6, "unique_tokens"] = df.loc[6, "D"] * 3
+    with pytest.raises(DataError, match=r"'unique_tokens' must not exceed D.*row 7"):
+        load_sweep(df)
+
+
+def test_csv_files(tmp_path):
+    good = tmp_path / "sweep.csv"
+    frame().to_csv(good, index=False)
+    assert load_sweep(good).source == str(good)
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(DataError, match="is empty"):
+        load_sweep(empty)
+    with pytest.raises(DataError, match="no such file"):
+        load_sweep(tmp_path / "missing.csv")
+    with pytest.raises(DataError, match="is a directory"):
+        load_sweep(tmp_path)
+
+
+def test_wrong_type():
+    with pytest.raises(DataError, match="expected a pandas DataFrame or a CSV path"):
+        load_sweep([1, 2, 3])
+
+
+def test_law_requirement_names_missing_column():
+    sweep = load_sweep(frame())
+    with pytest.raises(DataError, match=r"law 'data_constrained' needs column 'unique_tokens'"):
+        sweep.require(bs.get_law("data_constrained").columns, law="data_constrained")
+
+
+def test_demo_sweep_is_valid_and_covers_70m_to_16b():
+    sweep = load_sweep(bs.load_demo())
+    assert len(sweep) == 72
+    assert sweep.column("N").min() == pytest.approx(7e7)
+    assert sweep.column("N").max() == pytest.approx(1.6e10)

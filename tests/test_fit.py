@@ -1,0 +1,117 @@
+"""Fit, forecast, save/load on small seeded MCMC runs."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayes_scaling as bs
+from bayes_scaling.datasets import DEMO_TRUE_PARAMS
+
+
+def test_recovers_true_parameters_of_demo_sweep(demo_fit):
+    table = demo_fit.summary(prob=0.9)
+    assert list(table.columns) == ["mean", "sd", "hdi_low", "hdi_high", "r_hat", "ess_bulk"]
+    assert list(table.index) == ["E", "A", "B", "alpha", "beta", "sigma", "nu"]
+    for name, truth in DEMO_TRUE_PARAMS.items():
+        low, high = table.loc[name, ["hdi_low", "hdi_high"]]
+        assert low <= truth <= high, f"{name}={truth} outside 90% HDI [{low}, {high}]"
+    # the generating noise was 1% on log-loss
+    assert table.loc["sigma", "hdi_low"] < 0.011 and table.loc["sigma", "hdi_high"] > 0.007
+    diag = demo_fit.diagnostics()
+    assert diag.max_r_hat < 1.02 and diag.divergences == 0
+
+
+def test_forecast_intervals_are_ordered_and_predictive_is_wider(demo_fit):
+    table = demo_fit.forecast(N=[1e9, 1e11, 7e10], D=[2e10, 2e12, 1.4e12], prob=0.9)
+    assert list(table.columns) == ["N", "D", "C", "mean", "median", "lower", "upper", "pred_lower", "pred_upper"]
+    assert (table["lower"] <= table["median"]).all() and (table["median"] <= table["upper"]).all()
+    assert (table["pred_lower"] < table["lower"]).all() and (table["pred_upper"] > table["upper"]).all()
+    # further extrapolation, wider credible interval (relative)
+    width = (table["upper"] - table["lower"]) / table["median"]
+    assert width[1] > width[0]
+    # the truth at a point inside the sweep lies in the credible interval
+    p = DEMO_TRUE_PARAMS
+    truth = p["E"] + p["A"] / 1e9 ** p["alpha"] + p["B"] / 2e10 ** p["beta"]
+    assert table.loc[0, "lower"] <= truth <= table.loc[0, "upper"]
+    # higher probability, wider interval
+    wide = demo_fit.forecast(N=1e11, D=2e12, prob=0.99)
+    assert wide.loc[0, "upper"] - wide.loc[0, "lower"] > table.loc[1, "upper"] - table.loc[1, "lower"]
+
+
+def test_forecast_input_errors(demo_fit):
+    with pytest.raises(ValueError, match="N must be finite and > 0"):
+        demo_fit.forecast(N=-1, D=1e10)
+    with pytest.raises(ValueError, match="prob must be between 0 and 1"):
+        demo_fit.forecast(N=1e9, D=1e10, prob=1.5)
+    with pytest.raises(ValueError, match="law 'chinchilla' needs D"):
+        demo_fit.forecast(N=1e9)
+    with pytest.raises(ValueError, match="same length"):
+        demo_fit.forecast(N=[1e9, 2e9], D=[1e10, 2e10, 3e10])
+
+
+def test_save_load_round_trip(demo_fit, tmp_path):
+    path = demo_fit.save(tmp_path / "fit.nc")
+    again = bs.load(path)
+    pd.testing.assert_frame_equal(again.summary(), demo_fit.summary())
+    pd.testing.assert_frame_equal(again.forecast(N=1e11, D=2e12), demo_fit.forecast(N=1e11, D=2e12))
+    pd.testing.assert_frame_equal(again.sweep.frame, demo_fit.sweep.frame)
+    assert again.law is demo_fit.law and again.priors == demo_fit.priors
+    assert again.info["seed"] == 11 and "pymc" in again.info["versions"]
+    assert "log_likelihood" in again.idata.children
+
+
+def test_save_refuses_to_overwrite(demo_fit, tmp_path):
+    path = tmp_path / "fit.nc"
+    path.write_text("precious")
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        demo_fit.save(path)
+    assert path.read_text() == "precious"
+    demo_fit.save(path, overwrite=True)
+    assert bs.load(path).law.name == "chinchilla"
+    assert [p.name for p in tmp_path.iterdir()] == ["fit.nc"]  # no temp files left
+
+
+def test_load_rejects_missing_corrupt_and_foreign_files(tmp_path):
+    with pytest.raises(bs.FitFileError, match="no such fit file"):
+        bs.load(tmp_path / "nope.nc")
+    garbage = tmp_path / "garbage.nc"
+    garbage.write_bytes(b"\x89HDF\r\n not really")
+    with pytest.raises(bs.FitFileError, match="not a readable netCDF fit file"):
+        bs.load(garbage)
+    import xarray as xr
+
+    foreign = tmp_path / "foreign.nc"
+    xr.DataTree(xr.Dataset({"x": ("i", np.arange(3.0))})).to_netcdf(foreign, engine="h5netcdf")
+    with pytest.raises(bs.FitFileError, match="not a bayes_scaling fit"):
+        bs.load(foreign)
+
+
+def test_same_seed_same_posterior_and_convergence_warning():
+    sweep = bs.load_demo().iloc[::2]
+    with pytest.warns(bs.ConvergenceWarning, match="may not have converged"):
+        first = bs.fit(sweep, law="params", draws=30, tune=30, chains=2, seed=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.ConvergenceWarning)
+        second = bs.fit(sweep, law="params", draws=30, tune=30, chains=2, seed=5)
+    np.testing.assert_array_equal(first.draws(["alpha"])["alpha"], second.draws(["alpha"])["alpha"])
+
+
+def test_fit_argument_errors():
+    sweep = bs.load_demo()
+    with pytest.raises(bs.PriorError, match="has no parameter 'gamma'"):
+        bs.fit(sweep, priors={"gamma": 1.0})
+    with pytest.raises(ValueError, match="unknown likelihood 'cauchy'"):
+        bs.fit(sweep, likelihood="cauchy")
+    with pytest.raises(ValueError, match="unknown law"):
+        bs.fit(sweep, law="linear")
+    with pytest.raises(bs.DataError, match="needs column 'unique_tokens'"):
+        bs.fit(sweep, law="data_constrained")
+    message = r"7 free parameters \(5 in the law, 2 for the noise\) but the sweep has only 6 runs"
+    with pytest.raises(bs.DataError, match=message):
+        bs.fit(sweep.head(6), law="kaplan_e")
+    with pytest.raises(ValueError, match="draws must be an integer"):
+        bs.fit(sweep, draws=0)
