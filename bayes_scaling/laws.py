@@ -305,7 +305,7 @@ register_law(
 #: Kaplan's exponents are small (alpha_N ~ 0.076, alpha_D ~ 0.095): median 0.1, 95% 0.02-0.45.
 PRIOR_KAPLAN_EXPONENT = Prior("LogNormal", mu=math.log(0.1), sigma=0.75)
 #: log(N_c / N_ref) and log(D_c / D_ref): Kaplan's N_c ~ 8.8e13, D_c ~ 5.4e13 lie far above sweeps.
-PRIOR_KAPLAN_LOG_SCALE = Prior("Normal", mu=8.0, sigma=5.0)
+PRIOR_KAPLAN_LOG_SCALE = Prior("Normal", mu=8.0, sigma=4.0)
 
 
 def _kaplan_core(xp: Any, p: Mapping[str, Any], x: Mapping[str, Any]) -> Any:

@@ -30,3 +30,15 @@ def demo_fit() -> bs.Fit:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bs.ConvergenceWarning)
         return bs.fit(bs.load_demo(), law="chinchilla", draws=500, tune=500, chains=2, seed=11)
+
+
+@pytest.fixture(scope="session")
+def chinchilla_csv() -> Path:
+    """The real reconstructed Chinchilla sweep (skips when ../shared/data is absent)."""
+    return shared_csv("chinchilla_epoch")
+
+
+@pytest.fixture(scope="session")
+def chinchilla_fit(chinchilla_csv: Path) -> bs.Fit:
+    """Chinchilla law on the real 245-run sweep."""
+    return bs.fit(chinchilla_csv, law="chinchilla", draws=500, tune=700, chains=4, seed=1)

@@ -84,3 +84,26 @@ def test_missing_fit_file_and_bad_arguments(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["forecast", "x.nc", "--N", "-5"])
     assert exc.value.code == 2
+
+
+def test_fit_other_law_with_priors_file(tmp_path, capsys):
+    priors = tmp_path / "priors.toml"
+    priors.write_text('a = 0.6\n[alpha]\ndist = "LogNormal"\nmu = -1.1\nsigma = 0.3\n')
+    assert main(["fit", str(demo_path()), "--law", "allocation", "--priors", str(priors), "--json", *FAST]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["law"] == "allocation"
+    assert payload["params"]["a"]["mean"] == pytest.approx(0.6) and payload["params"]["a"]["r_hat"] is None
+    beta, alpha = payload["params"]["beta"]["mean"], payload["params"]["alpha"]["mean"]
+    assert beta / (alpha + beta) == pytest.approx(0.6, abs=0.01)
+
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"gamma": 1}')
+    assert main(["fit", str(demo_path()), "--law", "kaplan", "--priors", str(bad), *FAST]) == 2
+    assert "law 'kaplan' has no parameter 'gamma'; its parameters are alpha_N" in capsys.readouterr().err
+
+
+def test_fit_kaplan_json(capsys):
+    assert main(["fit", str(demo_path()), "--law", "kaplan", "--json", *FAST]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert set(payload["params"]) == {"N_c", "D_c", "alpha_N", "alpha_D", "sigma", "nu"}
+    assert payload["diagnostics"]["mean_tree_depth"] > 0

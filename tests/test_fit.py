@@ -115,3 +115,13 @@ def test_fit_argument_errors():
         bs.fit(sweep.head(6), law="kaplan_e")
     with pytest.raises(ValueError, match="draws must be an integer"):
         bs.fit(sweep, draws=0)
+
+
+def test_real_chinchilla_sweep_converges_next_to_epoch_refit(chinchilla_fit):
+    diag = chinchilla_fit.diagnostics()
+    assert diag.max_r_hat <= 1.01 and diag.divergences == 0
+    mean = chinchilla_fit.summary()["mean"]
+    # Epoch AI's Huber refit: E=1.817, alpha=0.347, beta=0.367
+    assert 0.32 < mean["alpha"] < 0.37 and 0.34 < mean["beta"] < 0.39 and 1.75 < mean["E"] < 1.86
+    # the Student-t finds the outlying runs: heavy tails
+    assert mean["nu"] < 5

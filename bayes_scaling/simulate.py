@@ -1,0 +1,72 @@
+"""Simulated sweeps from a law with known parameters (for recovery tests, calibration and demos)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from bayes_scaling.data import FLOPS_PER_PARAM_TOKEN, centred_logs
+from bayes_scaling.laws import ScalingLaw, get_law
+
+__all__ = ["reference_of", "simulate_sweep"]
+
+
+def reference_of(N: np.ndarray, D: np.ndarray) -> dict[str, float]:
+    """Reference scales (geometric means) a fit of runs at (N, D) will use."""
+    N, D = np.asarray(N, float), np.asarray(D, float)
+    geo = lambda v: float(np.exp(np.mean(np.log(v))))  # noqa: E731
+    return {"N": geo(N), "D": geo(D), "C": geo(FLOPS_PER_PARAM_TOKEN * N * D)}
+
+
+def simulate_sweep(
+    law: str | ScalingLaw,
+    params: Mapping[str, float],
+    *,
+    N: np.ndarray,
+    D: np.ndarray,
+    unique_tokens: np.ndarray | None = None,
+    sigma: float = 0.01,
+    nu: float | None = None,
+    seed: int | np.random.Generator | None = 0,
+) -> pd.DataFrame:
+    """Losses of runs at (N, D) from ``law`` with parameters ``params`` plus noise on log-loss.
+
+    Parameters
+    ----------
+    law : str or ScalingLaw
+    params : mapping
+        Values of the law's sampled parameters (``law.param_names``), on the
+        reference scale of these runs (see :func:`reference_of`); fixed
+        parameters may be left out.
+    N, D : array
+        Parameters and tokens of each run.
+    unique_tokens : array, optional
+        Unique tokens (for ``data_constrained``).
+    sigma : float
+        Scale of the noise on log-loss (0.01 = 1% multiplicative).
+    nu : float, optional
+        Student-t degrees of freedom of the noise (Normal when ``None``).
+    seed : int or Generator
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns N, D, C, loss (and unique_tokens).
+    """
+    law = get_law(law)
+    values = {k: v.value for k, v in law.default_priors.items() if v.is_fixed}
+    values.update(params)
+    missing = set(law.param_names) - set(values)
+    if missing:
+        raise ValueError(f"simulate_sweep: missing values for {sorted(missing)}")
+    N, D = np.broadcast_arrays(np.asarray(N, float), np.asarray(D, float))
+    columns = {"N": N, "D": D, "C": FLOPS_PER_PARAM_TOKEN * N * D}
+    if unique_tokens is not None:
+        columns["unique_tokens"] = np.broadcast_to(np.asarray(unique_tokens, float), N.shape)
+    x = centred_logs(law.inputs, columns, reference_of(N, D))
+    rng = np.random.default_rng(seed)
+    noise = rng.standard_t(nu, N.shape) if nu is not None else rng.standard_normal(N.shape)
+    columns["loss"] = np.exp(law.evaluate(values, x) + sigma * noise)
+    return pd.DataFrame(columns)
