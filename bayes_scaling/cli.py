@@ -179,6 +179,53 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _table_records(table: pd.DataFrame | None) -> dict[str, Any] | None:
+    if table is None:
+        return None
+    return {str(k): v for k, v in zip(table.index, _records(table), strict=True)}
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from bayes_scaling.compare import compare_hypotheses
+
+    laws = [name.strip() for name in args.laws.split(",") if name.strip()]
+    fit_kwargs = _sampling_kwargs(args)
+    result = compare_hypotheses(
+        args.data,
+        laws,
+        regions=args.region or ("a > 0.6", "|a - 0.5| < 0.05", "|a - 0.73| < 0.05"),
+        prob=args.prob,
+        extrapolation=not args.no_extrapolation,
+        cutoff_N=args.cutoff_N,
+        fit_kwargs={**fit_kwargs, "warn": False},
+    )
+    if args.json:
+        _print_json({
+            "laws": laws,
+            "loo": _table_records(result["loo"]),
+            "extrapolation": _table_records(result["extrapolation"]),
+            "exponents_law": result["exponents_law"],
+            "exponents": _table_records(result["exponents"]),
+            "regions": result["regions"],
+            "diagnostics": {name: f.diagnostics().to_dict() for name, f in result["fits"].items()},
+            "verdict": result["verdict"],
+        })
+        return 0
+    print("In-sample comparison (PSIS-LOO on log-loss, stacking weights):")
+    print(_format_table(result["loo"]))
+    if result["extrapolation"] is not None:
+        print("\nExtrapolation (fit on the smaller models, score the held-out larger runs):")
+        print(_format_table(result["extrapolation"]))
+    if result["exponents"] is not None:
+        print(f"\nCompute-optimal exponents under {result['exponents_law']} (N_opt ~ C^a, D_opt ~ C^b):")
+        print(_format_table(result["exponents"]))
+    for name, f in result["fits"].items():
+        if not f.diagnostics().ok:
+            print(f"warning: fit of {name}: {'; '.join(f.diagnostics().problems)}")
+    print("\nVerdict: " + result["verdict"])
+    return 0
+
+
 def cmd_laws(args: argparse.Namespace) -> int:
     from bayes_scaling.laws import laws
 
@@ -235,6 +282,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     _add_sampling(p)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("compare", help="compare laws (Kaplan vs Chinchilla) by LOO, extrapolation and exponents")
+    p.add_argument("data", type=Path, help="CSV with columns N, D, loss (optional C)")
+    p.add_argument("--laws", default="chinchilla,kaplan,allocation_a073,allocation_a050",
+                   help="comma-separated laws (default chinchilla,kaplan,allocation_a073,allocation_a050)")
+    p.add_argument("--region", action="append", metavar="EXPR",
+                   help="exponent region to report, e.g. 'a > 0.6' or '|a - 0.5| < 0.05' (repeatable)")
+    p.add_argument("--prob", type=_prob, default=0.9, help="interval probability (default 0.9)")
+    p.add_argument("--cutoff-N", type=_positive_float, default=None,
+                   help="hold out runs with N >= this for the extrapolation score (default: largest quarter of sizes)")
+    p.add_argument("--no-extrapolation", action="store_true", help="skip the leave-largest-out refits")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    _add_sampling(p)
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("laws", help="list the available laws with formulas and default priors")
     p.add_argument("--json", action="store_true", help="print JSON")
