@@ -10,12 +10,14 @@ Typical use::
     same = bs.load("fit.nc")
 """
 
+from bayes_scaling.comparison import compare, compare_hypotheses, exponent_summary, extrapolation_scores
 from bayes_scaling.data import DataError, Sweep, load_sweep
 from bayes_scaling.datasets import load_demo
 from bayes_scaling.forecast import forecast
-from bayes_scaling.inference import ConvergenceWarning, Diagnostics
+from bayes_scaling.inference import ConvergenceWarning, Diagnostics, prior_predictive
 from bayes_scaling.laws import ScalingLaw, get_law, laws, register_law
 from bayes_scaling.model import build_model
+from bayes_scaling.planning import compute_optimal, hardware_flops
 from bayes_scaling.priors import Prior, PriorError
 from bayes_scaling.results import Fit, FitFileError, fit, load
 
@@ -32,12 +34,19 @@ __all__ = [
     "ScalingLaw",
     "Sweep",
     "build_model",
+    "compare",
+    "compare_hypotheses",
+    "compute_optimal",
+    "exponent_summary",
+    "extrapolation_scores",
     "fit",
     "forecast",
     "get_law",
+    "hardware_flops",
     "laws",
     "load",
     "load_demo",
     "load_sweep",
+    "prior_predictive",
     "register_law",
 ]

@@ -186,7 +186,7 @@ def _table_records(table: pd.DataFrame | None) -> dict[str, Any] | None:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from bayes_scaling.compare import compare_hypotheses
+    from bayes_scaling.comparison import compare_hypotheses
 
     laws = [name.strip() for name in args.laws.split(",") if name.strip()]
     fit_kwargs = _sampling_kwargs(args)
@@ -224,6 +224,136 @@ def cmd_compare(args: argparse.Namespace) -> int:
             print(f"warning: fit of {name}: {'; '.join(f.diagnostics().problems)}")
     print("\nVerdict: " + result["verdict"])
     return 0
+
+
+def _print_plan(title: str, table: pd.DataFrame, as_json: bool, extra: dict[str, Any] | None = None) -> None:
+    if as_json:
+        _print_json({"question": title, **(extra or {}), "rows": _records(table)})
+        return
+    print(title)
+    for _, row in table.iterrows():
+        names = [c for c in table.columns if not c.endswith(("_lower", "_upper"))]
+        for name in names:
+            value = row[name]
+            if f"{name}_lower" in table.columns:
+                print(f"  {name:>20}: {value:.4g}  [{row[f'{name}_lower']:.4g}, {row[f'{name}_upper']:.4g}]")
+            else:
+                print(f"  {name:>20}: {value:.4g}" if isinstance(value, float) else f"  {name:>20}: {value}")
+        print()
+
+
+def _budget(args: argparse.Namespace) -> list[float]:
+    from bayes_scaling.planning import hardware_flops
+
+    budgets = list(args.C or [])
+    if args.gpus is not None or args.days is not None:
+        if args.gpus is None or args.days is None:
+            raise ValueError("give both --gpus and --days for a hardware budget")
+        budgets.append(hardware_flops(args.gpus, args.days, accelerator=args.gpu, peak_flops=args.peak_flops,
+                                      mfu=args.mfu))
+    if not budgets:
+        raise ValueError("give a budget: --C FLOPS, or --gpus and --days (with --gpu/--peak-flops and --mfu)")
+    return budgets
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from bayes_scaling import planning
+
+    if args.question == "flops":
+        flops = planning.hardware_flops(args.gpus, args.days, accelerator=args.gpu, peak_flops=args.peak_flops,
+                                        mfu=args.mfu)
+        if args.json:
+            _print_json({"gpus": args.gpus, "days": args.days, "gpu": args.gpu, "peak_flops": args.peak_flops,
+                         "mfu": args.mfu, "flops": flops})
+        else:
+            print(f"{args.gpus:g} GPUs x {args.days:g} days at MFU {args.mfu:g}: {flops:.4g} FLOPs")
+        return 0
+    if args.question == "isoflop":
+        result = planning.isoflop_analysis(args.data, budget_column=args.budget_column, prob=args.prob,
+                                           seed=args.seed)
+        if args.json:
+            _print_json({"budgets": _records(result["budgets"]), "exponents": _table_records(result["exponents"]),
+                         "skipped": _records(result["skipped"])})
+        else:
+            print("IsoFLOP analysis (parabola per budget; bootstrap intervals):")
+            print(_format_table(result["budgets"]))
+            print("\nN_opt ~ C^a, D_opt ~ C^b:")
+            print(_format_table(result["exponents"]))
+        return 0
+
+    from bayes_scaling.results import load
+
+    result = load(args.fit)
+    if args.question == "compute":
+        table = planning.compute_optimal(result, _budget(args), prob=args.prob,
+                                         flops_per_param_token=args.flops_per_token)
+        title = "Compute-optimal allocation (N parameters, D tokens, loss in nats/token)"
+    elif args.question == "tokens":
+        table = planning.tokens_for_model(result, args.N, tolerance=args.tolerance, prob=args.prob)
+        title = f"Tokens for a {args.N:.3g}-parameter model"
+    elif args.question == "model":
+        table = planning.model_for_tokens(result, args.D, tolerance=args.tolerance, prob=args.prob)
+        title = f"Model size for {args.D:.3g} tokens"
+    elif args.question == "gain":
+        table = planning.gain(result, tuple(args.start), tuple(args.end), threshold=args.threshold, prob=args.prob)
+        title = "Loss gained going from start to end (draw by draw)"
+    else:
+        table = planning.overtrain(result, args.target_loss, args.inference_tokens, prob=args.prob)
+        title = f"Cheapest training + inference compute reaching loss {args.target_loss:g}"
+    _print_plan(title, table, args.json, {"law": result.law.name, "prob": args.prob})
+    return 0
+
+
+def _add_plan_parsers(sub: Any) -> None:
+    from bayes_scaling.planning import PEAK_FLOPS
+
+    plan = sub.add_parser("plan", help="plan a run with uncertainty (compute, tokens, model, gain, overtrain, ...)")
+    questions = plan.add_subparsers(dest="question", required=True, metavar="QUESTION")
+
+    def common(p: argparse.ArgumentParser, *, fit: bool = True) -> None:
+        if fit:
+            p.add_argument("fit", type=Path, help="fit file written by `bayes-scaling fit --out`")
+        p.add_argument("--prob", type=_prob, default=0.9, help="interval probability (default 0.9)")
+        p.add_argument("--json", action="store_true", help="print JSON")
+        p.set_defaults(func=cmd_plan)
+
+    def hardware(p: argparse.ArgumentParser, *, required: bool) -> None:
+        p.add_argument("--gpus", type=_positive_float, required=required, help="number of accelerators")
+        p.add_argument("--days", type=_positive_float, required=required, help="wall-clock days")
+        p.add_argument("--gpu", default="H100", choices=list(PEAK_FLOPS), help="peak-throughput preset")
+        p.add_argument("--peak-flops", type=_positive_float, default=None, help="peak FLOP/s (overrides --gpu)")
+        p.add_argument("--mfu", type=_prob, default=0.4, help="model FLOP utilisation (default 0.4)")
+
+    p = questions.add_parser("compute", help="compute-optimal N, D, tokens/param and loss for FLOP budgets")
+    p.add_argument("--C", type=_positive_float, action="append", help="budget in FLOPs (repeatable)")
+    p.add_argument("--flops-per-token", type=_positive_float, default=6.0, help="k in C = k N D (default 6)")
+    hardware(p, required=False)
+    common(p)
+    p = questions.add_parser("tokens", help="tokens for a model size")
+    p.add_argument("--N", type=_positive_float, required=True, help="parameters")
+    p.add_argument("--tolerance", type=_positive_float, default=0.01, help="nats from the N-limited loss")
+    common(p)
+    p = questions.add_parser("model", help="model size for a token budget")
+    p.add_argument("--D", type=_positive_float, required=True, help="tokens")
+    p.add_argument("--tolerance", type=_positive_float, default=0.01, help="nats from the D-limited loss")
+    common(p)
+    p = questions.add_parser("gain", help="loss gained between two (N, D) configurations")
+    p.add_argument("--start", type=_positive_float, nargs=2, required=True, metavar=("N", "D"))
+    p.add_argument("--end", type=_positive_float, nargs=2, required=True, metavar=("N", "D"))
+    p.add_argument("--threshold", type=float, default=0.0, help="report P(gain > threshold) (nats)")
+    common(p)
+    p = questions.add_parser("overtrain", help="N, D reaching a target loss at least training + inference compute")
+    p.add_argument("--target-loss", type=_positive_float, required=True, help="nats/token")
+    p.add_argument("--inference-tokens", type=float, required=True, help="tokens served over the model's life")
+    common(p)
+    p = questions.add_parser("flops", help="turn a GPU budget into FLOPs")
+    hardware(p, required=True)
+    common(p, fit=False)
+    p = questions.add_parser("isoflop", help="IsoFLOP analysis of a sweep with several runs per budget")
+    p.add_argument("data", type=Path, help="CSV with N, D, loss (and C)")
+    p.add_argument("--budget-column", default=None, help="column naming each run's budget (default: group by C)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    common(p, fit=False)
 
 
 def cmd_laws(args: argparse.Namespace) -> int:
@@ -296,6 +426,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     _add_sampling(p)
     p.set_defaults(func=cmd_compare)
+
+    _add_plan_parsers(sub)
 
     p = sub.add_parser("laws", help="list the available laws with formulas and default priors")
     p.add_argument("--json", action="store_true", help="print JSON")

@@ -11,7 +11,7 @@ import pytest
 
 import bayes_scaling as bs
 from bayes_scaling.cli import main
-from bayes_scaling.compare import (
+from bayes_scaling.comparison import (
     compare,
     compare_hypotheses,
     exponent_summary,

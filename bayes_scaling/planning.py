@@ -1,0 +1,502 @@
+"""Planning with uncertainty: every answer is computed per posterior draw and reported with an interval.
+
+Questions answered (N parameters, D tokens, C FLOPs with C ≈ k·N·D, k = 6 by default; loss in nats/token):
+
+* :func:`compute_optimal` — N_opt, D_opt, tokens per parameter and the loss reached for a budget C;
+* :func:`hardware_flops` — a GPU budget (count × days × peak FLOP/s × MFU) turned into FLOPs;
+* :func:`tokens_for_model` — the compute-optimal D for a model size N, and the D needed to come within a
+  tolerance of the loss N can reach with unlimited data;
+* :func:`model_for_tokens` — the compute-optimal N for a token budget D, and the N beyond which more
+  parameters gain less than a tolerance;
+* :func:`gain` — the loss difference between two configurations, draw by draw, and P(gain > threshold);
+* :func:`overtrain` — the (N, D) that reaches a target loss at the least training + inference compute;
+* :func:`isoflop_analysis` — Chinchilla's approach 2 on sweeps with several runs per budget.
+
+For laws of the Chinchilla form the allocation has a closed form (Hoffmann et al. 2022, eq. 4); for other
+laws of N and D it is found numerically, per draw, from the optimality condition along the iso-FLOP line
+∂L/∂log N = ∂L/∂log D (vectorised bisection).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bayes_scaling.data import FLOPS_PER_PARAM_TOKEN, load_sweep
+from bayes_scaling.results import Fit
+
+__all__ = [
+    "PEAK_FLOPS",
+    "compute_optimal",
+    "compute_optimal_closed_form",
+    "gain",
+    "hardware_flops",
+    "isoflop_analysis",
+    "model_for_tokens",
+    "overtrain",
+    "tokens_for_model",
+]
+
+#: Dense BF16 peak throughput per accelerator, FLOP/s (vendor data sheets, SXM parts, no sparsity).
+PEAK_FLOPS: dict[str, float] = {"A100": 312e12, "H100": 989e12, "H200": 989e12}
+#: Laws of the form E + A/N^alpha + B/D^beta (with A, B, alpha, beta in the posterior).
+CHINCHILLA_FORM = ("chinchilla", "chinchilla_tied", "allocation", "allocation_a073", "allocation_a050")
+_LOG_RANGE = (math.log(1e3), math.log(1e18))  # search range for N or D (log scale)
+
+
+def _tails(prob: float) -> tuple[float, float]:
+    if not 0 < prob < 1:
+        raise ValueError(f"prob must be between 0 and 1, got {prob}")
+    return (1 - prob) / 2, (1 + prob) / 2
+
+
+def _positive(name: str, values: Any) -> np.ndarray:
+    arr = np.atleast_1d(np.asarray(values, dtype=float))
+    if arr.size == 0 or not np.all(np.isfinite(arr) & (arr > 0)):
+        raise ValueError(f"{name} must be finite and > 0; got {values!r}")
+    return arr
+
+
+def _check_nd_law(fit: Fit) -> None:
+    if not {"N", "D"} <= set(fit.law.inputs):
+        raise ValueError(
+            f"law {fit.law.name!r} is not a law of both N and D; planning needs one (e.g. chinchilla, kaplan)"
+        )
+
+
+def _describe(values: np.ndarray, prob: float) -> dict[str, float]:
+    """Median and equal-tailed interval over draws (NaN draws, e.g. unreachable targets, are left out)."""
+    lo, hi = _tails(prob)
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return {"median": math.nan, "lower": math.nan, "upper": math.nan}
+    low, med, high = np.quantile(finite, [lo, 0.5, hi])
+    return {"median": float(med), "lower": float(low), "upper": float(high)}
+
+
+def _wide(rows: list[dict[str, Any]], quantities: Mapping[str, np.ndarray], prob: float) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, values in quantities.items():
+        stats = _describe(values, prob)
+        out[f"{name}"] = stats["median"]
+        out[f"{name}_lower"] = stats["lower"]
+        out[f"{name}_upper"] = stats["upper"]
+    rows.append(out)
+    return out
+
+
+class _LawDraws:
+    """The fitted law as a function of (log N, log D) for every posterior draw."""
+
+    def __init__(self, fit: Fit) -> None:
+        _check_nd_law(fit)
+        self.fit = fit
+        self.params = {k: v[:, None] for k, v in fit.draws(fit.law.param_names).items()}
+        self.n_draws = next(iter(self.params.values())).shape[0]
+        self.log_ref_n = math.log(fit.reference["N"])
+        self.log_ref_d = math.log(fit.reference["D"])
+
+    def log_loss(self, log_n: np.ndarray, log_d: np.ndarray) -> np.ndarray:
+        """Log L for arrays broadcastable to (draws, k); data_constrained assumes fresh data (U = D)."""
+        x = {"N": np.asarray(log_n) - self.log_ref_n, "D": np.asarray(log_d) - self.log_ref_d}
+        x["U"] = x["D"]
+        return self.fit.law.log_loss(np, self.params, x)
+
+    def loss(self, log_n: np.ndarray, log_d: np.ndarray) -> np.ndarray:
+        return np.exp(self.log_loss(log_n, log_d))
+
+    def slopes(self, log_n: np.ndarray, log_d: np.ndarray, h: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
+        """dL/dlogN and dL/dlogD (central differences)."""
+        dn = (self.loss(log_n + h, log_d) - self.loss(log_n - h, log_d)) / (2 * h)
+        dd = (self.loss(log_n, log_d + h) - self.loss(log_n, log_d - h)) / (2 * h)
+        return dn, dd
+
+
+def _bisect(fn: Callable[[np.ndarray], np.ndarray], lo: np.ndarray, hi: np.ndarray, iters: int = 70) -> np.ndarray:
+    """Vectorised bisection for a root of ``fn`` (positive at ``lo``, negative at ``hi``); NaN where not bracketed."""
+    lo, hi = np.broadcast_arrays(np.asarray(lo, float), np.asarray(hi, float))
+    lo, hi = lo.copy(), hi.copy()
+    f_lo, f_hi = fn(lo), fn(hi)
+    bracketed = (f_lo > 0) & (f_hi < 0)
+    for _ in range(iters):
+        mid = 0.5 * (lo + hi)
+        positive = fn(mid) > 0
+        lo = np.where(positive, mid, lo)
+        hi = np.where(positive, hi, mid)
+    return np.where(bracketed, 0.5 * (lo + hi), np.nan)
+
+
+def compute_optimal_closed_form(fit: Fit, C: float, *, flops_per_param_token: float = FLOPS_PER_PARAM_TOKEN) -> dict:
+    """Per-draw N_opt and D_opt for the Chinchilla form (Hoffmann et al. 2022, eq. 4).
+
+    N_opt = G (C/k)^a, D_opt = (C/k)^b / G with G = (αA/(βB))^(1/(α+β)), a = β/(α+β), b = α/(α+β).
+    """
+    if fit.law.name not in CHINCHILLA_FORM:
+        raise ValueError(f"the closed form needs a law of Chinchilla form ({', '.join(CHINCHILLA_FORM)})")
+    d = fit.draws(["A", "B", "alpha", "beta"])
+    s = d["alpha"] + d["beta"]
+    log_g = (np.log(d["alpha"] * d["A"]) - np.log(d["beta"] * d["B"])) / s
+    log_budget = math.log(C / flops_per_param_token)
+    log_n = log_g + d["beta"] / s * log_budget
+    return {"N": np.exp(log_n), "D": np.exp(log_budget - log_n)}
+
+
+def _optimal_log_n(law: _LawDraws, log_budget: float) -> np.ndarray:
+    """Per-draw log N minimising L(N, budget/N) along the iso-FLOP line (numerically)."""
+
+    def condition(log_n: np.ndarray) -> np.ndarray:
+        dn, dd = law.slopes(log_n, log_budget - log_n)
+        return -(dn - dd)  # dL/dlogN along the line is dn - dd: negative below the optimum
+
+    lo = np.full(law.n_draws, max(_LOG_RANGE[0], log_budget - _LOG_RANGE[1]))
+    hi = np.full(law.n_draws, min(_LOG_RANGE[1], log_budget - _LOG_RANGE[0]))
+    return _bisect(lambda v: condition(v[:, None])[:, 0], lo, hi)
+
+
+def compute_optimal(
+    fit: Fit,
+    C: float | Sequence[float],
+    *,
+    prob: float = 0.9,
+    flops_per_param_token: float = FLOPS_PER_PARAM_TOKEN,
+) -> pd.DataFrame:
+    """Compute-optimal allocation for FLOP budgets, with intervals over the posterior.
+
+    Parameters
+    ----------
+    fit : Fit
+        A law of N and D.
+    C : float or sequence
+        Training budgets in FLOPs.
+    prob : float
+        Interval probability.
+    flops_per_param_token : float
+        k in C = k·N·D (6 for dense transformers).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per budget: ``N_opt``, ``D_opt``, ``tokens_per_param`` and ``loss`` (the law's
+        expected loss at the optimum), each as posterior median with ``_lower``/``_upper`` bounds,
+        and ``method`` (closed form or numerical).
+    """
+    budgets = _positive("C", C)
+    _positive("flops_per_param_token", flops_per_param_token)
+    law = _LawDraws(fit)
+    rows: list[dict[str, Any]] = []
+    for budget in budgets:
+        log_budget = math.log(budget / flops_per_param_token)
+        if fit.law.name in CHINCHILLA_FORM:
+            log_n = np.log(compute_optimal_closed_form(fit, budget, flops_per_param_token=flops_per_param_token)["N"])
+            method = "closed form"
+        else:
+            log_n = _optimal_log_n(law, log_budget)
+            method = "numerical"
+        log_d = log_budget - log_n
+        loss = law.loss(log_n[:, None], log_d[:, None])[:, 0]
+        row = _wide(rows, {"N_opt": np.exp(log_n), "D_opt": np.exp(log_d), "tokens_per_param": np.exp(log_d - log_n),
+                           "loss": loss}, prob)
+        row.update({"C": float(budget), "method": method})
+    table = pd.DataFrame(rows)
+    return table[["C", *[c for c in table.columns if c not in ("C", "method")], "method"]]
+
+
+def hardware_flops(
+    gpus: float, days: float, *, accelerator: str | None = "H100", peak_flops: float | None = None, mfu: float = 0.4
+) -> float:
+    """Training FLOPs from a hardware budget: gpus × days × 86,400 s × peak FLOP/s × MFU.
+
+    Parameters
+    ----------
+    gpus, days : float
+        Number of accelerators and wall-clock days.
+    accelerator : str, optional
+        A preset of :data:`PEAK_FLOPS` (A100, H100, H200; dense BF16).
+    peak_flops : float, optional
+        Peak FLOP/s per accelerator; overrides ``accelerator``.
+    mfu : float
+        Model FLOP utilisation in (0, 1] (0.3–0.5 is typical for large runs).
+    """
+    _positive("gpus", gpus)
+    _positive("days", days)
+    if not 0 < mfu <= 1:
+        raise ValueError(f"mfu must be in (0, 1], got {mfu}")
+    if peak_flops is None:
+        key = (accelerator or "").upper()
+        if key not in PEAK_FLOPS:
+            raise ValueError(f"unknown accelerator {accelerator!r}; use one of {', '.join(PEAK_FLOPS)} or peak_flops=")
+        peak_flops = PEAK_FLOPS[key]
+    _positive("peak_flops", peak_flops)
+    return float(gpus) * float(days) * 86_400.0 * float(peak_flops) * float(mfu)
+
+
+def _within_tolerance(law: _LawDraws, fixed_log: float, tolerance: float, *, vary: str) -> np.ndarray:
+    """Per-draw log of the N (or D) beyond which the loss is within ``tolerance`` nats of its limit."""
+    big = _LOG_RANGE[1] + 30.0  # ~"infinite" N or D
+
+    def excess(v: np.ndarray) -> np.ndarray:
+        if vary == "D":
+            gap = law.loss(fixed_log, v[:, None])[:, 0] - law.loss(fixed_log, np.full_like(v, big)[:, None])[:, 0]
+        else:
+            gap = law.loss(v[:, None], fixed_log)[:, 0] - law.loss(np.full_like(v, big)[:, None], fixed_log)[:, 0]
+        return gap - tolerance
+
+    lo = np.full(law.n_draws, _LOG_RANGE[0])
+    hi = np.full(law.n_draws, _LOG_RANGE[1])
+    return _bisect(excess, lo, hi)
+
+
+def tokens_for_model(fit: Fit, N: float, *, tolerance: float = 0.01, prob: float = 0.9) -> pd.DataFrame:
+    """Answer "I plan an N-parameter model: how many tokens?".
+
+    Returns the compute-optimal D for this N (the D at which N is the optimal size for C = k·N·D) and
+    the D needed for the loss to come within ``tolerance`` nats of what N reaches with unlimited data,
+    each with median and interval.
+    """
+    n = float(_positive("N", N)[0])
+    _positive("tolerance", tolerance)
+    law = _LawDraws(fit)
+    log_n = math.log(n)
+
+    def balance(log_d: np.ndarray) -> np.ndarray:
+        dn, dd = law.slopes(np.full_like(log_d, log_n)[:, None], log_d[:, None])
+        return (dn - dd)[:, 0]  # > 0 while data is short (D term steeper), < 0 once N is the bottleneck
+
+    lo = np.full(law.n_draws, _LOG_RANGE[0])
+    hi = np.full(law.n_draws, _LOG_RANGE[1])
+    log_d_opt = _bisect(balance, lo, hi)
+    log_d_tol = _within_tolerance(law, log_n, tolerance, vary="D")
+    rows: list[dict[str, Any]] = []
+    row = _wide(rows, {
+        "D_opt": np.exp(log_d_opt),
+        "tokens_per_param": np.exp(log_d_opt - log_n),
+        "loss_at_D_opt": law.loss(log_n, log_d_opt[:, None])[:, 0],
+        "D_within_tolerance": np.exp(log_d_tol),
+        "loss_limit": law.loss(log_n, np.full((law.n_draws, 1), _LOG_RANGE[1] + 30.0))[:, 0],
+    }, prob)
+    row.update({"N": n, "tolerance": tolerance})
+    return pd.DataFrame(rows)
+
+
+def model_for_tokens(fit: Fit, D: float, *, tolerance: float = 0.01, prob: float = 0.9) -> pd.DataFrame:
+    """Answer "I have D tokens: how large a model?".
+
+    Returns the N that is compute-optimal for training on D tokens, and the N beyond which more
+    parameters bring the loss less than ``tolerance`` nats closer to what D tokens allow.
+    """
+    d = float(_positive("D", D)[0])
+    _positive("tolerance", tolerance)
+    law = _LawDraws(fit)
+    log_d = math.log(d)
+
+    def balance(log_n: np.ndarray) -> np.ndarray:
+        dn, dd = law.slopes(log_n[:, None], np.full_like(log_n, log_d)[:, None])
+        return (dd - dn)[:, 0]  # > 0 while the model is small (N term steeper)
+
+    lo = np.full(law.n_draws, _LOG_RANGE[0])
+    hi = np.full(law.n_draws, _LOG_RANGE[1])
+    log_n_opt = _bisect(balance, lo, hi)
+    log_n_tol = _within_tolerance(law, log_d, tolerance, vary="N")
+    rows: list[dict[str, Any]] = []
+    row = _wide(rows, {
+        "N_opt": np.exp(log_n_opt),
+        "tokens_per_param": np.exp(log_d - log_n_opt),
+        "loss_at_N_opt": law.loss(log_n_opt[:, None], log_d)[:, 0],
+        "N_within_tolerance": np.exp(log_n_tol),
+    }, prob)
+    row.update({"D": d, "tolerance": tolerance})
+    return pd.DataFrame(rows)
+
+
+def gain(
+    fit: Fit,
+    start: tuple[float, float],
+    end: tuple[float, float],
+    *,
+    threshold: float = 0.0,
+    prob: float = 0.9,
+) -> pd.DataFrame:
+    """Loss gained going from configuration ``start`` = (N, D) to ``end`` = (N, D).
+
+    The difference ``loss(start) - loss(end)`` is computed draw by draw, so its interval accounts for
+    the correlation between the two forecasts; ``p_exceeds`` is P(gain > threshold).
+    """
+    law = _LawDraws(fit)
+    configs = [_positive(name, c) for name, c in (("start", start), ("end", end))]
+    for name, c in zip(("start", "end"), configs, strict=True):
+        if c.size != 2:
+            raise ValueError(f"{name} must be a pair (N, D); got {c.tolist()}")
+    (n1, d1), (n2, d2) = configs
+    loss1 = law.loss(np.log(n1), np.full((law.n_draws, 1), np.log(d1)))[:, 0]
+    loss2 = law.loss(np.log(n2), np.full((law.n_draws, 1), np.log(d2)))[:, 0]
+    delta = loss1 - loss2
+    rows: list[dict[str, Any]] = []
+    row = _wide(rows, {"loss_start": loss1, "loss_end": loss2, "gain": delta,
+                       "relative_gain": delta / loss1}, prob)
+    row.update({"N_start": n1, "D_start": d1, "N_end": n2, "D_end": d2, "threshold": threshold,
+                "p_exceeds": float(np.mean(delta > threshold))})
+    return pd.DataFrame(rows)
+
+
+def overtrain(
+    fit: Fit,
+    target_loss: float,
+    inference_tokens: float,
+    *,
+    prob: float = 0.9,
+    flops_per_param_token: float = FLOPS_PER_PARAM_TOKEN,
+    inference_flops_per_param_token: float = 2.0,
+    grid: int = 160,
+) -> pd.DataFrame:
+    """Model size and tokens reaching ``target_loss`` at the least training + inference compute.
+
+    Minimises k·N·D + 2·N·T_inf subject to L(N, D) = target (Sardana & Frankle 2023; the LLaMA argument
+    for training small models long), per posterior draw: for each N on a grid the D that reaches the
+    target is found by bisection, then the cheapest N is taken. Draws for which the target is below what
+    any model can reach are counted in ``p_reachable`` and left out of the intervals.
+    """
+    target = float(_positive("target_loss", target_loss)[0])
+    t_inf = float(np.atleast_1d(np.asarray(inference_tokens, dtype=float))[0])
+    if not (math.isfinite(t_inf) and t_inf >= 0):
+        raise ValueError(f"inference_tokens must be finite and >= 0; got {inference_tokens!r}")
+    law = _LawDraws(fit)
+    log_n_grid = np.linspace(math.log(1e6), math.log(1e14), grid)
+    big = _LOG_RANGE[1] + 30.0
+    # D reaching the target for each (draw, N): L(N, D) - target changes sign from + to -.
+    shape = (law.n_draws, grid)
+
+    def excess(log_d: np.ndarray) -> np.ndarray:
+        return law.loss(log_n_grid[None, :], log_d) - target
+
+    lo = np.full(shape, _LOG_RANGE[0])
+    hi = np.full(shape, big)
+    log_d = _bisect(excess, lo, hi, iters=60)
+    cost = flops_per_param_token * np.exp(log_n_grid[None, :] + log_d) + inference_flops_per_param_token * np.exp(
+        log_n_grid
+    )[None, :] * t_inf
+    cost = np.where(np.isfinite(cost), cost, np.inf)
+    best = np.clip(np.argmin(cost, axis=1), 1, grid - 2)
+    rows_idx = np.arange(law.n_draws)
+    # refine the grid minimum by a parabola through log cost at the three nearest grid points
+    with np.errstate(invalid="ignore", divide="ignore"):
+        y0, y1, y2 = (np.log(cost[rows_idx, best + k]) for k in (-1, 0, 1))
+        curvature = y0 - 2 * y1 + y2
+        shift = np.where(np.isfinite(curvature) & (curvature > 0), 0.5 * (y0 - y2) / curvature, 0.0)
+    step = log_n_grid[1] - log_n_grid[0]
+    log_n_best = log_n_grid[best] + np.clip(shift, -1, 1) * step
+    log_d_best = _bisect(lambda v: law.loss(log_n_best[:, None], v[:, None])[:, 0] - target,
+                         np.full(law.n_draws, _LOG_RANGE[0]), np.full(law.n_draws, big), iters=80)
+    reachable = np.isfinite(log_d_best)
+    n_best = np.where(reachable, np.exp(log_n_best), np.nan)
+    d_best = np.exp(log_d_best)
+    train = flops_per_param_token * n_best * d_best
+    inference = inference_flops_per_param_token * n_best * t_inf
+    rows: list[dict[str, Any]] = []
+    row = _wide(rows, {"N": n_best, "D": d_best, "tokens_per_param": d_best / n_best, "train_flops": train,
+                       "inference_flops": inference, "total_flops": train + inference}, prob)
+    row.update({"target_loss": target, "inference_tokens": t_inf, "p_reachable": float(reachable.mean())})
+    return pd.DataFrame(rows)
+
+
+def _group_budgets(c: np.ndarray, rel_tol: float) -> np.ndarray:
+    """Group runs whose C lie within a factor (1 + rel_tol) of their group's smallest C."""
+    order = np.argsort(c)
+    groups = np.empty(len(c), dtype=int)
+    group, start = 0, c[order[0]]
+    for i in order:
+        if c[i] > start * (1 + rel_tol):
+            group, start = group + 1, c[i]
+        groups[i] = group
+    return groups
+
+
+def isoflop_analysis(
+    data: Any,
+    *,
+    budget_column: str | None = None,
+    rel_tol: float = 0.25,
+    min_runs: int = 3,
+    n_boot: int = 500,
+    prob: float = 0.9,
+    seed: int | np.random.Generator | None = 0,
+) -> dict[str, Any]:
+    """IsoFLOP analysis (Hoffmann et al. 2022, approach 2) with bootstrap intervals.
+
+    Runs are grouped by compute budget (``budget_column``, or C values within a factor 1 + ``rel_tol``);
+    in each budget with at least ``min_runs`` runs a parabola of log loss in log N gives the loss-minimising
+    N; a straight line through log N_opt vs log C gives N_opt ∝ C^a, and D_opt = C/(6 N_opt) ∝ C^b.
+    Intervals come from ``n_boot`` resamples of the runs within each budget.
+
+    Returns
+    -------
+    dict
+        ``budgets`` (DataFrame per budget: C, runs, N_opt with interval, loss at the vertex),
+        ``exponents`` (DataFrame: a and b with median and interval), and ``skipped`` (budgets with too
+        few runs or no interior minimum).
+    """
+    sweep = load_sweep(data)
+    frame = sweep.frame
+    if budget_column is not None:
+        if budget_column not in frame.columns:
+            raise ValueError(f"budget column {budget_column!r} is not in the data; columns: {list(frame.columns)}")
+        groups = pd.factorize(frame[budget_column])[0]
+    else:
+        groups = _group_budgets(sweep.column("C"), rel_tol)
+    rng = np.random.default_rng(seed)
+    log_n, log_loss, log_c = np.log(sweep.column("N")), np.log(sweep.column("loss")), np.log(sweep.column("C"))
+    budgets, boots, skipped = [], [], []
+    for g in np.unique(groups):
+        idx = np.flatnonzero(groups == g)
+        c_mean = float(np.exp(log_c[idx].mean()))
+        vertex = _vertex(log_n[idx], log_loss[idx])
+        if len(idx) < min_runs or vertex is None:
+            skipped.append({"C": c_mean, "runs": len(idx),
+                            "reason": "too few runs" if len(idx) < min_runs else "no interior minimum"})
+            continue
+        resampled = (_vertex(log_n[s], log_loss[s]) for s in (rng.choice(idx, size=len(idx)) for _ in range(n_boot)))
+        draws = np.array([v[0] if v is not None else np.nan for v in resampled])
+        budgets.append({"C": c_mean, "runs": len(idx), "log_n_opt": vertex[0], "loss_at_opt": math.exp(vertex[1])})
+        boots.append(draws)
+    if len(budgets) < 2:
+        raise ValueError(f"isoFLOP analysis needs at least 2 budgets with >= {min_runs} runs and an interior "
+                         f"minimum; found {len(budgets)}")
+    table = pd.DataFrame(budgets)
+    boot = np.vstack(boots).T  # (n_boot, budgets)
+    x = np.log(table["C"].to_numpy())
+    a_hat = np.polyfit(x, table["log_n_opt"].to_numpy(), 1)[0]
+    slopes = np.array([_slope(x, row) for row in boot])
+    slopes = slopes[np.isfinite(slopes)]
+    lo, hi = _tails(prob)
+    a_low, a_high = np.quantile(slopes, [lo, hi])
+    table["N_opt"] = np.exp(table["log_n_opt"])
+    table["N_opt_lower"], table["N_opt_upper"] = np.exp(np.nanquantile(boot, [lo, hi], axis=0))
+    table["D_opt"] = table["C"] / (FLOPS_PER_PARAM_TOKEN * table["N_opt"])
+    exponents = pd.DataFrame(
+        {"estimate": [a_hat, 1 - a_hat], "lower": [a_low, 1 - a_high], "upper": [a_high, 1 - a_low]},
+        index=pd.Index(["a", "b"], name="exponent"),
+    )
+    return {"budgets": table.drop(columns="log_n_opt"), "exponents": exponents, "skipped": pd.DataFrame(skipped)}
+
+
+def _vertex(log_n: np.ndarray, log_loss: np.ndarray) -> tuple[float, float] | None:
+    """Minimum (log N, log loss) of a parabola fitted to one budget's runs, if it lies inside their range."""
+    if len(np.unique(log_n)) < 3:
+        return None
+    c2, c1, c0 = np.polyfit(log_n, log_loss, 2)
+    if c2 <= 0:
+        return None
+    x = -c1 / (2 * c2)
+    if not log_n.min() <= x <= log_n.max():
+        return None
+    return float(x), float(c0 + c1 * x + c2 * x * x)
+
+
+def _slope(x: np.ndarray, y: np.ndarray) -> float:
+    ok = np.isfinite(y)
+    if ok.sum() < 2:
+        return math.nan
+    return float(np.polyfit(x[ok], y[ok], 1)[0])
