@@ -250,6 +250,21 @@ def _within_tolerance(law: _LawDraws, fixed_log: float, tolerance: float, *, var
     return _bisect(excess, lo, hi)
 
 
+def _balanced(law: _LawDraws, fixed_log: float, *, vary: str) -> np.ndarray:
+    """Per-draw log of D (``vary="D"``, N fixed) or N (``vary="N"``, D fixed) at which the pair is compute-optimal.
+
+    Optimality along the iso-FLOP line means dL/dlog N = dL/dlog D. The varied term's slope is the steeper
+    one while that quantity is short and the flatter one once it is plentiful, which brackets the root.
+    """
+
+    def balance(v: np.ndarray) -> np.ndarray:
+        fixed = np.full_like(v, fixed_log)[:, None]
+        dn, dd = law.slopes(fixed, v[:, None]) if vary == "D" else law.slopes(v[:, None], fixed)
+        return (dn - dd)[:, 0] if vary == "D" else (dd - dn)[:, 0]
+
+    return _bisect(balance, np.full(law.n_draws, _LOG_RANGE[0]), np.full(law.n_draws, _LOG_RANGE[1]))
+
+
 def tokens_for_model(fit: Fit, N: float, *, tolerance: float = 0.01, prob: float = 0.9) -> pd.DataFrame:
     """Answer "I plan an N-parameter model: how many tokens?".
 
@@ -262,13 +277,7 @@ def tokens_for_model(fit: Fit, N: float, *, tolerance: float = 0.01, prob: float
     law = _LawDraws(fit)
     log_n = math.log(n)
 
-    def balance(log_d: np.ndarray) -> np.ndarray:
-        dn, dd = law.slopes(np.full_like(log_d, log_n)[:, None], log_d[:, None])
-        return (dn - dd)[:, 0]  # > 0 while data is short (D term steeper), < 0 once N is the bottleneck
-
-    lo = np.full(law.n_draws, _LOG_RANGE[0])
-    hi = np.full(law.n_draws, _LOG_RANGE[1])
-    log_d_opt = _bisect(balance, lo, hi)
+    log_d_opt = _balanced(law, log_n, vary="D")
     log_d_tol = _within_tolerance(law, log_n, tolerance, vary="D")
     rows: list[dict[str, Any]] = []
     row = _wide(rows, {
@@ -293,13 +302,7 @@ def model_for_tokens(fit: Fit, D: float, *, tolerance: float = 0.01, prob: float
     law = _LawDraws(fit)
     log_d = math.log(d)
 
-    def balance(log_n: np.ndarray) -> np.ndarray:
-        dn, dd = law.slopes(log_n[:, None], np.full_like(log_n, log_d)[:, None])
-        return (dd - dn)[:, 0]  # > 0 while the model is small (N term steeper)
-
-    lo = np.full(law.n_draws, _LOG_RANGE[0])
-    hi = np.full(law.n_draws, _LOG_RANGE[1])
-    log_n_opt = _bisect(balance, lo, hi)
+    log_n_opt = _balanced(law, log_d, vary="N")
     log_n_tol = _within_tolerance(law, log_d, tolerance, vary="N")
     rows: list[dict[str, Any]] = []
     row = _wide(rows, {
@@ -307,6 +310,7 @@ def model_for_tokens(fit: Fit, D: float, *, tolerance: float = 0.01, prob: float
         "tokens_per_param": np.exp(log_d - log_n_opt),
         "loss_at_N_opt": law.loss(log_n_opt[:, None], log_d)[:, 0],
         "N_within_tolerance": np.exp(log_n_tol),
+        "loss_limit": law.loss(np.full((law.n_draws, 1), _LOG_RANGE[1] + 30.0), log_d)[:, 0],
     }, prob)
     row.update({"D": d, "tolerance": tolerance})
     return pd.DataFrame(rows)
