@@ -356,6 +356,28 @@ def _add_plan_parsers(sub: Any) -> None:
     common(p, fit=False)
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from bayes_scaling.report import write_report
+
+    laws = [name.strip() for name in args.laws.split(",") if name.strip()]
+    n_values, d_values = args.N or [], args.D or []
+    if len(n_values) != len(d_values):
+        raise ValueError(f"give one --D per --N (got {len(n_values)} --N and {len(d_values)} --D)")
+    kwargs = {}
+    if n_values:
+        kwargs["points"] = list(zip(n_values, d_values, strict=True))
+    if args.C:
+        kwargs["budgets"] = args.C
+    index = write_report(args.data, args.out, laws=laws, prob=args.prob, fit_kwargs=_sampling_kwargs(args),
+                         overwrite=args.force, **kwargs)
+    if args.json:
+        _print_json({"html": str(index), "markdown": str(index.with_name("report.md")),
+                     "figures": sorted(p.name for p in index.parent.glob("*.png"))})
+    else:
+        print(f"wrote {index} and {index.with_name('report.md')}")
+    return 0
+
+
 def cmd_laws(args: argparse.Namespace) -> int:
     from bayes_scaling.laws import laws
 
@@ -428,6 +450,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_compare)
 
     _add_plan_parsers(sub)
+
+    p = sub.add_parser("report", help="write an HTML + Markdown report with figures for a sweep")
+    p.add_argument("data", type=Path, help="CSV with columns N, D, loss (optional C)")
+    p.add_argument("--laws", default="chinchilla", help="comma-separated laws; the first is the main one")
+    p.add_argument("--out", type=Path, required=True, help="folder to write (must be empty or new)")
+    p.add_argument("--force", action="store_true", help="replace a non-empty --out folder")
+    p.add_argument("--N", type=_positive_float, action="append", help="forecast point: parameters (repeat)")
+    p.add_argument("--D", type=_positive_float, action="append", help="forecast point: tokens (one per --N)")
+    p.add_argument("--C", type=_positive_float, action="append", help="budget for the allocation table (repeat)")
+    p.add_argument("--prob", type=_prob, default=0.9, help="interval probability (default 0.9)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    _add_sampling(p)
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("laws", help="list the available laws with formulas and default priors")
     p.add_argument("--json", action="store_true", help="print JSON")

@@ -349,7 +349,12 @@ def _verdict(
     if len(loo) > 1:
         second = loo.index[1]
         diff, dse = -loo.loc[second, "elpd_diff"], loo.loc[second, "dse"]
-        clear = "a clear margin" if diff > 2 * dse else "a margin within about two standard errors"
+        if diff < 4:
+            clear = "a small difference: below 4 ELPD LOO cannot separate the two reliably"
+        elif diff > 2 * dse:
+            clear = "a clear margin"
+        else:
+            clear = "a margin within about two standard errors"
         parts[0] += f"; the runner-up {second} trails by {diff:.1f} ± {dse:.1f} ELPD ({clear})"
     if not loo["reliable"].all():
         parts[0] += " (LOO is unreliable for " + ", ".join(loo.index[~loo["reliable"]]) + ")"

@@ -1,0 +1,288 @@
+"""Plots (matplotlib only). Each function takes a fit or a computed table, draws, and returns the Axes or Figure.
+
+Nothing here samples or calls ``plt.show()``; every function that draws one panel accepts ``ax=``.
+The numbers come from :mod:`bayes_scaling.forecast`, :mod:`bayes_scaling.planning` and
+:mod:`bayes_scaling.comparison`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.colors import LogNorm
+from matplotlib.figure import Figure
+
+from bayes_scaling.forecast import law_log_mean, points_frame, predictive_log_loss
+from bayes_scaling.results import Fit
+
+__all__ = [
+    "band_table",
+    "plot_compare",
+    "plot_exponents",
+    "plot_extrapolation",
+    "plot_fit",
+    "plot_frontier",
+    "plot_isoflop",
+    "plot_posterior",
+]
+
+CMAP = "viridis"
+
+
+def _ax(ax: Axes | None, figsize: tuple[float, float] = (6.4, 4.4)) -> Axes:
+    if ax is not None:
+        return ax
+    _, ax = plt.subplots(figsize=figsize, layout="constrained")
+    return ax
+
+
+def band_table(fit: Fit, points: pd.DataFrame, probs: Sequence[float] = (0.5, 0.9), seed: int = 0) -> pd.DataFrame:
+    """Median and nested credible/predictive bands of the loss at ``points`` (columns N, D and/or C).
+
+    Columns: the inputs, ``median``, and for each p in ``probs``: ``lower_p``/``upper_p`` (credible
+    interval of the law's mean) and ``pred_lower_p``/``pred_upper_p`` (predictive interval of a run).
+    """
+    points = points_frame(**{c: points[c].to_numpy() for c in ("N", "D", "C", "unique_tokens") if c in points})
+    log_mean = law_log_mean(fit, points)
+    loss = np.exp(log_mean)
+    pred = np.exp(predictive_log_loss(fit, log_mean, seed=seed))
+    out = points.copy()
+    out["median"] = np.median(loss, axis=0)
+    for p in probs:
+        tails = [(1 - p) / 2, (1 + p) / 2]
+        out[f"lower_{p:g}"], out[f"upper_{p:g}"] = np.quantile(loss, tails, axis=0)
+        out[f"pred_lower_{p:g}"], out[f"pred_upper_{p:g}"] = np.quantile(pred, tails, axis=0)
+    return out
+
+
+def _sizes(fit: Fit, max_curves: int) -> np.ndarray:
+    sizes = np.unique(fit.sweep.column("N"))
+    if len(sizes) > max_curves:
+        sizes = np.unique(np.quantile(sizes, np.linspace(0, 1, max_curves), method="nearest"))
+    return sizes
+
+
+def plot_fit(fit: Fit, *, prob: float = 0.9, max_curves: int = 8, ax: Axes | None = None) -> Axes:
+    """Observed losses against the fitted law, one curve per model size, coloured by N (log axes).
+
+    Each curve is the posterior median of the law's loss vs tokens D for one model size, with its
+    credible band (dark) and the predictive band of a new run (light). Laws of C alone are drawn vs C.
+    """
+    ax = _ax(ax)
+    frame = fit.sweep.frame
+    if "D" not in fit.law.inputs:
+        x_col = "C" if "C" in fit.law.inputs else "N"
+        grid = np.geomspace(frame[x_col].min() / 1.5, frame[x_col].max() * 1.5, 80)
+        table = band_table(fit, pd.DataFrame({x_col: grid}), probs=(prob,))
+        _draw_band(ax, table, x_col, prob, color="C0", label="fitted law")
+        ax.scatter(frame[x_col], frame["loss"], s=12, color="k", zorder=3, label="runs")
+        ax.set_xlabel({"C": "training compute C (FLOPs)", "N": "parameters N"}[x_col])
+    else:
+        norm = LogNorm(frame["N"].min(), frame["N"].max())
+        cmap = plt.get_cmap(CMAP)
+        d_grid = np.geomspace(frame["D"].min() / 1.5, frame["D"].max() * 1.5, 60)
+        for n in _sizes(fit, max_curves):
+            runs = frame[np.isclose(frame["N"], n, rtol=0.02)]
+            d_lo, d_hi = max(d_grid[0], runs["D"].min() / 2), min(d_grid[-1], runs["D"].max() * 2)
+            d = d_grid[(d_grid >= d_lo) & (d_grid <= d_hi)]
+            if len(d) < 2:
+                d = np.geomspace(d_lo, d_hi, 10)
+            points = pd.DataFrame({"N": n, "D": d})
+            if fit.law.inputs.count("U"):
+                points["unique_tokens"] = d
+            table = band_table(fit, points, probs=(prob,))
+            _draw_band(ax, table, "D", prob, color=cmap(norm(n)))
+        sc = ax.scatter(frame["D"], frame["loss"], c=frame["N"], cmap=CMAP, norm=norm, s=14, edgecolor="k",
+                        linewidth=0.3, zorder=3)
+        ax.figure.colorbar(sc, ax=ax, label="parameters N")
+        ax.set_xlabel("training tokens D")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_ylabel("loss (nats/token)")
+    ax.set_title(f"{fit.law.name}: median, {prob:.0%} credible (dark) and predictive (light) bands")
+    return ax
+
+
+def _draw_band(ax: Axes, table: pd.DataFrame, x: str, prob: float, *, color: Any, label: str | None = None) -> None:
+    ax.fill_between(table[x], table[f"pred_lower_{prob:g}"], table[f"pred_upper_{prob:g}"], color=color, alpha=0.12,
+                    linewidth=0)
+    ax.fill_between(table[x], table[f"lower_{prob:g}"], table[f"upper_{prob:g}"], color=color, alpha=0.35,
+                    linewidth=0)
+    ax.plot(table[x], table["median"], color=color, linewidth=1.2, label=label)
+
+
+def plot_extrapolation(
+    fit: Fit,
+    *,
+    target_N: float = 1e11,
+    tokens_per_param: float = 20.0,
+    x: str = "N",
+    holdout: pd.DataFrame | None = None,
+    probs: Sequence[float] = (0.5, 0.9),
+    ax: Axes | None = None,
+) -> Axes:
+    """Extrapolation fan: loss vs N (or C) along D = tokens_per_param·N, out to ``target_N``.
+
+    Nested bands (e.g. 50% and 90%) of the law's expected loss, plus the predictive band of a run at the
+    widest level; the sweep's runs and any ``holdout`` runs (a DataFrame with N, D, loss) are overlaid.
+    """
+    if x not in ("N", "C"):
+        raise ValueError("x must be 'N' or 'C'")
+    ax = _ax(ax)
+    frame = fit.sweep.frame
+    n = np.geomspace(frame["N"].min(), max(target_N, frame["N"].max()), 80)
+    points = pd.DataFrame({"N": n, "D": tokens_per_param * n})
+    if "U" in fit.law.inputs:
+        points["unique_tokens"] = points["D"]
+    table = band_table(fit, points, probs=probs)
+    probs = sorted(probs)
+    widest = probs[-1]
+    ax.fill_between(table[x], table[f"pred_lower_{widest:g}"], table[f"pred_upper_{widest:g}"], color="C0",
+                    alpha=0.1, linewidth=0, label=f"{widest:.0%} predictive (one run)")
+    for i, p in enumerate(reversed(probs)):
+        ax.fill_between(table[x], table[f"lower_{p:g}"], table[f"upper_{p:g}"], color="C0", alpha=0.25 + 0.2 * i,
+                        linewidth=0, label=f"{p:.0%} credible")
+    ax.plot(table[x], table["median"], color="C0", label="median")
+    near = np.abs(np.log(frame["D"] / frame["N"] / tokens_per_param)) < np.log(2)
+    ax.scatter(frame.loc[near, x], frame.loc[near, "loss"], s=12, color="0.2", zorder=3,
+               label=f"runs at {tokens_per_param / 2:g}-{tokens_per_param * 2:g} tokens/param")
+    ax.scatter(frame.loc[~near, x], frame.loc[~near, "loss"], s=8, color="0.75", zorder=2, label="other runs")
+    if holdout is not None and len(holdout):
+        hx = holdout[x] if x in holdout else 6 * holdout["N"] * holdout["D"]
+        ax.scatter(hx, holdout["loss"], s=24, marker="*", color="C3", zorder=4, label="held-out runs")
+    ax.axvline(table[x].iloc[-1], color="0.5", linestyle=":", linewidth=1)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("parameters N" if x == "N" else "training compute C (FLOPs)")
+    ax.set_ylabel("loss (nats/token)")
+    ax.set_title(f"Extrapolation at {tokens_per_param:g} tokens/parameter")
+    ax.legend(fontsize="small")
+    return ax
+
+
+def plot_frontier(table: pd.DataFrame, *, axes: Sequence[Axes] | None = None) -> Figure:
+    """Compute-optimal frontier N_opt(C) and D_opt(C) with bands, from :func:`bayes_scaling.compute_optimal`.
+
+    Reference slopes through the median at the smallest budget: Kaplan (N ∝ C^0.73, D ∝ C^0.27) and
+    Chinchilla (N ∝ C^0.5, D ∝ C^0.5).
+    """
+    if axes is None:
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
+    else:
+        fig = axes[0].figure
+    c = table["C"].to_numpy()
+    for ax, key, kaplan in zip(axes, ("N_opt", "D_opt"), (0.73, 0.27), strict=True):
+        ax.fill_between(c, table[f"{key}_lower"], table[f"{key}_upper"], color="C0", alpha=0.3, linewidth=0,
+                        label="credible interval")
+        ax.plot(c, table[key], color="C0", label="posterior median")
+        anchor = table[key].iloc[0]
+        ax.plot(c, anchor * (c / c[0]) ** kaplan, "--", color="C3", label=f"Kaplan slope {kaplan}")
+        ax.plot(c, anchor * (c / c[0]) ** 0.5, ":", color="C2", label="Chinchilla slope 0.5")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("training compute C (FLOPs)")
+        ax.set_ylabel("compute-optimal parameters N" if key == "N_opt" else "compute-optimal tokens D")
+        ax.legend(fontsize="small")
+    return fig
+
+
+def plot_isoflop(
+    fit: Fit, budgets: Sequence[float], *, prob: float = 0.9, span: float = 30.0, ax: Axes | None = None
+) -> Axes:
+    """Iso-FLOP curves from the posterior: loss vs N at fixed C (D = C/(6N)), median with credible band.
+
+    Each curve spans a factor ``span`` either side of its median compute-optimal N, which is marked.
+    """
+    from bayes_scaling.planning import compute_optimal
+
+    ax = _ax(ax)
+    alloc = compute_optimal(fit, list(budgets))
+    norm = LogNorm(min(budgets), max(budgets) * 1.0001)
+    cmap = plt.get_cmap("plasma")
+    for budget, n_opt in zip(alloc["C"], alloc["N_opt"], strict=True):
+        n = np.geomspace(n_opt / span, n_opt * span, 60)
+        points = pd.DataFrame({"N": n, "D": budget / (6 * n)})
+        if "U" in fit.law.inputs:
+            points["unique_tokens"] = points["D"]
+        table = band_table(fit, points, probs=(prob,))
+        color = cmap(norm(budget) * 0.85)
+        ax.fill_between(n, table[f"lower_{prob:g}"], table[f"upper_{prob:g}"], color=color, alpha=0.3, linewidth=0)
+        ax.plot(n, table["median"], color=color, label=f"C = {budget:.1e}")
+        ax.scatter([n_opt], [np.interp(np.log(n_opt), np.log(n), table["median"])], color=color, marker="o",
+                   edgecolor="k", zorder=3)
+    ax.set_xscale("log")
+    ax.set_xlabel("parameters N")
+    ax.set_ylabel("loss (nats/token)")
+    ax.set_title("Iso-FLOP curves (dots: median compute-optimal N)")
+    ax.legend(fontsize="small")
+    return ax
+
+
+def plot_posterior(fit: Fit, var_names: Sequence[str] | None = None, *, max_points: int = 1000,
+                   seed: int = 0) -> Figure:
+    """Pairs and marginals of the posterior (default: the law's classical parameters).
+
+    Histograms on the diagonal, scatter of (thinned) draws below it.
+    """
+    names = [n for n in (var_names or fit.law.summary_names) if not (n in fit.priors and fit.priors[n].is_fixed)]
+    draws = fit.draws(names)
+    k = len(names)
+    fig, axes = plt.subplots(k, k, figsize=(1.9 * k + 1, 1.9 * k + 1), layout="constrained", squeeze=False)
+    rng = np.random.default_rng(seed)
+    total = len(next(iter(draws.values())))
+    pick = rng.choice(total, size=min(max_points, total), replace=False)
+    for i, yi in enumerate(names):
+        for j, xj in enumerate(names):
+            ax = axes[i, j]
+            if j > i:
+                ax.set_axis_off()
+                continue
+            if i == j:
+                ax.hist(draws[xj], bins=40, color="C0", alpha=0.8)
+                ax.set_yticks([])
+            else:
+                ax.scatter(draws[xj][pick], draws[yi][pick], s=2, alpha=0.4, color="C0")
+            if i == k - 1:
+                ax.set_xlabel(xj)
+            if j == 0 and i > 0:
+                ax.set_ylabel(yi)
+    fig.suptitle(f"Posterior of {fit.law.name}")
+    return fig
+
+
+def plot_compare(table: pd.DataFrame, *, axes: Sequence[Axes] | None = None) -> Figure:
+    """Model comparison from :func:`bayes_scaling.compare`: ELPD ± se and stacking weights."""
+    if axes is None:
+        fig, axes = plt.subplots(1, 2, figsize=(10, 0.5 * len(table) + 2), layout="constrained")
+    else:
+        fig = axes[0].figure
+    y = np.arange(len(table))[::-1]
+    axes[0].errorbar(table["elpd"], y, xerr=table["se"], fmt="o", color="C0", capsize=3)
+    axes[0].set_yticks(y, table.index)
+    axes[0].set_xlabel("ELPD (PSIS-LOO, higher is better)")
+    axes[0].axvline(table["elpd"].iloc[0], color="0.6", linestyle=":")
+    axes[1].barh(y, table["weight"], color="C1")
+    axes[1].set_yticks(y, table.index)
+    axes[1].set_xlim(0, 1)
+    axes[1].set_xlabel("stacking weight")
+    return fig
+
+
+def plot_exponents(fit: Fit, *, ax: Axes | None = None) -> Axes:
+    """Posterior of the compute-optimal exponent a = β/(α+β), with Kaplan's 0.73 and Chinchilla's 0.5 marked."""
+    from bayes_scaling.comparison import exponent_draws
+
+    ax = _ax(ax, (6.4, 3.6))
+    a = exponent_draws(fit)["a"]
+    ax.hist(a, bins=60, color="C0", alpha=0.8, density=True, label=f"posterior of a ({fit.law.name})")
+    ax.axvline(0.5, color="C2", linestyle="--", label="Chinchilla a = 0.5")
+    ax.axvline(0.73, color="C3", linestyle="--", label="Kaplan a = 0.73")
+    ax.set_xlabel("compute-optimal exponent a (N_opt ∝ C^a)")
+    ax.set_ylabel("density")
+    ax.legend(fontsize="small")
+    return ax

@@ -1,0 +1,153 @@
+"""A fit report a user can send to a colleague: HTML and Markdown with PNG figures, in one folder."""
+
+from __future__ import annotations
+
+import html
+import shutil
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bayes_scaling.data import load_sweep
+from bayes_scaling.results import Fit, fit
+
+__all__ = ["write_report"]
+
+
+def _table_html(table: pd.DataFrame) -> str:
+    return table.to_html(float_format=lambda v: f"{v:.4g}", na_rep="-", border=0, classes="table")
+
+
+def _table_md(table: pd.DataFrame) -> str:
+    frame = table.reset_index() if table.index.name or not isinstance(table.index, pd.RangeIndex) else table
+    head = "| " + " | ".join(map(str, frame.columns)) + " |"
+    rule = "|" + "---|" * len(frame.columns)
+    fmt = lambda v: f"{v:.4g}" if isinstance(v, float | np.floating) else str(v)  # noqa: E731
+    body = ["| " + " | ".join(fmt(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([head, rule, *body])
+
+
+def write_report(
+    data: Any,
+    out: str | Path,
+    *,
+    laws: Sequence[str] = ("chinchilla",),
+    points: Sequence[tuple[float, float]] = ((7e10, 1.4e12), (1e11, 2e12)),
+    budgets: Sequence[float] = (1e22, 5.76e23, 1e24),
+    prob: float = 0.9,
+    fit_kwargs: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Fit ``laws`` to ``data`` and write ``index.html``, ``report.md`` and PNG figures into ``out``.
+
+    Sections: data summary, diagnostics, parameter table, figures (fit, extrapolation fan, frontier,
+    iso-FLOP curves, posterior pairs, exponent posterior, comparison), forecasts at ``points`` (N, D),
+    allocation for ``budgets`` (FLOPs), and the comparison verdict when two or more laws are given.
+    The first law is the main one. Refuses to write into a non-empty folder unless ``overwrite``.
+
+    Returns
+    -------
+    Path
+        The HTML file.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from bayes_scaling import plots
+    from bayes_scaling.comparison import EXPONENTS, compare_hypotheses
+    from bayes_scaling.planning import compute_optimal
+
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise FileExistsError(f"{out} exists and is not empty; pass overwrite=True (CLI: --force) to replace it")
+        shutil.rmtree(out)
+    sweep = load_sweep(data)
+    laws = list(dict.fromkeys(laws))
+    if not laws:
+        raise ValueError("give at least one law")
+    kwargs = {"warn": False, **dict(fit_kwargs or {})}
+    comparison = None
+    if len(laws) > 1:
+        comparison = compare_hypotheses(sweep, laws, prob=prob, fit_kwargs=kwargs)
+        fits: dict[str, Fit] = comparison["fits"]
+    else:
+        fits = {laws[0]: fit(sweep, law=laws[0], **kwargs)}
+    main = fits[laws[0]]
+    out.mkdir(parents=True, exist_ok=True)
+
+    figures: list[tuple[str, str]] = []
+
+    def save(fig: Any, name: str, caption: str) -> None:
+        fig.savefig(out / name, dpi=110)
+        plt.close(fig)
+        figures.append((name, caption))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        save(plots.plot_fit(main, prob=prob).figure, "fit.png", "Observed losses and the fitted law")
+        nd_law = {"N", "D"} <= set(main.law.inputs)
+        if nd_law:
+            target = max(1e11, float(np.max([p[0] for p in points])) if points else 1e11)
+            save(plots.plot_extrapolation(main, target_N=target).figure, "extrapolation.png",
+                 "Extrapolation fan at 20 tokens per parameter (50% and 90% credible, 90% predictive)")
+            c_grid = np.geomspace(sweep.column("C").min(), max(max(budgets, default=1e24), 1e24), 25)
+            save(plots.plot_frontier(compute_optimal(main, c_grid, prob=prob)), "frontier.png",
+                 "Compute-optimal frontier with Kaplan and Chinchilla reference slopes")
+            iso = np.geomspace(sweep.column("C").min(), sweep.column("C").max(), 4)
+            save(plots.plot_isoflop(main, iso, prob=prob).figure, "isoflop.png", "Iso-FLOP curves from the posterior")
+        save(plots.plot_posterior(main), "posterior.png", f"Posterior pairs and marginals ({main.law.name})")
+        if main.law.name in EXPONENTS:
+            save(plots.plot_exponents(main).figure, "exponents.png", "Posterior of the compute-optimal exponent a")
+        if comparison is not None:
+            save(plots.plot_compare(comparison["loo"]), "compare.png", "Model comparison: ELPD and stacking weights")
+
+    sections: list[tuple[str, pd.DataFrame | str]] = [("Data", sweep.describe())]
+    diag = pd.DataFrame({name: f.diagnostics().to_dict() for name, f in fits.items()}).T
+    diag.index.name = "law"
+    sections.append(("Diagnostics", diag))
+    sections.append((f"Parameters of {main.law.name} ({prob:.0%} HDI)", main.summary(prob)))
+    if points and nd_law:
+        n, d = zip(*points, strict=True)
+        sections.append((f"Forecasts ({prob:.0%} intervals, nats/token)", main.forecast(N=n, D=d, prob=prob)))
+    if budgets and nd_law:
+        sections.append((f"Compute-optimal allocation ({prob:.0%} intervals)",
+                         compute_optimal(main, list(budgets), prob=prob)))
+    if comparison is not None:
+        sections.append(("Comparison (PSIS-LOO)", comparison["loo"]))
+        sections.append(("Extrapolation (leave-largest-out)", comparison["extrapolation"]))
+        sections.append(("Verdict", comparison["verdict"]))
+
+    title = f"bayes_scaling report: {html.escape(str(sweep.source))}"
+    md = [f"# {title}", "", f"{len(sweep)} runs; laws: {', '.join(laws)}; likelihood {main.likelihood}.", ""]
+    body = [f"<h1>{title}</h1>", f"<p>{len(sweep)} runs; laws: {', '.join(laws)}; likelihood {main.likelihood}.</p>"]
+    for heading, content in sections:
+        md += [f"## {heading}", ""]
+        body.append(f"<h2>{html.escape(heading)}</h2>")
+        if isinstance(content, str):
+            md += [content, ""]
+            body.append(f"<p>{html.escape(content)}</p>")
+        else:
+            md += [_table_md(content), ""]
+            body.append(_table_html(content))
+    md += ["## Figures", ""]
+    body.append("<h2>Figures</h2>")
+    for name, caption in figures:
+        md += [f"![{caption}]({name})", "", f"*{caption}*", ""]
+        body.append(f'<figure><img src="{name}" alt="{html.escape(caption)}"><figcaption>{html.escape(caption)}'
+                    "</figcaption></figure>")
+    style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+             "table{border-collapse:collapse;margin:1em 0}td,th{padding:2px 8px;border-bottom:1px solid #ddd;"
+             "text-align:right}img{max-width:100%}figcaption{color:#555;font-size:90%}")
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title><style>{style}</style>"
+            f"</head><body>{''.join(body)}</body></html>")
+    (out / "report.md").write_text("\n".join(md))
+    index = out / "index.html"
+    index.write_text(page)
+    return index
