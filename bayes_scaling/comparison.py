@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_scaling.data import Sweep, load_sweep
-from bayes_scaling.forecast import law_log_mean
+from bayes_scaling.forecast import law_log_mean, log_likelihood_draws
 from bayes_scaling.results import Fit, fit
 
 __all__ = [
@@ -117,16 +117,9 @@ def log_predictive_density(fit_: Fit, sweep: Sweep) -> np.ndarray:
     ``log( mean_s p(log loss_i | θ_s) )`` for each run, on the log-loss scale (the same
     scale as the likelihood and PSIS-LOO), averaged over posterior draws θ_s.
     """
-    from scipy import special, stats
+    from scipy import special
 
-    mu = law_log_mean(fit_, sweep.frame)
-    y = np.log(sweep.column("loss"))[None, :]
-    noise = fit_.draws(fit_.noise_names)
-    sigma = noise["sigma"][:, None]
-    if fit_.likelihood == "student_t":
-        logp = stats.t.logpdf(y, df=noise["nu"][:, None], loc=mu, scale=sigma)
-    else:
-        logp = stats.norm.logpdf(y, loc=mu, scale=sigma)
+    logp = log_likelihood_draws(fit_, sweep.frame)
     return special.logsumexp(logp, axis=0) - math.log(logp.shape[0])
 
 

@@ -23,7 +23,7 @@ from bayes_scaling.laws import INPUT_COLUMNS
 if TYPE_CHECKING:
     from bayes_scaling.results import Fit
 
-__all__ = ["forecast", "law_log_mean", "points_frame", "predictive_log_loss"]
+__all__ = ["forecast", "law_log_mean", "log_likelihood_draws", "points_frame", "predictive_log_loss"]
 
 ArrayLike = float | int | np.ndarray | list[float] | pd.Series
 
@@ -90,6 +90,23 @@ def predictive_log_loss(fit: Fit, log_mean: np.ndarray, *, seed: int | np.random
     else:
         eps = rng.standard_normal(log_mean.shape)
     return log_mean + sigma * eps
+
+
+def log_likelihood_draws(fit: Fit, frame: pd.DataFrame) -> np.ndarray:
+    """Log-likelihood of each run's log-loss under each posterior draw: shape (draws, runs).
+
+    ``frame`` holds the runs (the law's input columns and ``loss``); the density is that of the
+    fit's likelihood on log-loss (Student-t or Normal), the same as in the PyMC model.
+    """
+    from scipy import stats
+
+    mu = law_log_mean(fit, frame)
+    y = np.log(frame["loss"].to_numpy(dtype=float))[None, :]
+    noise = fit.draws(fit.noise_names)
+    sigma = noise["sigma"][:, None]
+    if fit.likelihood == "student_t":
+        return stats.t.logpdf(y, df=noise["nu"][:, None], loc=mu, scale=sigma)
+    return stats.norm.logpdf(y, loc=mu, scale=sigma)
 
 
 def forecast(

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Iterator
+from collections import OrderedDict
+from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -120,6 +121,38 @@ def diagnose(idata: Any, var_names: list[str]) -> Diagnostics:
     )
 
 
+#: Compiled nutpie models by structural key (law, priors, likelihood, number of runs); least recently used last.
+_COMPILED: OrderedDict[Hashable, Any] = OrderedDict()
+#: How many compiled models to keep in memory.
+CACHE_SIZE = 32
+
+
+def clear_compiled_cache() -> None:
+    """Forget every compiled model (the next fit of each law compiles again)."""
+    _COMPILED.clear()
+
+
+def _data_values(model: Any) -> dict[str, np.ndarray]:
+    return {var.name: np.asarray(var.get_value()) for var in model.data_vars}
+
+
+def _compiled_nutpie(model: Any, cache_key: Hashable | None) -> Any:
+    """A compiled nutpie model for ``model``: reused from the cache with this model's data when possible."""
+    import nutpie
+
+    if cache_key is not None and cache_key in _COMPILED:
+        _COMPILED.move_to_end(cache_key)
+        compiled = _COMPILED[cache_key]
+        known = {var.name for var in compiled.shared_var_keys}  # data the graph uses (unused ones are pruned)
+        return compiled.with_data(**{k: v for k, v in _data_values(model).items() if k in known})
+    compiled = nutpie.compile_pymc_model(model, freeze_model=False)
+    if cache_key is not None:
+        _COMPILED[cache_key] = compiled
+        while len(_COMPILED) > CACHE_SIZE:
+            _COMPILED.popitem(last=False)
+    return compiled
+
+
 def sample(
     model: Any,
     *,
@@ -129,7 +162,7 @@ def sample(
     seed: int | None = None,
     sampler: Sampler = "nutpie",
     target_accept: float = 0.9,
-    log_likelihood: bool = True,
+    cache_key: Hashable | None = None,
 ) -> Any:
     """Draw posterior samples of ``model`` with NUTS.
 
@@ -145,13 +178,14 @@ def sample(
         NUTS backend.
     target_accept : float
         Target acceptance rate of step-size adaptation.
-    log_likelihood : bool
-        Store the pointwise log-likelihood (needed for LOO comparison).
+    cache_key : hashable, optional
+        With nutpie, models that share this key (same law, priors, likelihood and number of runs) reuse
+        one compiled model with new data, which skips the compile step (most of a small fit's time).
 
     Returns
     -------
     xarray.DataTree
-        ArviZ posterior with ``sample_stats``, ``observed_data`` and, if asked, ``log_likelihood``.
+        ArviZ posterior with ``posterior`` (parameters and derived quantities) and ``sample_stats``.
     """
     import pymc as pm
 
@@ -162,32 +196,38 @@ def sample(
             raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
     if not 0 < target_accept < 1:
         raise ValueError(f"target_accept must be in (0, 1), got {target_accept}")
-    kwargs: dict[str, Any] = {}
-    if sampler == "nutpie":
-        kwargs["nuts_sampler_kwargs"] = {
-            "low_rank_modified_mass_matrix": True,
-            "target_accept": target_accept,
-        }
-    else:
-        kwargs.update(cores=min(chains, 2), target_accept=target_accept, compile_kwargs={"mode": "FAST_RUN"})
-    with warnings.catch_warnings(), _quiet_pymc(), model:
+    with warnings.catch_warnings(), _quiet_pymc():
         warnings.simplefilter("ignore", FutureWarning)
         warnings.simplefilter("ignore", UserWarning)
         warnings.simplefilter("ignore", RuntimeWarning)
-        idata = pm.sample(
-            draws=int(draws),
-            tune=int(tune),
-            chains=int(chains),
-            random_seed=seed,
-            nuts_sampler=sampler,
-            progressbar=False,
-            quiet=True,
-            compute_convergence_checks=False,
-            **kwargs,
-        )
-        if log_likelihood:
-            idata = pm.compute_log_likelihood(idata, model=model, progressbar=False)
-    return idata
+        if sampler == "nutpie":
+            import nutpie
+
+            return nutpie.sample(
+                _compiled_nutpie(model, cache_key),
+                draws=int(draws),
+                tune=int(tune),
+                chains=int(chains),
+                seed=seed,
+                progress_bar=False,
+                save_warmup=False,
+                low_rank_modified_mass_matrix=True,
+                target_accept=target_accept,
+            )
+        with model:
+            return pm.sample(
+                draws=int(draws),
+                tune=int(tune),
+                chains=int(chains),
+                random_seed=seed,
+                nuts_sampler="pymc",
+                cores=min(chains, 2),
+                target_accept=target_accept,
+                compile_kwargs={"mode": "FAST_RUN"},
+                progressbar=False,
+                quiet=True,
+                compute_convergence_checks=False,
+            )
 
 
 @contextmanager

@@ -35,7 +35,7 @@ from bayes_scaling.priors import Prior
 __all__ = ["ScalingLaw", "get_law", "laws", "register_law"]
 
 Expression = Callable[[Any, Mapping[str, Any], Mapping[str, Any]], Any]
-Derived = Callable[[Any, Mapping[str, Any], Mapping[str, float]], Any]
+Derived = Callable[[Any, Mapping[str, Any], Mapping[str, Any]], Any]
 
 #: Column each input key is read from.
 INPUT_COLUMNS = {"N": "N", "D": "D", "C": "C", "U": "unique_tokens"}
@@ -68,8 +68,8 @@ class ScalingLaw:
         or ``pytensor.tensor``; ``params`` maps parameter names to values; ``x``
         maps input keys to centred logs (see the module docstring).
     derived : mapping, optional
-        Named quantities computed from the parameters, ``f(xp, params, ref)``,
-        where ``ref`` maps ``"N"``, ``"D"``, ``"C"`` to the reference scales.
+        Named quantities computed from the parameters, ``f(xp, params, log_ref)``,
+        where ``log_ref`` maps ``"N"``, ``"D"``, ``"C"`` to the logs of the reference scales.
     summary_names : tuple of str, optional
         Quantities shown by ``Fit.summary()``; defaults to all parameters and derived.
     """
@@ -172,8 +172,8 @@ def _sum_terms(xp: Any, *log_terms: Any) -> Any:
 def _power_constant(level: str, exponent: str, scale: str) -> Derived:
     """Constant K of K / X^exponent from its log level at the reference scale."""
 
-    def constant(xp: Any, p: Mapping[str, Any], ref: Mapping[str, float]) -> Any:
-        return xp.exp(p[level] + p[exponent] * math.log(ref[scale]))
+    def constant(xp: Any, p: Mapping[str, Any], log_ref: Mapping[str, Any]) -> Any:
+        return xp.exp(p[level] + p[exponent] * log_ref[scale])
 
     return constant
 
@@ -235,7 +235,7 @@ register_law(
         },
         log_loss=_chinchilla_tied,
         derived={
-            "beta": lambda xp, p, ref: p["alpha"] * 1.0,
+            "beta": lambda xp, p, log_ref: p["alpha"] * 1.0,
             "A": _power_constant("log_n_term", "alpha", "N"),
             "B": _power_constant("log_d_term", "alpha", "D"),
         },
@@ -244,7 +244,7 @@ register_law(
 )
 
 
-def _allocation_beta(xp: Any, p: Mapping[str, Any], ref: Mapping[str, float] | None = None) -> Any:
+def _allocation_beta(xp: Any, p: Mapping[str, Any], log_ref: Mapping[str, Any] | None = None) -> Any:
     return p["alpha"] * p["a"] / (1.0 - p["a"])
 
 
@@ -271,7 +271,7 @@ def _allocation_law(name: str, a: Prior, title: str, citation: str) -> ScalingLa
         derived={
             "beta": _allocation_beta,
             "A": _power_constant("log_n_term", "alpha", "N"),
-            "B": lambda xp, p, ref: xp.exp(p["log_d_term"] + _allocation_beta(xp, p) * math.log(ref["D"])),
+            "B": lambda xp, p, log_ref: xp.exp(p["log_d_term"] + _allocation_beta(xp, p) * log_ref["D"]),
         },
         summary_names=(*_CHINCHILLA_SUMMARY, "a"),
     )
@@ -324,8 +324,8 @@ _KAPLAN_PRIORS = {
     "log_dc": PRIOR_KAPLAN_LOG_SCALE,
 }
 _KAPLAN_DERIVED = {
-    "N_c": lambda xp, p, ref: xp.exp(p["log_nc"] + math.log(ref["N"])),
-    "D_c": lambda xp, p, ref: xp.exp(p["log_dc"] + math.log(ref["D"])),
+    "N_c": lambda xp, p, log_ref: xp.exp(p["log_nc"] + log_ref["N"]),
+    "D_c": lambda xp, p, log_ref: xp.exp(p["log_dc"] + log_ref["D"]),
 }
 
 register_law(
@@ -379,7 +379,7 @@ register_law(
             "log_c_term": PRIOR_LOG_TERM,
         },
         log_loss=_single("C", "log_c_term", "alpha_C"),
-        derived={"C0": lambda xp, p, ref: xp.exp(p["log_c_term"] / p["alpha_C"] + math.log(ref["C"]))},
+        derived={"C0": lambda xp, p, log_ref: xp.exp(p["log_c_term"] / p["alpha_C"] + log_ref["C"])},
         summary_names=("E", "C0", "alpha_C"),
     )
 )

@@ -8,6 +8,7 @@ and Epoch AI. ``likelihood="normal"`` selects a Normal instead.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -80,8 +81,9 @@ def build_model(
     Returns
     -------
     pymc.Model
-        With data containers named after the law's inputs (``x_N``, ...), the
-        observed variable ``log_loss`` and deterministics for derived quantities.
+        With data containers for the centred inputs (``x_N``, ...), the log reference scales
+        (``log_ref_N``, ...) and the observed log-losses (``log_loss_data``), the observed variable
+        ``log_loss`` and deterministics for derived quantities.
     """
     import pymc as pm
     import pytensor.tensor as pt
@@ -95,15 +97,19 @@ def build_model(
     y = np.log(sweep.column("loss"))
 
     with pm.Model(coords={"run": np.arange(len(sweep))}) as model:
+        # Every number that depends on the sweep is a data container, so a compiled model can be reused
+        # for another sweep of the same size (see bayes_scaling.inference).
         x = {key: pm.Data(f"x_{key}", value, dims="run") for key, value in x_values.items()}
+        log_ref = {key: pm.Data(f"log_ref_{key}", math.log(value)) for key, value in reference.items()}
+        observed = pm.Data(f"{OBSERVED}_data", y, dims="run")
         params = {name: resolved[name].create(name) for name in law.param_names}
         for name, fn in law.derived.items():
-            pm.Deterministic(name, fn(pt, params, reference))
+            pm.Deterministic(name, fn(pt, params, log_ref))
         mu = law.log_loss(pt, params, x)
         sigma = resolved["sigma"].create("sigma")
         if likelihood == "student_t":
             nu = resolved["nu"].create("nu")
-            pm.StudentT(OBSERVED, nu=nu, mu=mu, sigma=sigma, observed=y, dims="run")
+            pm.StudentT(OBSERVED, nu=nu, mu=mu, sigma=sigma, observed=observed, dims="run")
         else:
-            pm.Normal(OBSERVED, mu=mu, sigma=sigma, observed=y, dims="run")
+            pm.Normal(OBSERVED, mu=mu, sigma=sigma, observed=observed, dims="run")
     return model

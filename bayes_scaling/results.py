@@ -6,6 +6,7 @@ import json
 import os
 import tempfile
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
@@ -120,7 +121,9 @@ class Fit:
         if not 0 < prob < 1:
             raise ValueError(f"prob must be between 0 and 1, got {prob}")
         names = [*self.law.summary_names, *self.noise_names]
-        table = az.summary(self.idata, var_names=names, ci_prob=prob, ci_kind="hdi", round_to="none")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # R-hat of a fixed parameter divides by zero
+            table = az.summary(self.idata, var_names=names, ci_prob=prob, ci_kind="hdi", round_to="none")
         table = table.astype(float)
         low, high = [c for c in table.columns if c.startswith("hdi")][:2]
         table = table.rename(columns={low: "hdi_low", high: "hdi_high"})
@@ -196,6 +199,29 @@ class Fit:
             if os.path.exists(tmp):
                 os.unlink(tmp)
         return path
+
+
+def _attach_observations(result: Fit, *, log_likelihood: bool) -> None:
+    """Add ``observed_data`` (log-loss per run) and, if asked, pointwise ``log_likelihood`` groups."""
+    import xarray as xr
+
+    from bayes_scaling.forecast import log_likelihood_draws
+    from bayes_scaling.model import OBSERVED
+
+    tree = result.idata
+    runs = np.arange(len(result.sweep))
+    observed = xr.Dataset({OBSERVED: ("run", np.log(result.sweep.column("loss")))}, coords={"run": runs})
+    groups = {"observed_data": observed}
+    if log_likelihood:
+        posterior = tree["posterior"]
+        shape = (posterior.sizes["chain"], posterior.sizes["draw"], len(runs))
+        values = log_likelihood_draws(result, result.sweep.frame).reshape(shape)
+        groups["log_likelihood"] = xr.Dataset(
+            {OBSERVED: (("chain", "draw", "run"), values)},
+            coords={"chain": posterior["chain"].values, "draw": posterior["draw"].values, "run": runs},
+        )
+    for name, dataset in groups.items():
+        tree[name] = xr.DataTree(dataset)
 
 
 def _num(value: Any) -> float | None:
@@ -310,6 +336,7 @@ def fit(
     model = build_model(law, sweep, priors=resolved, likelihood=likelihood, reference=reference)
     if log_likelihood is None:
         log_likelihood = len(sweep) <= 20_000
+    cache_key = (law.name, id(law), likelihood, len(sweep), tuple(sorted((k, repr(v)) for k, v in resolved.items())))
     idata = sample(
         model,
         draws=draws,
@@ -318,7 +345,7 @@ def fit(
         seed=seed,
         sampler=sampler,
         target_accept=target_accept,
-        log_likelihood=log_likelihood,
+        cache_key=cache_key,
     )
     elapsed = time.perf_counter() - start
     info = {
@@ -334,6 +361,7 @@ def fit(
     result = Fit(
         law=law, sweep=sweep, priors=resolved, likelihood=likelihood, reference=reference, idata=idata, info=info
     )
+    _attach_observations(result, log_likelihood=log_likelihood)
     if warn:
         warn_if_unconverged(result.diagnostics(), label=f"fit of {law.name!r}")
     return result

@@ -125,3 +125,20 @@ def test_real_chinchilla_sweep_converges_next_to_epoch_refit(chinchilla_fit):
     assert 0.32 < mean["alpha"] < 0.37 and 0.34 < mean["beta"] < 0.39 and 1.75 < mean["E"] < 1.86
     # the Student-t finds the outlying runs: heavy tails
     assert mean["nu"] < 5
+
+
+def test_compiled_model_reuse_gives_the_same_posterior_as_a_fresh_compile():
+    from bayes_scaling.inference import clear_compiled_cache
+
+    first = bs.load_demo()
+    other = first.iloc[::-1].reset_index(drop=True)
+    other["N"] *= 2.0  # new reference scale and new data, same number of runs
+    other["loss"] *= 1.05
+    kwargs = {"law": "params", "draws": 100, "tune": 200, "chains": 2, "seed": 9, "warn": False}
+    bs.fit(first, **kwargs)  # compiles and caches
+    reused = bs.fit(other, **kwargs)  # same law and size: reuses the compiled model with new data
+    clear_compiled_cache()
+    fresh = bs.fit(other, **kwargs)
+    for name in ("E", "A", "alpha"):
+        np.testing.assert_array_equal(reused.draws([name])[name], fresh.draws([name])[name])
+    assert reused.info["fit_seconds"] < fresh.info["fit_seconds"]
