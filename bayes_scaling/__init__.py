@@ -11,7 +11,7 @@ Typical use::
 """
 
 from bayes_scaling.comparison import compare, compare_hypotheses, exponent_summary, extrapolation_scores
-from bayes_scaling.data import DataError, Sweep, load_sweep
+from bayes_scaling.data import DataError, DataWarning, Sweep, load_sweep
 from bayes_scaling.datasets import load_demo
 from bayes_scaling.forecast import forecast
 from bayes_scaling.inference import ConvergenceWarning, Diagnostics, prior_predictive
@@ -26,6 +26,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ConvergenceWarning",
     "DataError",
+    "DataWarning",
     "Diagnostics",
     "Fit",
     "FitFileError",

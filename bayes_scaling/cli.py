@@ -56,9 +56,36 @@ def _add_sampling(parser: argparse.ArgumentParser, *, draws: int = 1000, tune: i
     group.add_argument("--sampler", choices=SAMPLERS, default="nutpie", help="NUTS backend (default nutpie)")
     group.add_argument("--likelihood", choices=LIKELIHOODS, default="student_t",
                        help="noise on log-loss (default student_t, robust to outliers)")
+    group.add_argument("--strict", action="store_true",
+                       help="exit 1 when diagnostics fail (R-hat > 1.01, bulk ESS < 400, divergences, tree depth)")
     group.add_argument("--priors", type=Path, default=None, metavar="FILE",
                        help="JSON or TOML file of prior overrides, e.g. {\"alpha\": {\"dist\": \"LogNormal\", "
                             "\"mu\": -1.2, \"sigma\": 0.5}, \"a\": 0.73}")
+
+
+def _add_data(parser: argparse.ArgumentParser) -> None:
+    from bayes_scaling.data import LOSS_UNITS
+
+    parser.add_argument("data", type=Path, help="CSV with columns N (parameters), D (tokens), loss (optional C)")
+    parser.add_argument("--columns", default=None, metavar="MAP",
+                        help="rename columns, e.g. 'params=N,tokens=D,val_loss=loss'")
+    parser.add_argument("--loss-units", choices=LOSS_UNITS, default="nats",
+                        help="units of the loss column (default nats; converted to nats/token)")
+
+
+def _load(args: argparse.Namespace) -> Any:
+    from bayes_scaling.data import load_sweep
+
+    mapping = None
+    if args.columns:
+        pairs = [item.split("=", 1) for item in args.columns.split(",") if item.strip()]
+        if any(len(p) != 2 for p in pairs):
+            raise ValueError(f"--columns must look like 'params=N,tokens=D'; got {args.columns!r}")
+        mapping = {k.strip(): v.strip() for k, v in pairs}
+    sweep = load_sweep(args.data, columns=mapping, loss_units=args.loss_units)
+    if sweep.renamed and not getattr(args, "json", False):
+        print("note: read " + ", ".join(f"column {k!r} as {v}" for k, v in sweep.renamed.items()), file=sys.stderr)
+    return sweep
 
 
 def _sampling_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -115,7 +142,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
     if args.out is not None and args.out.exists() and not args.force:
         raise FileExistsError(f"{args.out} exists; add --force to replace it")
-    result = fit(args.data, law=args.law, warn=False, **_sampling_kwargs(args))
+    result = fit(_load(args), law=args.law, warn=False, **_sampling_kwargs(args))
     if args.out is not None:
         result.save(args.out, overwrite=args.force)
     _print_fit(result, args.json)
@@ -124,11 +151,15 @@ def cmd_fit(args: argparse.Namespace) -> int:
     return _strict_status(result, args)
 
 
-def _strict_status(result: Any, args: argparse.Namespace) -> int:
-    if getattr(args, "strict", False) and not result.diagnostics().ok:
-        print(f"error: diagnostics failed: {'; '.join(result.diagnostics().problems)}", file=sys.stderr)
-        return 1
-    return 0
+def _strict_status(results: Any, args: argparse.Namespace) -> int:
+    """1 when --strict is given and any fit's diagnostics fail (each failure named on stderr), else 0."""
+    if not getattr(args, "strict", False):
+        return 0
+    fits = results if isinstance(results, dict) else {results.law.name: results}
+    failed = {name: f.diagnostics().problems for name, f in fits.items() if not f.diagnostics().ok}
+    for name, problems in failed.items():
+        print(f"error: diagnostics failed for {name}: {'; '.join(problems)}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _points(args: argparse.Namespace) -> dict[str, Any]:
@@ -169,14 +200,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
         payload["question"] = "What loss will a 100B model trained on 2T tokens reach?"
         payload["forecast"] = _records(table)[0]
         _print_json(payload)
-        return 0
+        return _strict_status(result, args)
     print("Demo: the Chinchilla law fitted to the embedded synthetic sweep "
           "(generated from E=1.82, A=482, B=2085, alpha=0.348, beta=0.366).")
     _print_fit(result, False)
     print()
     print("Q: What loss will a 100B model trained on 2T tokens reach?")
     print("A: " + _sentence(table.iloc[0], args.prob))
-    return 0
+    return _strict_status(result, args)
 
 
 def _table_records(table: pd.DataFrame | None) -> dict[str, Any] | None:
@@ -191,7 +222,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     laws = [name.strip() for name in args.laws.split(",") if name.strip()]
     fit_kwargs = _sampling_kwargs(args)
     result = compare_hypotheses(
-        args.data,
+        _load(args),
         laws,
         regions=args.region or ("a > 0.6", "|a - 0.5| < 0.05", "|a - 0.73| < 0.05"),
         prob=args.prob,
@@ -210,7 +241,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             "diagnostics": {name: f.diagnostics().to_dict() for name, f in result["fits"].items()},
             "verdict": result["verdict"],
         })
-        return 0
+        return _strict_status(result["fits"], args)
     print("In-sample comparison (PSIS-LOO on log-loss, stacking weights):")
     print(_format_table(result["loo"]))
     if result["extrapolation"] is not None:
@@ -223,7 +254,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         if not f.diagnostics().ok:
             print(f"warning: fit of {name}: {'; '.join(f.diagnostics().problems)}")
     print("\nVerdict: " + result["verdict"])
-    return 0
+    return _strict_status(result["fits"], args)
 
 
 def _print_plan(title: str, table: pd.DataFrame, as_json: bool, extra: dict[str, Any] | None = None) -> None:
@@ -269,7 +300,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
             print(f"{args.gpus:g} GPUs x {args.days:g} days at MFU {args.mfu:g}: {flops:.4g} FLOPs")
         return 0
     if args.question == "isoflop":
-        result = planning.isoflop_analysis(args.data, budget_column=args.budget_column, prob=args.prob,
+        result = planning.isoflop_analysis(_load(args), budget_column=args.budget_column, prob=args.prob,
                                            seed=args.seed)
         if args.json:
             _print_json({"budgets": _records(result["budgets"]), "exponents": _table_records(result["exponents"]),
@@ -350,7 +381,7 @@ def _add_plan_parsers(sub: Any) -> None:
     hardware(p, required=True)
     common(p, fit=False)
     p = questions.add_parser("isoflop", help="IsoFLOP analysis of a sweep with several runs per budget")
-    p.add_argument("data", type=Path, help="CSV with N, D, loss (and C)")
+    _add_data(p)
     p.add_argument("--budget-column", default=None, help="column naming each run's budget (default: group by C)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     common(p, fit=False)
@@ -368,14 +399,14 @@ def cmd_report(args: argparse.Namespace) -> int:
         kwargs["points"] = list(zip(n_values, d_values, strict=True))
     if args.C:
         kwargs["budgets"] = args.C
-    index = write_report(args.data, args.out, laws=laws, prob=args.prob, fit_kwargs=_sampling_kwargs(args),
-                         overwrite=args.force, **kwargs)
+    report = write_report(_load(args), args.out, laws=laws, prob=args.prob, fit_kwargs=_sampling_kwargs(args),
+                          overwrite=args.force, **kwargs)
     if args.json:
-        _print_json({"html": str(index), "markdown": str(index.with_name("report.md")),
-                     "figures": sorted(p.name for p in index.parent.glob("*.png"))})
+        _print_json({"html": str(report.html), "markdown": str(report.markdown), "figures": list(report.figures),
+                     "diagnostics": {name: f.diagnostics().to_dict() for name, f in report.fits.items()}})
     else:
-        print(f"wrote {index} and {index.with_name('report.md')}")
-    return 0
+        print(f"wrote {report.html} and {report.markdown}")
+    return _strict_status(dict(report.fits), args)
 
 
 def cmd_laws(args: argparse.Namespace) -> int:
@@ -409,12 +440,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("fit", help="fit a law to a sweep CSV and print the parameter table")
-    p.add_argument("data", type=Path, help="CSV with columns N, D, loss (optional C)")
+    _add_data(p)
     p.add_argument("--law", default="chinchilla", choices=list(laws()), metavar="LAW",
                    help="law to fit (see `bayes-scaling laws`; default chinchilla)")
     p.add_argument("--out", type=Path, default=None, help="save the fit to this netCDF file")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
-    p.add_argument("--strict", action="store_true", help="exit 1 when diagnostics fail")
     p.add_argument("--json", action="store_true", help="print JSON")
     _add_sampling(p)
     p.set_defaults(func=cmd_fit)
@@ -436,7 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("compare", help="compare laws (Kaplan vs Chinchilla) by LOO, extrapolation and exponents")
-    p.add_argument("data", type=Path, help="CSV with columns N, D, loss (optional C)")
+    _add_data(p)
     p.add_argument("--laws", default="chinchilla,kaplan,allocation_a073,allocation_a050",
                    help="comma-separated laws (default chinchilla,kaplan,allocation_a073,allocation_a050)")
     p.add_argument("--region", action="append", metavar="EXPR",
@@ -452,7 +482,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_plan_parsers(sub)
 
     p = sub.add_parser("report", help="write an HTML + Markdown report with figures for a sweep")
-    p.add_argument("data", type=Path, help="CSV with columns N, D, loss (optional C)")
+    _add_data(p)
     p.add_argument("--laws", default="chinchilla", help="comma-separated laws; the first is the main one")
     p.add_argument("--out", type=Path, required=True, help="folder to write (must be empty or new)")
     p.add_argument("--force", action="store_true", help="replace a non-empty --out folder")

@@ -19,8 +19,9 @@ Validation happens once, here; everything downstream trusts a :class:`Sweep`.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +46,70 @@ _UNITS = {
 
 class DataError(ValueError):
     """The sweep data cannot be used; the message says which column and rows, and what was expected."""
+
+
+class DataWarning(UserWarning):
+    """The sweep data is usable but suspicious (e.g. duplicate runs)."""
+
+
+#: Common names of each column in published sweeps (matched case-insensitively, ignoring spaces, _ and -).
+ALIASES: dict[str, tuple[str, ...]] = {
+    "N": ("params", "n_params", "num_params", "nparams", "parameters", "model_size", "modelsize", "size"),
+    "D": ("tokens", "n_tokens", "num_tokens", "train_tokens", "training_tokens", "data", "dataset_size"),
+    "C": ("flops", "compute", "training_flop", "training_flops", "train_flops"),
+    "loss": ("final_loss", "eval_loss", "val_loss", "validation_loss", "train_loss", "test_loss"),
+    "unique_tokens": ("u", "unique", "unique_data", "unique_tokens_count"),
+}
+#: Units a loss column may be given in, and their conversion to nats per token.
+LOSS_UNITS = ("nats", "bits", "perplexity")
+#: Above this a "loss" is not nats per token for a language model (perplexity or a percentage?).
+MAX_PLAUSIBLE_LOSS = 20.0
+
+
+def _key(name: str) -> str:
+    return "".join(ch for ch in str(name).lower() if ch.isalnum())
+
+
+def _map_columns(frame: pd.DataFrame, columns: Mapping[str, str] | None) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Apply the explicit mapping, then known aliases; returns the frame and {original: canonical}."""
+    renamed: dict[str, str] = {}
+    if columns:
+        unknown = [c for c in columns if c not in frame.columns]
+        if unknown:
+            raise DataError(
+                f"columns={dict(columns)!r} names {', '.join(map(repr, unknown))}, not in the data; "
+                f"found {', '.join(map(repr, frame.columns))}"
+            )
+        bad = [v for v in columns.values() if v not in (*REQUIRED, *OPTIONAL)]
+        if bad:
+            raise DataError(f"columns= maps to {bad!r}; targets must be among {', '.join((*REQUIRED, *OPTIONAL))}")
+        frame = frame.rename(columns=dict(columns))
+        renamed.update(columns)
+    present = {_key(c): c for c in frame.columns}
+    for canonical in (*REQUIRED, *OPTIONAL):
+        if canonical in frame.columns:
+            continue
+        matches = [present[k] for k in (_key(canonical), *map(_key, ALIASES[canonical])) if k in present]
+        matches = [m for m in dict.fromkeys(matches) if m not in (*REQUIRED, *OPTIONAL)]
+        if len(matches) == 1:
+            frame = frame.rename(columns={matches[0]: canonical})
+            renamed[matches[0]] = canonical
+        elif len(matches) > 1:
+            raise DataError(
+                f"columns {', '.join(map(repr, matches))} could each be {canonical!r}; say which with "
+                f"columns={{{matches[0]!r}: {canonical!r}}}"
+            )
+    return frame, renamed
+
+
+def _hint(missing: str, columns: Sequence[str]) -> str:
+    import difflib
+
+    candidates = {_key(c): c for c in columns}
+    close = difflib.get_close_matches(_key(missing), list(candidates), n=1, cutoff=0.6)
+    if close:
+        return f" (did you mean {candidates[close[0]]!r}? pass columns={{{candidates[close[0]]!r}: {missing!r}}})"
+    return ""
 
 
 def _rows(mask: np.ndarray, limit: int = 8) -> str:
@@ -85,11 +150,13 @@ class Sweep:
     """A validated sweep of training runs.
 
     Use :func:`load_sweep` to build one. ``frame`` holds ``N``, ``D``, ``C``,
-    ``loss`` (floats) and any optional or extra columns, in input order.
+    ``loss`` (floats) and any optional or extra columns, in input order;
+    ``renamed`` records columns recognised under another name (``{"params": "N"}``).
     """
 
     frame: pd.DataFrame
     source: str = "DataFrame"
+    renamed: Mapping[str, str] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -155,7 +222,13 @@ def _read_csv(path: Path) -> pd.DataFrame:
     return frame
 
 
-def load_sweep(data: pd.DataFrame | str | Path | Sweep, *, source: str | None = None) -> Sweep:
+def load_sweep(
+    data: pd.DataFrame | str | Path | Sweep,
+    *,
+    columns: Mapping[str, str] | None = None,
+    loss_units: str = "nats",
+    source: str | None = None,
+) -> Sweep:
     """Validate sweep data and return a :class:`Sweep`.
 
     Parameters
@@ -163,7 +236,12 @@ def load_sweep(data: pd.DataFrame | str | Path | Sweep, *, source: str | None = 
     data : DataFrame, path or Sweep
         A table with columns ``N`` (parameters), ``D`` (tokens) and ``loss``
         (nats/token), optionally ``C`` (FLOPs; defaults to 6·N·D) and
-        ``unique_tokens``; or the path of a CSV file holding one.
+        ``unique_tokens``; or the path of a CSV file holding one. Common other
+        names (``params``, ``tokens``, ``flops``, ``U``, ...) are recognised.
+    columns : mapping, optional
+        Explicit renaming ``{"your name": "N", ...}``, applied first.
+    loss_units : {"nats", "bits", "perplexity"}
+        Units of the loss column; converted to nats per token.
     source : str, optional
         Where the data came from (kept for reports).
 
@@ -174,12 +252,20 @@ def load_sweep(data: pd.DataFrame | str | Path | Sweep, *, source: str | None = 
     Raises
     ------
     DataError
-        When a required column is missing, a value is non-numeric, not finite or
-        not positive (naming the column and rows), or there are fewer than
-        ``MIN_ROWS`` runs.
+        When a required column is missing (with a hint for a close name), a value is
+        non-numeric, not finite or not positive (naming the column and rows), units look
+        wrong (N or D given in millions, a loss that is not nats per token), or there are
+        fewer than ``MIN_ROWS`` runs.
+
+    Warns
+    -----
+    DataWarning
+        When runs are duplicated.
     """
     if isinstance(data, Sweep):
         return data
+    if loss_units not in LOSS_UNITS:
+        raise DataError(f"loss_units must be one of {', '.join(LOSS_UNITS)}; got {loss_units!r}")
     if isinstance(data, str | Path):
         path = Path(data)
         frame = _read_csv(path)
@@ -192,11 +278,13 @@ def load_sweep(data: pd.DataFrame | str | Path | Sweep, *, source: str | None = 
 
     frame = frame.copy()
     frame.columns = [str(c).strip() for c in frame.columns]
+    frame, renamed = _map_columns(frame, columns)
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
+        hints = "".join(_hint(c, list(frame.columns)) for c in missing)
         raise DataError(
             f"missing required column{'s' if len(missing) > 1 else ''} "
-            f"{', '.join(repr(c) for c in missing)}; a sweep needs N (parameters), D (tokens) and "
+            f"{', '.join(repr(c) for c in missing)}{hints}; a sweep needs N (parameters), D (tokens) and "
             f"loss (nats/token); found columns {', '.join(map(repr, frame.columns)) or 'none'}"
         )
     if len(frame) < MIN_ROWS:
@@ -205,6 +293,11 @@ def load_sweep(data: pd.DataFrame | str | Path | Sweep, *, source: str | None = 
     for column in (*REQUIRED, *OPTIONAL):
         if column in frame.columns:
             frame[column] = _numeric_column(frame, column)
+    if loss_units == "bits":
+        frame["loss"] = frame["loss"] * math.log(2.0)
+    elif loss_units == "perplexity":
+        frame["loss"] = np.log(frame["loss"])
+    _check_units(frame, loss_units)
     if "C" not in frame.columns:
         frame["C"] = FLOPS_PER_PARAM_TOKEN * frame["N"] * frame["D"]
     if "unique_tokens" in frame.columns:
@@ -214,4 +307,33 @@ def load_sweep(data: pd.DataFrame | str | Path | Sweep, *, source: str | None = 
                 f"column 'unique_tokens' must not exceed D (tokens seen); {_rows(too_many)} have more unique "
                 "tokens than training tokens"
             )
-    return Sweep(frame=frame.reset_index(drop=True), source=source)
+    physical = [c for c in (*REQUIRED, *OPTIONAL) if c in frame.columns]
+    duplicated = frame.duplicated(subset=physical, keep="first").to_numpy()
+    if duplicated.any():
+        warnings.warn(
+            f"{_rows(duplicated)} repeat earlier runs exactly (same {', '.join(physical)}); they are kept and "
+            "count as independent runs",
+            DataWarning,
+            stacklevel=2,
+        )
+    return Sweep(frame=frame.reset_index(drop=True), source=source, renamed=renamed)
+
+
+def _check_units(frame: pd.DataFrame, loss_units: str) -> None:
+    n_max, d_max, loss_max = frame["N"].max(), frame["D"].max(), frame["loss"].max()
+    if n_max < 1e4:
+        raise DataError(
+            f"column 'N' must hold raw parameter counts, but its largest value is {n_max:g}; if N is in millions "
+            "or billions, multiply it (e.g. 70M is 7e7)"
+        )
+    if d_max < 1e5:
+        raise DataError(
+            f"column 'D' must hold raw token counts, but its largest value is {d_max:g}; if D is in millions, "
+            "billions or tokens per parameter, convert it to tokens (e.g. 1.4T is 1.4e12)"
+        )
+    if loss_max > MAX_PLAUSIBLE_LOSS:
+        raise DataError(
+            f"column 'loss' reaches {loss_max:g} nats/token, more than any language-model loss; if it is "
+            "perplexity, use loss_units='perplexity' (CLI: --loss-units perplexity)"
+            + ("" if loss_units == "nats" else f" (after converting from {loss_units})")
+        )

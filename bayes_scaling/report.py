@@ -6,6 +6,7 @@ import html
 import shutil
 import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,17 @@ import pandas as pd
 from bayes_scaling.data import load_sweep
 from bayes_scaling.results import Fit, fit
 
-__all__ = ["write_report"]
+__all__ = ["Report", "write_report"]
+
+
+@dataclass(frozen=True)
+class Report:
+    """What :func:`write_report` wrote: the HTML and Markdown files, the figures, and the fits behind them."""
+
+    html: Path
+    markdown: Path
+    figures: tuple[str, ...]
+    fits: Mapping[str, Fit]
 
 
 def _table_html(table: pd.DataFrame) -> str:
@@ -41,7 +52,7 @@ def write_report(
     prob: float = 0.9,
     fit_kwargs: Mapping[str, Any] | None = None,
     overwrite: bool = False,
-) -> Path:
+) -> Report:
     """Fit ``laws`` to ``data`` and write ``index.html``, ``report.md`` and PNG figures into ``out``.
 
     Sections: data summary, diagnostics, parameter table, figures (fit, extrapolation fan, frontier,
@@ -51,8 +62,7 @@ def write_report(
 
     Returns
     -------
-    Path
-        The HTML file.
+    Report
     """
     import matplotlib
 
@@ -150,4 +160,4 @@ def write_report(
     (out / "report.md").write_text("\n".join(md))
     index = out / "index.html"
     index.write_text(page)
-    return index
+    return Report(html=index, markdown=out / "report.md", figures=tuple(name for name, _ in figures), fits=fits)

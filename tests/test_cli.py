@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from bayes_scaling.cli import main
@@ -107,3 +108,21 @@ def test_fit_kaplan_json(capsys):
     payload = json.loads(capsys.readouterr().out)
     assert set(payload["params"]) == {"N_c", "D_c", "alpha_N", "alpha_D", "sigma", "nu"}
     assert payload["diagnostics"]["mean_tree_depth"] > 0
+
+
+def test_column_mapping_units_and_strict(tmp_path, capsys):
+    import pandas as pd
+
+    df = pd.read_csv(demo_path()).rename(columns={"N": "n_params", "D": "tokens", "loss": "val"})
+    df["val"] = df["val"] / np.log(2)  # bits per token
+    path = tmp_path / "bits.csv"
+    df.to_csv(path, index=False)
+    args = ["fit", str(path), "--columns", "val=loss", "--loss-units", "bits", "--law", "params",
+            "--draws", "20", "--tune", "20", "--chains", "2", "--seed", "1"]
+    status = main([*args, "--strict"])
+    captured = capsys.readouterr()
+    assert "note: read column 'val' as loss, column 'n_params' as N, column 'tokens' as D" in captured.err
+    assert status == 1 and "error: diagnostics failed for params" in captured.err  # 20 draws cannot converge
+    assert main(args) == 0
+    assert main(["fit", str(path), "--columns", "val"]) == 2
+    assert "--columns must look like" in capsys.readouterr().err

@@ -103,3 +103,59 @@ def test_demo_sweep_is_valid_and_covers_70m_to_16b():
     assert len(sweep) == 72
     assert sweep.column("N").min() == pytest.approx(7e7)
     assert sweep.column("N").max() == pytest.approx(1.6e10)
+
+
+def test_common_column_names_are_recognised_and_recorded():
+    df = frame().rename(columns={"N": "params", "D": "Tokens", "loss": "val_loss"})
+    df["FLOPs"] = 6 * df["params"] * df["Tokens"]
+    sweep = load_sweep(df)
+    assert sweep.renamed == {"params": "N", "Tokens": "D", "FLOPs": "C", "val_loss": "loss"}
+    assert np.allclose(sweep.column("N"), frame()["N"])
+
+
+def test_explicit_mapping_and_ambiguity():
+    df = frame().rename(columns={"N": "width_params"})
+    sweep = load_sweep(df, columns={"width_params": "N"})
+    assert sweep.renamed == {"width_params": "N"}
+    two = frame().drop(columns="loss").assign(val_loss=3.0, train_loss=3.1)
+    with pytest.raises(DataError, match="could each be 'loss'; say which with columns="):
+        load_sweep(two)
+    with pytest.raises(DataError, match="names 'nope', not in the data"):
+        load_sweep(frame(), columns={"nope": "N"})
+    with pytest.raises(DataError, match="targets must be among"):
+        load_sweep(frame(), columns={"N": "params"})
+
+
+def test_misnamed_column_gets_a_hint():
+    with pytest.raises(DataError, match=r"missing required column 'loss' \(did you mean 'losses'\? pass columns="):
+        load_sweep(frame().rename(columns={"loss": "losses"}))
+
+
+def test_duplicate_rows_warn_with_row_numbers():
+    df = pd.concat([frame(), frame().iloc[[2]]], ignore_index=True)
+    with pytest.warns(bs.DataWarning, match="row 9 repeat earlier runs exactly"):
+        sweep = load_sweep(df)
+    assert len(sweep) == 9
+
+
+def test_unit_mistakes_are_detected():
+    millions = frame().assign(N=lambda f: f["N"] / 1e6)
+    with pytest.raises(DataError, match="column 'N' must hold raw parameter counts, but its largest value is 1000"):
+        load_sweep(millions)
+    with pytest.raises(DataError, match="column 'D' must hold raw token counts"):
+        load_sweep(frame().assign(D=20.0))
+    ppl = frame().assign(loss=lambda f: np.exp(f["loss"]))
+    with pytest.raises(DataError, match="use loss_units='perplexity'"):
+        load_sweep(ppl)
+    np.testing.assert_allclose(load_sweep(ppl, loss_units="perplexity").column("loss"), frame()["loss"])
+    bits = frame().assign(loss=lambda f: f["loss"] / np.log(2))
+    np.testing.assert_allclose(load_sweep(bits, loss_units="bits").column("loss"), frame()["loss"])
+    with pytest.raises(DataError, match="loss_units must be one of"):
+        load_sweep(frame(), loss_units="furlongs")
+
+
+def test_binary_file_is_not_a_csv(tmp_path):
+    path = tmp_path / "fit.nc"
+    path.write_bytes(bytes(range(256)) * 20)
+    with pytest.raises(DataError):
+        load_sweep(path)
