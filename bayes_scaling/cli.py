@@ -409,6 +409,24 @@ def cmd_report(args: argparse.Namespace) -> int:
     return _strict_status(dict(report.fits), args)
 
 
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from bayes_scaling.validation import backtest
+
+    result = backtest(_load(args), law=args.law, cutoff_N=args.cutoff_N, fit_kwargs=_sampling_kwargs(args),
+                      point_fit=not args.no_point_fit)
+    summary = result["summary"]
+    if args.json:
+        _print_json({"summary": summary, "runs": _records(result["runs"])})
+    else:
+        print(f"Backtest of {args.law}: fit on {summary['n_train']} runs with N < {summary['cutoff_N']:.3g}, "
+              f"scored on {summary['n_holdout']} larger runs")
+        print(_format_table(result["runs"]))
+        cover = ", ".join(f"{k.split('_')[1]}: {v:.0%}" for k, v in summary.items() if k.startswith("coverage_"))
+        print(f"predictive-interval coverage ({cover}); median abs. relative error {summary['mape']:.2f}%"
+              + (f" (point fit: {summary['mape_point_fit']:.2f}%)" if "mape_point_fit" in summary else ""))
+    return _strict_status(result["fit"], args)
+
+
 def cmd_laws(args: argparse.Namespace) -> int:
     from bayes_scaling.laws import laws
 
@@ -480,6 +498,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_compare)
 
     _add_plan_parsers(sub)
+
+    p = sub.add_parser("backtest", help="fit on the smaller models, score the held-out larger runs")
+    _add_data(p)
+    p.add_argument("--law", default="chinchilla", choices=list(laws()), metavar="LAW", help="law (default chinchilla)")
+    p.add_argument("--cutoff-N", type=_positive_float, default=None,
+                   help="hold out runs with N >= this (default: largest quarter of model sizes)")
+    p.add_argument("--no-point-fit", action="store_true", help="skip the Huber/L-BFGS point-fit baseline")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    _add_sampling(p)
+    p.set_defaults(func=cmd_backtest)
 
     p = sub.add_parser("report", help="write an HTML + Markdown report with figures for a sweep")
     _add_data(p)
