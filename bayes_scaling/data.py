@@ -185,8 +185,12 @@ class Sweep:
             )
 
     def subset(self, mask: Sequence[bool] | np.ndarray) -> Sweep:
-        """The runs where ``mask`` is true, as a new validated sweep."""
-        return load_sweep(self.frame.loc[np.asarray(mask, dtype=bool)].reset_index(drop=True), source=self.source)
+        """The runs where ``mask`` is true (already validated; may be fewer than ``MIN_ROWS``, e.g. a held-out set)."""
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != (len(self),):
+            raise ValueError(f"mask must have one entry per run ({len(self)}), got shape {mask.shape}")
+        frame = self.frame.loc[mask].reset_index(drop=True)
+        return Sweep(frame=frame, source=self.source, renamed=dict(self.renamed))
 
     def describe(self) -> pd.DataFrame:
         """Range of each physical column (min, max) and the number of runs."""
