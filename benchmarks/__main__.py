@@ -68,14 +68,18 @@ def bench_fit(name: str, data, law: str) -> dict:
 def main(argv=None) -> pd.DataFrame:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="only the 245-row real sweep (or 250 synthetic)")
+    parser.add_argument("--sizes", default="5000,100000", help="synthetic sweep sizes (default 5000,100000)")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
     real = REAL if REAL.exists() else None
     base = ("real chinchilla", pd.read_csv(real)) if real else ("synthetic 250", synthetic(250))
-    rows = [bench_fit(base[0], base[1], law) for law in ("chinchilla", "kaplan", "compute")]
+    rows = []
+    cases = [(base[0], base[1], law) for law in ("chinchilla", "kaplan", "compute")]
     if not args.quick:
-        for size in (5_000, 100_000):
-            rows.append(bench_fit(f"synthetic {size}", synthetic(size), "chinchilla"))
+        cases += [(f"synthetic {size}", synthetic(int(size)), "chinchilla") for size in args.sizes.split(",")]
+    for name, data, law in cases:
+        rows.append(bench_fit(name, data, law))
+        print({k: round(v, 3) if isinstance(v, float) else v for k, v in rows[-1].items()}, flush=True)
     table = pd.DataFrame(rows)
     pd.set_option("display.width", 200)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
