@@ -12,7 +12,7 @@ Two intervals answer two questions:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -155,16 +155,3 @@ def forecast(
     out["pred_lower"] = pred_lower
     out["pred_upper"] = pred_upper
     return out
-
-
-def interval_columns(prob: float) -> dict[str, Any]:
-    """Descriptions of the forecast columns, for reports."""
-    pct = f"{prob:.0%}"
-    return {
-        "mean": "posterior mean of the law's expected loss (nats/token)",
-        "median": "posterior median of the law's expected loss",
-        "lower": f"{pct} credible interval of the expected loss, lower end",
-        "upper": f"{pct} credible interval of the expected loss, upper end",
-        "pred_lower": f"{pct} predictive interval of a new run, lower end",
-        "pred_upper": f"{pct} predictive interval of a new run, upper end",
-    }
