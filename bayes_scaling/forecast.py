@@ -11,7 +11,7 @@ Two intervals answer two questions:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -23,7 +23,7 @@ from bayes_scaling.laws import INPUT_COLUMNS
 if TYPE_CHECKING:
     from bayes_scaling.results import Fit
 
-__all__ = ["forecast", "law_log_mean", "log_likelihood_draws", "points_frame", "predictive_log_loss"]
+__all__ = ["band_table", "forecast", "law_log_mean", "log_likelihood_draws", "points_frame", "predictive_log_loss"]
 
 ArrayLike = float | int | np.ndarray | list[float] | pd.Series
 
@@ -109,6 +109,29 @@ def log_likelihood_draws(fit: Fit, frame: pd.DataFrame) -> np.ndarray:
     return stats.norm.logpdf(y, loc=mu, scale=sigma)
 
 
+def _loss_draws(fit: Fit, points: pd.DataFrame, seed: int | np.random.Generator | None) -> tuple[np.ndarray, ...]:
+    """Draws of the law's mean loss and of a new run's loss at ``points``: two arrays of shape (draws, points)."""
+    log_mean = law_log_mean(fit, points)
+    return np.exp(log_mean), np.exp(predictive_log_loss(fit, log_mean, seed=seed))
+
+
+def band_table(fit: Fit, points: pd.DataFrame, probs: Sequence[float] = (0.5, 0.9), seed: int = 0) -> pd.DataFrame:
+    """Median and nested credible/predictive bands of the loss at ``points`` (columns N, D and/or C).
+
+    Columns: the inputs, ``median``, and for each p in ``probs``: ``lower_p``/``upper_p`` (credible
+    interval of the law's mean) and ``pred_lower_p``/``pred_upper_p`` (predictive interval of a run).
+    """
+    points = points_frame(**{c: points[c].to_numpy() for c in ("N", "D", "C", "unique_tokens") if c in points})
+    loss, pred = _loss_draws(fit, points, seed)
+    out = points.copy()
+    out["median"] = np.median(loss, axis=0)
+    for p in map(_check_prob, probs):
+        tails = [(1 - p) / 2, (1 + p) / 2]
+        out[f"lower_{p:g}"], out[f"upper_{p:g}"] = np.quantile(loss, tails, axis=0)
+        out[f"pred_lower_{p:g}"], out[f"pred_upper_{p:g}"] = np.quantile(pred, tails, axis=0)
+    return out
+
+
 def forecast(
     fit: Fit,
     *,
@@ -141,9 +164,7 @@ def forecast(
     """
     prob = _check_prob(prob)
     points = points_frame(N=N, D=D, C=C, unique_tokens=unique_tokens)
-    log_mean = law_log_mean(fit, points)
-    loss = np.exp(log_mean)
-    pred = np.exp(predictive_log_loss(fit, log_mean, seed=seed))
+    loss, pred = _loss_draws(fit, points, seed)
     tails = [(1 - prob) / 2, (1 + prob) / 2]
     lower, upper = np.quantile(loss, tails, axis=0)
     pred_lower, pred_upper = np.quantile(pred, tails, axis=0)

@@ -46,6 +46,7 @@ PEAK_FLOPS: dict[str, float] = {"A100": 312e12, "H100": 989e12, "H200": 989e12}
 #: Laws of the form E + A/N^alpha + B/D^beta (with A, B, alpha, beta in the posterior).
 CHINCHILLA_FORM = ("chinchilla", "chinchilla_tied", "allocation", "allocation_a073", "allocation_a050")
 _LOG_RANGE = (math.log(1e3), math.log(1e18))  # search range for N or D (log scale)
+_LOG_UNLIMITED = _LOG_RANGE[1] + 30.0  # log N or log D standing in for "unlimited" (~1e31)
 
 
 def _tails(prob: float) -> tuple[float, float]:
@@ -78,14 +79,12 @@ def _describe(values: np.ndarray, prob: float) -> dict[str, float]:
     return {"median": float(med), "lower": float(low), "upper": float(high)}
 
 
-def _wide(rows: list[dict[str, Any]], quantities: Mapping[str, np.ndarray], prob: float) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def _wide(quantities: Mapping[str, np.ndarray], prob: float) -> dict[str, float]:
+    """One row: each quantity's median as ``name``, its interval as ``name_lower``/``name_upper``."""
+    out: dict[str, float] = {}
     for name, values in quantities.items():
         stats = _describe(values, prob)
-        out[f"{name}"] = stats["median"]
-        out[f"{name}_lower"] = stats["lower"]
-        out[f"{name}_upper"] = stats["upper"]
-    rows.append(out)
+        out[name], out[f"{name}_lower"], out[f"{name}_upper"] = stats["median"], stats["lower"], stats["upper"]
     return out
 
 
@@ -108,6 +107,12 @@ class _LawDraws:
 
     def loss(self, log_n: np.ndarray, log_d: np.ndarray) -> np.ndarray:
         return np.exp(self.log_loss(log_n, log_d))
+
+    def loss_along(self, fixed_log: float, v: np.ndarray, *, vary: str) -> np.ndarray:
+        """Per-draw loss with log N (``vary="N"``) or log D (``vary="D"``) set to ``v`` (one value per draw)."""
+        fixed = np.full_like(v, fixed_log)[:, None]
+        pair = (fixed, v[:, None]) if vary == "D" else (v[:, None], fixed)
+        return self.loss(*pair)[:, 0]
 
     def slopes(self, log_n: np.ndarray, log_d: np.ndarray, h: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
         """dL/dlogN and dL/dlogD (central differences)."""
@@ -198,9 +203,9 @@ def compute_optimal(
             method = "numerical"
         log_d = log_budget - log_n
         loss = law.loss(log_n[:, None], log_d[:, None])[:, 0]
-        row = _wide(rows, {"N_opt": np.exp(log_n), "D_opt": np.exp(log_d), "tokens_per_param": np.exp(log_d - log_n),
-                           "loss": loss}, prob)
-        row.update({"C": float(budget), "method": method})
+        rows.append({**_wide({"N_opt": np.exp(log_n), "D_opt": np.exp(log_d),
+                               "tokens_per_param": np.exp(log_d - log_n), "loss": loss}, prob),
+                     "C": float(budget), "method": method})
     table = pd.DataFrame(rows)
     return table[["C", *[c for c in table.columns if c not in ("C", "method")], "method"]]
 
@@ -236,18 +241,12 @@ def hardware_flops(
 
 def _within_tolerance(law: _LawDraws, fixed_log: float, tolerance: float, *, vary: str) -> np.ndarray:
     """Per-draw log of the N (or D) beyond which the loss is within ``tolerance`` nats of its limit."""
-    big = _LOG_RANGE[1] + 30.0  # ~"infinite" N or D
+    limit = law.loss_along(fixed_log, np.full(law.n_draws, _LOG_UNLIMITED), vary=vary)
 
     def excess(v: np.ndarray) -> np.ndarray:
-        if vary == "D":
-            gap = law.loss(fixed_log, v[:, None])[:, 0] - law.loss(fixed_log, np.full_like(v, big)[:, None])[:, 0]
-        else:
-            gap = law.loss(v[:, None], fixed_log)[:, 0] - law.loss(np.full_like(v, big)[:, None], fixed_log)[:, 0]
-        return gap - tolerance
+        return law.loss_along(fixed_log, v, vary=vary) - limit - tolerance
 
-    lo = np.full(law.n_draws, _LOG_RANGE[0])
-    hi = np.full(law.n_draws, _LOG_RANGE[1])
-    return _bisect(excess, lo, hi)
+    return _bisect(excess, np.full(law.n_draws, _LOG_RANGE[0]), np.full(law.n_draws, _LOG_RANGE[1]))
 
 
 def _balanced(law: _LawDraws, fixed_log: float, *, vary: str) -> np.ndarray:
@@ -279,16 +278,14 @@ def tokens_for_model(fit: Fit, N: float, *, tolerance: float = 0.01, prob: float
 
     log_d_opt = _balanced(law, log_n, vary="D")
     log_d_tol = _within_tolerance(law, log_n, tolerance, vary="D")
-    rows: list[dict[str, Any]] = []
-    row = _wide(rows, {
+    row = _wide({
         "D_opt": np.exp(log_d_opt),
         "tokens_per_param": np.exp(log_d_opt - log_n),
-        "loss_at_D_opt": law.loss(log_n, log_d_opt[:, None])[:, 0],
+        "loss_at_D_opt": law.loss_along(log_n, log_d_opt, vary="D"),
         "D_within_tolerance": np.exp(log_d_tol),
-        "loss_limit": law.loss(log_n, np.full((law.n_draws, 1), _LOG_RANGE[1] + 30.0))[:, 0],
+        "loss_limit": law.loss_along(log_n, np.full(law.n_draws, _LOG_UNLIMITED), vary="D"),
     }, prob)
-    row.update({"N": n, "tolerance": tolerance})
-    return pd.DataFrame(rows)
+    return pd.DataFrame([{**row, "N": n, "tolerance": tolerance}])
 
 
 def model_for_tokens(fit: Fit, D: float, *, tolerance: float = 0.01, prob: float = 0.9) -> pd.DataFrame:
@@ -304,16 +301,14 @@ def model_for_tokens(fit: Fit, D: float, *, tolerance: float = 0.01, prob: float
 
     log_n_opt = _balanced(law, log_d, vary="N")
     log_n_tol = _within_tolerance(law, log_d, tolerance, vary="N")
-    rows: list[dict[str, Any]] = []
-    row = _wide(rows, {
+    row = _wide({
         "N_opt": np.exp(log_n_opt),
         "tokens_per_param": np.exp(log_d - log_n_opt),
-        "loss_at_N_opt": law.loss(log_n_opt[:, None], log_d)[:, 0],
+        "loss_at_N_opt": law.loss_along(log_d, log_n_opt, vary="N"),
         "N_within_tolerance": np.exp(log_n_tol),
-        "loss_limit": law.loss(np.full((law.n_draws, 1), _LOG_RANGE[1] + 30.0), log_d)[:, 0],
+        "loss_limit": law.loss_along(log_d, np.full(law.n_draws, _LOG_UNLIMITED), vary="N"),
     }, prob)
-    row.update({"D": d, "tolerance": tolerance})
-    return pd.DataFrame(rows)
+    return pd.DataFrame([{**row, "D": d, "tolerance": tolerance}])
 
 
 def gain(
@@ -338,12 +333,10 @@ def gain(
     loss1 = law.loss(np.log(n1), np.full((law.n_draws, 1), np.log(d1)))[:, 0]
     loss2 = law.loss(np.log(n2), np.full((law.n_draws, 1), np.log(d2)))[:, 0]
     delta = loss1 - loss2
-    rows: list[dict[str, Any]] = []
-    row = _wide(rows, {"loss_start": loss1, "loss_end": loss2, "gain": delta,
-                       "relative_gain": delta / loss1}, prob)
-    row.update({"N_start": n1, "D_start": d1, "N_end": n2, "D_end": d2, "threshold": threshold,
-                "p_exceeds": float(np.mean(delta > threshold))})
-    return pd.DataFrame(rows)
+    row = _wide({"loss_start": loss1, "loss_end": loss2, "gain": delta, "relative_gain": delta / loss1}, prob)
+    extra = {"N_start": n1, "D_start": d1, "N_end": n2, "D_end": d2, "threshold": threshold,
+             "p_exceeds": float(np.mean(delta > threshold))}
+    return pd.DataFrame([{**row, **extra}])
 
 
 def overtrain(
@@ -369,7 +362,6 @@ def overtrain(
         raise ValueError(f"inference_tokens must be finite and >= 0; got {inference_tokens!r}")
     law = _LawDraws(fit)
     log_n_grid = np.linspace(math.log(1e6), math.log(1e14), grid)
-    big = _LOG_RANGE[1] + 30.0
     # D reaching the target for each (draw, N): L(N, D) - target changes sign from + to -.
     shape = (law.n_draws, grid)
 
@@ -377,7 +369,7 @@ def overtrain(
         return law.loss(log_n_grid[None, :], log_d) - target
 
     lo = np.full(shape, _LOG_RANGE[0])
-    hi = np.full(shape, big)
+    hi = np.full(shape, _LOG_UNLIMITED)
     log_d = _bisect(excess, lo, hi, iters=60)
     cost = flops_per_param_token * np.exp(log_n_grid[None, :] + log_d) + inference_flops_per_param_token * np.exp(
         log_n_grid
@@ -393,17 +385,16 @@ def overtrain(
     step = log_n_grid[1] - log_n_grid[0]
     log_n_best = log_n_grid[best] + np.clip(shift, -1, 1) * step
     log_d_best = _bisect(lambda v: law.loss(log_n_best[:, None], v[:, None])[:, 0] - target,
-                         np.full(law.n_draws, _LOG_RANGE[0]), np.full(law.n_draws, big), iters=80)
+                         np.full(law.n_draws, _LOG_RANGE[0]), np.full(law.n_draws, _LOG_UNLIMITED), iters=80)
     reachable = np.isfinite(log_d_best)
     n_best = np.where(reachable, np.exp(log_n_best), np.nan)
     d_best = np.exp(log_d_best)
     train = flops_per_param_token * n_best * d_best
     inference = inference_flops_per_param_token * n_best * t_inf
-    rows: list[dict[str, Any]] = []
-    row = _wide(rows, {"N": n_best, "D": d_best, "tokens_per_param": d_best / n_best, "train_flops": train,
-                       "inference_flops": inference, "total_flops": train + inference}, prob)
-    row.update({"target_loss": target, "inference_tokens": t_inf, "p_reachable": float(reachable.mean())})
-    return pd.DataFrame(rows)
+    row = _wide({"N": n_best, "D": d_best, "tokens_per_param": d_best / n_best, "train_flops": train,
+                 "inference_flops": inference, "total_flops": train + inference}, prob)
+    extra = {"target_loss": target, "inference_tokens": t_inf, "p_reachable": float(reachable.mean())}
+    return pd.DataFrame([{**row, **extra}])
 
 
 def _group_budgets(c: np.ndarray, rel_tol: float) -> np.ndarray:

@@ -17,7 +17,7 @@ from matplotlib.axes import Axes
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
-from bayes_scaling.forecast import law_log_mean, points_frame, predictive_log_loss
+from bayes_scaling.forecast import band_table
 from bayes_scaling.results import Fit
 
 __all__ = [
@@ -39,25 +39,6 @@ def _ax(ax: Axes | None, figsize: tuple[float, float] = (6.4, 4.4)) -> Axes:
         return ax
     _, ax = plt.subplots(figsize=figsize, layout="constrained")
     return ax
-
-
-def band_table(fit: Fit, points: pd.DataFrame, probs: Sequence[float] = (0.5, 0.9), seed: int = 0) -> pd.DataFrame:
-    """Median and nested credible/predictive bands of the loss at ``points`` (columns N, D and/or C).
-
-    Columns: the inputs, ``median``, and for each p in ``probs``: ``lower_p``/``upper_p`` (credible
-    interval of the law's mean) and ``pred_lower_p``/``pred_upper_p`` (predictive interval of a run).
-    """
-    points = points_frame(**{c: points[c].to_numpy() for c in ("N", "D", "C", "unique_tokens") if c in points})
-    log_mean = law_log_mean(fit, points)
-    loss = np.exp(log_mean)
-    pred = np.exp(predictive_log_loss(fit, log_mean, seed=seed))
-    out = points.copy()
-    out["median"] = np.median(loss, axis=0)
-    for p in probs:
-        tails = [(1 - p) / 2, (1 + p) / 2]
-        out[f"lower_{p:g}"], out[f"upper_{p:g}"] = np.quantile(loss, tails, axis=0)
-        out[f"pred_lower_{p:g}"], out[f"pred_upper_{p:g}"] = np.quantile(pred, tails, axis=0)
-    return out
 
 
 def _sizes(fit: Fit, max_curves: int) -> np.ndarray:
