@@ -31,7 +31,9 @@ __all__ = [
     "extrapolation_scores",
     "holdout_split",
     "log_predictive_density",
+    "median_relative_error",
     "region_probability",
+    "split_holdout",
 ]
 
 #: (N exponent, D exponent) posterior variables per law, for the compute-optimal exponents.
@@ -138,6 +140,17 @@ def holdout_split(sweep: Sweep, *, cutoff_N: float | None = None, frac: float = 
     return mask
 
 
+def split_holdout(sweep: Sweep, *, cutoff_N: float | None = None, frac: float = 0.25) -> tuple[Sweep, Sweep]:
+    """(train, held-out) sweeps: the held-out runs are those :func:`holdout_split` selects."""
+    mask = holdout_split(sweep, cutoff_N=cutoff_N, frac=frac)
+    return sweep.subset(~mask), sweep.subset(mask)
+
+
+def median_relative_error(predicted: np.ndarray, observed: np.ndarray) -> float:
+    """Median absolute relative error of predicted losses, in percent."""
+    return float(np.median(np.abs(np.asarray(predicted) / np.asarray(observed) - 1)) * 100)
+
+
 def extrapolation_scores(
     data: Any,
     laws: Sequence[str],
@@ -169,24 +182,21 @@ def extrapolation_scores(
         the posterior median forecast, in %), ``n_train`` and ``n_holdout``, ``cutoff_N``; ``dse`` is the
         standard error of the paired difference to the best law.
     """
-    sweep = load_sweep(data)
-    mask = holdout_split(sweep, cutoff_N=cutoff_N, frac=frac)
-    train, test = sweep.subset(~mask), sweep.subset(mask)
+    train, test = split_holdout(load_sweep(data), cutoff_N=cutoff_N, frac=frac)
     rows, pointwise = [], {}
     for law in laws:
         result = fit(train, law=law, **dict(fit_kwargs or {}))
         lpd = pointwise[law] = log_predictive_density(result, test)
         median = np.median(np.exp(law_log_mean(result, test.frame)), axis=0)
-        rel = np.abs(median / test.column("loss") - 1) * 100
         rows.append(
             {
                 "law": law,
                 "elpd_holdout": float(lpd.sum()),
                 "se": _sum_se(lpd),
-                "mape": float(np.median(rel)),
+                "mape": median_relative_error(median, test.column("loss")),
                 "n_train": len(train),
                 "n_holdout": len(test),
-                "cutoff_N": float(sweep.column("N")[mask].min()),
+                "cutoff_N": float(test.column("N").min()),
             }
         )
     table = pd.DataFrame(rows).set_index("law").sort_values("elpd_holdout", ascending=False)

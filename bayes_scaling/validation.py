@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bayes_scaling.comparison import holdout_split
+from bayes_scaling.comparison import median_relative_error, split_holdout
 from bayes_scaling.data import load_sweep
 from bayes_scaling.forecast import law_log_mean, predictive_log_loss
 from bayes_scaling.inference import ConvergenceWarning
@@ -56,9 +56,7 @@ def backtest(
         inside the predictive interval), ``mape`` (median absolute relative error of the posterior
         median, %) and ``mape_point_fit``; ``runs``: the held-out runs with forecasts; ``fit``.
     """
-    sweep = load_sweep(data)
-    mask = holdout_split(sweep, cutoff_N=cutoff_N)
-    train, test = sweep.subset(~mask), sweep.subset(mask)
+    train, test = split_holdout(load_sweep(data), cutoff_N=cutoff_N)
     result = fit(train, law=law, **{"warn": False, **dict(fit_kwargs or {})})
     log_mean = law_log_mean(result, test.frame)
     pred = np.exp(predictive_log_loss(result, log_mean, seed=seed))
@@ -75,11 +73,11 @@ def backtest(
         low, high = np.quantile(pred, [(1 - p) / 2, (1 + p) / 2], axis=0)
         runs[f"pred_lower_{p:g}"], runs[f"pred_upper_{p:g}"] = low, high
         summary[f"coverage_{p:g}"] = float(np.mean((loss >= low) & (loss <= high)))
-    summary["mape"] = float(np.median(np.abs(runs["median"] / loss - 1)) * 100)
+    summary["mape"] = median_relative_error(runs["median"], loss)
     if point_fit and {"N", "D"} <= set(result.law.inputs):
         point = huber_point_fit(train)
         runs["point_fit"] = point.predict(runs["N"], runs["D"])
-        summary["mape_point_fit"] = float(np.median(np.abs(runs["point_fit"] / loss - 1)) * 100)
+        summary["mape_point_fit"] = median_relative_error(runs["point_fit"], loss)
     summary["max_r_hat"] = result.diagnostics().max_r_hat
     summary["divergences"] = result.diagnostics().divergences
     return {"summary": summary, "runs": runs, "fit": result}
