@@ -77,6 +77,7 @@ class Fit:
         self.reference = dict(reference)
         self.idata = idata
         self.info = dict(info or {})
+        self._diagnostics: Diagnostics | None = None
 
     def __repr__(self) -> str:
         posterior = self.idata["posterior"]
@@ -107,8 +108,10 @@ class Fit:
         return out
 
     def diagnostics(self) -> Diagnostics:
-        """R-hat, bulk ESS, divergences and tree depth of the sampled parameters."""
-        return diagnose(self.idata, self.sampled_names)
+        """R-hat, bulk ESS, divergences and tree depth of the sampled parameters (computed once)."""
+        if self._diagnostics is None:
+            self._diagnostics = diagnose(self.idata, self.sampled_names)
+        return self._diagnostics
 
     def summary(self, prob: float = 0.9) -> pd.DataFrame:
         """Parameter table: mean, sd, HDI at ``prob``, R-hat and bulk ESS.
