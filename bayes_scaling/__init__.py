@@ -8,14 +8,18 @@ Typical use::
     result.forecast(N=1e11, D=2e12)
     result.save("fit.nc")
     same = bs.load("fit.nc")
+    chinchilla = bs.datasets.load("chinchilla_epoch")   # public reference sweeps
 """
 
+from bayes_scaling import datasets
 from bayes_scaling.comparison import compare, compare_hypotheses, exponent_summary, extrapolation_scores
 from bayes_scaling.data import DataError, DataWarning, Sweep, load_sweep
 from bayes_scaling.datasets import load_demo
 from bayes_scaling.forecast import forecast
+from bayes_scaling.hierarchical import HierarchicalFit, fit_hierarchical
 from bayes_scaling.inference import ConvergenceWarning, Diagnostics, prior_predictive
 from bayes_scaling.laws import ScalingLaw, get_law, laws, register_law
+from bayes_scaling.many import FitMany, fit_many
 from bayes_scaling.model import build_model
 from bayes_scaling.planning import compute_optimal, hardware_flops
 from bayes_scaling.priors import Prior, PriorError
@@ -30,6 +34,8 @@ __all__ = [
     "Diagnostics",
     "Fit",
     "FitFileError",
+    "FitMany",
+    "HierarchicalFit",
     "Prior",
     "PriorError",
     "ScalingLaw",
@@ -38,9 +44,12 @@ __all__ = [
     "compare",
     "compare_hypotheses",
     "compute_optimal",
+    "datasets",
     "exponent_summary",
     "extrapolation_scores",
     "fit",
+    "fit_hierarchical",
+    "fit_many",
     "forecast",
     "get_law",
     "hardware_flops",

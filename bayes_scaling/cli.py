@@ -66,7 +66,8 @@ def _add_sampling(parser: argparse.ArgumentParser, *, draws: int = 1000, tune: i
 def _add_data(parser: argparse.ArgumentParser) -> None:
     from bayes_scaling.data import LOSS_UNITS
 
-    parser.add_argument("data", type=Path, help="CSV with columns N (parameters), D (tokens), loss (optional C)")
+    parser.add_argument("data", help="CSV with columns N (parameters), D (tokens), loss (optional C), or "
+                        "dataset:NAME for a public sweep (dataset:NAME:default for its recommended rows)")
     parser.add_argument("--columns", default=None, metavar="MAP",
                         help="rename columns, e.g. 'params=N,tokens=D,val_loss=loss'")
     parser.add_argument("--loss-units", choices=LOSS_UNITS, default="nats",
@@ -128,6 +129,11 @@ def _print_fit(result: Any, as_json: bool) -> None:
         _print_json(result.to_dict())
         return
     diag = result.diagnostics()
+    if result.is_approximate:
+        approx = result.info.get("approximation", {})
+        khat = approx.get("pareto_k", float("nan"))
+        print(f"APPROXIMATE posterior ({result.info['method']}; Pareto k-hat {khat:.2f}, reliable below 0.7): "
+              "for quick looks; refit with --method nuts before relying on intervals")
     print(f"law {result.law.name}: {result.law.formula}")
     print(f"{len(result.sweep)} runs from {result.sweep.source}; likelihood {result.likelihood}; "
           f"fit in {result.info.get('fit_seconds', float('nan')):.1f} s")
@@ -142,13 +148,68 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
     if args.out is not None and args.out.exists() and not args.force:
         raise FileExistsError(f"{args.out} exists; add --force to replace it")
-    result = fit(_load(args), law=args.law, warn=False, **_sampling_kwargs(args))
+    if args.group:
+        if args.method != "nuts":
+            raise ValueError("--method laplace is for single fits; a hierarchical fit (--group) uses NUTS")
+        if args.out is not None:
+            raise ValueError("--out saves single fits; a hierarchical fit (--group) is printed only")
+        return _fit_hierarchical(args)
+    result = fit(_load(args), law=args.law, method=args.method, warn=False, **_sampling_kwargs(args))
     if args.out is not None:
         result.save(args.out, overwrite=args.force)
     _print_fit(result, args.json)
     if args.out is not None and not args.json:
         print(f"saved to {args.out}")
     return _strict_status(result, args)
+
+
+def _fit_hierarchical(args: argparse.Namespace) -> int:
+    from bayes_scaling.hierarchical import fit_hierarchical
+
+    shared = [n.strip() for n in args.shared.split(",") if n.strip()] if args.shared else None
+    result = fit_hierarchical(_load(args), args.group, law=args.law, shared=shared, warn=False,
+                              **_sampling_kwargs(args))
+    if args.json:
+        _print_json(result.to_dict())
+    else:
+        diag = result.diagnostics()
+        print(f"law {result.law.name}: {result.law.formula}; shared across {len(result.groups)} groups of "
+              f"{args.group!r}: {', '.join(result.shared)}")
+        print(_format_table(result.summary()))
+        print(f"diagnostics: max R-hat {diag.max_r_hat:.3f}, min bulk ESS {diag.min_ess_bulk:.0f}, "
+              f"divergences {diag.divergences}" + ("" if diag.ok else f"  WARNING: {'; '.join(diag.problems)}"))
+    if getattr(args, "strict", False) and not result.diagnostics().ok:
+        print(f"error: --strict: {'; '.join(result.diagnostics().problems)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from bayes_scaling import datasets
+
+    if args.name is None:
+        table = datasets.available()
+        if args.json:
+            _print_json([datasets.info(name).to_dict() for name in table.index])
+        else:
+            print(_format_table(table[["rows", "groups", "downloadable", "title"]]))
+        return 0
+    entry = datasets.info(args.name)
+    if args.out is not None and args.out.exists() and not args.force:
+        raise FileExistsError(f"{args.out} exists; add --force to replace it")
+    frame = datasets.load(args.name, path=args.path, query=args.query, download=not args.no_download)
+    if args.out is not None:
+        frame.to_csv(args.out, index=False)
+    if args.json:
+        _print_json({**entry.to_dict(), "loaded_rows": len(frame), "source": frame.attrs["source"],
+                     "out": str(args.out) if args.out else None})
+        return 0
+    for key, value in entry.to_dict().items():
+        print(f"{key:>14}: {', '.join(value) if isinstance(value, list) else value}")
+    print(f"{'loaded':>14}: {len(frame)} rows from {frame.attrs['source']}")
+    if args.out is not None:
+        print(f"{'written':>14}: {args.out}")
+    return 0
 
 
 def _strict_status(results: Any, args: argparse.Namespace) -> int:
@@ -463,6 +524,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="law to fit (see `bayes-scaling laws`; default chinchilla)")
     p.add_argument("--out", type=Path, default=None, help="save the fit to this netCDF file")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    p.add_argument("--group", default=None, metavar="COLUMN",
+                   help="hierarchical fit across the groups of this column: exponents shared, E and term "
+                   "levels partially pooled")
+    p.add_argument("--shared", default=None, metavar="NAMES",
+                   help="with --group: comma-separated parameters shared by all groups (default: the exponents)")
+    p.add_argument("--method", choices=("nuts", "laplace"), default="nuts",
+                   help="nuts (default), or laplace: a fast Gaussian APPROXIMATION for quick looks at large sweeps")
     p.add_argument("--json", action="store_true", help="print JSON")
     _add_sampling(p)
     p.set_defaults(func=cmd_fit)
@@ -521,6 +589,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     _add_sampling(p)
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("datasets", help="list the public reference sweeps, or load one (--out writes a CSV)")
+    p.add_argument("name", nargs="?", default=None, help="dataset name (omit to list them)")
+    p.add_argument("--path", type=Path, default=None, help="local copy: CSV, dataset folder, or folder of datasets")
+    p.add_argument("--query", default=None, help="pandas query selecting rows; 'default' for the recommended rows")
+    p.add_argument("--no-download", action="store_true", help="never fetch; use local or cached copies only")
+    p.add_argument("--out", type=Path, default=None, help="write the table to this CSV")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_datasets)
 
     p = sub.add_parser("laws", help="list the available laws with formulas and default priors")
     p.add_argument("--json", action="store_true", help="print JSON")

@@ -60,6 +60,8 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "loss": ("final_loss", "eval_loss", "val_loss", "validation_loss", "train_loss", "test_loss"),
     "unique_tokens": ("u", "unique", "unique_data", "unique_tokens_count"),
 }
+#: ``load_sweep("dataset:NAME")`` (or ``"dataset:NAME:default"`` for its recommended rows) reads a public sweep.
+DATASET_PREFIX = "dataset:"
 #: Units a loss column may be given in, and their conversion to nats per token.
 LOSS_UNITS = ("nats", "bits", "perplexity")
 #: Above this a "loss" is not nats per token for a language model (perplexity or a percentage?).
@@ -240,7 +242,9 @@ def load_sweep(
     data : DataFrame, path or Sweep
         A table with columns ``N`` (parameters), ``D`` (tokens) and ``loss``
         (nats/token), optionally ``C`` (FLOPs; defaults to 6·N·D) and
-        ``unique_tokens``; or the path of a CSV file holding one. Common other
+        ``unique_tokens``; or the path of a CSV file holding one; or ``"dataset:NAME"``
+        (``"dataset:NAME:default"`` for the recommended rows) for a public sweep, see
+        :func:`bayes_scaling.datasets.load`. Common other
         names (``params``, ``tokens``, ``flops``, ``U``, ...) are recognised.
     columns : mapping, optional
         Explicit renaming ``{"your name": "N", ...}``, applied first.
@@ -270,7 +274,16 @@ def load_sweep(
         return data
     if loss_units not in LOSS_UNITS:
         raise DataError(f"loss_units must be one of {', '.join(LOSS_UNITS)}; got {loss_units!r}")
-    if isinstance(data, str | Path):
+    if isinstance(data, str) and data.startswith(DATASET_PREFIX) and not Path(data).exists():
+        from bayes_scaling.datasets import DatasetError, load
+
+        name, _, query = data.removeprefix(DATASET_PREFIX).partition(":")
+        try:
+            frame = load(name, query=query or None)
+        except DatasetError as exc:
+            raise DataError(str(exc)) from None
+        source = source or data
+    elif isinstance(data, str | Path):
         path = Path(data)
         frame = _read_csv(path)
         source = source or str(path)

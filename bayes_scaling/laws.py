@@ -102,6 +102,15 @@ class ScalingLaw:
         if not self.summary_names:
             object.__setattr__(self, "summary_names", tuple(self.param_names) + tuple(self.derived))
 
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        # Pickled by name (fits travel to worker processes): a law is its registry entry.
+        if _REGISTRY.get(self.name) is not self:
+            raise TypeError(
+                f"law {self.name!r} is not registered, so it cannot be sent to another process; "
+                "call register_law() on it at import time of a module the workers import"
+            )
+        return (get_law, (self.name,))
+
     @property
     def columns(self) -> tuple[str, ...]:
         """Sweep columns the law needs."""

@@ -81,10 +81,16 @@ class Fit:
 
     def __repr__(self) -> str:
         posterior = self.idata["posterior"]
+        approximate = " APPROXIMATE (laplace)" if self.is_approximate else ""
         return (
             f"<Fit law={self.law.name!r} runs={len(self.sweep)} likelihood={self.likelihood!r} "
-            f"chains={posterior.sizes.get('chain')} draws={posterior.sizes.get('draw')}>"
+            f"chains={posterior.sizes.get('chain')} draws={posterior.sizes.get('draw')}{approximate}>"
         )
+
+    @property
+    def is_approximate(self) -> bool:
+        """Whether the posterior is an approximation (``method="laplace"``) rather than NUTS draws."""
+        return self.info.get("method", "nuts") != "nuts"
 
     @property
     def noise_names(self) -> list[str]:
@@ -288,9 +294,10 @@ def fit(
     sampler: Sampler = "nutpie",
     target_accept: float = 0.9,
     log_likelihood: bool | None = None,
+    method: str = "nuts",
     warn: bool = True,
 ) -> Fit:
-    """Fit a scaling law to a sweep with NUTS.
+    """Fit a scaling law to a sweep with NUTS (or, for a quick look, a Laplace approximation).
 
     Parameters
     ----------
@@ -307,20 +314,30 @@ def fit(
         Posterior draws and tuning steps per chain, number of chains.
     seed : int, optional
         Random seed (the same seed reproduces the posterior).
-    sampler : {"nutpie", "pymc"}
-        NUTS backend.
+    sampler : {"nutpie", "nutpie-jax", "pymc", "numpyro"}
+        NUTS backend: nutpie with numba (default), nutpie with JAX (faster on large sweeps), PyMC's
+        NUTS, or NumPyro; the JAX ones need the ``jax`` extra. See :data:`bayes_scaling.inference.SAMPLERS`.
     target_accept : float
         Step-size adaptation target.
     log_likelihood : bool, optional
         Keep pointwise log-likelihood (for LOO); default: when the sweep has ≤ 20,000 runs.
+    method : {"nuts", "laplace"}
+        ``"nuts"`` samples the posterior (default). ``"laplace"`` is a fast **approximation** for quick
+        looks on large sweeps (Gaussian at the posterior mode, see :mod:`bayes_scaling.approx`):
+        ``info["method"]`` records it and ``info["approximation"]["pareto_k"]`` measures its quality.
     warn : bool
         Warn (:class:`~bayes_scaling.inference.ConvergenceWarning`) when R-hat > 1.01,
-        bulk ESS < 400, or there are divergences.
+        bulk ESS < 400, or there are divergences; with ``method="laplace"``
+        (:class:`~bayes_scaling.approx.ApproximationWarning`) when Pareto k-hat > 0.7.
 
     Returns
     -------
     Fit
     """
+    from bayes_scaling.approx import METHODS, laplace
+
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
     sweep = load_sweep(data)
     law = get_law(law)
     resolved = resolve_priors(law, priors, likelihood)
@@ -341,20 +358,28 @@ def fit(
         log_likelihood = len(sweep) <= 20_000
     cache_key = (law.name, id(law), likelihood, len(sweep), tuple(sorted((k, repr(v)) for k, v in resolved.items())))
     sampling_start = time.perf_counter()
-    idata = sample(
-        model,
-        draws=draws,
-        tune=tune,
-        chains=chains,
-        seed=seed,
-        sampler=sampler,
-        target_accept=target_accept,
-        cache_key=cache_key,
-    )
+    approximation = None
+    if method == "laplace":
+        with warnings.catch_warnings():
+            if not warn:
+                warnings.simplefilter("ignore")
+            idata, approximation = laplace(model, draws=draws, chains=chains, seed=seed, cache_key=cache_key)
+    else:
+        idata = sample(
+            model,
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            seed=seed,
+            sampler=sampler,
+            target_accept=target_accept,
+            cache_key=cache_key,
+        )
     sampling_seconds = time.perf_counter() - sampling_start
     info = {
         "seed": seed,
-        "sampler": sampler,
+        "method": method,
+        "sampler": sampler if method == "nuts" else None,
         "draws": int(draws),
         "tune": int(tune),
         "chains": int(chains),
@@ -366,7 +391,9 @@ def fit(
         law=law, sweep=sweep, priors=resolved, likelihood=likelihood, reference=reference, idata=idata, info=info
     )
     _attach_observations(result, log_likelihood=log_likelihood)
+    if approximation is not None:
+        result.info["approximation"] = approximation
     result.info["fit_seconds"] = round(time.perf_counter() - start, 3)
-    if warn:
+    if warn and method == "nuts":
         warn_if_unconverged(result.diagnostics(), label=f"fit of {law.name!r}")
     return result

@@ -1,4 +1,7 @@
-"""Datasets: the embedded demo sweep.
+"""Datasets: the embedded demo sweep and loaders for the public reference sweeps.
+
+``load(name)`` returns one of the public sweeps (``available()`` lists them, ``info(name)`` gives the
+citation, origin, licence and quirks); see :mod:`bayes_scaling.datasets.fetch` for where it looks.
 
 ``load_demo()`` returns a synthetic sweep generated from the Chinchilla law with
 Epoch AI's published refit (E=1.82, A=482.01, B=2085.43, alpha=0.3478,
@@ -13,7 +16,13 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["DEMO_TRUE_PARAMS", "demo_path", "load_demo"]
+from bayes_scaling.datasets.catalog import CATALOG, Dataset
+from bayes_scaling.datasets.fetch import DatasetError, available, cache_dir, info, load
+
+__all__ = [
+    "CATALOG", "DEMO_TRUE_PARAMS", "Dataset", "DatasetError", "available", "cache_dir", "demo_path", "info",
+    "load", "load_demo",
+]
 
 #: Parameters the demo sweep was generated from.
 DEMO_TRUE_PARAMS = {"E": 1.82, "A": 482.01, "B": 2085.43, "alpha": 0.3478, "beta": 0.3658}

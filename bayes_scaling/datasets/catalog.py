@@ -1,0 +1,317 @@
+"""The public reference sweeps: where each comes from, what it holds, and how its source files become a table.
+
+Every dataset is a :class:`Dataset` entry in :data:`CATALOG`. Its prepared table has columns ``N``
+(parameters), ``D`` (training tokens), ``C`` (training FLOPs, 6·N·D) and ``loss`` (nats per token), plus
+the dataset's grouping and run-id columns. A prepared copy (``<name>/data.csv``, the layout of the
+project's ``shared/data`` folder) is read as it is; the original source files, fetched from the
+authors' repositories at a pinned commit and checked against SHA-256 sums, are converted by the
+entry's ``convert`` function (see :mod:`bayes_scaling.datasets.fetch`).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["CATALOG", "Dataset", "SourceFile"]
+
+TOKENS_PER_STEP_CLARK = 256 * 2048  # sequences x tokens per step (our reading of Clark et al. 2022)
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One original file: where it lives publicly and its SHA-256 sum."""
+
+    path: str
+    url: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A public sweep.
+
+    Attributes
+    ----------
+    name : str
+        Registry name, ``load(name)``.
+    title : str
+        What the runs are.
+    citation : str
+        The paper to cite.
+    origin : str
+        Repository and commit the source files come from.
+    license : str
+        The data's licence as its repository states it.
+    loss : str
+        Which loss the ``loss`` column holds (units: nats per token).
+    groups : tuple of str
+        Columns that split the table into separate sweeps (fit per group, or hierarchically).
+    run_id : str
+        Column naming each run.
+    default_query : str
+        A :meth:`pandas.DataFrame.query` selecting the rows suited to a plain L(N, D) fit ("" for all).
+    notes : str
+        Quirks a user must know.
+    rows : int
+        Rows of the prepared table.
+    """
+
+    name: str
+    title: str
+    citation: str
+    origin: str
+    license: str
+    loss: str
+    groups: tuple[str, ...]
+    run_id: str
+    default_query: str
+    notes: str
+    rows: int
+    convert: Callable[[Path], pd.DataFrame] | None = field(default=None, repr=False)
+
+    @property
+    def sources(self) -> tuple[SourceFile, ...]:
+        """The checksummed source files (empty where no original file can be fetched and converted)."""
+        return tuple(SourceFile(**item) for item in _manifest().get(self.name, []))
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-friendly description."""
+        return {
+            "name": self.name, "title": self.title, "citation": self.citation, "origin": self.origin,
+            "license": self.license, "loss": self.loss, "groups": list(self.groups), "run_id": self.run_id,
+            "default_query": self.default_query, "rows": self.rows, "downloadable": bool(self.sources),
+            "notes": self.notes,
+        }
+
+
+def _manifest() -> dict[str, list[dict[str, str]]]:
+    text = resources.files("bayes_scaling.datasets").joinpath("sources.json").read_text()
+    return json.loads(text)
+
+
+# ---------------------------------------------------------------------------------------------- converters
+def _chinchilla(folder: Path) -> pd.DataFrame:
+    src = pd.read_csv(folder / "source.csv")
+    n, c = src["Model Size"].astype(float), src["Training FLOP"].astype(float)
+    return pd.DataFrame({"N": n, "D": c / (6 * n), "C": c, "loss": src["loss"].astype(float)})
+
+
+def _clark(folder: Path) -> pd.DataFrame:
+    with gzip.open(folder / "source.csv.gz", "rt") as handle:
+        src = pd.read_csv(handle)
+    losses = ["loss_c4", "loss_curation_corpus", "loss_lambada", "loss_pile", "loss_validation", "loss_wikitext103"]
+    src = src[(src["step"] > 0) & src[losses].notna().all(axis=1)]
+    last = src.sort_values(["hyper_id", "step"]).groupby("hyper_id", sort=True).tail(1)
+    n = last["dense_parameter_count"].astype(float)
+    d = last["step"].astype(float) * TOKENS_PER_STEP_CLARK
+    out = pd.DataFrame({
+        "hyper_id": last["hyper_id"], "router_type": last["router_type"],
+        "model_size_label": last["model_size_label"], "num_experts": last["num_experts"], "k": last["k"],
+        "routing_frequency": last["routing_frequency"], "flop_increase": last["flop_increase"],
+        "seed": last["seed"], "step": last["step"], "N": n, "P_total": last["total_parameter_count"].astype(float),
+        "D": d, "C": 6 * n * d, "loss": last["loss_validation"],
+        **{col: last[col] for col in losses},
+        **{col: last[col] for col in ("d_model", "num_blocks", "num_heads", "kqv_size", "flops_per_step")},
+    })
+    return out.reset_index(drop=True)
+
+
+_GADRE_EVALS = {
+    "openlm": "loss_openlm", "c4_val": "loss_c4_val", "paloma_c4_en": "loss_paloma_c4_en",
+    "paloma_dolma_100_programing_languages": "loss_paloma_dolma_100_programming_languages",
+    "paloma_falcon-refinedweb": "loss_paloma_refinedweb", "paloma_ptb": "loss_paloma_ptb",
+    "paloma_redpajama": "loss_paloma_redpajama", "de-en": "loss_c4_german",
+}
+
+
+def _gadre(folder: Path) -> pd.DataFrame:
+    rows = []
+    for path in sorted((folder / "source" / "models").glob("*.json")):
+        record = json.loads(path.read_text())
+        hp = record["hyperparameters"]
+        row = {
+            "name": record["name"], "dataset": record["dataset_name"],
+            "model": Path(hp["model"]).stem, "N": float(hp["params"]), "N_nonembed": float(hp["params_no_embed"]),
+            "D": float(hp["tokens"]),
+        }
+        for result in record["results"]:
+            column = _GADRE_EVALS.get(result["val_data"][0].split("/")[-2])  # the eval shard's folder
+            if column is not None:
+                row[column] = float(result["loss"])
+            if column == "loss_c4_val":
+                row["loss_c4_val_lo95"] = float(result["loss_sequences_lower_95"])
+                row["loss_c4_val_hi95"] = float(result["loss_sequences_upper_95"])
+        row["C"] = 6 * row["N"] * row["D"]
+        row["loss"] = row.get("loss_c4_val", math.nan)
+        row["chinchilla_multiplier"] = hp["chinchilla_multiplier"]
+        row["tokens_per_param"] = row["D"] / row["N"]
+        row.update({key: hp.get(key) for key in ("lr", "wd", "warmup", "global_bs", "cd", "z_loss", "qk_norm")})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _li2025(folder: Path) -> pd.DataFrame:
+    src = pd.read_csv(folder / "source.csv")
+    out = pd.DataFrame({
+        "model": src["model"], "N": src["N"].astype(float), "N_nonembed": src["N_no_emb"].astype(float),
+        "D": src["D"].astype(float), "C": src["C"].astype(float), "loss": src["loss"].astype(float),
+        "peak_lr": src["peak_lr"], "total_steps": src["total_steps"], "sweep": src["sweep"],
+        **{col: src[col].astype(float) for col in ("C_no_emb", "C_6ND", "C_6ND_no_emb")},
+    }).drop_duplicates().reset_index(drop=True)
+    best = out.groupby(["model", "D"])["loss"].transform("min")
+    out.insert(7, "best_lr", out["loss"] == best)
+    return out
+
+
+_MARIN_MIXES = {"comma": "comma", "dclm": "dclm", "nemotron": "nemotron"}
+_BUDGET = re.compile(r"(\d+(?:\.\d+)?e[+-]?\d+)")
+
+
+def _marin(folder: Path) -> pd.DataFrame:
+    frames = []
+    for mix in _MARIN_MIXES:
+        src = pd.read_csv(folder / f"source_isoflop-{mix}.csv")
+        name = src["Name"].astype(str)
+        valid = name.str.contains("validation-optimal")
+        label = name.map(lambda s: float(_BUDGET.search(s).group(1)))
+        n = src["parameter_count"].astype(float)
+        d = src["throughput/total_tokens"].astype(float)
+        frames.append(pd.DataFrame({
+            "dataset": mix, "name": name, "N": n, "D": d, "C": 6 * n * d,
+            "C_marin": src["throughput/total_gflops"].astype(float) * 1e9, "budget_label": label,
+            "validation_optimal": valid, "loss": src["eval/paloma/macro_loss"].astype(float),
+            "batch_size": src["trainer.train_batch_size"], "steps": src["trainer.num_train_steps"],
+            "layers": src["model.num_layers"], "hidden_dim": src["model.hidden_dim"],
+            "budget_C": np.where(valid, label, 3 * label),
+        }))
+    return pd.concat(frames, ignore_index=True)
+
+
+_PORIAN_FILES = ("summary_df", "summary_df_att", "summary_df_kaplan_tuned_hparams", "summary_df_owt2")
+_PORIAN_DATASETS = {"rw": "refinedweb", "owt2": "openwebtext2"}
+
+
+def _porian(folder: Path) -> pd.DataFrame:
+    # The pickles are unpickled only after their SHA-256 sums matched the vetted originals
+    # (fetch.py checks every source file before conversion); their only globals are pandas/numpy classes.
+    rows = []
+    for stem in _PORIAN_FILES:
+        summary = pd.read_pickle(folder / "source" / f"{stem}.pickle.xz")
+        for _, entry in summary.iterrows():
+            keys = {
+                "dataset": _PORIAN_DATASETS.get(entry["dataset"], entry["dataset"]), "hparams": entry["hparams"],
+                "warmup": entry["warmup"], "decay": entry["decay"], "param_count": entry["param_count"],
+                "loss_type": entry["val"],
+            }
+            setup = "/".join([keys["dataset"], f"{keys['hparams']}-hparams", f"{keys['warmup']}-warmup",
+                              f"{keys['decay']}-decay", f"{keys['param_count']}-count", f"{keys['loss_type']}-loss"])
+            for _, point in entry["data"].iterrows():
+                sizes, losses = np.atleast_1d(point["orig_n"]), np.atleast_1d(point["orig_loss"])
+                c = float(point["flops"])
+                for n, loss in zip(sizes.astype(float), losses.astype(float), strict=True):
+                    if not (np.isfinite(n) and np.isfinite(loss)):  # a budget no size reached
+                        continue
+                    rows.append({"setup": setup, **keys, "C": c, "N": n, "D": c / (6 * n), "loss": loss,
+                                 "source_file": stem})
+    return pd.DataFrame(rows)
+
+
+CATALOG: Mapping[str, Dataset] = {
+    d.name: d
+    for d in (
+        Dataset(
+            name="chinchilla_epoch",
+            title="Chinchilla Approach-3 runs (57M-16B params) reconstructed by Epoch AI from the paper's figure",
+            citation="Hoffmann et al. 2022, Training Compute-Optimal Large Language Models, arXiv:2203.15556; "
+            "Besiroglu, Erdil, Barnett, You 2024, Chinchilla Scaling: A replication attempt, arXiv:2404.10102",
+            origin="github.com/epoch-research/analyzing-chinchilla @ 92258837425e1b5f2851d624287f0120583a3d0e",
+            license="not stated (figure data from the paper)",
+            loss="final training loss, nats/token",
+            groups=(), run_id="", default_query="", rows=245, convert=_chinchilla,
+            notes="D is derived as C/(6N). Epoch fits 240 rows (drops the 5 highest-loss runs at C=1e19).",
+        ),
+        Dataset(
+            name="gadre2024",
+            title="Over-training testbed: 104 open_lm models, 10.6M-6.9B params, 5-640 tokens/param, 3 datasets",
+            citation="Gadre et al. 2024, Language models scale reliably with over-training and on downstream "
+            "tasks, arXiv:2403.08540",
+            origin="github.com/mlfoundations/scaling @ a003c4913793ac2ae7ef87b28ecb562955d026d5 (exp_data/models)",
+            license="MIT",
+            loss="C4 validation loss, nats/token (7 other eval losses in loss_* columns)",
+            groups=("dataset",), run_id="name", default_query="", rows=104, convert=_gadre,
+            notes="Group by 'dataset' (c4_original, rpj, rw_original); the paper holds out the 1.4B and 6.9B runs.",
+        ),
+        Dataset(
+            name="li2025_misfitting",
+            title="(Mis)Fitting sweep: open_lm 57M-1.18B params, 0.1B-21B tokens, several learning rates",
+            citation="Li, Kudugunta, Zettlemoyer 2025, (Mis)Fitting Scaling Laws: A Survey of Scaling Law "
+            "Fitting Techniques in Deep Learning, ICLR 2025, arXiv:2502.18969",
+            origin="github.com/hadasah/scaling_laws @ 1f3708c0a12df0effb0ee906b1da5f9f0ff4f4f1",
+            license="not stated",
+            loss="C4 eval loss, nats/token",
+            groups=(), run_id="model", default_query="best_lr", rows=253, convert=_li2025,
+            notes="Several learning rates per (model, D): fit the best_lr rows (87) or model the LR effect.",
+        ),
+        Dataset(
+            name="marin_isoflop",
+            title="Marin IsoFLOP ladders: 157M-11.8B params, 1e18-1e21 FLOPs, three data mixes",
+            citation="Marin project (marin-community), Scaling Ladders, 2025-26; W&B export by "
+            "Open-Athena/scaling-law-analysis",
+            origin="github.com/Open-Athena/scaling-law-analysis @ 3e0656ee3dce1a2c89aa67691920f5eb9d30f0fc",
+            license="not stated",
+            loss="Paloma macro-averaged loss, nats/token",
+            groups=("dataset",), run_id="name", default_query="", rows=273, convert=_marin,
+            notes="Group IsoFLOP curves by 'dataset' and 'budget_C'; 'validation_optimal' marks extra single runs.",
+        ),
+        Dataset(
+            name="muennighoff2023_datablations",
+            title="Data-constrained C4 runs: 7M-8.7B params, D from U unique tokens (1-9000 epochs), seed replicas",
+            citation="Muennighoff et al. 2023, Scaling Data-Constrained Language Models, NeurIPS 2023, "
+            "arXiv:2305.16264",
+            origin="github.com/huggingface/datablations @ 13701315b163f1c54642b94ad237b2699187c3ee "
+            "(utils/parametric_fit.ipynb, cells 1 and 25)",
+            license="Apache-2.0",
+            loss="final C4 validation loss, nats/token",
+            groups=("dataset",), run_id="name", default_query="in_paper_fit", rows=308, convert=None,
+            notes="Column U (unique tokens) maps to unique_tokens (law 'data_constrained'). The table lives in "
+            "notebook cells, not a data file, so it is read from a local copy only.",
+        ),
+        Dataset(
+            name="porian2024",
+            title="IsoFLOP points of 15 training setups: open_lm 5M-900M params, 1.25e16-2.56e19 FLOPs",
+            citation="Porian, Wortsman, Jitsev, Schmidt, Carmon 2024, Resolving Discrepancies in Compute-Optimal "
+            "Scaling of Language Models, NeurIPS 2024, arXiv:2406.19146",
+            origin="github.com/formll/resolving-scaling-law-discrepancies @ "
+            "0dc60d91b8a525858a3067fc9e4a46ff5374cc6f (data/summary_df*.pickle.xz)",
+            license="MIT",
+            loss="validation or smoothed training loss (column loss_type), nats/token",
+            groups=("setup",), run_id="", default_query="decay == 'chinchilla' and param_count == 'standard'",
+            rows=1745, convert=_porian,
+            notes="Setups share training runs; except decay='chinchilla', points of one size come from one run's "
+            "curve. width/depth/N_total/N_nonembed are only in a prepared copy.",
+        ),
+        Dataset(
+            name="clark2022_routing",
+            title="Dense and routed (MoE) LMs: 15M-1.3B dense params, 1-512 experts, ~131B tokens each",
+            citation="Clark et al. 2022, Unified Scaling Laws for Routed Language Models, ICML 2022, "
+            "arXiv:2202.01169",
+            origin="github.com/google-deepmind/scaling_laws_for_routing @ 42da0c392b127df2c01fa7b705f72396050d05e5",
+            license="CC-BY 4.0",
+            loss="MassiveText validation loss, nats/token",
+            groups=("router_type",), run_id="hyper_id", default_query="router_type == 'Dense'", rows=223,
+            convert=_clark,
+            notes="Every run trains 250k steps, so D barely varies: use it for L(N) (law 'params'). D is derived "
+            "as steps x 524,288 tokens.",
+        ),
+    )
+}

@@ -1,0 +1,184 @@
+"""Public dataset loaders: the shared copies, conversion of source files, cache, checksums, errors.
+
+Nothing here touches the network: downloads are served from the shared copies by replacing the one
+function that fetches bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import SHARED_DATA
+
+import bayes_scaling as bs
+from bayes_scaling.datasets import CATALOG, DatasetError, available, fetch, info, load
+
+NAMES = list(CATALOG)
+
+
+@pytest.fixture
+def shared() -> Path:
+    if not (SHARED_DATA / "README.md").exists():
+        pytest.skip(f"shared data {SHARED_DATA} not available")
+    return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch, tmp_path):
+    """No test sees the user's cache, a user's $BAYES_SCALING_DATA or the network."""
+    monkeypatch.setenv(fetch.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.delenv(fetch.DATA_ENV, raising=False)
+
+    def no_network(url):
+        raise AssertionError(f"a test tried to download {url}")
+
+    monkeypatch.setattr(fetch, "_fetch_bytes", no_network)
+
+
+def test_catalog_lists_every_shared_sweep(shared):
+    folders = {p.name for p in shared.iterdir() if p.is_dir()}
+    assert folders == set(NAMES)
+    table = available()
+    assert list(table.index) == NAMES
+    assert table.loc["chinchilla_epoch", "downloadable"]
+    assert not table.loc["muennighoff2023_datablations", "downloadable"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_each_dataset_loads_from_the_shared_copy(shared, name):
+    entry = info(name)
+    frame = load(name, path=shared)
+    assert len(frame) == entry.rows
+    for column in ("N", "D", "C", "loss", *entry.groups, *([entry.run_id] if entry.run_id else [])):
+        assert column in frame.columns, column
+    assert frame.attrs["citation"] == entry.citation and frame.attrs["dataset"] == name
+    assert np.allclose(frame["C"], 6 * frame["N"] * frame["D"], rtol=1e-6)
+    sweep = bs.load_sweep(frame)  # units and values pass validation; grouping columns are kept
+    assert set(entry.groups) <= set(sweep.frame.columns)
+    if name == "muennighoff2023_datablations":
+        assert sweep.has_unique_tokens and sweep.renamed == {"U": "unique_tokens"}
+    if entry.default_query:
+        subset = load(name, path=shared, query="default")
+        assert 0 < len(subset) < len(frame)
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if CATALOG[n].convert is not None])
+def test_source_files_convert_to_the_prepared_table(shared, name):
+    """The download path converts the original files; on the shared originals it must give data.csv."""
+    prepared = pd.read_csv(shared / name / "data.csv")
+    converted = CATALOG[name].convert(shared / name)
+    assert len(converted) == len(prepared)
+    common = [c for c in converted.columns if c in prepared.columns]
+    assert {"N", "D", "C", "loss"} <= set(common)
+    keys = [c for c in ("setup", "dataset", "name", "hyper_id", "model", "N", "D", "loss", "peak_lr", "sweep")
+            if c in common]
+    left = prepared[common].sort_values(keys).reset_index(drop=True)
+    right = converted[common].sort_values(keys).reset_index(drop=True)
+    pd.testing.assert_frame_equal(left, right, check_dtype=False, rtol=1e-9)
+
+
+def test_manifest_checksums_match_the_shared_originals(shared):
+    for name in NAMES:
+        for source in CATALOG[name].sources:
+            fetch._verify(source, (shared / name / source.path).read_bytes(), where=source.path)
+            assert source.url.startswith("https://raw.githubusercontent.com/")
+
+
+def test_environment_variable_points_at_copies(shared, monkeypatch):
+    monkeypatch.setenv(fetch.DATA_ENV, str(shared))
+    frame = load("gadre2024")
+    assert str(shared / "gadre2024") in frame.attrs["source"]
+    sweep = bs.load_sweep("dataset:li2025_misfitting:default")
+    assert len(sweep) == 87 and sweep.frame["best_lr"].all()
+
+
+def _serve_from(shared: Path, name: str, tamper: bool = False):
+    by_url = {s.url: shared / name / s.path for s in CATALOG[name].sources}
+
+    def fake(url):
+        content = by_url[url].read_bytes()
+        return content + b"\n0,0,0\n" if tamper else content
+
+    return fake
+
+
+def test_download_verifies_caches_and_is_reused(shared, monkeypatch, tmp_path):
+    cache = tmp_path / "cache"
+    monkeypatch.setattr(fetch, "_fetch_bytes", _serve_from(shared, "clark2022_routing"))
+    first = load("clark2022_routing")
+    assert (cache / "clark2022_routing" / "source.csv.gz").is_file()
+    assert (cache / "clark2022_routing" / "data.csv").is_file()
+    assert "downloaded" in first.attrs["source"]
+
+    def offline(url):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(fetch, "_fetch_bytes", offline)
+    again = load("clark2022_routing")  # from the cache, no network
+    pd.testing.assert_frame_equal(first.reset_index(drop=True), again, check_dtype=False)
+    shutil.rmtree(cache)
+    with pytest.raises(DatasetError, match=r"could not download .*network is unreachable"):
+        load("clark2022_routing")
+
+
+def test_checksum_mismatch_keeps_nothing(shared, monkeypatch, tmp_path):
+    monkeypatch.setattr(fetch, "_fetch_bytes", _serve_from(shared, "chinchilla_epoch", tamper=True))
+    with pytest.raises(DatasetError, match="fails its checksum"):
+        load("chinchilla_epoch")
+    assert not any((tmp_path / "cache").rglob("*.csv"))
+
+
+def test_tampered_local_source_files_are_refused(shared, tmp_path):
+    folder = tmp_path / "copy"
+    folder.mkdir()
+    text = (shared / "chinchilla_epoch" / "source.csv").read_text()
+    (folder / "source.csv").write_text(text.replace("5.005581996", "4.005581996"))
+    with pytest.raises(DatasetError, match="fails its checksum"):
+        load("chinchilla_epoch", path=folder)
+    (folder / "source.csv").write_text(text)
+    assert len(load("chinchilla_epoch", path=folder)) == 245
+
+
+def test_clear_errors(tmp_path):
+    with pytest.raises(DatasetError, match="did you mean 'chinchilla_epoch'"):
+        load("chinchila_epoch")
+    with pytest.raises(DatasetError, match="download=False"):
+        load("gadre2024", download=False)
+    with pytest.raises(DatasetError, match=r"cannot be downloaded.*BAYES_SCALING_DATA"):
+        load("muennighoff2023_datablations")
+    with pytest.raises(DatasetError, match="holds no copy of porian2024"):
+        load("porian2024", path=tmp_path)
+    with pytest.raises(bs.DataError, match="unknown dataset"):
+        bs.load_sweep("dataset:nope")
+
+
+def test_common_layouts_map_to_canonical_columns():
+    demo = bs.load_demo()
+    for n_name in ("params", "n_params", "model_size"):
+        frame = demo.rename(columns={"N": n_name, "D": "tokens", "C": "flops"}).assign(dataset="x", run_id=1)
+        sweep = bs.load_sweep(frame)
+        assert {"N", "D", "C", "loss", "dataset", "run_id"} <= set(sweep.frame.columns)
+        assert sweep.renamed == {n_name: "N", "tokens": "D", "flops": "C"}
+    explicit = bs.load_sweep(demo.rename(columns={"N": "width_params"}), columns={"width_params": "N"})
+    assert np.array_equal(explicit.column("N"), demo["N"].to_numpy(dtype=float))
+
+
+def test_cli_lists_and_writes(shared, tmp_path, capsys):
+    from bayes_scaling.cli import main
+
+    assert main(["datasets", "--json"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    assert [item["name"] for item in listing] == NAMES
+    out = tmp_path / "li.csv"
+    assert main(["datasets", "li2025_misfitting", "--path", str(shared), "--query", "default", "--out", str(out)]) == 0
+    assert "87 rows" in capsys.readouterr().out
+    assert len(pd.read_csv(out)) == 87
+    assert main(["datasets", "li2025_misfitting", "--path", str(shared), "--out", str(out)]) == 2  # no overwrite
+    assert "exists" in capsys.readouterr().err
+    assert main(["datasets", "gadre2024", "--no-download"]) == 2
+    assert "download=False" in capsys.readouterr().err

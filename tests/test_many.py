@@ -1,0 +1,69 @@
+"""fit_many: per group x law x cutoff, serial = local processes = Dask for the same seed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import bayes_scaling as bs
+from bayes_scaling.many import fit_many
+
+FAST = {"draws": 150, "tune": 200, "chains": 2}
+
+
+def _data():
+    demo = bs.load_demo()
+    return demo.assign(mix=np.where(np.arange(len(demo)) % 2 == 0, "even", "odd"))
+
+
+def _same(left, right) -> bool:
+    return left.keys() == right.keys() and all(
+        np.array_equal(a, right[k]) for k, a in ((k, left[k]) for k in left)
+    )
+
+
+@pytest.fixture(scope="module")
+def serial():
+    return fit_many(_data(), by="mix", laws=["chinchilla", "compute"], seed=7, **FAST)
+
+
+def test_tasks_and_table(serial):
+    assert len(serial) == 4 and not serial.errors
+    assert set(serial) == {(m, law, None) for m in ("even", "odd") for law in ("chinchilla", "compute")}
+    assert len({t.seed for t in serial.tasks}) == 4  # each task its own seed
+    table = serial.table(["alpha", "E"])
+    assert list(table["mix"]) == ["even", "even", "odd", "odd"]
+    chinchilla = table[table["law"] == "chinchilla"]
+    assert ((chinchilla["alpha_low"] < 0.3478) & (0.3478 < chinchilla["alpha_high"])).all()
+    assert (table["runs"] == 36).all()
+
+
+def test_processes_match_serial(serial):
+    parallel = fit_many(_data(), by="mix", laws=["chinchilla", "compute"], seed=7, processes=2, **FAST)
+    for key in serial:
+        assert _same(serial[key].draws(), parallel[key].draws()), key
+
+
+def test_dask_matches_serial(serial):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        with distributed.Client(cluster) as client:
+            remote = fit_many(_data(), by="mix", laws=["chinchilla", "compute"], seed=7, client=client, **FAST)
+    for key in serial:
+        assert _same(serial[key].draws(), remote[key].draws()), key
+
+
+def test_cutoffs_and_errors():
+    data = _data()
+    # 6 runs have N <= 1e8: too few for the 7 free parameters of chinchilla + Student-t noise
+    kept = fit_many(data, laws="chinchilla", cutoffs=[3e9, 1e8], errors="keep", **FAST)
+    assert len(kept[("chinchilla", 3e9)].sweep) == (data["N"] <= 3e9).sum() < len(data)
+    assert list(kept.errors) == [("chinchilla", 1e8)] and "needs more runs" in kept.errors[("chinchilla", 1e8)]
+    with pytest.raises(RuntimeError, match="1 of 2 fits failed"):
+        fit_many(data, laws="chinchilla", cutoffs=[3e9, 1e8], **FAST)
+    with pytest.raises(ValueError, match="unknown law"):
+        fit_many(data, laws="chinchila")
+    with pytest.raises(bs.DataError, match="by= names"):
+        fit_many(data, by="dataset")
+    with pytest.raises(ValueError, match="not both"):
+        fit_many(data, processes=2, client=object())
