@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PYTHON ?= $(shell for p in python3.12 $$(ls -d $$HOME/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null | sort -V | tail -1) python3.13 python3; do \
             $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1 && { echo $$p; break; }; done)
 
-.PHONY: demo test test-slow lint bench calibration backtests clean venv
+.PHONY: demo test test-slow lint bench calibration backtests datasets clean venv
 
 venv: $(STAMP)
 
@@ -30,8 +30,13 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(VENV)/bin/python -m pytest -m slow
 
+# The speed benchmark also measures the JAX backends (nutpie-jax, numpyro), so it installs the jax extra.
 bench: $(STAMP)
+	$(VENV)/bin/python -m pip install --quiet -e '.[jax]'
 	$(VENV)/bin/python -m benchmarks
+
+datasets: $(STAMP)
+	$(VENV)/bin/python -m benchmarks.datasets
 
 calibration: $(STAMP)
 	$(VENV)/bin/python -m benchmarks.calibration

@@ -164,7 +164,10 @@ def _compiled_nutpie(model: Any, cache_key: Hashable | None, backend: str = "num
     if cache_key is not None and cache_key in _COMPILED:
         _COMPILED.move_to_end(cache_key)
         compiled = _COMPILED[cache_key]
-        known = {var.name for var in compiled.shared_var_keys}  # data the graph uses (unused ones are pruned)
+        if hasattr(compiled, "shared_var_keys"):  # numba: the data the graph uses (unused ones are pruned)
+            known = {var.name for var in compiled.shared_var_keys}
+        else:  # JAX (PyFuncModel)
+            known = set(compiled._shared_data)
         return compiled.with_data(**{k: v for k, v in _data_values(model).items() if k in known})
     if backend == "jax":
         compiled = nutpie.compile_pymc_model(model, backend="jax", gradient_backend="jax", freeze_model=False)

@@ -5,8 +5,9 @@ Prints three tables.
 1. NUTS fits: for each law, data size and sampler, wall time split into compile (building and
    compiling the model; nutpie only, zero when a compiled model of the same shape is reused) and
    sampling, the whole fit in a warm process, min bulk ESS, ESS per second of sampling, mean leapfrog
-   steps and tree depth, divergences, and the process's peak memory so far. Sizes of 20,000 rows and
-   more are fitted once (the warm fit is then the only fit after compiling).
+   steps and tree depth, divergences, and peak memory (each case runs in a fresh process, so this is the
+   case's own peak resident memory). Sizes of 20,000 rows and more are fitted once (the warm fit is then
+   the only fit after compiling).
 2. The approximate path (``method="laplace"``) on the same data: warm time, Pareto k-hat, and its
    distance to the NUTS posterior: the largest |mean difference| in NUTS posterior sds and the range
    of sd ratios (approximate / NUTS) over the law's parameters.
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import multiprocessing
 import resource
 import time
 import warnings
@@ -93,8 +95,18 @@ def bench_laplace(name: str, data, law: str, reference: bs.Fit) -> dict:
     return {
         "data": name, "law": law, "rows": len(reference.sweep), "laplace_s": approx.info["fit_seconds"],
         "nuts_warm_s": reference.info["fit_seconds"], "pareto_k": approx.info["approximation"]["pareto_k"],
-        "max_mean_shift_sd": shift, "sd_ratio_min": min(ratios), "sd_ratio_max": max(ratios),
+        "max_mean_shift_sd": float(shift), "sd_ratio_min": float(min(ratios)), "sd_ratio_max": float(max(ratios)),
     }
+
+
+def run_case(case: tuple) -> tuple[dict, dict | None]:
+    """One case in this (fresh) process: the NUTS fit and, if asked, the Laplace comparison."""
+    warnings.simplefilter("ignore")
+    name, data, law, sampler, with_laplace = case
+    row, result = bench_fit(name, data, law, sampler)
+    approx = bench_laplace(name, data, law, result) if with_laplace else None
+    row["peak_mb"] = peak_mb()
+    return row, approx
 
 
 def _show(title: str, table: pd.DataFrame) -> None:
@@ -122,13 +134,16 @@ def main(argv=None) -> pd.DataFrame:
             data = synthetic(int(size))
             cases += [(f"synthetic {size}", data, "chinchilla", s) for s in samplers if s.startswith("nutpie")]
     rows, approx_rows = [], []
+    context = multiprocessing.get_context("spawn")
     for name, data, law, sampler in cases:
-        row, result = bench_fit(name, data, law, sampler)
+        with_laplace = sampler == "nutpie" and (law == "chinchilla" or name == base[0])
+        with context.Pool(1) as pool:  # a fresh process per case: its own compile cache and peak memory
+            row, approx = pool.apply(run_case, ((name, data, law, sampler, with_laplace),))
         rows.append(row)
         print({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}, flush=True)
-        if sampler == "nutpie" and (law == "chinchilla" or name == base[0]):
-            approx_rows.append(bench_laplace(name, data, law, result))
-            print({k: round(v, 3) if isinstance(v, float) else v for k, v in approx_rows[-1].items()}, flush=True)
+        if approx is not None:
+            approx_rows.append(approx)
+            print({k: round(float(v), 3) if isinstance(v, float) else v for k, v in approx.items()}, flush=True)
     table = pd.DataFrame(rows)
     _show("NUTS fits (4 chains x 1000 draws, Student-t)", table)
     _show("Approximate path: method='laplace' (warm) vs the NUTS posterior above", pd.DataFrame(approx_rows))

@@ -73,3 +73,15 @@ def test_cli_labels_the_approximation(capsys, tmp_path):
     assert main(["fit", str(bs.datasets.demo_path()), "--method", "laplace", "--seed", "1", "--json"]) == 0
     payload = json.loads(capsys.readouterr().out)
     assert payload["info"]["method"] == "laplace" and "pareto_k" in payload["info"]["approximation"]
+
+
+def test_nutpie_jax_backend_reuses_its_compiled_model():
+    pytest.importorskip("jax")
+    other = bs.load_demo().assign(loss=lambda d: d["loss"] * 1.02)
+    options = {"sampler": "nutpie-jax", "draws": 200, "tune": 200, "chains": 2, "seed": 1, "warn": False}
+    bs.fit(bs.load_demo(), **options)
+    reused = bs.fit(other, **options).draws()["E"]
+    clear_compiled_cache()
+    fresh = bs.fit(other, **options).draws()["E"]
+    np.testing.assert_allclose(reused, fresh, rtol=1e-10)
+    assert reused.mean() > 1.83

@@ -17,6 +17,7 @@ from conftest import SHARED_DATA
 
 import bayes_scaling as bs
 from bayes_scaling.datasets import CATALOG, DatasetError, available, fetch, info, load
+from bayes_scaling.datasets.catalog import canonical_sha256
 
 NAMES = list(CATALOG)
 
@@ -45,8 +46,7 @@ def test_catalog_lists_every_shared_sweep(shared):
     assert folders == set(NAMES)
     table = available()
     assert list(table.index) == NAMES
-    assert table.loc["chinchilla_epoch", "downloadable"]
-    assert not table.loc["muennighoff2023_datablations", "downloadable"]
+    assert table["downloadable"].all()
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -85,8 +85,45 @@ def test_source_files_convert_to_the_prepared_table(shared, name):
 def test_manifest_checksums_match_the_shared_originals(shared):
     for name in NAMES:
         for source in CATALOG[name].sources:
-            fetch._verify(source, (shared / name / source.path).read_bytes(), where=source.path)
             assert source.url.startswith("https://raw.githubusercontent.com/")
+            if source.sha256 is not None:
+                fetch._verify(source, (shared / name / source.path).read_bytes(), where=source.path)
+            else:  # the notebook: the vetted extract's tables carry the sums
+                extract = json.loads((shared / name / "source.json").read_text())
+                assert source.content_sha256 == {k: canonical_sha256(v) for k, v in extract.items()}
+
+
+def _notebook(extract: dict, tamper: bool = False) -> bytes:
+    """A notebook shaped like the datablations one: markdown, a magic, comments, the two table cells."""
+    cells = [{"cell_type": "markdown", "source": ["#### Data loading"]},
+             {"cell_type": "code", "source": ["%matplotlib inline\n", "import math\n"]}]
+    for key in ("cell_1_all_points", "cell_25_outliers_removed"):
+        maps = json.loads(json.dumps(extract[key]))
+        if tamper and key == "cell_1_all_points":
+            first = next(iter(maps["NAMES_TO_VAL_LOSSES"]))
+            maps["NAMES_TO_VAL_LOSSES"][first] += 0.001
+        lines = ["### DATA POINTS ###\n"]
+        for name, table in maps.items():
+            lines.append(f"{name} = {{\n")
+            lines.append('    # "2b855b4bc4subopt": 2.700284E+00,\n')
+            lines += [f"    {k!r}: {v!r},  # a comment\n" for k, v in table.items()]
+            lines.append("}\n")
+        cells.append({"cell_type": "code", "source": lines})
+    return json.dumps({"nbformat": 4, "cells": cells}).encode()
+
+
+def test_notebook_download_is_checked_by_its_tables(shared, monkeypatch, tmp_path):
+    name = "muennighoff2023_datablations"
+    extract = json.loads((shared / name / "source.json").read_text())
+    (url,) = [s.url for s in CATALOG[name].sources]
+    monkeypatch.setattr(fetch, "_fetch_bytes", lambda u: _notebook(extract, tamper=True))
+    with pytest.raises(DatasetError, match=r"fails its checksum.*differs from the pinned original"):
+        load(name)
+    assert not any((tmp_path / "cache").rglob("*.ipynb"))
+    monkeypatch.setattr(fetch, "_fetch_bytes", lambda u: _notebook(extract) if u == url else None)
+    frame = load(name)
+    prepared = pd.read_csv(shared / name / "data.csv")
+    pd.testing.assert_frame_equal(frame[prepared.columns], prepared, check_dtype=False)
 
 
 def test_environment_variable_points_at_copies(shared, monkeypatch):
@@ -149,8 +186,6 @@ def test_clear_errors(tmp_path):
         load("chinchila_epoch")
     with pytest.raises(DatasetError, match="download=False"):
         load("gadre2024", download=False)
-    with pytest.raises(DatasetError, match=r"cannot be downloaded.*BAYES_SCALING_DATA"):
-        load("muennighoff2023_datablations")
     with pytest.raises(DatasetError, match="holds no copy of porian2024"):
         load("porian2024", path=tmp_path)
     with pytest.raises(bs.DataError, match="unknown dataset"):

@@ -10,7 +10,9 @@ entry's ``convert`` function (see :mod:`bayes_scaling.datasets.fetch`).
 
 from __future__ import annotations
 
+import ast
 import gzip
+import hashlib
 import json
 import math
 import re
@@ -22,18 +24,28 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["CATALOG", "Dataset", "SourceFile"]
+__all__ = ["CATALOG", "Dataset", "DatasetError", "SourceFile", "canonical_sha256", "notebook_tables"]
 
 TOKENS_PER_STEP_CLARK = 256 * 2048  # sequences x tokens per step (our reading of Clark et al. 2022)
 
 
+class DatasetError(ValueError):
+    """A dataset is unknown, cannot be found or fetched, or its files fail their checksum."""
+
+
 @dataclass(frozen=True)
 class SourceFile:
-    """One original file: where it lives publicly and its SHA-256 sum."""
+    """One original file: where it lives publicly and how it is checked.
+
+    ``sha256`` is the sum of the file's bytes. A file whose bytes are not pinned (a notebook, whose
+    outputs and metadata are not the data) has ``content_sha256`` instead: the sums of the canonical
+    JSON of the tables extracted from it, by table name.
+    """
 
     path: str
     url: str
-    sha256: str
+    sha256: str | None = None
+    content_sha256: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -226,6 +238,116 @@ def _porian(folder: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+_MAPS = ("NAMES_TO_VAL_LOSSES", "TOKENS_MAP", "PARAMS_MAP")
+_NOTEBOOK = "parametric_fit.ipynb"
+_SIZE_M = re.compile(r"(\d+)m")
+_SIZE_B_DECIMAL = re.compile(r"(\d)b(\d+)")
+_SIZE_B = re.compile(r"(\d+)b")
+_SUFFIX = re.compile(r"(?P<body>[0-9bm]+?)(?P<c4>c4)?(?P<variant>v2|opt2|opt)?(?:seed(?P<seed>\d))?(?P<dedup>dedup)?")
+
+
+def canonical_sha256(value: object) -> str:
+    """SHA-256 of ``value`` as canonical JSON (sorted keys, no spaces): what a table extract is checked by."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def notebook_tables(content: bytes) -> list[dict[str, dict]]:
+    """The code cells of a notebook that assign all of NAMES_TO_VAL_LOSSES, TOKENS_MAP and PARAMS_MAP.
+
+    Each is returned as ``{map name: literal value}``; cells are parsed with :mod:`ast` (comments and
+    commented-out entries drop out, nothing is executed).
+    """
+    notebook = json.loads(content)
+    found = []
+    for cell in notebook.get("cells", []):
+        if cell.get("cell_type") != "code":
+            continue
+        source = cell.get("source", "")
+        source = "".join(source) if isinstance(source, list) else str(source)
+        source = "\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!")))
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        maps = {}
+        for node in tree.body:
+            if (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
+                    and node.targets[0].id in _MAPS):
+                try:
+                    maps[node.targets[0].id] = ast.literal_eval(node.value)
+                except ValueError:
+                    continue
+        if set(maps) == set(_MAPS):
+            found.append(maps)
+    return found
+
+
+def _size(token: str) -> int | None:
+    """Tokens of a Muennighoff size label: ``100m``, ``12b``, ``1b25`` (1.25B); None if not a label."""
+    if match := _SIZE_M.fullmatch(token):
+        value = int(match.group(1))
+        return value * 10**6 if value < 1000 else None
+    if match := _SIZE_B_DECIMAL.fullmatch(token):
+        whole, decimals = match.groups()
+        return int(whole) * 10**9 + int(decimals) * 10 ** (9 - len(decimals))
+    if match := _SIZE_B.fullmatch(token):
+        return int(match.group(1)) * 10**9
+    return None
+
+
+def muennighoff_table(tables: Mapping[str, Mapping[str, dict]]) -> pd.DataFrame:
+    """The run table from the notebook's two table sets (see the dataset's notes for the parsing rules)."""
+    everything = tables["cell_1_all_points"]
+    paper = {k for k, v in tables["cell_25_outliers_removed"]["NAMES_TO_VAL_LOSSES"].items() if v != 0}
+    params = everything["PARAMS_MAP"]
+    rows = []
+    for name, loss in everything["NAMES_TO_VAL_LOSSES"].items():
+        if loss == 0:  # the notebook's mark for an unfinished run
+            continue
+        keys = [k for k in params if name.startswith(k)]
+        if not keys:
+            raise DatasetError(f"run {name!r}: no parameter count in PARAMS_MAP matches its name")
+        params_key = min(keys, key=len)
+        match = _SUFFIX.fullmatch(name[len(params_key):])
+        if match is None:
+            raise DatasetError(f"run {name!r}: cannot read tokens and unique tokens from its name")
+        body = match.group("body")
+        splits = [(body[:i], body[i:]) for i in range(1, len(body))]
+        splits = [(d, u) for d, u in splits if _size(d) and _size(u) and _size(u) <= _size(d)]
+        if len(splits) != 1:
+            raise DatasetError(f"run {name!r}: {len(splits)} ways to read tokens/unique tokens, expected one")
+        (tokens_key, unique_key), = splits
+        n, d, u = float(params[params_key]), float(_size(tokens_key)), float(_size(unique_key))
+        dedup = bool(match.group("dedup"))
+        rows.append({
+            "name": name, "dataset": "c4_dedup" if dedup else "c4", "N": n, "D": d, "U": u, "epochs": d / u,
+            "C": 6 * n * d, "loss": float(loss),
+            "variant": "dedup" if dedup else (match.group("variant") or "default"),
+            "seed": int(match.group("seed") or 0), "in_paper_fit": name in paper and not dedup,
+            "params_key": params_key, "tokens_key": tokens_key, "unique_key": unique_key,
+        })
+    return pd.DataFrame(rows).sort_values(["dataset", "N", "D", "U", "seed"], kind="stable").reset_index(drop=True)
+
+
+def muennighoff_extract(content: bytes, expected: Mapping[str, str]) -> dict[str, dict]:
+    """The two vetted table sets from the notebook, found by their canonical checksums."""
+    by_sum = {canonical_sha256(tables): tables for tables in notebook_tables(content)}
+    missing = [name for name, digest in expected.items() if digest not in by_sum]
+    if missing:
+        raise DatasetError(
+            f"the notebook has no cell whose tables match the vetted extract {', '.join(missing)} "
+            f"(found {len(by_sum)} candidate cells); it differs from the pinned original"
+        )
+    return {name: by_sum[digest] for name, digest in expected.items()}
+
+
+def _muennighoff(folder: Path) -> pd.DataFrame:
+    if (folder / "source.json").is_file():  # the vetted extract (the shared copies' layout)
+        return muennighoff_table(json.loads((folder / "source.json").read_text()))
+    source = CATALOG["muennighoff2023_datablations"].sources[0]
+    return muennighoff_table(muennighoff_extract((folder / source.path).read_bytes(), source.content_sha256 or {}))
+
+
 CATALOG: Mapping[str, Dataset] = {
     d.name: d
     for d in (
@@ -282,9 +404,11 @@ CATALOG: Mapping[str, Dataset] = {
             "(utils/parametric_fit.ipynb, cells 1 and 25)",
             license="Apache-2.0",
             loss="final C4 validation loss, nats/token",
-            groups=("dataset",), run_id="name", default_query="in_paper_fit", rows=308, convert=None,
+            groups=("dataset",), run_id="name", default_query="in_paper_fit", rows=308, convert=_muennighoff,
             notes="Column U (unique tokens) maps to unique_tokens (law 'data_constrained'). The table lives in "
-            "notebook cells, not a data file, so it is read from a local copy only.",
+            "notebook cells: a download is checked by the canonical checksums of the extracted tables, not "
+            "the notebook's bytes. D and U are parsed from the run names (e.g. 146m5b9100m: 146M params, "
+            "5.9B tokens, 100M unique).",
         ),
         Dataset(
             name="porian2024",

@@ -36,8 +36,13 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+DATABLATIONS = "huggingface/datablations/13701315b163f1c54642b94ad237b2699187c3ee/utils/parametric_fit.ipynb"
+
+
 def main(root: str) -> None:
     """Write sources.json from the vetted copies under ``root``."""
+    from bayes_scaling.datasets.catalog import canonical_sha256
+
     base = Path(root)
     origins = dict(ORIGINS)
     models = sorted((base / "gadre2024" / "source" / "models").glob("*.json"))
@@ -47,6 +52,12 @@ def main(root: str) -> None:
                for local, remote in files]
         for name, (repo, files) in sorted(origins.items())
     }
+    extract = json.loads((base / "muennighoff2023_datablations" / "source.json").read_text())
+    manifest["muennighoff2023_datablations"] = [{
+        "path": "parametric_fit.ipynb", "url": f"{RAW}/{DATABLATIONS}",
+        "content_sha256": {name: canonical_sha256(tables) for name, tables in extract.items()},
+    }]
+    manifest = dict(sorted(manifest.items()))
     out = Path(__file__).with_name("sources.json")
     out.write_text(json.dumps(manifest, indent=1) + "\n")
     print(f"wrote {out}: {sum(map(len, manifest.values()))} files")
