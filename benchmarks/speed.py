@@ -1,0 +1,166 @@
+"""Speed benchmark: ``python -m benchmarks [--quick]`` (or ``make bench``).
+
+(The code lives in this module rather than ``__main__`` so that each case can run in a fresh process.)
+
+Prints three tables.
+
+1. NUTS fits: for each law, data size and sampler, wall time split into compile (building and
+   compiling the model; nutpie only, zero when a compiled model of the same shape is reused) and
+   sampling, the whole fit in a warm process, min bulk ESS, ESS per second of sampling, mean leapfrog
+   steps and tree depth, divergences, and peak memory (each case runs in a fresh process, so this is the
+   case's own peak resident memory). Sizes of 20,000 rows and more are fitted once (the warm fit is then
+   the only fit after compiling).
+2. The approximate path (``method="laplace"``) on the same data: warm time, Pareto k-hat, and its
+   distance to the NUTS posterior: the largest |mean difference| in NUTS posterior sds and the range
+   of sd ratios (approximate / NUTS) over the law's parameters.
+3. The point-fit baseline (Huber + L-BFGS over Epoch's start grid) and its 100-resample bootstrap
+   (Epoch AI's intervals), with our warm fit time as a ratio to theirs.
+
+Fits use 4 chains x 1000 draws (1000 tuning steps) and the default Student-t likelihood.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import multiprocessing
+import resource
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import bayes_scaling as bs
+from bayes_scaling.inference import _compiled_nutpie, clear_compiled_cache
+from bayes_scaling.model import build_model
+from bayes_scaling.pointfit import bootstrap_point_fit, huber_point_fit
+from bayes_scaling.simulate import reference_of, simulate_sweep
+
+REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "chinchilla_epoch" / "data.csv"
+TRUTH = {"E": 1.82, "A": 482.01, "B": 2085.43, "alpha": 0.3478, "beta": 0.3658}
+SINGLE_FIT_ROWS = 20_000
+
+
+def synthetic(rows: int, seed: int = 0) -> pd.DataFrame:
+    """Chinchilla-law runs with N log-uniform in 5e7-1e10 and 2-100 tokens per parameter, 1% noise."""
+    rng = np.random.default_rng(seed)
+    n = np.exp(rng.uniform(np.log(5e7), np.log(1e10), rows))
+    d = n * np.exp(rng.uniform(np.log(2), np.log(100), rows))
+    ref = reference_of(n, d)
+    truth = {"E": TRUTH["E"], "alpha": TRUTH["alpha"], "beta": TRUTH["beta"],
+             "log_n_term": np.log(TRUTH["A"]) - TRUTH["alpha"] * np.log(ref["N"]),
+             "log_d_term": np.log(TRUTH["B"]) - TRUTH["beta"] * np.log(ref["D"])}
+    return simulate_sweep("chinchilla", truth, N=n, D=d, sigma=0.01, seed=rng)
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def bench_fit(name: str, data, law: str, sampler: str = "nutpie") -> tuple[dict, bs.Fit]:
+    sweep = bs.load_sweep(data)
+    compile_s = float("nan")
+    if sampler.startswith("nutpie"):
+        clear_compiled_cache()
+        start = time.perf_counter()
+        model = build_model(law, sweep)
+        _compiled_nutpie(model, None, backend="jax" if sampler == "nutpie-jax" else "numba")
+        compile_s = time.perf_counter() - start
+    result = bs.fit(sweep, law=law, seed=1, warn=False, sampler=sampler)  # nutpie: compiles into the cache
+    if len(sweep) < SINGLE_FIT_ROWS:
+        result = bs.fit(sweep, law=law, seed=2, warn=False, sampler=sampler)  # warm: reuses what it can
+    diag = result.diagnostics()
+    whole = result.info["fit_seconds"]
+    sampling = result.info.get("sampling_seconds", whole)
+    row = {
+        "data": name, "law": law, "sampler": sampler, "rows": len(sweep), "compile_s": compile_s,
+        "sampling_s": sampling, "warm_fit_s": whole, "min_ess_bulk": diag.min_ess_bulk,
+        "ess_per_s": diag.min_ess_bulk / sampling, "steps_per_draw": diag.mean_steps,
+        "tree_depth": diag.mean_tree_depth, "divergences": diag.divergences, "max_r_hat": diag.max_r_hat,
+        "peak_mb": peak_mb(),
+    }
+    return row, result
+
+
+def bench_laplace(name: str, data, law: str, reference: bs.Fit) -> dict:
+    """Warm Laplace fit and its distance to the NUTS posterior ``reference``."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        bs.fit(data, law=law, method="laplace", seed=1, warn=False)  # compiles into the cache
+        approx = bs.fit(data, law=law, method="laplace", seed=2, warn=False)
+    names = [n for n in reference.law.param_names if n in reference.sampled_names]
+    nuts, lap = reference.draws(names), approx.draws(names)
+    shift = max(abs(lap[n].mean() - nuts[n].mean()) / nuts[n].std() for n in names)
+    ratios = [lap[n].std() / nuts[n].std() for n in names]
+    return {
+        "data": name, "law": law, "rows": len(reference.sweep), "laplace_s": approx.info["fit_seconds"],
+        "nuts_warm_s": reference.info["fit_seconds"], "pareto_k": approx.info["approximation"]["pareto_k"],
+        "max_mean_shift_sd": float(shift), "sd_ratio_min": float(min(ratios)), "sd_ratio_max": float(max(ratios)),
+    }
+
+
+def run_case(case: tuple) -> tuple[dict, dict | None]:
+    """One case in this (fresh) process: the NUTS fit and, if asked, the Laplace comparison."""
+    warnings.simplefilter("ignore")
+    name, data, law, sampler, with_laplace = case
+    row, result = bench_fit(name, data, law, sampler)
+    approx = bench_laplace(name, data, law, result) if with_laplace else None
+    row["peak_mb"] = peak_mb()
+    return row, approx
+
+
+def _show(title: str, table: pd.DataFrame) -> None:
+    print(f"\n{title}")
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+
+
+def main(argv=None) -> pd.DataFrame:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="only the 245-row real sweep (or 250 synthetic)")
+    parser.add_argument("--sizes", default="5000,100000", help="synthetic sweep sizes (default 5000,100000)")
+    parser.add_argument("--samplers", default="nutpie,nutpie-jax,pymc,numpyro",
+                        help="NUTS backends compared on the base sweep (JAX ones skipped if not installed)")
+    args = parser.parse_args(argv)
+    warnings.simplefilter("ignore")
+    pd.set_option("display.width", 250)
+    real = REAL if REAL.exists() else None
+    base = ("real chinchilla", pd.read_csv(real)) if real else ("synthetic 250", synthetic(250))
+    installed = {"numpyro": importlib.util.find_spec("numpyro"), "nutpie-jax": importlib.util.find_spec("jax")}
+    samplers = [s for s in args.samplers.split(",") if s and installed.get(s, True)]
+    cases = [(base[0], base[1], law, "nutpie") for law in ("chinchilla", "kaplan", "compute")]
+    cases += [(base[0], base[1], "chinchilla", s) for s in samplers if s != "nutpie"]
+    if not args.quick:
+        for size in args.sizes.split(","):
+            data = synthetic(int(size))
+            cases += [(f"synthetic {size}", data, "chinchilla", s) for s in samplers if s.startswith("nutpie")]
+    rows, approx_rows = [], []
+    context = multiprocessing.get_context("spawn")
+    for name, data, law, sampler in cases:
+        with_laplace = sampler == "nutpie" and (law == "chinchilla" or name == base[0])
+        with context.Pool(1) as pool:  # a fresh process per case: its own compile cache and peak memory
+            row, approx = pool.apply(run_case, ((name, data, law, sampler, with_laplace),))
+        rows.append(row)
+        print({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}, flush=True)
+        if approx is not None:
+            approx_rows.append(approx)
+            print({k: round(float(v), 3) if isinstance(v, float) else v for k, v in approx.items()}, flush=True)
+    table = pd.DataFrame(rows)
+    _show("NUTS fits (4 chains x 1000 draws, Student-t)", table)
+    _show("Approximate path: method='laplace' (warm) vs the NUTS posterior above", pd.DataFrame(approx_rows))
+
+    start = time.perf_counter()
+    huber_point_fit(base[1])
+    point_s = time.perf_counter() - start
+    start = time.perf_counter()
+    bootstrap_point_fit(base[1], n_boot=100, seed=0)
+    boot_s = time.perf_counter() - start
+    ours = table.loc[(table["law"] == "chinchilla") & (table["sampler"] == "nutpie"), "warm_fit_s"].iloc[0]
+    print(f"\npoint fit (Huber + L-BFGS, {base[0]}): {point_s:.2f} s; 100-resample bootstrap: {boot_s:.1f} s")
+    print(f"Bayesian fit (warm, 4x1000 draws) / point fit: {ours / point_s:.2f}; / bootstrap: {ours / boot_s:.3f}")
+    return table
+
+
+if __name__ == "__main__":
+    main()
