@@ -27,6 +27,7 @@ import multiprocessing
 import resource
 import time
 import warnings
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -139,8 +140,10 @@ def main(argv=None) -> pd.DataFrame:
     context = multiprocessing.get_context("spawn")
     for name, data, law, sampler in cases:
         with_laplace = sampler == "nutpie" and (law == "chinchilla" or name == base[0])
-        with context.Pool(1) as pool:  # a fresh process per case: its own compile cache and peak memory
-            row, approx = pool.apply(run_case, ((name, data, law, sampler, with_laplace),))
+        # A fresh (non-daemonic: PyMC's sampler starts its own processes) process per case: its own compile
+        # cache and peak memory.
+        with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+            row, approx = pool.submit(run_case, (name, data, law, sampler, with_laplace)).result()
         rows.append(row)
         print({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}, flush=True)
         if approx is not None:
