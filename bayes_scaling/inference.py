@@ -245,31 +245,20 @@ def sample(
                 target_accept=target_accept,
             )
         if sampler == "numpyro":
-            with model:
-                return pm.sample(
-                    draws=int(draws),
-                    tune=int(tune),
-                    chains=int(chains),
-                    random_seed=seed,
-                    nuts_sampler="numpyro",
-                    target_accept=target_accept,
-                    progressbar=False,
-                    compute_convergence_checks=False,
-                    nuts_sampler_kwargs={"chain_method": "sequential"},
-                )
+            backend = {"nuts_sampler": "numpyro", "nuts_sampler_kwargs": {"chain_method": "sequential"}}
+        else:
+            backend = {"nuts_sampler": "pymc", "cores": min(chains, 2), "compile_kwargs": {"mode": "FAST_RUN"},
+                       "quiet": True}
         with model:
             return pm.sample(
                 draws=int(draws),
                 tune=int(tune),
                 chains=int(chains),
                 random_seed=seed,
-                nuts_sampler="pymc",
-                cores=min(chains, 2),
                 target_accept=target_accept,
-                compile_kwargs={"mode": "FAST_RUN"},
                 progressbar=False,
-                quiet=True,
                 compute_convergence_checks=False,
+                **backend,
             )
 
 
