@@ -178,10 +178,7 @@ def _fit_hierarchical(args: argparse.Namespace) -> int:
         print(_format_table(result.summary()))
         print(f"diagnostics: max R-hat {diag.max_r_hat:.3f}, min bulk ESS {diag.min_ess_bulk:.0f}, "
               f"divergences {diag.divergences}" + ("" if diag.ok else f"  WARNING: {'; '.join(diag.problems)}"))
-    if getattr(args, "strict", False) and not result.diagnostics().ok:
-        print(f"error: --strict: {'; '.join(result.diagnostics().problems)}", file=sys.stderr)
-        return 1
-    return 0
+    return _strict_status(result, args)
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:

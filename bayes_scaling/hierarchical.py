@@ -299,14 +299,13 @@ def fit_hierarchical(
     start = time.perf_counter()
     model = build_hierarchical_model(law, sweep, group, shared=shared, priors=resolved, likelihood=likelihood,
                                      reference=reference, parameterization=parameterization)
-    _, labels = _group_codes(sweep, group)
     sampling_start = time.perf_counter()
     idata = sample(model, draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler,
                    target_accept=target_accept)
     info = {"seed": seed, "sampler": sampler, "draws": int(draws), "tune": int(tune), "chains": int(chains),
             "sampling_seconds": round(time.perf_counter() - sampling_start, 3),
             "parameterization": parameterization}
-    result = HierarchicalFit(law=law, sweep=sweep, group=group, groups=labels,
+    result = HierarchicalFit(law=law, sweep=sweep, group=group, groups=[str(g) for g in model.coords["group"]],
                              shared=shared, priors=resolved, likelihood=likelihood,
                              reference=reference, idata=idata, info=info)
     result.info["fit_seconds"] = round(time.perf_counter() - start, 3)
