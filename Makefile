@@ -41,8 +41,10 @@ datasets: $(STAMP)
 calibration: $(STAMP)
 	$(VENV)/bin/python -m benchmarks.calibration
 
+# The backtests compare against the PyPI package simple-scaling-laws (a benchmark-only dependency).
 backtests: $(STAMP)
-	$(VENV)/bin/python -m benchmarks.backtests
+	$(VENV)/bin/python -m pip install --quiet -e '.[bench]'
+	$(VENV)/bin/python -m benchmarks.backtests --plot backtests_pit.png
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check bayes_scaling tests benchmarks

@@ -23,6 +23,8 @@ from bayes_scaling.priors import PriorError
 __all__ = ["main"]
 
 EXIT_USAGE = 2
+#: Exit status after Ctrl-C (128 + SIGINT), as shells report it.
+EXIT_INTERRUPTED = 130
 #: Errors that are the user's input, reported in one line.
 USER_ERRORS = (DataError, PriorError, FileExistsError, FileNotFoundError, ValueError, KeyError)
 
@@ -52,7 +54,8 @@ def _add_sampling(parser: argparse.ArgumentParser, *, draws: int = 1000, tune: i
     group.add_argument("--draws", type=int, default=draws, help=f"posterior draws per chain (default {draws})")
     group.add_argument("--tune", type=int, default=tune, help=f"tuning steps per chain (default {tune})")
     group.add_argument("--chains", type=int, default=4, help="number of chains (default 4)")
-    group.add_argument("--seed", type=int, default=None, help="random seed (reproducible posterior)")
+    group.add_argument("--seed", type=int, default=None,
+                       help="random seed for a reproducible posterior (default: a fresh random seed each run)")
     group.add_argument("--sampler", choices=SAMPLERS, default="nutpie", help="NUTS backend (default nutpie)")
     group.add_argument("--likelihood", choices=LIKELIHOODS, default="student_t",
                        help="noise on log-loss (default student_t, robust to outliers)")
@@ -61,10 +64,12 @@ def _add_sampling(parser: argparse.ArgumentParser, *, draws: int = 1000, tune: i
     group.add_argument("--priors", type=Path, default=None, metavar="FILE",
                        help="JSON or TOML file of prior overrides, e.g. {\"alpha\": {\"dist\": \"LogNormal\", "
                             "\"mu\": -1.2, \"sigma\": 0.5}, \"a\": 0.73}")
+    group.add_argument("--quiet", action="store_true",
+                       help="no progress bar or notes on stderr (they are also off with --json or without a terminal)")
 
 
 def _add_data(parser: argparse.ArgumentParser) -> None:
-    from bayes_scaling.data import LOSS_UNITS
+    from bayes_scaling.data import COUNT_UNITS, LOSS_UNITS
 
     parser.add_argument("data", help="CSV with columns N (parameters), D (tokens), loss (optional C), or "
                         "dataset:NAME for a public sweep (dataset:NAME:default for its recommended rows)")
@@ -72,6 +77,13 @@ def _add_data(parser: argparse.ArgumentParser) -> None:
                         help="rename columns, e.g. 'params=N,tokens=D,val_loss=loss'")
     parser.add_argument("--loss-units", choices=LOSS_UNITS, default="nats",
                         help="units of the loss column (default nats; converted to nats/token)")
+    parser.add_argument("--n-units", choices=list(COUNT_UNITS), default="raw",
+                        help="units of the N column (default raw parameter counts)")
+    parser.add_argument("--d-units", choices=list(COUNT_UNITS), default="raw",
+                        help="units of the D column (default raw token counts)")
+    parser.add_argument("--sep", default=",", help="CSV field separator (default ','; e.g. ';' or '\\t')")
+    parser.add_argument("--no-unit-check", action="store_true",
+                        help="skip the check that N, D and loss fit together as raw counts and nats/token")
 
 
 def _load(args: argparse.Namespace) -> Any:
@@ -83,10 +95,30 @@ def _load(args: argparse.Namespace) -> Any:
         if any(len(p) != 2 for p in pairs):
             raise ValueError(f"--columns must look like 'params=N,tokens=D'; got {args.columns!r}")
         mapping = {k.strip(): v.strip() for k, v in pairs}
-    sweep = load_sweep(args.data, columns=mapping, loss_units=args.loss_units)
+    sep = "\t" if args.sep in ("\\t", "tab") else args.sep
+    sweep = load_sweep(args.data, columns=mapping, loss_units=args.loss_units, n_units=args.n_units,
+                       d_units=args.d_units, sep=sep, check_units=not args.no_unit_check)
     if sweep.renamed and not getattr(args, "json", False):
         print("note: read " + ", ".join(f"column {k!r} as {v}" for k, v in sweep.renamed.items()), file=sys.stderr)
+    _note_large(sweep, args)
     return sweep
+
+
+def _chatty(args: argparse.Namespace) -> bool:
+    """Whether to show progress and notes: on a terminal, unless --quiet or --json."""
+    return not getattr(args, "quiet", False) and not getattr(args, "json", False) and sys.stderr.isatty()
+
+
+def _note_large(sweep: Any, args: argparse.Namespace) -> None:
+    """Say up front how long NUTS will take on a large sweep (the library's LargeSweepWarning, as one line)."""
+    from bayes_scaling.results import LARGE_SWEEP, large_sweep_message
+
+    if getattr(args, "method", "nuts") != "nuts" or len(sweep) <= LARGE_SWEEP or getattr(args, "quiet", False):
+        return
+    if not hasattr(args, "draws"):
+        return
+    print("note: " + large_sweep_message(len(sweep), draws=args.draws, tune=args.tune, chains=args.chains),
+          file=sys.stderr)
 
 
 def _sampling_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -100,6 +132,7 @@ def _sampling_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "sampler": args.sampler,
         "likelihood": args.likelihood,
         "priors": load_priors(args.priors) if args.priors else None,
+        "progress": _chatty(args),
     }
 
 
@@ -138,23 +171,30 @@ def _print_fit(result: Any, as_json: bool) -> None:
     print(f"{len(result.sweep)} runs from {result.sweep.source}; likelihood {result.likelihood}; "
           f"fit in {result.info.get('fit_seconds', float('nan')):.1f} s")
     print(_format_table(result.summary()))
-    print(f"diagnostics: max R-hat {diag.max_r_hat:.3f}, min bulk ESS {diag.min_ess_bulk:.0f}, "
+    if result.is_approximate:  # no sampler: R-hat, ESS and tree depth say nothing about a Gaussian approximation
+        print(f"approximation quality: Pareto k-hat {khat:.2f}" + ("" if khat <= 0.7 else
+              "  WARNING: above 0.7, the Gaussian may not cover the posterior; intervals may be off"))
+        return
+    r_hat = "n/a (1 chain)" if math.isnan(diag.max_r_hat) else f"{diag.max_r_hat:.3f}"
+    print(f"diagnostics: max R-hat {r_hat}, min bulk ESS {diag.min_ess_bulk:.0f}, "
           f"divergences {diag.divergences}, mean tree depth {diag.mean_tree_depth:.2f}"
           + ("" if diag.ok else f"  WARNING: {'; '.join(diag.problems)}"))
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
+    from bayes_scaling.outputs import check_file_target
     from bayes_scaling.results import fit
 
-    if args.out is not None and args.out.exists() and not args.force:
-        raise FileExistsError(f"{args.out} exists; add --force to replace it")
     if args.group:
         if args.method != "nuts":
             raise ValueError("--method laplace is for single fits; a hierarchical fit (--group) uses NUTS")
         if args.out is not None:
             raise ValueError("--out saves single fits; a hierarchical fit (--group) is printed only")
         return _fit_hierarchical(args)
-    result = fit(_load(args), law=args.law, method=args.method, warn=False, **_sampling_kwargs(args))
+    if args.out is not None:
+        check_file_target(args.out, overwrite=args.force)  # before any sampling
+    sweep = _load(args)
+    result = _quietly(fit, sweep, law=args.law, method=args.method, warn=False, **_sampling_kwargs(args))
     if args.out is not None:
         result.save(args.out, overwrite=args.force)
     _print_fit(result, args.json)
@@ -167,8 +207,8 @@ def _fit_hierarchical(args: argparse.Namespace) -> int:
     from bayes_scaling.hierarchical import fit_hierarchical
 
     shared = [n.strip() for n in args.shared.split(",") if n.strip()] if args.shared else None
-    result = fit_hierarchical(_load(args), args.group, law=args.law, shared=shared, warn=False,
-                              **_sampling_kwargs(args))
+    result = _quietly(fit_hierarchical, _load(args), args.group, law=args.law, shared=shared, warn=False,
+                      **_sampling_kwargs(args))
     if args.json:
         _print_json(result.to_dict())
     else:
@@ -191,12 +231,14 @@ def cmd_datasets(args: argparse.Namespace) -> int:
         else:
             print(_format_table(table[["rows", "groups", "downloadable", "title"]]))
         return 0
+    from bayes_scaling.outputs import check_file_target, write_file
+
     entry = datasets.info(args.name)
-    if args.out is not None and args.out.exists() and not args.force:
-        raise FileExistsError(f"{args.out} exists; add --force to replace it")
+    if args.out is not None:
+        check_file_target(args.out, overwrite=args.force)
     frame = datasets.load(args.name, path=args.path, query=args.query, download=not args.no_download)
     if args.out is not None:
-        frame.to_csv(args.out, index=False)
+        write_file(args.out, lambda tmp: frame.to_csv(tmp, index=False), overwrite=args.force)
     if args.json:
         _print_json({**entry.to_dict(), "loaded_rows": len(frame), "source": frame.attrs["source"],
                      "out": str(args.out) if args.out else None})
@@ -222,18 +264,36 @@ def _strict_status(results: Any, args: argparse.Namespace) -> int:
 
 def _points(args: argparse.Namespace) -> dict[str, Any]:
     points = {"N": args.N, "D": args.D, "C": args.C}
-    return {k: v for k, v in points.items() if v}
+    points = {k: v for k, v in points.items() if v}
+    counts = {k: len(v) for k, v in points.items()}
+    if len(set(counts.values())) > 1:
+        raise ValueError("give the same number of each of --N, --D and --C (one --D per --N); got "
+                         + ", ".join(f"{n} --{k}" for k, n in counts.items()))
+    return points
+
+
+def _warn_range(table: pd.DataFrame) -> list[str]:
+    """Print a warning line (stderr) for each row far outside the data; return the lines (for --json)."""
+    from bayes_scaling.data import range_warnings
+
+    lines = range_warnings(table)
+    for line in lines:
+        print(f"warning: {line}", file=sys.stderr)
+    return lines
 
 
 def cmd_forecast(args: argparse.Namespace) -> int:
     from bayes_scaling.results import load
 
+    points = _points(args)
     result = load(args.fit)
-    table = result.forecast(**_points(args), prob=args.prob, seed=args.seed)
+    table = result.forecast(**points, prob=args.prob, seed=args.seed)
+    warnings_ = _warn_range(table)
     if args.json:
-        _print_json({"law": result.law.name, "prob": args.prob, "points": _records(table)})
+        _print_json({"law": result.law.name, "prob": args.prob, "points": _records(table), "warnings": warnings_})
     else:
-        print(f"forecast from {args.fit} (law {result.law.name}); intervals {args.prob:.0%}, loss in nats/token")
+        print(f"forecast from {args.fit} (law {result.law.name}); intervals {args.prob:.0%}, loss in nats/token; "
+              "decades_*: distance outside the sweep")
         print(_format_table(table))
     return 0
 
@@ -251,7 +311,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from bayes_scaling.datasets import demo_path
     from bayes_scaling.results import fit
 
-    result = fit(demo_path(), law="chinchilla", warn=False, **_sampling_kwargs(args))
+    result = _quietly(fit, demo_path(), law="chinchilla", warn=False, **_sampling_kwargs(args))
     table = result.forecast(N=1e11, D=2e12, prob=args.prob)
     if args.json:
         payload = result.to_dict(args.prob)
@@ -279,7 +339,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     laws = [name.strip() for name in args.laws.split(",") if name.strip()]
     fit_kwargs = _sampling_kwargs(args)
-    result = compare_hypotheses(
+    result = _quietly(
+        compare_hypotheses,
         _load(args),
         laws,
         regions=args.region or ("a > 0.6", "|a - 0.5| < 0.05", "|a - 0.73| < 0.05"),
@@ -316,8 +377,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _print_plan(title: str, table: pd.DataFrame, as_json: bool, extra: dict[str, Any] | None = None) -> None:
+    warnings_ = _warn_range(table) if "decades_out" in table.columns else []
     if as_json:
-        _print_json({"question": title, **(extra or {}), "rows": _records(table)})
+        _print_json({"question": title, **(extra or {}), "rows": _records(table), "warnings": warnings_})
         return
     print(title)
     for _, row in table.iterrows():
@@ -457,8 +519,11 @@ def cmd_report(args: argparse.Namespace) -> int:
         kwargs["points"] = list(zip(n_values, d_values, strict=True))
     if args.C:
         kwargs["budgets"] = args.C
-    report = write_report(_load(args), args.out, laws=laws, prob=args.prob, fit_kwargs=_sampling_kwargs(args),
-                          overwrite=args.force, **kwargs)
+    from bayes_scaling.outputs import check_report_folder
+
+    check_report_folder(args.out, overwrite=args.force, inputs=[args.data] if Path(args.data).exists() else [])
+    report = _quietly(write_report, _load(args), args.out, laws=laws, prob=args.prob,
+                      fit_kwargs=_sampling_kwargs(args), overwrite=args.force, **kwargs)
     if args.json:
         _print_json({"html": str(report.html), "markdown": str(report.markdown), "figures": list(report.figures),
                      "diagnostics": {name: f.diagnostics().to_dict() for name, f in report.fits.items()}})
@@ -470,7 +535,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_backtest(args: argparse.Namespace) -> int:
     from bayes_scaling.validation import backtest
 
-    result = backtest(_load(args), law=args.law, cutoff_N=args.cutoff_N, fit_kwargs=_sampling_kwargs(args),
+    result = _quietly(backtest, _load(args), law=args.law, cutoff_N=args.cutoff_N, fit_kwargs=_sampling_kwargs(args),
                       point_fit=not args.no_point_fit)
     summary = result["summary"]
     if args.json:
@@ -505,11 +570,22 @@ def cmd_laws(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser that never accepts prefixes of long options (``--flops`` is not ``--flops-per-token``).
+
+    Sub-command parsers inherit the class, so the rule holds for every command.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``bayes-scaling``."""
     from bayes_scaling.laws import laws
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="bayes-scaling",
         description="Bayesian fits, forecasts and plans from neural scaling-law sweeps.",
     )
@@ -576,9 +652,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="write an HTML + Markdown report with figures for a sweep")
     _add_data(p)
-    p.add_argument("--laws", default="chinchilla", help="comma-separated laws; the first is the main one")
-    p.add_argument("--out", type=Path, required=True, help="folder to write (must be empty or new)")
-    p.add_argument("--force", action="store_true", help="replace a non-empty --out folder")
+    p.add_argument("--laws", default="chinchilla",
+                   help="comma-separated laws; the first is the main one (default chinchilla)")
+    p.add_argument("--out", type=Path, required=True,
+                   help="folder to write: new, empty, or holding an earlier report (never '.' or the input's folder)")
+    p.add_argument("--force", action="store_true",
+                   help="replace an earlier report in --out (only the files it wrote; other files are never removed)")
     p.add_argument("--N", type=_positive_float, action="append", help="forecast point: parameters (repeat)")
     p.add_argument("--D", type=_positive_float, action="append", help="forecast point: tokens (one per --N)")
     p.add_argument("--C", type=_positive_float, action="append", help="budget for the allocation table (repeat)")
@@ -603,12 +682,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quietly(function: Any, *args: Any, **kwargs: Any) -> Any:
+    """Call a fitting function with its LargeSweepWarning silenced (the CLI said it up front as a note)."""
+    import warnings
+
+    from bayes_scaling.results import LargeSweepWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LargeSweepWarning)
+        return function(*args, **kwargs)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Run the CLI; returns the exit status (0 ok, 1 --strict failed, 2 bad input, 130 interrupted)."""
     try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
         return int(args.func(args))
+    except KeyboardInterrupt:
+        print("\ninterrupted: stopped, nothing was saved", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader (e.g. `| head -1`) stopped reading: not an error. Point stdout at /dev/null so that
+        # Python's flush at exit does not fail again.
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except USER_ERRORS as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"error: {message}", file=sys.stderr)

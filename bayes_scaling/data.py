@@ -27,8 +27,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["FLOPS_PER_PARAM_TOKEN", "MIN_ROWS", "DataError", "Sweep", "load_sweep"]
+__all__ = ["EXTRAPOLATION_WARNING", "FLOPS_PER_PARAM_TOKEN", "MIN_ROWS", "DataError", "Sweep", "load_sweep",
+           "range_warnings"]
 
+#: Decades outside the sweep's range of N, D or C beyond which a forecast or plan gets a warning line.
+EXTRAPOLATION_WARNING = 1.5
 #: Fewest runs a sweep may have.
 MIN_ROWS = 6
 #: Training FLOPs per parameter per token (C ≈ 6·N·D).
@@ -66,6 +69,15 @@ DATASET_PREFIX = "dataset:"
 LOSS_UNITS = ("nats", "bits", "perplexity")
 #: Above this a "loss" is not nats per token for a language model (perplexity or a percentage?).
 MAX_PLAUSIBLE_LOSS = 20.0
+#: Units N and D may be given in (``n_units=``, ``d_units=``; CLI ``--n-units``, ``--d-units``), as multipliers.
+COUNT_UNITS = {"raw": 1.0, "thousands": 1e3, "millions": 1e6, "billions": 1e9}
+#: The reference law used to check units: Hoffmann et al. (2022)'s fitted Chinchilla law (nats/token).
+_REFERENCE_LAW = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
+#: Units are questioned when the sweep's median loss is more than this factor away from the reference law's...
+_UNIT_MISFIT = 2.5
+#: ...and another reading of the units brings it within this factor. On the seven public sweeps the median
+#: ratio of observed to reference loss lies within a factor 1.2; N in millions or a perplexity is off by > 4x.
+_UNIT_FIT = 1.6
 
 
 def _key(name: str) -> str:
@@ -105,12 +117,21 @@ def _map_columns(frame: pd.DataFrame, columns: Mapping[str, str] | None) -> tupl
 
 
 def _hint(missing: str, columns: Sequence[str]) -> str:
+    """A suggestion for a missing column: a column whose name is close to it or to one of its aliases."""
     import difflib
 
-    candidates = {_key(c): c for c in columns}
-    close = difflib.get_close_matches(_key(missing), list(candidates), n=1, cutoff=0.6)
-    if close:
-        return f" (did you mean {candidates[close[0]]!r}? pass columns={{{candidates[close[0]]!r}: {missing!r}}})"
+    candidates = {_key(c): c for c in columns if c not in (*REQUIRED, *OPTIONAL)}
+    names = [_key(missing), *map(_key, ALIASES.get(missing, ()))]
+    best: tuple[float, str] | None = None
+    for key, column in candidates.items():
+        for name in names:
+            score = difflib.SequenceMatcher(None, key, name).ratio()
+            if len(name) >= 4 and name in key:  # 'n_parameters', 'total_tokens' hold an alias
+                score = max(score, 0.8)
+            if score >= 0.6 and (best is None or score > best[0]):
+                best = (score, column)
+    if best is not None:
+        return f" (did you mean {best[1]!r}? pass columns={{{best[1]!r}: {missing!r}}})"
     return ""
 
 
@@ -194,12 +215,49 @@ class Sweep:
         frame = self.frame.loc[mask].reset_index(drop=True)
         return Sweep(frame=frame, source=self.source, renamed=dict(self.renamed))
 
+    def decades_outside(self, points: pd.DataFrame) -> pd.DataFrame:
+        """How far each point lies outside the sweep's range, in decades, per input and overall.
+
+        Columns ``decades_N``, ``decades_D``, ``decades_C`` (those present in ``points``): log10 of the
+        distance beyond the largest run (positive) or below the smallest run (negative), 0 within the range;
+        ``decades_out`` is the largest of their absolute values.
+        """
+        out = {}
+        for column in ("N", "D", "C"):
+            if column in points.columns and column in self.frame.columns:
+                x = np.log10(points[column].to_numpy(dtype=float))
+                low, high = np.log10(self.column(column).min()), np.log10(self.column(column).max())
+                out[f"decades_{column}"] = np.where(x > high, x - high, np.where(x < low, x - low, 0.0))
+        frame = pd.DataFrame(out, index=points.index)
+        frame["decades_out"] = frame.abs().max(axis=1) if out else 0.0
+        return frame
+
     def describe(self) -> pd.DataFrame:
         """Range of each physical column (min, max) and the number of runs."""
         cols = [c for c in ("N", "D", "C", "loss", "unique_tokens") if c in self.frame.columns]
         table = self.frame[cols].agg(["min", "max"]).T
         table["runs"] = len(self)
         return table
+
+
+def range_warnings(table: pd.DataFrame, *, threshold: float = EXTRAPOLATION_WARNING) -> list[str]:
+    """Warnings for the rows of ``table`` (with ``decades_*`` columns) far outside the sweep's range.
+
+    One sentence per row lying more than ``threshold`` decades outside the range of N, D or C.
+    """
+    lines = []
+    columns = [c for c in ("N", "D", "C") if f"decades_{c}" in table.columns]
+    for position, (_, row) in enumerate(table.iterrows(), start=1):
+        far = [c for c in columns if abs(row[f"decades_{c}"]) > threshold]
+        if not far:
+            continue
+        parts = []
+        for c in far:
+            side = "above the largest" if row[f"decades_{c}"] > 0 else "below the smallest"
+            parts.append(f"{c} {abs(row[f'decades_{c}']):.1f} decades {side} run")
+        lines.append(f"row {position} lies outside the data ({'; '.join(parts)}): the law was never tested "
+                     "there, so read the interval as a guess")
+    return lines
 
 
 def centred_logs(
@@ -214,17 +272,29 @@ def centred_logs(
     }
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
+_SEPARATORS = {";": "semicolon", "\t": "tab", "|": "pipe"}
+
+
+def _read_csv(path: Path, sep: str = ",") -> pd.DataFrame:
     if not path.exists():
         raise DataError(f"no such file: {path}")
     if path.is_dir():
         raise DataError(f"{path} is a directory, not a CSV file")
     try:
-        frame = pd.read_csv(path)
+        frame = pd.read_csv(path, sep=sep)
     except pd.errors.EmptyDataError:
         raise DataError(f"{path} is empty; expected a CSV with a header row N,D,loss") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise DataError(f"{path} is not a readable CSV file: {str(exc).splitlines()[0]}") from None
+    if len(frame.columns) == 1:
+        header = str(frame.columns[0])
+        for char, name in _SEPARATORS.items():
+            if char != sep and char in header:
+                shown = repr(char) if char != "\t" else "'\\t'"
+                raise DataError(
+                    f"{path} looks {name}-separated (its header is {header!r}); pass sep={shown} "
+                    f"(CLI: --sep {shown}) or save it comma-separated"
+                )
     return frame
 
 
@@ -233,6 +303,10 @@ def load_sweep(
     *,
     columns: Mapping[str, str] | None = None,
     loss_units: str = "nats",
+    n_units: str = "raw",
+    d_units: str = "raw",
+    sep: str = ",",
+    check_units: bool = True,
     source: str | None = None,
 ) -> Sweep:
     """Validate sweep data and return a :class:`Sweep`.
@@ -250,6 +324,14 @@ def load_sweep(
         Explicit renaming ``{"your name": "N", ...}``, applied first.
     loss_units : {"nats", "bits", "perplexity"}
         Units of the loss column; converted to nats per token.
+    n_units, d_units : {"raw", "thousands", "millions", "billions"}
+        Units of the N and D columns (and ``unique_tokens`` with D); converted to raw counts.
+    sep : str
+        Field separator of a CSV file (default ``","``).
+    check_units : bool
+        Check that N, D and loss are in the expected units by comparing the losses with what a reference law
+        (Hoffmann et al. 2022) gives at the runs' N and D, and raise naming the option that fixes it when
+        another reading (N in millions, a perplexity, ...) fits far better. Turn off for unusual sweeps.
     source : str, optional
         Where the data came from (kept for reports).
 
@@ -274,6 +356,9 @@ def load_sweep(
         return data
     if loss_units not in LOSS_UNITS:
         raise DataError(f"loss_units must be one of {', '.join(LOSS_UNITS)}; got {loss_units!r}")
+    for option, value in (("n_units", n_units), ("d_units", d_units)):
+        if value not in COUNT_UNITS:
+            raise DataError(f"{option} must be one of {', '.join(COUNT_UNITS)}; got {value!r}")
     if isinstance(data, str) and data.startswith(DATASET_PREFIX) and not Path(data).exists():
         from bayes_scaling.datasets import DatasetError, load
 
@@ -285,7 +370,7 @@ def load_sweep(
         source = source or data
     elif isinstance(data, str | Path):
         path = Path(data)
-        frame = _read_csv(path)
+        frame = _read_csv(path, sep=sep)
         source = source or str(path)
     elif isinstance(data, pd.DataFrame):
         frame = data
@@ -313,8 +398,17 @@ def load_sweep(
     if loss_units == "bits":
         frame["loss"] = frame["loss"] * math.log(2.0)
     elif loss_units == "perplexity":
+        if (frame["loss"] < 1).any():
+            raise DataError(f"column 'loss' read as perplexity must be >= 1; {_rows(frame['loss'].to_numpy() < 1)} "
+                            "are below 1 (is it a loss in nats?)")
         frame["loss"] = np.log(frame["loss"])
-    _check_units(frame, loss_units)
+    frame["N"] = frame["N"] * COUNT_UNITS[n_units]
+    for column in ("D", "unique_tokens"):
+        if column in frame.columns:
+            frame[column] = frame[column] * COUNT_UNITS[d_units]
+    if check_units:
+        _check_unit_relation(frame, {"loss_units": loss_units, "n_units": n_units, "d_units": d_units})
+        _check_units(frame, loss_units)
     if "C" not in frame.columns:
         frame["C"] = FLOPS_PER_PARAM_TOKEN * frame["N"] * frame["D"]
     if "unique_tokens" in frame.columns:
@@ -334,6 +428,62 @@ def load_sweep(
             stacklevel=2,
         )
     return Sweep(frame=frame.reset_index(drop=True), source=source, renamed=renamed)
+
+
+def _reference_misfit(n: np.ndarray, d: np.ndarray, loss: np.ndarray) -> float:
+    """Median log ratio of observed loss to the reference law's loss at (n, d)."""
+    p = _REFERENCE_LAW
+    with np.errstate(over="ignore", divide="ignore"):
+        predicted = p["E"] + p["A"] / n ** p["alpha"] + p["B"] / d ** p["beta"]
+        return float(np.median(np.log(loss / predicted)))
+
+
+def _check_unit_relation(frame: pd.DataFrame, given: Mapping[str, str]) -> None:
+    """Raise when another reading of the units fits the loss-N-D relation far better than the one given.
+
+    Not a threshold on one column: the losses are compared with a reference law evaluated at the runs' own N
+    and D, so a 1e5-parameter model with loss 8 passes, while losses of 2.5 at N = 57 ("57M" without the M)
+    or losses of 8-19 at N = 1e9 (a perplexity) do not.
+    """
+    n, d, loss = (frame[c].to_numpy(dtype=float) for c in ("N", "D", "loss"))
+    current = abs(_reference_misfit(n, d, loss))
+    if current <= math.log(_UNIT_MISFIT):
+        return
+    readings = []
+    for n_name, n_mult in COUNT_UNITS.items():
+        for d_name, d_mult in COUNT_UNITS.items():
+            for perplexity in (False, True):
+                if n_mult == d_mult == 1 and not perplexity:
+                    continue
+                if perplexity and (loss < 1).any():
+                    continue
+                misfit = abs(_reference_misfit(n * n_mult, d * d_mult, np.log(loss) if perplexity else loss))
+                readings.append((misfit, n_name, d_name, perplexity))
+    misfit, n_name, d_name, perplexity = min(readings)
+    if misfit > math.log(_UNIT_FIT) or current - misfit < math.log(2.0):
+        return
+    fixes, options = [], []
+    if n_name != "raw":
+        now = given["n_units"]
+        fixes.append(f"N looks like it is in {n_name}" + ("" if now == "raw" else f" of {now}"))
+        options.append("--n-units " + n_name if now == "raw" else "a larger --n-units")
+    if d_name != "raw":
+        now = given["d_units"]
+        fixes.append(f"D looks like it is in {d_name}" + ("" if now == "raw" else f" of {now}"))
+        options.append("--d-units " + d_name if now == "raw" else "a larger --d-units")
+    if perplexity:
+        fixes.append("the loss column looks like a perplexity, not a loss")
+        options.append("--loss-units perplexity")
+    python = ", ".join(
+        o.replace("--", "").replace("-", "_").replace(" ", "='", 1) + "'" for o in options if "larger" not in o
+    )
+    raise DataError(
+        f"{'; '.join(fixes)}: the losses ({loss.min():.3g}-{loss.max():.3g}) are {math.exp(current):.0f}x away from "
+        f"what language models of N = {n.min():.3g}-{n.max():.3g} parameters trained on D = {d.min():.3g}-"
+        f"{d.max():.3g} tokens reach, and within {math.exp(misfit):.2f}x when read that way. Fix it with "
+        f"{' and '.join(options)}" + (f" (Python: {python})" if python else "")
+        + "; if the units are right, turn this check off with --no-unit-check (check_units=False)"
+    )
 
 
 def _check_units(frame: pd.DataFrame, loss_units: str) -> None:

@@ -23,7 +23,8 @@ from bayes_scaling.laws import INPUT_COLUMNS
 if TYPE_CHECKING:
     from bayes_scaling.results import Fit
 
-__all__ = ["band_table", "forecast", "law_log_mean", "log_likelihood_draws", "points_frame", "predictive_log_loss"]
+__all__ = ["band_table", "forecast", "law_log_mean", "log_likelihood_draws", "loss_draws", "points_frame",
+           "predictive_log_loss"]
 
 ArrayLike = float | int | np.ndarray | list[float] | pd.Series
 
@@ -114,10 +115,36 @@ def log_likelihood_draws(fit: Fit, frame: pd.DataFrame) -> np.ndarray:
     return -0.5 * np.log(2 * np.pi) - np.log(sigma) - 0.5 * z2
 
 
-def _loss_draws(fit: Fit, points: pd.DataFrame, seed: int | np.random.Generator | None) -> tuple[np.ndarray, ...]:
-    """Draws of the law's mean loss and of a new run's loss at ``points``: two arrays of shape (draws, points)."""
+def loss_draws(fit: Fit, points: pd.DataFrame, seed: int | np.random.Generator | None = 0) -> dict[str, np.ndarray]:
+    """Draws of the expected loss and of a new run's loss at ``points``, and where their spread comes from.
+
+    The expected loss at a point is the law's mean times the extrapolation term learned for the fit (see
+    :mod:`bayes_scaling.extrapolation`: zero inside the sweep, growing with the distance beyond it); a new run
+    adds the run-to-run scatter.
+
+    Returns
+    -------
+    dict
+        ``mean`` and ``pred``: arrays (draws, points) in nats/token; ``distance``: decades beyond the sweep;
+        ``sd_params``, ``sd_scatter``, ``sd_extrapolation``: each part's standard deviation on log-loss (about
+        a relative error), per point.
+    """
+    from bayes_scaling.extrapolation import widen
+
+    rng = np.random.default_rng(seed)
     log_mean = law_log_mean(fit, points)
-    return np.exp(log_mean), np.exp(predictive_log_loss(fit, log_mean, seed=seed))
+    extra, d, sd_extra = widen(fit, points, log_mean, rng)
+    expected = log_mean + extra
+    predictive = predictive_log_loss(fit, expected, seed=rng)
+    with np.errstate(over="ignore"):
+        return {
+            "mean": np.exp(expected),
+            "pred": np.exp(predictive),
+            "distance": d,
+            "sd_params": np.std(log_mean, axis=0),
+            "sd_scatter": np.std(predictive - expected, axis=0),
+            "sd_extrapolation": sd_extra,
+        }
 
 
 def band_table(fit: Fit, points: pd.DataFrame, probs: Sequence[float] = (0.5, 0.9), seed: int = 0) -> pd.DataFrame:
@@ -127,7 +154,8 @@ def band_table(fit: Fit, points: pd.DataFrame, probs: Sequence[float] = (0.5, 0.
     interval of the law's mean) and ``pred_lower_p``/``pred_upper_p`` (predictive interval of a run).
     """
     points = points_frame(**{c: points[c].to_numpy() for c in ("N", "D", "C", "unique_tokens") if c in points})
-    loss, pred = _loss_draws(fit, points, seed)
+    draws = loss_draws(fit, points, seed)
+    loss, pred = draws["mean"], draws["pred"]
     out = points.copy()
     out["median"] = np.median(loss, axis=0)
     for p in map(_check_prob, probs):
@@ -163,13 +191,24 @@ def forecast(
     Returns
     -------
     pandas.DataFrame
-        One row per point: the inputs, ``mean`` and ``median`` of the law's mean
+        One row per point: the inputs, ``mean`` and ``median`` of the expected
         loss, ``lower``/``upper`` (its credible interval) and
-        ``pred_lower``/``pred_upper`` (predictive interval of a new run), in nats.
+        ``pred_lower``/``pred_upper`` (predictive interval of a new run), in nats; where the spread comes from
+        (``sd_params``, ``sd_scatter``, ``sd_extrapolation``: standard deviations on log-loss, i.e. roughly
+        relative errors, of the parameters, the run-to-run scatter, and the extrapolation term that grows with
+        the distance beyond the sweep, see :mod:`bayes_scaling.extrapolation`); then how far the point
+        lies outside the sweep (``decades_N``, ``decades_D``, ``decades_C``: decades above the largest run,
+        negative below the smallest, 0 within; ``decades_out``: the largest of them).
+
+    Raises
+    ------
+    ValueError
+        When the law gives no finite loss at a point (outside its domain).
     """
     prob = _check_prob(prob)
     points = points_frame(N=N, D=D, C=C, unique_tokens=unique_tokens)
-    loss, pred = _loss_draws(fit, points, seed)
+    draws = loss_draws(fit, points, seed)
+    loss, pred = draws["mean"], draws["pred"]
     tails = [(1 - prob) / 2, (1 + prob) / 2]
     lower, upper = np.quantile(loss, tails, axis=0)
     pred_lower, pred_upper = np.quantile(pred, tails, axis=0)
@@ -180,4 +219,18 @@ def forecast(
     out["upper"] = upper
     out["pred_lower"] = pred_lower
     out["pred_upper"] = pred_upper
-    return out
+    for part in ("sd_params", "sd_scatter", "sd_extrapolation"):
+        out[part] = draws[part]
+    check_finite(out, ["mean", "median", "lower", "upper", "pred_lower", "pred_upper"], what="forecast")
+    return pd.concat([out, fit.sweep.decades_outside(out)], axis=1)
+
+
+def check_finite(table: pd.DataFrame, columns: Sequence[str], *, what: str, reason: str = "") -> None:
+    """Raise ``ValueError`` naming the first row where one of ``columns`` is not finite (outside the law's domain)."""
+    values = table[list(columns)].to_numpy(dtype=float)
+    bad = ~np.isfinite(values).all(axis=1)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        inputs = ", ".join(f"{c}={table[c].iloc[row]:.3g}" for c in ("N", "D", "C") if c in table.columns)
+        raise ValueError(f"no finite {what} at row {row + 1} ({inputs}): the point lies outside the law's domain"
+                         + (f" ({reason})" if reason else "") + "; choose values closer to the sweep")

@@ -267,6 +267,7 @@ def fit_hierarchical(
     target_accept: float = 0.9,
     parameterization: str = "noncentred",
     warn: bool = True,
+    progress: bool = False,
 ) -> HierarchicalFit:
     """Fit ``law`` to every group of ``data[group]`` at once, sharing ``shared`` and pooling the rest.
 
@@ -284,7 +285,7 @@ def fit_hierarchical(
         group-level values.
     parameterization : {"noncentred", "centred"}
         How group values are drawn (see the module docstring).
-    priors, likelihood, draws, tune, chains, seed, sampler, target_accept, warn
+    priors, likelihood, draws, tune, chains, seed, sampler, target_accept, warn, progress
         As in :func:`bayes_scaling.fit`. For pooled parameters the prior is that of the population location.
 
     Returns
@@ -301,7 +302,7 @@ def fit_hierarchical(
                                      reference=reference, parameterization=parameterization)
     sampling_start = time.perf_counter()
     idata = sample(model, draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler,
-                   target_accept=target_accept)
+                   target_accept=target_accept, progress=progress)
     info = {"seed": seed, "sampler": sampler, "draws": int(draws), "tune": int(tune), "chains": int(chains),
             "sampling_seconds": round(time.perf_counter() - sampling_start, 3),
             "parameterization": parameterization}

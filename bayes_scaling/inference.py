@@ -66,7 +66,9 @@ class Diagnostics:
     def problems(self) -> list[str]:
         """Human descriptions of each failed check (empty when converged)."""
         out = []
-        if not self.max_r_hat <= MAX_R_HAT:
+        if np.isnan(self.max_r_hat):
+            out.append("R-hat not computed (it needs 2 or more chains)")
+        elif not self.max_r_hat <= MAX_R_HAT:
             out.append(f"max R-hat {self.max_r_hat:.3f} > {MAX_R_HAT}")
         if not self.min_ess_bulk >= MIN_ESS_BULK:
             out.append(f"min bulk ESS {self.min_ess_bulk:.0f} < {MIN_ESS_BULK}")
@@ -109,11 +111,14 @@ def diagnose(idata: Any, var_names: list[str]) -> Diagnostics:
     import arviz as az
 
     posterior = idata["posterior"].to_dataset()[var_names]
-    if posterior.sizes.get("chain", 1) * posterior.sizes.get("draw", 1) < 8:
-        r_hat, ess = float("nan"), float("nan")
-    else:
-        r_hat = float(np.nanmax([float(v.max()) for v in az.rhat(posterior).data_vars.values()]))
-        ess = float(np.nanmin([float(v.min()) for v in az.ess(posterior, method="bulk").data_vars.values()]))
+    chains, draws = posterior.sizes.get("chain", 1), posterior.sizes.get("draw", 1)
+    r_hat, ess = float("nan"), float("nan")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN statistics (one chain, fixed values)
+        if chains * draws >= 8:
+            ess = float(np.nanmin([float(v.min()) for v in az.ess(posterior, method="bulk").data_vars.values()]))
+        if chains >= 2 and chains * draws >= 8:
+            r_hat = float(np.nanmax([float(v.max()) for v in az.rhat(posterior).data_vars.values()]))
     stats = idata["sample_stats"].to_dataset()
     diverging = _stat(stats, "diverging")
     depth = _stat(stats, "depth", "tree_depth")
@@ -190,8 +195,12 @@ def sample(
     sampler: Sampler = "nutpie",
     target_accept: float = 0.9,
     cache_key: Hashable | None = None,
+    progress: bool = False,
 ) -> Any:
     """Draw posterior samples of ``model`` with NUTS.
+
+    A Ctrl-C (``KeyboardInterrupt``) while sampling is re-raised after the sampler stops: no partial posterior
+    is ever returned (nutpie and PyMC would otherwise hand back the draws made so far as if they were a result).
 
     Parameters
     ----------
@@ -209,6 +218,8 @@ def sample(
     cache_key : hashable, optional
         With nutpie, models that share this key (same law, priors, likelihood and number of runs) reuse
         one compiled model with new data, which skips the compile step (most of a small fit's time).
+    progress : bool
+        Show the sampler's progress bar (on a terminal; nothing is drawn when stderr is not one).
 
     Returns
     -------
@@ -224,7 +235,7 @@ def sample(
             raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
     if not 0 < target_accept < 1:
         raise ValueError(f"target_accept must be in (0, 1), got {target_accept}")
-    with warnings.catch_warnings(), _quiet_pymc():
+    with warnings.catch_warnings(), _quiet_pymc(), interrupt_guard():
         warnings.simplefilter("ignore", FutureWarning)
         warnings.simplefilter("ignore", UserWarning)
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -233,17 +244,24 @@ def sample(
         if sampler in ("nutpie", "nutpie-jax"):
             import nutpie
 
-            return nutpie.sample(
+            background = nutpie.sample(
                 _compiled_nutpie(model, cache_key, backend="jax" if sampler == "nutpie-jax" else "numba"),
                 draws=int(draws),
                 tune=int(tune),
                 chains=int(chains),
                 seed=seed,
-                progress_bar=False,
+                progress_bar=bool(progress),
                 save_warmup=False,
                 low_rank_modified_mass_matrix=True,
                 target_accept=target_accept,
+                blocking=False,
             )
+            try:
+                # nutpie's blocking mode turns Ctrl-C into a partial trace; here it stops the sampler and propagates.
+                return background.wait()
+            except BaseException:
+                background.cancel()
+                raise
         if sampler == "numpyro":
             backend = {"nuts_sampler": "numpyro", "nuts_sampler_kwargs": {"chain_method": "sequential"}}
         else:
@@ -256,10 +274,44 @@ def sample(
                 chains=int(chains),
                 random_seed=seed,
                 target_accept=target_accept,
-                progressbar=False,
+                progressbar=bool(progress),
                 compute_convergence_checks=False,
                 **backend,
             )
+
+
+@contextmanager
+def interrupt_guard() -> Iterator[None]:
+    """Re-raise a Ctrl-C that a library swallowed inside the block (samplers that return partial results).
+
+    In the main thread, SIGINT is recorded before the usual ``KeyboardInterrupt`` is raised; if the block then
+    ends normally although a SIGINT arrived, ``KeyboardInterrupt`` is raised at its end. Elsewhere (worker
+    threads cannot install signal handlers) the block runs unchanged.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is not signal.default_int_handler:  # someone else (a notebook, a caller) handles SIGINT
+        yield
+        return
+    interrupted = False
+
+    def handler(signum: int, frame: Any) -> None:
+        nonlocal interrupted
+        interrupted = True
+        signal.default_int_handler(signum, frame)
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if interrupted:
+        raise KeyboardInterrupt
 
 
 @contextmanager

@@ -7,9 +7,10 @@ not depend on where or in which order it runs: serial, process-parallel and Dask
 from __future__ import annotations
 
 import multiprocessing
+import sys
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,6 +118,26 @@ def _groups(sweep: Sweep, by: list[str]) -> list[tuple[tuple[Any, ...], pd.DataF
             for key, part in sweep.frame.groupby(by if len(by) > 1 else by[0], sort=True, dropna=False)]
 
 
+class _Progress:
+    """A one-line counter on stderr, redrawn in place: ``fits done: k/n``."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.done = total, 0
+        self._draw()
+
+    def _draw(self) -> None:
+        sys.stderr.write(f"\rfits done: {self.done}/{self.total}")
+        sys.stderr.flush()
+
+    def step(self) -> None:
+        self.done += 1
+        self._draw()
+
+    def close(self) -> None:
+        sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
 def fit_many(
     data: pd.DataFrame | str | Sweep,
     *,
@@ -133,6 +154,7 @@ def fit_many(
     tune: int = 1000,
     chains: int = 4,
     sampler: Sampler = "nutpie",
+    progress: bool = False,
 ) -> FitMany:
     """Fit every combination of group x law x cutoff.
 
@@ -156,6 +178,9 @@ def fit_many(
         Whether a failed task raises (after all tasks finished) or is recorded in ``FitMany.errors``.
     priors, likelihood, draws, tune, chains, sampler
         As in :func:`bayes_scaling.fit`, for every task.
+    progress : bool
+        Print ``fits done: k/n`` on stderr as tasks finish (serial and local processes; with Dask, use
+        its dashboard).
 
     Returns
     -------
@@ -183,14 +208,25 @@ def fit_many(
                 task_seed = int(np.random.SeedSequence([int(seed), len(payloads)]).generate_state(1)[0])
                 task = Task(group=group, law=law, cutoff=None if cutoff is None else float(cutoff), seed=task_seed)
                 payloads.append((task, part, options))
+    report = _Progress(len(payloads)) if progress else None
     if client is not None:
         outcomes = client.gather(client.map(_run, payloads, pure=False))
     elif processes and processes > 1 and len(payloads) > 1:
         context = multiprocessing.get_context("spawn")  # a clean interpreter per worker (nutpie uses threads)
         with ProcessPoolExecutor(max_workers=min(processes, len(payloads)), mp_context=context) as pool:
-            outcomes = list(pool.map(_run, payloads))
+            futures = [pool.submit(_run, payload) for payload in payloads]
+            if report is not None:
+                for _ in as_completed(futures):
+                    report.step()
+            outcomes = [future.result() for future in futures]
     else:
-        outcomes = [_run(payload) for payload in payloads]
+        outcomes = []
+        for payload in payloads:
+            outcomes.append(_run(payload))
+            if report is not None:
+                report.step()
+    if report is not None:
+        report.close()
     tasks = [payload[0] for payload in payloads]
     fits = {t.key: result for t, (result, _) in zip(tasks, outcomes, strict=True) if result is not None}
     failed = {t.key: error for t, (_, error) in zip(tasks, outcomes, strict=True) if error is not None}

@@ -88,6 +88,25 @@ def _wide(quantities: Mapping[str, np.ndarray], prob: float) -> dict[str, float]
     return out
 
 
+_SEARCH = f"searched {math.exp(_LOG_RANGE[0]):.0e} to {math.exp(_LOG_RANGE[1]):.0e}"
+
+
+def _finish(table: pd.DataFrame, fit: Fit, answer: Mapping[str, str], *, reason: str) -> pd.DataFrame:
+    """Refuse non-finite answers (outside the law's domain) and add how far the answer lies outside the data.
+
+    ``answer`` maps ``N``, ``D`` (and optionally ``C``) to the table's columns holding the planned run.
+    """
+    from bayes_scaling.forecast import check_finite
+
+    main = [c for c in table.columns if not c.endswith(("_lower", "_upper")) and table[c].dtype.kind == "f"]
+    points = pd.DataFrame({key: table[column].to_numpy(dtype=float) for key, column in answer.items()})
+    if "C" not in points:
+        points["C"] = FLOPS_PER_PARAM_TOKEN * points["N"] * points["D"]
+    values = pd.concat([points, table[[c for c in main if c not in points.columns]].reset_index(drop=True)], axis=1)
+    check_finite(values, main, what="answer", reason=reason)
+    return pd.concat([table, fit.sweep.decades_outside(points).set_axis(table.index)], axis=1)
+
+
 class _LawDraws:
     """The fitted law as a function of (log N, log D) for every posterior draw."""
 
@@ -103,7 +122,8 @@ class _LawDraws:
         """Log L for arrays broadcastable to (draws, k); data_constrained assumes fresh data (U = D)."""
         x = {"N": np.asarray(log_n) - self.log_ref_n, "D": np.asarray(log_d) - self.log_ref_d}
         x["U"] = x["D"]
-        return self.fit.law.log_loss(np, self.params, x)
+        with np.errstate(invalid="ignore", over="ignore"):  # NaN where the law has no value: reported by _finish
+            return self.fit.law.log_loss(np, self.params, x)
 
     def loss(self, log_n: np.ndarray, log_d: np.ndarray) -> np.ndarray:
         return np.exp(self.log_loss(log_n, log_d))
@@ -207,7 +227,9 @@ def compute_optimal(
                                "tokens_per_param": np.exp(log_d - log_n), "loss": loss}, prob),
                      "C": float(budget), "method": method})
     table = pd.DataFrame(rows)
-    return table[["C", *[c for c in table.columns if c not in ("C", "method")], "method"]]
+    table = table[["C", *[c for c in table.columns if c not in ("C", "method")], "method"]]
+    return _finish(table, fit, {"N": "N_opt", "D": "D_opt", "C": "C"},
+                   reason=f"no optimum for this budget: {_SEARCH} parameters")
 
 
 def hardware_flops(
@@ -285,7 +307,8 @@ def tokens_for_model(fit: Fit, N: float, *, tolerance: float = 0.01, prob: float
         "D_within_tolerance": np.exp(log_d_tol),
         "loss_limit": law.loss_along(log_n, np.full(law.n_draws, _LOG_UNLIMITED), vary="D"),
     }, prob)
-    return pd.DataFrame([{**row, "N": n, "tolerance": tolerance}])
+    return _finish(pd.DataFrame([{**row, "N": n, "tolerance": tolerance}]), fit, {"N": "N", "D": "D_opt"},
+                   reason=f"no D in the searched range ({_SEARCH} tokens) answers it; is N or the tolerance extreme?")
 
 
 def model_for_tokens(fit: Fit, D: float, *, tolerance: float = 0.01, prob: float = 0.9) -> pd.DataFrame:
@@ -308,7 +331,9 @@ def model_for_tokens(fit: Fit, D: float, *, tolerance: float = 0.01, prob: float
         "N_within_tolerance": np.exp(log_n_tol),
         "loss_limit": law.loss_along(log_d, np.full(law.n_draws, _LOG_UNLIMITED), vary="N"),
     }, prob)
-    return pd.DataFrame([{**row, "D": d, "tolerance": tolerance}])
+    return _finish(pd.DataFrame([{**row, "D": d, "tolerance": tolerance}]), fit, {"N": "N_opt", "D": "D"},
+                   reason=f"no N in the searched range ({_SEARCH} parameters) answers it; is D or the tolerance "
+                   "extreme?")
 
 
 def gain(
@@ -336,7 +361,8 @@ def gain(
     row = _wide({"loss_start": loss1, "loss_end": loss2, "gain": delta, "relative_gain": delta / loss1}, prob)
     extra = {"N_start": n1, "D_start": d1, "N_end": n2, "D_end": d2, "threshold": threshold,
              "p_exceeds": float(np.mean(delta > threshold))}
-    return pd.DataFrame([{**row, **extra}])
+    return _finish(pd.DataFrame([{**row, **extra}]), fit, {"N": "N_end", "D": "D_end"},
+                   reason="the law gives no finite loss there")
 
 
 def overtrain(
@@ -394,7 +420,14 @@ def overtrain(
     row = _wide({"N": n_best, "D": d_best, "tokens_per_param": d_best / n_best, "train_flops": train,
                  "inference_flops": inference, "total_flops": train + inference}, prob)
     extra = {"target_loss": target, "inference_tokens": t_inf, "p_reachable": float(reachable.mean())}
-    return pd.DataFrame([{**row, **extra}])
+    if not reachable.any():
+        unlimited = np.full((law.n_draws, 1), _LOG_UNLIMITED)
+        floor = np.median(law.loss(unlimited, unlimited))
+        raise ValueError(f"target loss {target:g} nats/token is unreachable: it lies below what any model reaches "
+                         f"under the fitted law (the loss floor, about {floor:.3g} nats/token, for every posterior "
+                         "draw); choose a higher target")
+    return _finish(pd.DataFrame([{**row, **extra}]), fit, {"N": "N", "D": "D"},
+                   reason="the target is unreachable for most draws")
 
 
 def _group_budgets(c: np.ndarray, rel_tol: float) -> np.ndarray:

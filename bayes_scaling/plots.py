@@ -22,6 +22,7 @@ from bayes_scaling.results import Fit
 
 __all__ = [
     "band_table",
+    "plot_calibration",
     "plot_compare",
     "plot_exponents",
     "plot_extrapolation",
@@ -267,3 +268,35 @@ def plot_exponents(fit: Fit, *, ax: Axes | None = None) -> Axes:
     ax.set_ylabel("density")
     ax.legend(fontsize="small")
     return ax
+
+
+def plot_calibration(runs: pd.DataFrame, *, levels: Sequence[float] = (0.5, 0.8, 0.9, 0.95),
+                     axes: Sequence[Axes] | None = None) -> Figure:
+    """PIT histograms and coverage against nominal, one line per method, from backtest scores.
+
+    ``runs`` has one row per held-out run and method: ``method``, ``pit`` (the fraction of the method's
+    predictive quantiles below the observed loss) and ``cover_<p>`` (whether the central ``p`` interval holds
+    it), as written by ``benchmarks/backtests.py``. A calibrated forecaster has a flat PIT histogram and its
+    coverage on the diagonal.
+    """
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    left, right = axes
+    fig = left.figure
+    methods = list(dict.fromkeys(runs["method"]))
+    bins = np.linspace(0, 1, 11)
+    for method in methods:
+        part = runs[runs["method"] == method]
+        hist, _ = np.histogram(part["pit"], bins=bins)
+        left.step(bins[:-1], hist / max(len(part), 1) * len(hist), where="post", label=method)
+        cover = [part[f"cover_{p:g}"].mean() for p in levels]
+        right.plot(levels, cover, marker="o", label=method)
+    left.axhline(1.0, color="black", lw=0.8, ls="--")
+    left.set(xlabel="PIT (share of predictive quantiles below the observed loss)", ylabel="density",
+             title="PIT of held-out runs (flat = calibrated)")
+    right.plot([0.4, 1.0], [0.4, 1.0], color="black", lw=0.8, ls="--")
+    right.set(xlabel="nominal coverage", ylabel="observed coverage", title="Coverage of held-out runs",
+              xlim=(0.4, 1.0), ylim=(0.0, 1.02))
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import shutil
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_scaling.data import load_sweep
+from bayes_scaling.outputs import check_report_folder, publish_folder
 from bayes_scaling.results import Fit, fit
 
 __all__ = ["Report", "write_report"]
@@ -58,7 +58,13 @@ def write_report(
     Sections: data summary, diagnostics, parameter table, figures (fit, extrapolation fan, frontier,
     iso-FLOP curves, posterior pairs, exponent posterior, comparison), forecasts at ``points`` (N, D),
     allocation for ``budgets`` (FLOPs), and the comparison verdict when two or more laws are given.
-    The first law is the main one. Refuses to write into a non-empty folder unless ``overwrite``.
+    The first law is the main one.
+
+    ``out`` must be a new or empty folder, or one holding only an earlier report (recognised by its marker file
+    :data:`~bayes_scaling.outputs.REPORT_MARKER`), which ``overwrite`` replaces; files the report did not write
+    are never removed, and the working folder, its parents and the input's folder are refused. All of this is
+    checked before fitting; the files appear together at the end (nothing is written if fitting fails or is
+    interrupted).
 
     Returns
     -------
@@ -74,10 +80,8 @@ def write_report(
     from bayes_scaling.planning import compute_optimal
 
     out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise FileExistsError(f"{out} exists and is not empty; pass overwrite=True (CLI: --force) to replace it")
-        shutil.rmtree(out)
+    inputs = [data] if isinstance(data, str | Path) and Path(data).exists() else []
+    check_report_folder(out, overwrite=overwrite, inputs=inputs)  # before any fitting
     sweep = load_sweep(data)
     laws = list(dict.fromkeys(laws))
     if not laws:
@@ -90,13 +94,11 @@ def write_report(
     else:
         fits = {laws[0]: fit(sweep, law=laws[0], **kwargs)}
     main = fits[laws[0]]
-    out.mkdir(parents=True, exist_ok=True)
-
+    rendered: dict[str, Any] = {}
     figures: list[tuple[str, str]] = []
 
     def save(fig: Any, name: str, caption: str) -> None:
-        fig.savefig(out / name, dpi=110)
-        plt.close(fig)
+        rendered[name] = fig
         figures.append((name, caption))
 
     with warnings.catch_warnings():
@@ -157,7 +159,19 @@ def write_report(
              "text-align:right}img{max-width:100%}figcaption{color:#555;font-size:90%}")
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title><style>{style}</style>"
             f"</head><body>{''.join(body)}</body></html>")
-    (out / "report.md").write_text("\n".join(md))
-    index = out / "index.html"
-    index.write_text(page)
-    return Report(html=index, markdown=out / "report.md", figures=tuple(name for name, _ in figures), fits=fits)
+
+    def fill(folder: Path) -> list[str]:
+        for name, fig in rendered.items():
+            fig.savefig(folder / name, dpi=110)
+            plt.close(fig)
+        (folder / "report.md").write_text("\n".join(md))
+        (folder / "index.html").write_text(page)
+        return [*rendered, "report.md", "index.html"]
+
+    try:
+        publish_folder(out, fill, overwrite=overwrite, inputs=inputs)
+    finally:
+        for fig in rendered.values():
+            plt.close(fig)
+    return Report(html=out / "index.html", markdown=out / "report.md", figures=tuple(name for name, _ in figures),
+                  fits=fits)

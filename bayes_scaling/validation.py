@@ -11,7 +11,7 @@ import pandas as pd
 
 from bayes_scaling.comparison import median_relative_error, split_holdout
 from bayes_scaling.data import load_sweep
-from bayes_scaling.forecast import law_log_mean, predictive_log_loss
+from bayes_scaling.forecast import loss_draws
 from bayes_scaling.inference import ConvergenceWarning
 from bayes_scaling.pointfit import huber_point_fit
 from bayes_scaling.results import fit
@@ -58,11 +58,11 @@ def backtest(
     """
     train, test = split_holdout(load_sweep(data), cutoff_N=cutoff_N)
     result = fit(train, law=law, **{"warn": False, **dict(fit_kwargs or {})})
-    log_mean = law_log_mean(result, test.frame)
-    pred = np.exp(predictive_log_loss(result, log_mean, seed=seed))
+    draws = loss_draws(result, test.frame, seed=seed)
+    pred = draws["pred"]
     loss = test.column("loss")
     runs = test.frame[["N", "D", "C", "loss"]].copy()
-    runs["median"] = np.median(np.exp(log_mean), axis=0)
+    runs["median"] = np.median(draws["mean"], axis=0)
     summary: dict[str, Any] = {
         "law": law,
         "n_train": len(train),

@@ -1,71 +1,294 @@
-"""Backtests on the real public sweeps in ../shared/data: fit on smaller models, score the larger ones.
+"""Backtests a skeptic would accept: every shared sweep, two held-out splits, this package against two baselines.
 
-Usage: ``python -m benchmarks.backtests [--data ../shared/data]``
+Usage: ``python -m benchmarks.backtests [--data ../shared/data] [--no-ssl] [--out table.csv] [--plot pit.png]``
+(``make backtests`` installs the benchmark-only baseline ``simple-scaling-laws`` first).
 
-For each sweep (split by its grouping column where losses are not comparable across groups) the law is
-fitted to runs below the cutoff (the largest quarter of model sizes is held out) and the held-out runs
-are scored: coverage of the 50% and 90% predictive intervals, median absolute relative error of the
-posterior median, and the same error for the Chinchilla-style point fit (Huber + L-BFGS).
+For each shared sweep (per group where losses are not comparable across groups) and each split
+
+* ``quarter``: the largest quarter of distinct model sizes held out;
+* ``eighth``: train on N below 1/8 of the largest N, hold out the rest (where at least 3 sizes remain);
+
+the held-out runs are forecast by
+
+* ``bayes-<design>``: this package's Student-t NUTS fit with each extrapolation design of
+  :mod:`bayes_scaling.extrapolation` (``kappa``: error growing with distance; ``drift``: the same plus a learned
+  signed drift; ``inflation``: one variance-inflation factor; ``none``: what the package did before); the targets
+  are checked on the default design;
+* ``point-bootstrap``: the Huber + L-BFGS point fit with 100 bootstrap refits (Epoch AI's intervals), plus a
+  new run's scatter resampled from the training residuals (Chinchilla-form laws only);
+* ``ssl``: the PyPI package ``simple-scaling-laws``, ``separable-power`` law, ``predict(kind="new-run")``
+  (its own prediction intervals for a new run, as its README says).
+
+Scores per held-out run, from each method's predictive quantiles: coverage of the central 50/80/90/95%
+intervals, absolute relative error of the median, the interval score of the 90% interval (Gneiting & Raftery
+2007) and the CRPS (from 99 quantiles), both relative to the observed loss, in %, and the 90% width.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import time
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from bayes_scaling.validation import backtest
+from bayes_scaling import datasets
+from bayes_scaling.data import load_sweep
+from bayes_scaling.extrapolation import DESIGNS, calibrate, fold_residuals, learn
+from bayes_scaling.forecast import loss_draws
+from bayes_scaling.results import fit
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+LEVELS = (0.5, 0.8, 0.9, 0.95)
+TAUS = np.unique(np.round(np.concatenate([np.linspace(0.01, 0.99, 99),
+                                          [(1 - p) / 2 for p in LEVELS], [(1 + p) / 2 for p in LEVELS]]), 4))
+CHINCHILLA_FORM = ("chinchilla",)
+#: The package's default forecast (``fit(extrapolation=...)``), the one the targets are checked on.
+DEFAULT = "bayes-" + inspect.signature(fit).parameters["extrapolation"].default
 
 
 def cases(root: Path):
-    """(name, frame, law) for each backtest."""
-    chin = pd.read_csv(root / "chinchilla_epoch" / "data.csv")
-    yield "chinchilla_epoch", chin, "chinchilla"
-    gadre = pd.read_csv(root / "gadre2024" / "data.csv")
-    for name, group in gadre.groupby("dataset"):
+    """(name, frame, law) for each sweep (group) with comparable losses."""
+    def load(name, query=None):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return datasets.load(name, path=root, query=query)
+
+    yield "chinchilla_epoch", load("chinchilla_epoch"), "chinchilla"
+    for name, group in load("gadre2024").groupby("dataset"):
         yield f"gadre2024/{name}", group, "chinchilla"
-    li = pd.read_csv(root / "li2025_misfitting" / "data.csv")
-    yield "li2025_misfitting", li, "chinchilla"
-    marin = pd.read_csv(root / "marin_isoflop" / "data.csv")
-    for name, group in marin.groupby("dataset"):
+    yield "li2025_misfitting (best_lr)", load("li2025_misfitting", "default"), "chinchilla"
+    for name, group in load("marin_isoflop").groupby("dataset"):
         yield f"marin_isoflop/{name}", group, "chinchilla"
-    porian = pd.read_csv(root / "porian2024" / "data.csv")
-    setup = sorted(porian["setup"].unique())[0]
-    yield f"porian2024/{setup.split('/')[0]}-first-setup", porian[porian["setup"] == setup], "chinchilla"
-    mu = pd.read_csv(root / "muennighoff2023_datablations" / "data.csv")
-    yield "muennighoff2023 (paper fit set)", mu[mu["in_paper_fit"]].rename(columns={"U": "unique_tokens"}), \
-        "data_constrained"
-    clark = pd.read_csv(root / "clark2022_routing" / "data.csv")
-    dense = clark[clark["num_experts"] == 1]
-    yield "clark2022_routing (dense)", dense[["N", "D", "C", "loss"]], "params"
+    for name, group in load("porian2024", "default").groupby("setup"):
+        yield f"porian2024/{name.split('/')[0]}", group, "chinchilla"
+    yield "muennighoff2023 (paper fit)", load("muennighoff2023_datablations", "default"), "data_constrained"
+    yield "clark2022_routing (dense)", load("clark2022_routing", "default"), "params"
+
+
+def splits(frame: pd.DataFrame):
+    """(split name, train mask) for the two splits, where the sweep allows them."""
+    n = frame["N"].to_numpy(float)
+    sizes = np.unique(n)
+    k = max(1, round(0.25 * len(sizes)))
+    yield "quarter", n < sizes[-k]
+    eighth = n < n.max() / 8
+    if len(np.unique(n[eighth])) >= 3 and eighth.sum() >= 10:
+        yield "eighth", eighth
+
+
+def _quantiles_from_draws(draws: np.ndarray) -> np.ndarray:
+    return np.quantile(draws, TAUS, axis=0)
+
+
+def bayes_methods(train: pd.DataFrame, test: pd.DataFrame, law: str, seed: int) -> dict[str, tuple]:
+    """Quantiles of each Bayesian variant: one NUTS fit, three extrapolation designs."""
+    result = fit(train, law=law, seed=seed, warn=False, extrapolation="none")
+    residuals = fold_residuals(result, seed=seed)
+    out = {}
+    base_info = dict(result.info)
+    for design in DESIGNS:
+        method = f"bayes-{design}"
+        term = learn(residuals, calibrate(result, design="none").box, design=design) if design != "none" else None
+        result.info = {**base_info, "extrapolation": term.to_dict() if term is not None else {"design": "none"}}
+        draws = loss_draws(result, test, seed=seed)
+        out[method] = (_quantiles_from_draws(draws["pred"]), np.median(draws["mean"], axis=0))
+    diag = result.diagnostics()
+    drift = learn(residuals, calibrate(result, design="none").box, design="drift").to_dict()
+    out["_diagnostics"] = {"max_r_hat": diag.max_r_hat, "min_ess_bulk": diag.min_ess_bulk,
+                           "divergences": diag.divergences,
+                           "kappa": learn(residuals, calibrate(result, design="none").box).quantiles()[1],
+                           "drift": drift["drift_mean"], "folds": drift["folds"]}
+    return out
+
+
+def point_bootstrap(train: pd.DataFrame, test: pd.DataFrame, seed: int, n_boot: int = 100) -> tuple:
+    """Huber point fit, bootstrap refits, plus a new run's scatter resampled from the training residuals."""
+    from bayes_scaling.pointfit import bootstrap_point_fit, huber_point_fit
+
+    point = huber_point_fit(train)
+    boot = bootstrap_point_fit(train, n_boot=n_boot, seed=seed)
+    n, d = test["N"].to_numpy(float), test["D"].to_numpy(float)
+    means = np.array([r.E + r.A / n**r.alpha + r.B / d**r.beta for r in boot.itertuples()])
+    residuals = np.log(train["loss"].to_numpy(float)) - np.log(point.predict(train["N"], train["D"]))
+    rng = np.random.default_rng(seed)
+    reps = 20
+    noise = rng.choice(residuals, size=(len(means) * reps, len(test)))
+    pred = np.repeat(means, reps, axis=0) * np.exp(noise)
+    return _quantiles_from_draws(pred), point.predict(n, d)
+
+
+def ssl_baseline(train: pd.DataFrame, test: pd.DataFrame, law: str, seed: int) -> tuple:
+    """simple-scaling-laws' separable-power fit and its new-run prediction intervals."""
+    import polars as pl
+    import simple_scaling_laws as ssl
+
+    predictors = {"model_size__n_params": "N"} if law == "params" else \
+        {"model_size__n_params": "N", "dataset_size__n_tokens": "D"}
+    frame = pl.DataFrame({"training_run_id": [f"run{i}" for i in range(len(train))],
+                          **{k: train[v].to_numpy(float) for k, v in predictors.items()},
+                          "test_loss__cross_entropy": train["loss"].to_numpy(float)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = ssl.fit(frame, law="separable-power", seed=seed)
+        points = pl.DataFrame({k: test[v].to_numpy(float) for k, v in predictors.items()})
+        predicted = model.predict(points, kind="new-run", quantiles=list(TAUS), seed=seed)
+    from simple_scaling_laws.model import quantile_suffix
+
+    quantiles = np.array([predicted[f"test_loss__cross_entropy__{quantile_suffix(float(t))}"].to_numpy()
+                          for t in TAUS])
+    return quantiles, predicted["test_loss__cross_entropy__median"].to_numpy()
+
+
+def score(quantiles: np.ndarray, median: np.ndarray, y: np.ndarray) -> pd.DataFrame:
+    """Per held-out run: coverage at each level, |relative error| of the median, interval score, CRPS, width."""
+    out = {}
+    quantiles = np.sort(quantiles, axis=0)  # guard against crossing quantiles
+    index = {round(float(t), 4): i for i, t in enumerate(TAUS)}
+    for p in LEVELS:
+        low, high = quantiles[index[round((1 - p) / 2, 4)]], quantiles[index[round((1 + p) / 2, 4)]]
+        out[f"cover_{p:g}"] = (y >= low) & (y <= high)
+    low, high = quantiles[index[0.05]], quantiles[index[0.95]]
+    alpha = 0.1
+    interval = (high - low) + 2 / alpha * (low - y) * (y < low) + 2 / alpha * (y - high) * (y > high)
+    out["interval_score_%"] = 100 * interval / y
+    pinball = np.maximum(TAUS[:, None] * (y - quantiles), (TAUS[:, None] - 1) * (y - quantiles))
+    out["crps_%"] = 100 * 2 * pinball.mean(axis=0) / y
+    out["abs_error_%"] = 100 * np.abs(median / y - 1)
+    out["width90_%"] = 100 * (high - low) / y
+    out["pit"] = (quantiles < y).mean(axis=0)
+    return pd.DataFrame(out)
+
+
+def run(root: Path, *, seed: int = 1, use_ssl: bool = True, only: str | None = None) -> pd.DataFrame:
+    """Score every method on every case and split; one row per (case, split, method, held-out run)."""
+    rows = []
+    for name, frame, law in cases(root):
+        if only and only not in name:
+            continue
+        frame = frame.reset_index(drop=True)
+        if law == "data_constrained":
+            frame = frame.rename(columns={"U": "unique_tokens"})
+        frame = load_sweep(frame[[c for c in ("N", "D", "C", "loss", "unique_tokens") if c in frame]]).frame
+        for split, mask in splits(frame):
+            train, test = frame[mask].reset_index(drop=True), frame[~mask].reset_index(drop=True)
+            y = test["loss"].to_numpy(float)
+            decades = np.log10(test["N"].to_numpy(float) / train["N"].max())
+            start = time.perf_counter()
+            methods = {}
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                bayes = bayes_methods(train, test, law, seed)
+                diagnostics = bayes.pop("_diagnostics")
+                methods.update(bayes)
+                if law in CHINCHILLA_FORM:
+                    methods["point-bootstrap"] = point_bootstrap(train, test, seed)
+                if use_ssl and law in ("chinchilla", "params"):
+                    try:
+                        methods["ssl"] = ssl_baseline(train, test, law, seed)
+                    except Exception as exc:
+                        print(f"  ssl failed on {name}/{split}: {type(exc).__name__}: {exc}")
+            for method, (quantiles, median) in methods.items():
+                table = score(quantiles, median, y)
+                table.insert(0, "decades_N", decades)
+                table.insert(0, "method", method)
+                table.insert(0, "split", split)
+                table.insert(0, "case", name)
+                rows.append(table)
+            seconds = time.perf_counter() - start
+            print(f"{name} / {split}: {len(train)} train, {len(test)} held out, {diagnostics['folds']} folds, "
+                  f"kappa {diagnostics['kappa']:.3f}, drift {diagnostics['drift']:+.3f}, "
+                  f"R-hat {diagnostics['max_r_hat']:.3f}, ESS {diagnostics['min_ess_bulk']:.0f}, "
+                  f"divergences {diagnostics['divergences']} ({seconds:.0f} s)", flush=True)
+    return pd.concat(rows, ignore_index=True)
+
+
+def summarise(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per case/split/method means and medians, and the pooled table (every held-out run counts once)."""
+    agg = {**{f"cover_{p:g}": "mean" for p in LEVELS}, "abs_error_%": "median", "interval_score_%": "mean",
+           "crps_%": "mean", "width90_%": "median"}
+    per_case = runs.groupby(["case", "split", "method"], sort=False).agg({**agg, "pit": "size"}).rename(
+        columns={"pit": "runs"})
+    pooled = runs.groupby("method", sort=False).agg(agg)
+    near = runs[(runs["decades_N"] >= 0.5) & (runs["decades_N"] <= 1.5)]
+    pooled["width90_at_1_decade_%"] = near.groupby("method", sort=False)["width90_%"].median()
+    pooled["runs"] = runs.groupby("method", sort=False).size()
+    return per_case, pooled
+
+
+def targets(runs: pd.DataFrame, per_case: pd.DataFrame, pooled: pd.DataFrame) -> list[tuple[str, bool, str]]:
+    """The issue's targets, each with whether it holds and the number behind it."""
+    b = pooled.loc[DEFAULT]
+    out = [("pooled 90% coverage in [0.85, 0.95]", 0.85 <= b["cover_0.9"] <= 0.95, f"{b['cover_0.9']:.3f}"),
+           ("pooled 50% coverage in [0.40, 0.60]", 0.40 <= b["cover_0.5"] <= 0.60, f"{b['cover_0.5']:.3f}")]
+    ours = per_case.xs(DEFAULT, level="method")
+    big = ours[ours["runs"] >= 10]
+    worst = big["cover_0.9"].min()
+    out.append(("no sweep with >= 10 held-out runs below 0.70 (90%)", worst >= 0.70, f"min {worst:.3f}"))
+    point = per_case.xs("point-bootstrap", level="method")["abs_error_%"]
+    ratio = (ours["abs_error_%"].reindex(point.index) / point).dropna()
+    out.append(("median error <= 1.05 x point fit's on every sweep", bool((ratio <= 1.05).all()),
+                f"max ratio {ratio.max():.2f} ({ratio.idxmax()[0]}/{ratio.idxmax()[1]})"))
+    for baseline in ("point-bootstrap", "ssl"):
+        if baseline in pooled.index:
+            common = runs[runs["method"].isin([DEFAULT, baseline])]
+            keys = common.groupby(["case", "split"]).filter(lambda g: g["method"].nunique() == 2)
+            ours_is, theirs = (keys[keys["method"] == m]["interval_score_%"].mean() for m in (DEFAULT, baseline))
+            out.append((f"interval score better than {baseline} (same runs)", ours_is < theirs,
+                        f"{ours_is:.2f} vs {theirs:.2f}"))
+    width = b["width90_at_1_decade_%"]
+    out.append(("median 90% width <= 6% at one decade", bool(width <= 6), f"{width:.2f}%"))
+    return out
+
+
+def plot_pit(runs: pd.DataFrame, path: Path) -> None:
+    """PIT histograms and coverage curves per method (computed here, drawn by bayes_scaling.plots)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from bayes_scaling.plots import plot_calibration
+
+    fig = plot_calibration(runs, levels=LEVELS)
+    fig.savefig(path, dpi=110)
 
 
 def main(argv=None) -> pd.DataFrame:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--no-ssl", action="store_true", help="skip the simple-scaling-laws baseline")
+    parser.add_argument("--only", default=None, help="run the cases whose name contains this")
+    parser.add_argument("--out", type=Path, default=None, help="write the per-run scores to this CSV")
+    parser.add_argument("--plot", type=Path, default=None, help="write the PIT/coverage figure to this PNG")
     args = parser.parse_args(argv)
-    rows = []
-    for name, frame, law in cases(args.data):
-        start = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                summary = backtest(frame.reset_index(drop=True), law=law, fit_kwargs={"seed": args.seed})["summary"]
-            except ValueError as exc:
-                print(f"{name}: skipped ({exc})")
-                continue
-        summary = {"dataset": name, **summary, "seconds": round(time.perf_counter() - start, 1)}
-        rows.append(summary)
-        print(summary, flush=True)
-    table = pd.DataFrame(rows)
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
-    return table
+    if not args.data.is_dir():
+        raise SystemExit(f"no shared data at {args.data}")
+    use_ssl = not args.no_ssl
+    if use_ssl:
+        try:
+            import simple_scaling_laws  # noqa: F401
+        except ImportError:
+            print("simple-scaling-laws is not installed (pip install -e '.[bench]'); skipping that baseline")
+            use_ssl = False
+    runs = run(args.data, seed=args.seed, use_ssl=use_ssl, only=args.only)
+    per_case, pooled = summarise(runs)
+    fmt = lambda v: f"{v:.3g}"  # noqa: E731
+    with pd.option_context("display.width", 250, "display.max_rows", 500, "display.max_columns", 20):
+        print("\nPer sweep and split (coverage: fraction of held-out runs inside; errors and scores in % of loss):")
+        print(per_case.to_string(float_format=fmt))
+        print("\nPooled over every held-out run:")
+        print(pooled.to_string(float_format=fmt))
+    print("\nTargets:")
+    for text, ok, number in targets(runs, per_case, pooled):
+        print(f"  [{'x' if ok else ' '}] {text}: {number}")
+    if args.out:
+        runs.to_csv(args.out, index=False)
+    if args.plot:
+        plot_pit(runs, args.plot)
+    return runs
 
 
 if __name__ == "__main__":

@@ -140,12 +140,14 @@ def test_duplicate_rows_warn_with_row_numbers():
 
 def test_unit_mistakes_are_detected():
     millions = frame().assign(N=lambda f: f["N"] / 1e6)
-    with pytest.raises(DataError, match="column 'N' must hold raw parameter counts, but its largest value is 1000"):
+    with pytest.raises(DataError, match=r"N looks like it is in millions.*--n-units millions"):
         load_sweep(millions)
-    with pytest.raises(DataError, match="column 'D' must hold raw token counts"):
+    np.testing.assert_allclose(load_sweep(millions, n_units="millions").column("N"), frame()["N"])
+    with pytest.raises(DataError, match=r"D looks like it is in billions.*--d-units billions"):
         load_sweep(frame().assign(D=20.0))
+    assert len(load_sweep(frame().assign(D=20.0), check_units=False)) == len(frame())  # the user's call
     ppl = frame().assign(loss=lambda f: np.exp(f["loss"]))
-    with pytest.raises(DataError, match="use loss_units='perplexity'"):
+    with pytest.raises(DataError, match=r"--loss-units perplexity .Python: loss_units='perplexity'"):
         load_sweep(ppl)
     np.testing.assert_allclose(load_sweep(ppl, loss_units="perplexity").column("loss"), frame()["loss"])
     bits = frame().assign(loss=lambda f: f["loss"] / np.log(2))

@@ -17,9 +17,22 @@ def _data():
 
 
 def _same(left, right) -> bool:
-    return left.keys() == right.keys() and all(
-        np.array_equal(a, right[k]) for k, a in ((k, left[k]) for k in left)
-    )
+    """Draws agree to 1e-3 posterior sd.
+
+    The seed of each task is fixed before anything runs, so serial, process and Dask runs follow the same NUTS
+    trajectories; but each process compiles the log density anew (numba) and the floating-point rounding of
+    its reductions may differ in the last bits, which a long trajectory can carry to ~1e-6 in a draw (seen in
+    about one run in three under CPU load). A wrong seed or task order moves draws by a whole posterior sd,
+    so 1e-3 sd separates the two cases with room on both sides.
+    """
+    if left.keys() != right.keys():
+        return False
+    for name, a in left.items():
+        b = right[name]
+        scale = max(float(np.std(a)), 1e-12)
+        if a.shape != b.shape or not np.all(np.abs(a - b) <= 1e-3 * scale):
+            return False
+    return True
 
 
 @pytest.fixture(scope="module")

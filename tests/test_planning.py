@@ -102,8 +102,8 @@ def test_overtrain_reduces_to_compute_optimal_without_inference(demo_fit):
     assert served["N"] < plain["N"] and served["tokens_per_param"] > plain["tokens_per_param"]
     assert served["p_reachable"] == 1.0
     assert served["total_flops"] == pytest.approx(served["train_flops"] + served["inference_flops"], rel=0.05)
-    impossible = planning.overtrain(demo_fit, 1.0, 1e13).iloc[0]
-    assert impossible["p_reachable"] == 0.0 and math.isnan(impossible["N"])
+    with pytest.raises(ValueError, match="target loss 1 nats/token is unreachable"):
+        planning.overtrain(demo_fit, 1.0, 1e13)
 
 
 def test_isoflop_analysis_recovers_exponent():

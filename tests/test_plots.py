@@ -89,4 +89,4 @@ def test_report_writes_html_referencing_existing_images(tmp_path, capsys):
     assert "![" in (out / "report.md").read_text()
     # the folder is not replaced without --force
     assert main(args) == 2
-    assert "not empty" in capsys.readouterr().err
+    assert "holds an earlier report; add --force" in capsys.readouterr().err

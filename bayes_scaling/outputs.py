@@ -1,0 +1,183 @@
+"""Safe outputs: check every output path before long work, write atomically, never replace what we do not own.
+
+Rules (the same for the Python API and the CLI):
+
+* A **file** output (a saved fit, a CSV) is checked before any sampling: its folder exists and is writable,
+  the path is not a folder, and it does not exist unless ``overwrite``. It is written to a temporary file in the
+  same folder and then published in one step: with ``overwrite`` by an atomic rename, without it by a hard link,
+  which fails if another process created the file in the meantime (create-exclusive), so two writers racing for
+  one path never silently replace each other.
+* A **report folder** is new, empty, or holds only an earlier report, recognised by the marker file
+  :data:`REPORT_MARKER` that lists the files the report wrote. ``overwrite`` replaces those files only; a folder
+  holding anything else is refused, and so are the working folder, its parents and any folder holding the input.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+__all__ = ["REPORT_MARKER", "check_file_target", "check_report_folder", "publish_folder", "write_file"]
+
+#: File a report folder carries to say which files the report wrote (and may replace with ``overwrite``).
+REPORT_MARKER = ".bayes_scaling_report.json"
+
+
+def _writable_folder(folder: Path, what: str) -> None:
+    if not folder.exists():
+        raise FileNotFoundError(f"folder {folder} for {what} does not exist; create it first")
+    if not folder.is_dir():
+        raise NotADirectoryError(f"{folder} (the folder for {what}) is a file, not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(f"folder {folder} is not writable; cannot write {what}")
+
+
+def check_file_target(path: str | Path, *, overwrite: bool = False, flag: str = "--force") -> Path:
+    """Raise now, before any work, if ``path`` cannot be written as a new (or, with ``overwrite``, replaced) file.
+
+    Raises
+    ------
+    FileExistsError
+        ``path`` exists and ``overwrite`` is false.
+    IsADirectoryError
+        ``path`` is a folder.
+    FileNotFoundError, NotADirectoryError, PermissionError
+        Its folder is missing, is a file, or is not writable.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder; give a file name such as {path / 'fit.nc'}")
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; add {flag} (Python: overwrite=True) to replace it")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise PermissionError(f"{path} is not writable")
+    _writable_folder(path.parent if str(path.parent) else Path("."), str(path))
+    return path
+
+
+def write_file(path: str | Path, writer: Callable[[str], None], *, overwrite: bool = False) -> Path:
+    """Write a file atomically: ``writer(tmp_path)`` fills a temporary file that is then published as ``path``.
+
+    Without ``overwrite`` the publication is create-exclusive (a hard link), so a file created by someone else
+    between the check and the write is never replaced: :class:`FileExistsError` is raised instead. An interrupted
+    or failed write leaves nothing behind.
+    """
+    path = check_file_target(path, overwrite=overwrite)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        writer(tmp)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise FileExistsError(
+                    f"{path} was created by another process while this one was writing; nothing was replaced"
+                ) from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def _owned_files(folder: Path) -> set[str] | None:
+    """The files an earlier report listed in its marker, or None if ``folder`` holds no (readable) marker."""
+    marker = folder / REPORT_MARKER
+    if not marker.is_file():
+        return None
+    try:
+        files = json.loads(marker.read_text())["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return {str(f) for f in files if isinstance(f, str) and "/" not in f and f not in ("", ".", "..")}
+
+
+def _contains(folder: Path, path: Path) -> bool:
+    return folder == path or folder in path.parents
+
+
+def check_report_folder(out: str | Path, *, overwrite: bool = False, inputs: Iterable[str | Path] = ()) -> Path:
+    """Raise now, before any fitting, unless ``out`` may receive a report.
+
+    ``out`` may be a new folder (its parent must exist and be writable), an empty folder, or a folder holding
+    only an earlier report (then ``overwrite`` is needed). It may never be the working folder or one of its
+    parents, nor a folder that holds one of ``inputs`` (the data files read).
+    """
+    out = Path(out)
+    resolved = out.resolve()
+    cwd = Path.cwd().resolve()
+    if _contains(resolved, cwd):
+        raise ValueError(f"--out {out} is the working folder or a parent of it; a report needs a folder of its "
+                         "own, e.g. --out report")
+    for item in inputs:
+        data = Path(item).resolve()
+        if _contains(resolved, data):
+            raise ValueError(f"--out {out} holds the input {item}; write the report to a folder of its own")
+    if not out.exists():
+        parent = resolved.parent
+        while not parent.exists():
+            parent = parent.parent
+        _writable_folder(parent, f"report {out}")
+        return out
+    if not out.is_dir():
+        raise NotADirectoryError(f"{out} exists and is a file, not a folder; choose another --out")
+    content = set(os.listdir(out))
+    if not content:
+        _writable_folder(out, f"report {out}")
+        return out
+    owned = _owned_files(out)
+    if owned is None:
+        shown = ", ".join(sorted(content)[:5]) + (" ..." if len(content) > 5 else "")
+        raise FileExistsError(f"{out} is not empty and holds no earlier report ({shown}); choose a new or empty "
+                              "folder (--force never deletes files a report did not write)")
+    foreign = sorted(content - owned - {REPORT_MARKER})
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (" ..." if len(foreign) > 5 else "")
+        raise FileExistsError(f"{out} holds an earlier report and other files ({shown}); --force replaces only a "
+                              "report's own files: move the others or choose another folder")
+    if not overwrite:
+        raise FileExistsError(f"{out} holds an earlier report; add --force (Python: overwrite=True) to replace it")
+    _writable_folder(out, f"report {out}")
+    return out
+
+
+def publish_folder(out: str | Path, fill: Callable[[Path], Iterable[str]], *, overwrite: bool = False,
+                   inputs: Iterable[str | Path] = ()) -> list[str]:
+    """Write a report folder: ``fill(tmp)`` writes its files into a temporary folder and returns their names.
+
+    The files are then moved into ``out`` (checked again with :func:`check_report_folder`), earlier report files
+    that the new report no longer has are removed, and the marker is written last. Nothing reaches ``out`` if
+    ``fill`` fails or is interrupted.
+    """
+    out = Path(out)
+    inputs = list(inputs)
+    check_report_folder(out, overwrite=overwrite, inputs=inputs)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.resolve().parent))
+    try:
+        files = sorted(dict.fromkeys(fill(tmp)))
+        (tmp / REPORT_MARKER).write_text(json.dumps({"writer": "bayes_scaling report", "files": files}, indent=1))
+        check_report_folder(out, overwrite=overwrite, inputs=inputs)  # again: someone may have written there
+        if not out.exists():
+            try:
+                os.rename(tmp, out)
+                return files
+            except OSError:
+                if not out.exists():
+                    raise
+                check_report_folder(out, overwrite=overwrite, inputs=inputs)
+        old = _owned_files(out) or set()
+        for name in sorted(old - set(files)):
+            (out / name).unlink(missing_ok=True)
+        for name in [*files, REPORT_MARKER]:
+            os.replace(tmp / name, out / name)
+        return files
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)

@@ -1,0 +1,120 @@
+"""Honest extrapolation: the forward-chaining term, its effect on forecasts, and coverage on misspecified sweeps."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayes_scaling as bs
+from bayes_scaling.extrapolation import Extrapolation, distance, fold_residuals, learn
+
+FAST = {"draws": 300, "tune": 400, "chains": 2}
+
+
+def bent_sweep(seed: int, *, bend: float = 0.015, n_max: float = 1e9, sigma: float = 0.005,
+               held_out: bool = False) -> pd.DataFrame:
+    """Runs from a Chinchilla-like law whose exponents shrink slowly with scale (curvature in log-log).
+
+    alpha(N) = 0.34 - bend * log10(N / 1e8), beta(D) = 0.28 - bend * log10(D / 2e9): a law that a fixed-exponent
+    fit matches well inside a two-decade sweep and misses beyond it (the terms stay decreasing for
+    ``2 * bend * |log10(N / 1e8)| < 0.34``, so ``bend`` up to about 0.03 over these sizes). ``held_out`` gives
+    runs 0.3-1 decade beyond ``n_max`` instead of the sweep.
+    """
+    rng = np.random.default_rng(seed)
+    if held_out:
+        n = np.geomspace(2 * n_max, 10 * n_max, 6)
+    else:
+        n = np.repeat(np.geomspace(n_max / 100, n_max, 8), 3)
+    d = n * rng.choice([10.0, 20.0, 40.0], size=n.size) * rng.uniform(0.9, 1.1, n.size)
+    alpha = 0.34 - bend * np.log10(n / 1e8)
+    beta = 0.28 - bend * np.log10(d / 2e9)
+    loss = 1.8 + 400 / n**alpha + 410 / d**beta
+    return pd.DataFrame({"N": n, "D": d, "loss": loss * np.exp(rng.normal(0, sigma, n.size))})
+
+
+def test_distance_is_zero_inside_and_grows_beyond():
+    box = {"N": (1e8, 1e10), "D": (1e9, 1e11)}
+    points = pd.DataFrame({"N": [1e9, 1e11, 1e12, 1e7], "D": [1e10, 1e11, 1e13, 1e10]})
+    d = distance(points, box, relative=False)
+    np.testing.assert_allclose(d, [0.0, 1.0, np.hypot(2, 2), 1.0])
+    np.testing.assert_allclose(distance(points, box), d / 2)  # both boxes span two decades
+
+
+def test_learn_recovers_a_known_growth_rate():
+    rng = np.random.default_rng(0)
+    d = rng.uniform(0, 1.5, 4000)
+    frame = pd.DataFrame({"fold": rng.integers(0, 5, d.size), "size": np.arange(d.size), "distance": d,
+                          "residual": rng.normal(0, np.sqrt(0.003**2 + (0.03 * d) ** 2)), "var_param": 0.0,
+                          "sigma": 0.003, "nu": np.inf})
+    term = learn(frame, {"N": (1.0, 10.0)})
+    low, median, high = term.quantiles()
+    assert low < 0.03 < high and abs(median - 0.03) < 0.003
+    # no residuals: the prior alone (HalfNormal with scale 0.02)
+    prior = learn(frame.iloc[:0], {"N": (1.0, 10.0)})
+    assert 0.01 < prior.quantiles()[1] < 0.02 and prior.folds == 0
+    again = Extrapolation.from_dict(prior.to_dict())
+    np.testing.assert_allclose(again.weights, prior.weights)
+
+
+@pytest.fixture(scope="module")
+def bent_fit():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return bs.fit(bent_sweep(0, bend=0.02), seed=3, **FAST)
+
+
+def test_folds_see_the_error_grow_and_forecasts_widen_beyond_the_sweep(bent_fit):
+    residuals = fold_residuals(bent_fit)
+    assert residuals["fold"].nunique() >= 3 and (residuals["distance"] > 0).any()
+    term = bent_fit.info["extrapolation"]
+    assert term["design"] == "kappa" and term["folds"] >= 3 and term["median"] > 0
+    table = bent_fit.forecast(N=[1e8, 1e10, 1e11], D=[2e9, 2e11, 2e12])
+    assert table.loc[0, "sd_extrapolation"] == 0  # inside the sweep nothing changes
+    assert 0 < table.loc[1, "sd_extrapolation"] < table.loc[2, "sd_extrapolation"]
+    plain = bs.fit(bent_fit.sweep, seed=3, extrapolation="none", warn=False, **FAST).forecast(
+        N=[1e8, 1e10, 1e11], D=[2e9, 2e11, 2e12])
+    width = table["pred_upper"] - table["pred_lower"]
+    plain_width = plain["pred_upper"] - plain["pred_lower"]
+    assert width[0] == pytest.approx(plain_width[0], rel=0.15)
+    assert (width[1:] > plain_width[1:]).all()
+
+
+def test_the_term_is_saved_with_the_fit(bent_fit, tmp_path):
+    loaded = bs.load(bent_fit.save(tmp_path / "bent.nc"))
+    assert loaded.info["extrapolation"] == bent_fit.info["extrapolation"]
+    pd.testing.assert_frame_equal(loaded.forecast(N=1e11, D=2e12), bent_fit.forecast(N=1e11, D=2e12))
+
+
+def test_unknown_design_is_refused():
+    with pytest.raises(ValueError, match="unknown extrapolation 'gp'"):
+        bs.fit(bs.load_demo(), extrapolation="gp")
+
+
+@pytest.mark.slow
+def test_coverage_of_larger_runs_on_misspecified_sweeps_and_no_needless_widening():
+    """Over 50 simulated sweeps per setting: the bent law's held-out larger runs fall in the 90% predictive
+    interval at least 80% of the time; on well-specified sweeps (bend 0) intervals widen by at most 30%."""
+    covered, widths_on, widths_off = [], [], []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for seed in range(50):
+            train, test = bent_sweep(seed, bend=0.015), bent_sweep(seed, bend=0.015, held_out=True)
+            result = bs.fit(train, seed=seed, **FAST)
+            table = result.forecast(N=test["N"], D=test["D"])
+            covered.extend((test["loss"] >= table["pred_lower"]) & (test["loss"] <= table["pred_upper"]))
+        for seed in range(50):
+            train, test = bent_sweep(100 + seed, bend=0.0), bent_sweep(100 + seed, bend=0.0, held_out=True)
+            result = bs.fit(train, seed=seed, **FAST)
+            on = result.forecast(N=test["N"], D=test["D"])
+            result.info["extrapolation"] = {"design": "none"}
+            off = result.forecast(N=test["N"], D=test["D"])
+            widths_on.append(np.median(on["pred_upper"] - on["pred_lower"]))
+            widths_off.append(np.median(off["pred_upper"] - off["pred_lower"]))
+    coverage = float(np.mean(covered))
+    widening = float(np.median(np.asarray(widths_on) / np.asarray(widths_off)))
+    print(f"misspecified: 90% coverage {coverage:.3f}; well specified: median width ratio {widening:.3f}")
+    assert coverage >= 0.8
+    assert widening <= 1.3
