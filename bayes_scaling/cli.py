@@ -293,6 +293,7 @@ def cmd_forecast(args: argparse.Namespace) -> int:
         _print_json({"law": result.law.name, "prob": args.prob, "points": _records(table), "warnings": warnings_})
     else:
         print(f"forecast from {args.fit} (law {result.law.name}); intervals {args.prob:.0%}, loss in nats/token; "
+              "sd_*: spread of log-loss from the parameters, run scatter and extrapolation beyond the sweep; "
               "decades_*: distance outside the sweep")
         print(_format_table(table))
     return 0

@@ -288,7 +288,7 @@ def plot_calibration(runs: pd.DataFrame, *, levels: Sequence[float] = (0.5, 0.8,
     for method in methods:
         part = runs[runs["method"] == method]
         hist, _ = np.histogram(part["pit"], bins=bins)
-        left.step(bins[:-1], hist / max(len(part), 1) * len(hist), where="post", label=method)
+        left.stairs(hist / max(len(part), 1) * len(hist), bins, label=method)
         cover = [part[f"cover_{p:g}"].mean() for p in levels]
         right.plot(levels, cover, marker="o", label=method)
     left.axhline(1.0, color="black", lw=0.8, ls="--")

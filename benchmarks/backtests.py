@@ -74,9 +74,10 @@ def splits(frame: pd.DataFrame):
     n = frame["N"].to_numpy(float)
     sizes = np.unique(n)
     k = max(1, round(0.25 * len(sizes)))
-    yield "quarter", n < sizes[-k]
+    quarter = n < sizes[-k]
+    yield "quarter", quarter
     eighth = n < n.max() / 8
-    if len(np.unique(n[eighth])) >= 3 and eighth.sum() >= 10:
+    if len(np.unique(n[eighth])) >= 3 and eighth.sum() >= 10 and not np.array_equal(eighth, quarter):
         yield "eighth", eighth
 
 

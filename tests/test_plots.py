@@ -90,3 +90,18 @@ def test_report_writes_html_referencing_existing_images(tmp_path, capsys):
     # the folder is not replaced without --force
     assert main(args) == 2
     assert "holds an earlier report; add --force" in capsys.readouterr().err
+
+
+def test_plot_calibration_draws_pit_and_coverage():
+    from bayes_scaling.plots import plot_calibration
+
+    rng = np.random.default_rng(0)
+    pit = rng.uniform(size=200)
+    runs = pd.DataFrame({"method": np.repeat(["a", "b"], 100), "pit": pit,
+                         **{f"cover_{p:g}": np.abs(pit - 0.5) <= p / 2 for p in (0.5, 0.9)}})
+    fig = plot_calibration(runs, levels=(0.5, 0.9))
+    left, right = fig.axes
+    assert len(left.patches) == 2  # one PIT histogram per method
+    assert [line.get_label() for line in right.get_lines()[:2]] == ["a", "b"]
+    np.testing.assert_allclose(right.get_lines()[0].get_ydata(), [runs["cover_0.5"][:100].mean(),
+                                                                   runs["cover_0.9"][:100].mean()])
