@@ -167,6 +167,11 @@ def _print_fit(result: Any, as_json: bool) -> None:
         khat = approx.get("pareto_k", float("nan"))
         print(f"APPROXIMATE posterior ({result.info['method']}; Pareto k-hat {khat:.2f}, reliable below 0.7): "
               "for quick looks; refit with --method nuts before relying on intervals")
+    escalated = result.info.get("escalated")
+    if escalated:
+        print(f"note: the first pass did not converge ({'; '.join(escalated['first_problems'])}); sampled again "
+              f"with tune {escalated['tune']}, draws {escalated['draws']}, target_accept "
+              f"{escalated['target_accept']}")
     print(f"law {result.law.name}: {result.law.formula}")
     print(f"{len(result.sweep)} runs from {result.sweep.source}; likelihood {result.likelihood}; "
           f"fit in {result.info.get('fit_seconds', float('nan')):.1f} s")

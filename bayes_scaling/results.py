@@ -283,6 +283,11 @@ def load(path: str | Path) -> Fit:
     return fit_obj
 
 
+#: Fits with at least this many draws in all (draws x chains) are retried with safer settings when their
+#: diagnostics fail (``fit(retry=None)``).
+AUTO_RETRY_DRAWS = 2000
+#: Step-size adaptation target of the retry.
+RETRY_TARGET_ACCEPT = 0.99
 #: Above this many runs a NUTS fit says up front how long it will take (and that ``method="laplace"`` exists).
 LARGE_SWEEP = 20_000
 #: Wall seconds per run per (draw + tuning step) per chain of a NUTS fit on this project's 2-core machine
@@ -350,6 +355,7 @@ def fit(
     warn: bool = True,
     progress: bool = False,
     extrapolation: str = "kappa",
+    retry: bool | None = None,
 ) -> Fit:
     """Fit a scaling law to a sweep with NUTS (or, for a quick look, a Laplace approximation).
 
@@ -390,6 +396,12 @@ def fit(
         folds inside the sweep (see :mod:`bayes_scaling.extrapolation`): ``"kappa"`` (default) adds an error
         growing with the distance beyond the data; ``"inflation"`` one factor on the predictive scale;
         ``"none"`` parameter uncertainty and scatter only. Stored in ``info["extrapolation"]``.
+    retry : bool, optional
+        When the NUTS diagnostics fail (R-hat, bulk ESS, divergences, tree depth), sample once more with three
+        times the tuning, twice the draws and ``target_accept=0.99``: the weakly identified posteriors of real
+        sweeps (one decade of N, E against the N term) are long curved ridges that the default step size
+        explores slowly. ``None`` (default) retries production-size fits (``draws * chains`` of at least
+        :data:`AUTO_RETRY_DRAWS`), not quick looks. ``info["escalated"]`` records the first pass's diagnostics.
 
     Returns
     -------
@@ -458,6 +470,15 @@ def fit(
             cache_key=cache_key,
             progress=progress,
         )
+    escalated = None
+    if method == "nuts" and (retry if retry is not None else int(draws) * int(chains) >= AUTO_RETRY_DRAWS):
+        first = diagnose(idata, [n for n in (*law.param_names, *(["sigma", "nu"] if likelihood == "student_t"
+                                                                   else ["sigma"])) if not resolved[n].is_fixed])
+        if not first.ok:
+            settings = {"tune": int(tune) * 3, "draws": int(draws) * 2, "target_accept": RETRY_TARGET_ACCEPT}
+            idata = sample(model, chains=chains, seed=None if seed is None else seed + 1, sampler=sampler,
+                           cache_key=cache_key, progress=progress, **settings)
+            escalated = {"first_pass": first.to_dict(), "first_problems": first.problems, **settings}
     sampling_seconds = time.perf_counter() - sampling_start
     info = {
         "seed": seed,
@@ -470,6 +491,9 @@ def fit(
         "sampling_seconds": round(sampling_seconds, 3),
         "versions": _versions(),
     }
+    if escalated is not None:
+        info["escalated"] = escalated
+        info.update(draws=escalated["draws"], tune=escalated["tune"], target_accept=escalated["target_accept"])
     result = Fit(
         law=law, sweep=sweep, priors=resolved, likelihood=likelihood, reference=reference, idata=idata, info=info
     )
@@ -483,5 +507,7 @@ def fit(
     result.info["extrapolation"]["seconds"] = round(time.perf_counter() - calibration_start, 3)
     result.info["fit_seconds"] = round(time.perf_counter() - start, 3)
     if warn and method == "nuts":
-        warn_if_unconverged(result.diagnostics(), label=f"fit of {law.name!r}")
+        label = f"fit of {law.name!r}" + (" (after a retry with more tuning and target_accept=0.99)"
+                                           if escalated is not None else "")
+        warn_if_unconverged(result.diagnostics(), label=label)
     return result

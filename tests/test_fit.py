@@ -144,3 +144,20 @@ def test_compiled_model_reuse_gives_the_same_posterior_as_a_fresh_compile():
     for name in ("E", "A", "alpha"):
         np.testing.assert_array_equal(reused.draws([name])[name], fresh.draws([name])[name])
     assert reused.info["fit_seconds"] < fresh.info["fit_seconds"]
+
+
+def test_failed_diagnostics_trigger_one_retry_with_safer_settings():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # 5 tuning steps cannot adapt the step size: the first pass fails its checks
+        result = bs.fit(bs.load_demo(), draws=1000, tune=5, chains=2, seed=4, extrapolation="none")
+        plain = bs.fit(bs.load_demo(), draws=1000, tune=5, chains=2, seed=4, extrapolation="none", retry=False)
+    escalated = result.info["escalated"]
+    assert escalated["first_problems"] and escalated["tune"] == 15 and escalated["target_accept"] == 0.99
+    assert result.idata["posterior"].sizes["draw"] == 2000 and result.info["draws"] == 2000
+    assert "escalated" not in plain.info and plain.idata["posterior"].sizes["draw"] == 1000
+    # quick looks (fewer than 2000 draws in all) are never retried
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quick = bs.fit(bs.load_demo(), draws=300, tune=5, chains=2, seed=4, extrapolation="none")
+    assert "escalated" not in quick.info
