@@ -221,6 +221,15 @@ def forecast(
     out["pred_upper"] = pred_upper
     for part in ("sd_params", "sd_scatter", "sd_extrapolation"):
         out[part] = draws[part]
+    if "extrapolation" not in fit.info and (draws["distance"] > 0).any():
+        import warnings
+
+        warnings.warn(
+            "this fit carries no extrapolation term (saved by a version before it existed): beyond the sweep its "
+            "intervals hold parameter uncertainty and run scatter only, and are too narrow; refit to add it",
+            UserWarning,
+            stacklevel=2,
+        )
     check_finite(out, ["mean", "median", "lower", "upper", "pred_lower", "pred_upper"], what="forecast")
     return pd.concat([out, fit.sweep.decades_outside(out)], axis=1)
 

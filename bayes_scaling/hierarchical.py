@@ -248,6 +248,10 @@ class HierarchicalFit:
                      reference=self.reference, idata=tree,
                      info={**self.info, "hierarchical_group": label, "group_column": self.group})
         _attach_observations(result, log_likelihood=len(sweep) <= 20_000)
+        from bayes_scaling.extrapolation import calibrate
+
+        # the group's own forward-chaining folds (refitted with the population priors) set its extrapolation term
+        result.info["extrapolation"] = calibrate(result).to_dict()
         return result
 
 

@@ -117,3 +117,13 @@ def test_coverage_of_larger_runs_on_misspecified_sweeps_and_no_needless_widening
     print(f"misspecified: 90% coverage {coverage:.3f}; well specified: median width ratio {widening:.3f}")
     assert coverage >= 0.8
     assert widening <= 1.3
+
+
+def test_fits_without_the_term_say_so_beyond_the_sweep(bent_fit):
+    old = bs.Fit(law=bent_fit.law, sweep=bent_fit.sweep, priors=bent_fit.priors, likelihood=bent_fit.likelihood,
+                 reference=bent_fit.reference, idata=bent_fit.idata, info={})
+    with pytest.warns(UserWarning, match="carries no extrapolation term"):
+        old.forecast(N=1e11, D=2e12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        old.forecast(N=1e8, D=2e9)  # inside the sweep: nothing to say

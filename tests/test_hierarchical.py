@@ -72,6 +72,8 @@ def test_group_fit_is_a_plain_fit(hier):
     assert np.array_equal(draws["alpha"], hier.idata["posterior"]["alpha"].values.reshape(-1))
     forecast = group.forecast(N=1e10, D=2e11)
     assert forecast["mean"].iloc[0] > GROUPS["c"][0]
+    assert group.info["extrapolation"]["design"] == "kappa"  # the group's own forward-chaining term
+    assert forecast["sd_extrapolation"].iloc[0] > 0 and forecast["decades_out"].iloc[0] > 0
     with pytest.raises(KeyError, match="no group 'z'"):
         hier.group_fit("z")
 
