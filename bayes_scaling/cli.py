@@ -307,9 +307,11 @@ def cmd_forecast(args: argparse.Namespace) -> int:
 def _sentence(row: pd.Series, prob: float) -> str:
     return (
         f"A {row['N'] / 1e9:g}B-parameter model trained on {row['D'] / 1e12:g}T tokens is expected to reach "
-        f"a loss of {row['median']:.3f} nats/token (median); the law's mean lies in [{row['lower']:.3f}, "
+        f"a loss of {row['median']:.3f} nats/token (median); its expected loss lies in [{row['lower']:.3f}, "
         f"{row['upper']:.3f}] with {prob:.0%} probability, and one training run would land in "
-        f"[{row['pred_lower']:.3f}, {row['pred_upper']:.3f}] ({prob:.0%} predictive interval)."
+        f"[{row['pred_lower']:.3f}, {row['pred_upper']:.3f}] ({prob:.0%} predictive interval). Spread of the "
+        f"log-loss: {row['sd_params']:.2%} from the parameters, {row['sd_extrapolation']:.2%} for extrapolating "
+        f"{row['decades_out']:.1f} decades beyond the sweep, {row['sd_scatter']:.2%} run-to-run scatter."
     )
 
 
