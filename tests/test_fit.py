@@ -161,3 +161,35 @@ def test_failed_diagnostics_trigger_one_retry_with_safer_settings():
         warnings.simplefilter("ignore")
         quick = bs.fit(bs.load_demo(), draws=300, tune=5, chains=2, seed=4, extrapolation="none")
     assert "escalated" not in quick.info
+
+
+@pytest.mark.parametrize("likelihood", ["student_t", "normal"])
+def test_numpy_log_likelihood_matches_the_pymc_model(likelihood):
+    """The pointwise log-likelihood behind LOO is written in numpy for speed; it must equal the PyMC model's."""
+    import pymc as pm
+
+    from bayes_scaling.forecast import log_likelihood_draws
+    from bayes_scaling.model import OBSERVED
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = bs.fit(bs.load_demo(), likelihood=likelihood, draws=20, tune=50, chains=2, seed=6,
+                        extrapolation="none")
+    numpy_ll = log_likelihood_draws(result, result.sweep.frame)
+    model = bs.build_model(result.law, result.sweep, priors=result.priors, likelihood=likelihood,
+                           reference=result.reference)
+    posterior = result.idata["posterior"].to_dataset()
+    with model, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        logp = model.compile_fn(model.logp(vars=[model[OBSERVED]], sum=False)[0],
+                                inputs=model.value_vars, on_unused_input="ignore")
+    values = {v.name: v for v in model.value_vars}
+    for draw in range(0, numpy_ll.shape[0], 7):
+        chain, index = divmod(draw, posterior.sizes["draw"])
+        point = {}
+        for name, var in values.items():
+            rv = model.values_to_rvs[var]
+            value = posterior[rv.name].values[chain, index]
+            transform = model.rvs_to_transforms.get(rv)
+            point[name] = transform.forward(value, *rv.owner.inputs).eval() if transform is not None else value
+        np.testing.assert_allclose(logp(point), numpy_ll[draw], rtol=1e-6, atol=1e-8)
