@@ -166,7 +166,6 @@ def test_failed_diagnostics_trigger_one_retry_with_safer_settings():
 @pytest.mark.parametrize("likelihood", ["student_t", "normal"])
 def test_numpy_log_likelihood_matches_the_pymc_model(likelihood):
     """The pointwise log-likelihood behind LOO is written in numpy for speed; it must equal the PyMC model's."""
-    import pymc as pm
 
     from bayes_scaling.forecast import log_likelihood_draws
     from bayes_scaling.model import OBSERVED
