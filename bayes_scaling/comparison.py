@@ -23,7 +23,6 @@ from bayes_scaling.forecast import law_log_mean, log_likelihood_draws
 from bayes_scaling.results import Fit, fit
 
 __all__ = [
-    "EXPONENTS",
     "compare",
     "compare_hypotheses",
     "exponent_draws",
@@ -36,17 +35,6 @@ __all__ = [
     "split_holdout",
 ]
 
-#: (N exponent, D exponent) posterior variables per law, for the compute-optimal exponents.
-EXPONENTS: dict[str, tuple[str, str]] = {
-    "chinchilla": ("alpha", "beta"),
-    "chinchilla_tied": ("alpha", "beta"),
-    "allocation": ("alpha", "beta"),
-    "allocation_a073": ("alpha", "beta"),
-    "allocation_a050": ("alpha", "beta"),
-    "data_constrained": ("alpha", "beta"),
-    "kaplan": ("alpha_N", "alpha_D"),
-    "kaplan_e": ("alpha_N", "alpha_D"),
-}
 #: Pareto k above which a PSIS-LOO point is unreliable.
 PARETO_K_BAD = 0.7
 
@@ -213,10 +201,13 @@ def _sum_se(values: np.ndarray) -> float:
 
 def exponent_draws(fit_: Fit) -> dict[str, np.ndarray]:
     """Posterior draws of the compute-optimal exponents ``a`` (N_opt ∝ C^a) and ``b`` (D_opt ∝ C^b)."""
-    names = EXPONENTS.get(fit_.law.name)
+    from bayes_scaling.laws import laws
+
+    names = fit_.law.optimal_exponents
     if names is None:
+        having = [name for name, law in laws().items() if law.optimal_exponents is not None]
         raise ValueError(
-            f"law {fit_.law.name!r} has no compute-optimal exponents; use one of {', '.join(EXPONENTS)}"
+            f"law {fit_.law.name!r} has no compute-optimal exponents; use one of {', '.join(having)}"
         )
     draws = fit_.draws(names)
     n_exp, d_exp = draws[names[0]], draws[names[1]]
@@ -321,7 +312,8 @@ def compare_hypotheses(
         loo = compare(fits)
     extra = extrapolation_scores(sweep, laws, cutoff_N=cutoff_N, fit_kwargs=kwargs) if extrapolation else None
     # report a from the first law in which it is free (not fixed, as in allocation_a050 or chinchilla_tied)
-    free_a = [law for law in laws if law in EXPONENTS and np.ptp(exponent_draws(fits[law])["a"]) > 0]
+    free_a = [law for law in laws if fits[law].law.optimal_exponents is not None
+              and np.ptp(exponent_draws(fits[law])["a"]) > 0]
     exponents_law = free_a[0] if free_a else None
     exponents = exponent_summary(fits[exponents_law], prob=prob) if exponents_law else None
     probabilities = {r: region_probability(fits[exponents_law], r) for r in regions} if exponents_law else {}

@@ -44,10 +44,6 @@ _POOLABLE = ("Normal", "LogNormal")
 PARAMETERIZATIONS = ("noncentred", "centred")
 
 
-def _exponents(law: ScalingLaw) -> tuple[str, ...]:
-    return tuple(n for n in law.param_names if n == "alpha" or n == "beta" or n.startswith(("alpha_", "beta_")))
-
-
 def _group_codes(sweep: Sweep, group: str) -> tuple[np.ndarray, list[str]]:
     if group not in sweep.frame.columns:
         raise DataError(
@@ -85,7 +81,7 @@ def build_hierarchical_model(
     law = get_law(law)
     sweep.require(law.columns, law=law.name)
     resolved = resolve_priors(law, priors, likelihood)
-    shared = tuple(_exponents(law) if shared is None else shared)
+    shared = tuple(law.exponents if shared is None else shared)
     unknown = [n for n in shared if n not in law.param_names]
     if unknown:
         raise PriorError(f"shared= names {unknown} that law {law.name!r} lacks; its parameters: {law.param_names}")
@@ -300,7 +296,7 @@ def fit_hierarchical(
     law = get_law(law)
     resolved = resolve_priors(law, priors, likelihood)
     reference = sweep.reference()
-    shared = tuple(_exponents(law) if shared is None else shared)
+    shared = tuple(law.exponents if shared is None else shared)
     start = time.perf_counter()
     model = build_hierarchical_model(law, sweep, group, shared=shared, priors=resolved, likelihood=likelihood,
                                      reference=reference, parameterization=parameterization)

@@ -25,7 +25,7 @@ All inputs handed to an expression are centred logs: ``x["N"] = log(N/N_ref)``,
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -72,6 +72,17 @@ class ScalingLaw:
         where ``log_ref`` maps ``"N"``, ``"D"``, ``"C"`` to the logs of the reference scales.
     summary_names : tuple of str, optional
         Quantities shown by ``Fit.summary()``; defaults to all parameters and derived.
+    exponents : tuple of str, optional
+        The law's exponent parameters: shared across groups by default in a pooled fit
+        (:func:`bayes_scaling.fit_hierarchical`). Defaults to the parameters named ``alpha``, ``beta``,
+        ``alpha_*`` or ``beta_*``.
+    optimal_exponents : (str, str), optional
+        Posterior variables (N exponent, D exponent) from which the compute-optimal exponents follow,
+        ``a = d / (n + d)`` for N_opt ~ C^a; ``None`` when the law has no such pair.
+    allocation : callable, optional
+        Closed-form compute-optimal allocation: ``allocation(draws, log_budget)`` returns log N_opt per posterior
+        draw, where ``draws(names)`` gives posterior draws by name and ``log_budget`` is log(C / k).
+        ``None``: planning solves the allocation numerically.
     """
 
     name: str
@@ -84,6 +95,9 @@ class ScalingLaw:
     log_loss: Expression
     derived: Mapping[str, Derived] = field(default_factory=dict)
     summary_names: tuple[str, ...] = ()
+    exponents: tuple[str, ...] | None = None
+    optimal_exponents: tuple[str, str] | None = None
+    allocation: Callable[[Callable[[Sequence[str]], Mapping[str, Any]], float], Any] | None = None
 
     def __post_init__(self) -> None:
         if set(self.default_priors) != set(self.param_names):
@@ -101,6 +115,16 @@ class ScalingLaw:
         object.__setattr__(self, "derived", MappingProxyType(dict(self.derived)))
         if not self.summary_names:
             object.__setattr__(self, "summary_names", tuple(self.param_names) + tuple(self.derived))
+        if self.exponents is None:
+            named = tuple(n for n in self.param_names
+                          if n in ("alpha", "beta") or n.startswith(("alpha_", "beta_")))
+            object.__setattr__(self, "exponents", named)
+        unknown = set(self.exponents) - set(self.param_names)
+        if unknown:
+            raise ValueError(f"law {self.name!r}: exponents {sorted(unknown)} are not parameters")
+        known = set(self.param_names) | set(self.derived)
+        if self.optimal_exponents is not None and not set(self.optimal_exponents) <= known:
+            raise ValueError(f"law {self.name!r}: optimal_exponents {self.optimal_exponents} are not in the posterior")
 
     def __reduce__(self) -> tuple[Any, tuple[str]]:
         # Pickled by name (fits travel to worker processes): a law is its registry entry.
@@ -196,6 +220,21 @@ def _chinchilla(xp: Any, p: Mapping[str, Any], x: Mapping[str, Any]) -> Any:
     )
 
 
+def chinchilla_allocation(draws: Callable[[Sequence[str]], Mapping[str, Any]], log_budget: float) -> Any:
+    """Per-draw log N_opt of the Chinchilla form (Hoffmann et al. 2022, eq. 4).
+
+    N_opt = G (C/k)^a with G = (alpha A / (beta B))^(1/(alpha + beta)) and a = beta / (alpha + beta).
+    """
+    import numpy as np
+
+    d = draws(["A", "B", "alpha", "beta"])
+    s = d["alpha"] + d["beta"]
+    log_g = (np.log(d["alpha"] * d["A"]) - np.log(d["beta"] * d["B"])) / s
+    return log_g + d["beta"] / s * log_budget
+
+
+_CHINCHILLA_FORM = {"optimal_exponents": ("alpha", "beta"), "allocation": chinchilla_allocation}
+
 _CHINCHILLA_DERIVED = {
     "A": _power_constant("log_n_term", "alpha", "N"),
     "B": _power_constant("log_d_term", "beta", "D"),
@@ -220,6 +259,7 @@ register_law(
         log_loss=_chinchilla,
         derived=_CHINCHILLA_DERIVED,
         summary_names=_CHINCHILLA_SUMMARY,
+        **_CHINCHILLA_FORM,
     )
 )
 
@@ -249,6 +289,7 @@ register_law(
             "B": _power_constant("log_d_term", "alpha", "D"),
         },
         summary_names=_CHINCHILLA_SUMMARY,
+        **_CHINCHILLA_FORM,
     )
 )
 
@@ -283,6 +324,7 @@ def _allocation_law(name: str, a: Prior, title: str, citation: str) -> ScalingLa
             "B": lambda xp, p, log_ref: xp.exp(p["log_d_term"] + _allocation_beta(xp, p) * log_ref["D"]),
         },
         summary_names=(*_CHINCHILLA_SUMMARY, "a"),
+        **_CHINCHILLA_FORM,
     )
 
 
@@ -345,6 +387,7 @@ register_law(
         citation="Kaplan et al. 2020, Scaling Laws for Neural Language Models, eq. 1.5",
         inputs=("N", "D"),
         param_names=("alpha_N", "alpha_D", "log_nc", "log_dc"),
+        optimal_exponents=("alpha_N", "alpha_D"),
         default_priors=_KAPLAN_PRIORS,
         log_loss=_kaplan_core,
         derived=_KAPLAN_DERIVED,
@@ -359,6 +402,7 @@ register_law(
         citation="Kaplan et al. 2020 with the irreducible loss of Henighan et al. 2020",
         inputs=("N", "D"),
         param_names=("E", "alpha_N", "alpha_D", "log_nc", "log_dc"),
+        optimal_exponents=("alpha_N", "alpha_D"),
         default_priors={"E": PRIOR_E, **_KAPLAN_PRIORS},
         log_loss=_kaplan_e,
         derived=_KAPLAN_DERIVED,
@@ -439,6 +483,7 @@ register_law(
         citation="Muennighoff et al. 2023, Scaling Data-Constrained Language Models (eq. 5)",
         inputs=("N", "D", "U"),
         param_names=("E", "alpha", "beta", "log_n_term", "log_d_term", "r_star"),
+        optimal_exponents=("alpha", "beta"),
         default_priors={
             "E": PRIOR_E,
             "alpha": PRIOR_EXPONENT,

@@ -43,8 +43,6 @@ __all__ = [
 
 #: Dense BF16 peak throughput per accelerator, FLOP/s (vendor data sheets, SXM parts, no sparsity).
 PEAK_FLOPS: dict[str, float] = {"A100": 312e12, "H100": 989e12, "H200": 989e12}
-#: Laws of the form E + A/N^alpha + B/D^beta (with A, B, alpha, beta in the posterior).
-CHINCHILLA_FORM = ("chinchilla", "chinchilla_tied", "allocation", "allocation_a073", "allocation_a050")
 _LOG_RANGE = (math.log(1e3), math.log(1e18))  # search range for N or D (log scale)
 _LOG_UNLIMITED = _LOG_RANGE[1] + 30.0  # log N or log D standing in for "unlimited" (~1e31)
 
@@ -156,17 +154,18 @@ def _bisect(fn: Callable[[np.ndarray], np.ndarray], lo: np.ndarray, hi: np.ndarr
 
 
 def compute_optimal_closed_form(fit: Fit, C: float, *, flops_per_param_token: float = FLOPS_PER_PARAM_TOKEN) -> dict:
-    """Per-draw N_opt and D_opt for the Chinchilla form (Hoffmann et al. 2022, eq. 4).
+    """Per-draw N_opt and D_opt from the law's closed-form allocation (``ScalingLaw.allocation``).
 
-    N_opt = G (C/k)^a, D_opt = (C/k)^b / G with G = (αA/(βB))^(1/(α+β)), a = β/(α+β), b = α/(α+β).
+    For the Chinchilla form (Hoffmann et al. 2022, eq. 4): N_opt = G (C/k)^a, D_opt = (C/k)^b / G with
+    G = (αA/(βB))^(1/(α+β)), a = β/(α+β), b = α/(α+β).
     """
-    if fit.law.name not in CHINCHILLA_FORM:
-        raise ValueError(f"the closed form needs a law of Chinchilla form ({', '.join(CHINCHILLA_FORM)})")
-    d = fit.draws(["A", "B", "alpha", "beta"])
-    s = d["alpha"] + d["beta"]
-    log_g = (np.log(d["alpha"] * d["A"]) - np.log(d["beta"] * d["B"])) / s
+    if fit.law.allocation is None:
+        from bayes_scaling.laws import laws
+
+        having = [name for name, law in laws().items() if law.allocation is not None]
+        raise ValueError(f"law {fit.law.name!r} has no closed-form allocation; laws with one: {', '.join(having)}")
     log_budget = math.log(C / flops_per_param_token)
-    log_n = log_g + d["beta"] / s * log_budget
+    log_n = np.asarray(fit.law.allocation(fit.draws, log_budget), dtype=float)
     return {"N": np.exp(log_n), "D": np.exp(log_budget - log_n)}
 
 
@@ -215,7 +214,7 @@ def compute_optimal(
     rows: list[dict[str, Any]] = []
     for budget in budgets:
         log_budget = math.log(budget / flops_per_param_token)
-        if fit.law.name in CHINCHILLA_FORM:
+        if fit.law.allocation is not None:
             log_n = np.log(compute_optimal_closed_form(fit, budget, flops_per_param_token=flops_per_param_token)["N"])
             method = "closed form"
         else:

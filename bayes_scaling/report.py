@@ -76,7 +76,7 @@ def write_report(
     import matplotlib.pyplot as plt
 
     from bayes_scaling import plots
-    from bayes_scaling.comparison import EXPONENTS, compare_hypotheses
+    from bayes_scaling.comparison import compare_hypotheses
     from bayes_scaling.planning import compute_optimal
 
     out = Path(out)
@@ -115,7 +115,7 @@ def write_report(
             iso = np.geomspace(sweep.column("C").min(), sweep.column("C").max(), 4)
             save(plots.plot_isoflop(main, iso, prob=prob).figure, "isoflop.png", "Iso-FLOP curves from the posterior")
         save(plots.plot_posterior(main), "posterior.png", f"Posterior pairs and marginals ({main.law.name})")
-        if main.law.name in EXPONENTS:
+        if main.law.optimal_exponents is not None:
             save(plots.plot_exponents(main).figure, "exponents.png", "Posterior of the compute-optimal exponent a")
         if comparison is not None:
             save(plots.plot_compare(comparison["loo"]), "compare.png", "Model comparison: ELPD and stacking weights")

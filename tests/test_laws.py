@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
@@ -138,3 +140,37 @@ def test_law_definition_checks():
                       default_priors={}, log_loss=lambda xp, p, x: x["N"])
     with pytest.raises(ValueError, match="already registered"):
         bs.register_law(bs.get_law("chinchilla"))
+
+
+def test_laws_declare_their_exponents_and_allocation():
+    from bayes_scaling.laws import laws
+
+    registry = laws()
+    for name, law in registry.items():
+        assert set(law.exponents) <= set(law.param_names), name
+    assert registry["chinchilla"].exponents == ("alpha", "beta")
+    assert registry["kaplan"].optimal_exponents == ("alpha_N", "alpha_D")
+    assert registry["compute"].optimal_exponents is None and registry["compute"].allocation is None
+    assert all(registry[n].allocation is not None for n in ("chinchilla", "chinchilla_tied", "allocation"))
+
+
+def test_a_new_chinchilla_like_law_keeps_exponents_and_closed_form(monkeypatch):
+    """A law that declares itself gets the exponent report and the closed-form allocation without any table."""
+    import dataclasses
+    import importlib
+
+    from bayes_scaling.comparison import exponent_draws
+    from bayes_scaling.planning import compute_optimal
+
+    laws_module = importlib.import_module("bayes_scaling.laws")  # the package exports a function of this name
+    mine = dataclasses.replace(bs.get_law("chinchilla"), name="my_chinchilla")
+    monkeypatch.setitem(laws_module._REGISTRY, "my_chinchilla", mine)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = bs.fit(bs.load_demo(), law="my_chinchilla", draws=200, tune=300, chains=2, seed=2,
+                        extrapolation="none")
+    a = exponent_draws(result)["a"]
+    assert 0.4 < np.median(a) < 0.6  # the demo's a = 0.366 / (0.348 + 0.366) = 0.51
+    assert compute_optimal(result, 1e23)["method"].iloc[0] == "closed form"
+    with pytest.raises(ValueError, match="bad_exponent"):
+        dataclasses.replace(mine, name="broken", exponents=("bad_exponent",))
