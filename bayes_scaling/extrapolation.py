@@ -37,6 +37,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from bayes_scaling.likelihoods import student_t_logpdf
+
 if TYPE_CHECKING:
     from bayes_scaling.data import Sweep
     from bayes_scaling.results import Fit
@@ -234,18 +236,6 @@ def fold_residuals(fit: Fit, *, seed: int = 0) -> pd.DataFrame:
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
 
 
-def _student_logpdf(r: np.ndarray, scale: np.ndarray, nu: np.ndarray) -> np.ndarray:
-    from scipy.special import gammaln
-
-    z2 = (r / scale) ** 2
-    finite = np.isfinite(nu)
-    nu_f = np.where(finite, nu, 1.0)
-    t = (gammaln((nu_f + 1) / 2) - gammaln(nu_f / 2) - 0.5 * np.log(nu_f * np.pi) - np.log(scale)
-         - (nu_f + 1) / 2 * np.log1p(z2 / nu_f))
-    normal = -0.5 * np.log(2 * np.pi) - np.log(scale) - 0.5 * z2
-    return np.where(finite, t, normal)
-
-
 def learn(residuals: pd.DataFrame, box: Mapping[str, tuple[float, float]], *, design: str = "kappa",
           seed: int = 0) -> Extrapolation:
     """The grid posterior of the extrapolation term from forward-chaining residuals (see the module docstring)."""
@@ -277,7 +267,8 @@ def learn(residuals: pd.DataFrame, box: Mapping[str, tuple[float, float]], *, de
         else:
             scale = np.sqrt(base[None, :] + (grid[:, None] * d[None, :]) ** 2)
         for i, b in enumerate(drift):
-            log_post[i] += (_student_logpdf((r - b * d)[None, :], scale, nu[None, :]) * weight_all[None, :]).sum(axis=1)
+            density = student_t_logpdf((r - b * d)[None, :], scale, nu[None, :])
+            log_post[i] += (density * weight_all[None, :]).sum(axis=1)
         folds = int(residuals["fold"].nunique())
     joint = np.exp(log_post - log_post.max())
     joint /= joint.sum()

@@ -31,6 +31,7 @@ import pandas as pd
 from bayes_scaling.data import DataError, Sweep, centred_logs, load_sweep
 from bayes_scaling.inference import Diagnostics, Sampler, diagnose, sample, warn_if_unconverged
 from bayes_scaling.laws import ScalingLaw, get_law
+from bayes_scaling.likelihoods import get_noise_model
 from bayes_scaling.model import OBSERVED, Likelihood, resolve_priors
 from bayes_scaling.priors import Prior, PriorError
 
@@ -128,10 +129,9 @@ def build_hierarchical_model(
             sigma = noise.create("sigma")
         else:
             sigma = getattr(pm, noise.dist)("sigma", **noise.params, dims="group")[index]
-        if likelihood == "student_t":
-            pm.StudentT(OBSERVED, nu=resolved["nu"].create("nu"), mu=mu, sigma=sigma, observed=observed, dims="run")
-        else:
-            pm.Normal(OBSERVED, mu=mu, sigma=sigma, observed=observed, dims="run")
+        noise_model = get_noise_model(likelihood)
+        shared_noise = {name: resolved[name].create(name) for name in noise_model.noise_names if name != "sigma"}
+        noise_model.pymc(OBSERVED, mu, {**shared_noise, "sigma": sigma}, observed, "run")
     return model
 
 

@@ -16,38 +16,30 @@ import numpy as np
 
 from bayes_scaling.data import Sweep, centred_logs
 from bayes_scaling.laws import ScalingLaw, get_law
+from bayes_scaling.likelihoods import NOISE_MODELS, NU_PRIOR, SIGMA_PRIOR, get_noise_model
 from bayes_scaling.priors import Prior, PriorError, merge_priors
 
 __all__ = ["LIKELIHOODS", "NOISE_PRIORS", "Likelihood", "build_model", "resolve_priors"]
 
 Likelihood = Literal["student_t", "normal"]
-LIKELIHOODS: tuple[str, ...] = ("student_t", "normal")
+#: Names of the noise models (see :mod:`bayes_scaling.likelihoods`).
+LIKELIHOODS: tuple[str, ...] = tuple(NOISE_MODELS)
 
 #: Priors of the noise on log-loss: sigma (scale) and nu (Student-t degrees of freedom).
-NOISE_PRIORS: dict[str, Prior] = {
-    # Run-to-run scatter of log-loss: median 0.067 (6.7%), rarely above 0.2.
-    "sigma": Prior("HalfNormal", sigma=0.1),
-    # Juárez & Steel (2010) prior on degrees of freedom: mean 20, allows heavy tails.
-    "nu": Prior("Gamma", alpha=2.0, beta=0.1),
-}
+NOISE_PRIORS: dict[str, Prior] = {"sigma": SIGMA_PRIOR, "nu": NU_PRIOR}
 OBSERVED = "log_loss"
 
 
 def check_likelihood(likelihood: str) -> str:
     """Return ``likelihood`` if known, else raise ``ValueError`` listing the choices."""
-    if likelihood not in LIKELIHOODS:
-        raise ValueError(f"unknown likelihood {likelihood!r}; use one of {', '.join(LIKELIHOODS)}")
-    return likelihood
+    return get_noise_model(likelihood).name
 
 
 def resolve_priors(
     law: ScalingLaw, priors: Mapping[str, Any] | None, likelihood: str = "student_t"
 ) -> dict[str, Prior]:
     """The full prior set of a fit: law defaults and noise priors, with user priors merged over them."""
-    check_likelihood(likelihood)
-    noise = {"sigma": NOISE_PRIORS["sigma"]}
-    if likelihood == "student_t":
-        noise["nu"] = NOISE_PRIORS["nu"]
+    noise = dict(get_noise_model(likelihood).noise_priors)
     merged = merge_priors({**law.default_priors, **noise}, priors, law_name=f"law {law.name!r}")
     for key in noise:
         if merged[key].is_fixed and merged[key].value <= 0:
@@ -106,10 +98,7 @@ def build_model(
         for name, fn in law.derived.items():
             pm.Deterministic(name, fn(pt, params, log_ref))
         mu = law.log_loss(pt, params, x)
-        sigma = resolved["sigma"].create("sigma")
-        if likelihood == "student_t":
-            nu = resolved["nu"].create("nu")
-            pm.StudentT(OBSERVED, nu=nu, mu=mu, sigma=sigma, observed=observed, dims="run")
-        else:
-            pm.Normal(OBSERVED, mu=mu, sigma=sigma, observed=observed, dims="run")
+        noise_model = get_noise_model(likelihood)
+        noise = {name: resolved[name].create(name) for name in noise_model.noise_names}
+        noise_model.pymc(OBSERVED, mu, noise, observed, "run")
     return model

@@ -107,7 +107,9 @@ class Fit:
     @property
     def noise_names(self) -> list[str]:
         """Names of the noise parameters (``sigma`` and, for Student-t, ``nu``)."""
-        return ["sigma", "nu"] if self.likelihood == "student_t" else ["sigma"]
+        from bayes_scaling.likelihoods import get_noise_model
+
+        return list(get_noise_model(self.likelihood).noise_names)
 
     @property
     def sampled_names(self) -> list[str]:
@@ -472,8 +474,7 @@ def fit(
         )
     escalated = None
     if method == "nuts" and (retry if retry is not None else int(draws) * int(chains) >= AUTO_RETRY_DRAWS):
-        first = diagnose(idata, [n for n in (*law.param_names, *(["sigma", "nu"] if likelihood == "student_t"
-                                                                   else ["sigma"])) if not resolved[n].is_fixed])
+        first = diagnose(idata, [n for n in resolved if not resolved[n].is_fixed])
         if not first.ok:
             settings = {"tune": int(tune) * 3, "draws": int(draws) * 2, "target_accept": RETRY_TARGET_ACCEPT}
             idata = sample(model, chains=chains, seed=None if seed is None else seed + 1, sampler=sampler,

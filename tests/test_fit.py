@@ -10,6 +10,7 @@ import pytest
 
 import bayes_scaling as bs
 from bayes_scaling.datasets import DEMO_TRUE_PARAMS
+from bayes_scaling.likelihoods import NOISE_MODELS
 
 
 def test_recovers_true_parameters_of_demo_sweep(demo_fit):
@@ -163,9 +164,9 @@ def test_failed_diagnostics_trigger_one_retry_with_safer_settings():
     assert "escalated" not in quick.info
 
 
-@pytest.mark.parametrize("likelihood", ["student_t", "normal"])
+@pytest.mark.parametrize("likelihood", sorted(NOISE_MODELS))
 def test_numpy_log_likelihood_matches_the_pymc_model(likelihood):
-    """The pointwise log-likelihood behind LOO is written in numpy for speed; it must equal the PyMC model's."""
+    """Every noise model's numpy log density (behind LOO) must equal its PyMC distribution's, draw by draw."""
 
     from bayes_scaling.forecast import log_likelihood_draws
     from bayes_scaling.model import OBSERVED
