@@ -527,9 +527,6 @@ def cmd_report(args: argparse.Namespace) -> int:
         kwargs["points"] = list(zip(n_values, d_values, strict=True))
     if args.C:
         kwargs["budgets"] = args.C
-    from bayes_scaling.outputs import check_report_folder
-
-    check_report_folder(args.out, overwrite=args.force, inputs=[args.data] if Path(args.data).exists() else [])
     report = _quietly(write_report, _load(args), args.out, laws=laws, prob=args.prob,
                       fit_kwargs=_sampling_kwargs(args), overwrite=args.force, **kwargs)
     if args.json:

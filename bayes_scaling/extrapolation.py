@@ -70,26 +70,28 @@ _DISTANCE_COLUMNS = {"N": "N", "D": "D", "C": "C"}
 MIN_WIDTH = 0.5
 
 
-def distance(points: pd.DataFrame, box: Mapping[str, tuple[float, float]], *, relative: bool = True) -> np.ndarray:
-    """How far points lie outside the box ``{column: (min, max)}``: Euclidean over the columns, 0 inside.
+def _columns(law: Any) -> list[str]:
+    """The sweep columns the law's extrapolation distance is measured over."""
+    return [_DISTANCE_COLUMNS[k] for k in law.inputs if k in _DISTANCE_COLUMNS]
 
-    With ``relative`` (used by the extrapolation term) each column's excess is measured in widths of the box in
-    that column (its range in decades, at least :data:`MIN_WIDTH`): extrapolating one decade from a sweep that
-    spans one decade is a longer reach than from one spanning three, and the folds, which are narrower than the
-    whole sweep, are comparable to forecasts only in these units. Otherwise in decades.
+
+def distance(points: pd.DataFrame, sweep: Sweep, columns: Sequence[str]) -> np.ndarray:
+    """How far points lie outside ``sweep`` in ``columns``, in widths of the sweep: Euclidean, 0 inside.
+
+    Each column's excess (:meth:`~bayes_scaling.data.Sweep.decades_outside`) is divided by the sweep's range in
+    that column (in decades, at least :data:`MIN_WIDTH`): extrapolating one decade from a sweep that spans one
+    decade is a longer reach than from one spanning three, and the folds, which are narrower than the whole
+    sweep, are comparable to forecasts only in these units. Points lacking a column are at distance 0.
     """
+    if not all(c in points.columns for c in columns):
+        return np.zeros(len(points))
+    outside = sweep.decades_outside(points)
     total = np.zeros(len(points))
-    for column, (low, high) in box.items():
-        x = np.log10(points[column].to_numpy(dtype=float))
-        beyond = np.maximum(x - math.log10(high), 0.0) + np.maximum(math.log10(low) - x, 0.0)
-        width = max(math.log10(high / low), MIN_WIDTH) if relative else 1.0
-        total += (beyond / width) ** 2
+    for column in columns:
+        values = sweep.column(column)
+        width = max(math.log10(values.max() / values.min()), MIN_WIDTH)
+        total += (outside[f"decades_{column}"].to_numpy() / width) ** 2
     return np.sqrt(total)
-
-
-def _box(law: Any, sweep: Sweep) -> dict[str, tuple[float, float]]:
-    columns = [_DISTANCE_COLUMNS[k] for k in law.inputs if k in _DISTANCE_COLUMNS]
-    return {c: (float(sweep.column(c).min()), float(sweep.column(c).max())) for c in columns}
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,7 @@ class Extrapolation:
 
     Attributes
     ----------
-    design : {"kappa", "inflation", "none"}
+    design : {"kappa", "drift", "inflation", "none"}
     grid, weights : ndarray
         Values of ``kappa`` (log-loss per unit of relative distance) or ``lam`` (a factor) and their marginal
         posterior probabilities.
@@ -106,8 +108,6 @@ class Extrapolation:
         Forward-chaining folds that contributed residuals.
     residuals : int
         Held-out runs scored across the folds.
-    box : dict
-        The training sweep's range of each distance column, ``{column: (min, max)}``.
     drift_grid, joint : ndarray, optional
         ``"drift"`` design: values of ``b`` and the joint posterior over (``b``, ``kappa``), shape (b, kappa).
     """
@@ -117,16 +117,14 @@ class Extrapolation:
     weights: np.ndarray
     folds: int
     residuals: int
-    box: Mapping[str, tuple[float, float]]
     drift_grid: np.ndarray | None = None
     joint: np.ndarray | None = None
 
-    def draws(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        """``n`` draws of the scale from its grid posterior (jittered within a grid cell)."""
-        return self.joint_draws(n, rng)[1]
-
     def joint_draws(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """``n`` draws of (drift ``b``, scale): ``b`` is zero except in the ``"drift"`` design."""
+        """``n`` draws of (drift ``b``, scale) from the grid posterior, jittered within a grid cell.
+
+        ``b`` is zero except in the ``"drift"`` design.
+        """
         if self.design == "none":
             return np.zeros(n), np.zeros(n)
         step = self.grid[1] - self.grid[0]
@@ -149,7 +147,6 @@ class Extrapolation:
         low, median, high = self.quantiles()
         out = {"design": self.design, "grid": [float(g) for g in self.grid],
                "weights": [float(w) for w in self.weights], "folds": self.folds, "residuals": self.residuals,
-               "box": {k: [float(v[0]), float(v[1])] for k, v in self.box.items()},
                "median": median, "q05": low, "q95": high}
         if self.joint is not None and self.drift_grid is not None:
             out["drift_grid"] = [float(g) for g in self.drift_grid]
@@ -163,8 +160,7 @@ class Extrapolation:
         """Inverse of :meth:`to_dict`."""
         return cls(design=str(data["design"]), grid=np.asarray(data["grid"], float),
                    weights=np.asarray(data["weights"], float), folds=int(data["folds"]),
-                   residuals=int(data["residuals"]), box={k: (float(v[0]), float(v[1])) for k, v in
-                                                          data["box"].items()},
+                   residuals=int(data["residuals"]),
                    drift_grid=np.asarray(data["drift_grid"], float) if "drift_grid" in data else None,
                    joint=np.asarray(data["joint"], float) if "joint" in data else None)
 
@@ -187,15 +183,16 @@ def fold_residuals(fit: Fit, *, seed: int = 0) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        One row per held-out run and fold: ``fold``, ``N``, ``size`` (its model size), ``distance`` (decades
-        beyond the fold's training range), ``residual`` (log loss minus the fold's posterior median of log mean),
-        ``var_param`` (variance of the fold's log mean), ``sigma`` and ``nu`` (the fold's noise, ``nu`` infinite
-        for a Normal likelihood).
+        One row per held-out run and fold: ``fold``, ``size`` (its model size N), ``distance`` (beyond the
+        fold's training range, in its widths, see :func:`distance`), ``residual`` (log loss minus the fold's
+        posterior median of log mean), ``var_param`` (variance of the fold's log mean), ``sigma`` and ``nu``
+        (the fold's noise, ``nu`` infinite for a Normal likelihood).
     """
     from bayes_scaling.approx import laplace
+    from bayes_scaling.data import DataError
     from bayes_scaling.forecast import law_log_mean
     from bayes_scaling.model import build_model
-    from bayes_scaling.results import Fit
+    from bayes_scaling.results import Fit, check_identifiable
 
     sweep, law = fit.sweep, fit.law
     if "N" not in sweep.frame.columns:
@@ -207,8 +204,12 @@ def fold_residuals(fit: Fit, *, seed: int = 0) -> pd.DataFrame:
     rows = []
     for fold, cut in enumerate(_fold_cuts(n)):
         train, test = sweep.subset(n < cut), sweep.subset(n >= cut)
-        if len(train) <= free + 2 or any(len(np.unique(train.column(c))) < 2 for c in _box(law, train)):
+        if len(train) <= free + 2:
             continue
+        try:
+            check_identifiable(law, train)
+        except DataError:
+            continue  # too few distinct sizes below this cut
         reference = train.reference()
         model = build_model(law, train, priors=fit.priors, likelihood=fit.likelihood, reference=reference)
         try:
@@ -224,9 +225,8 @@ def fold_residuals(fit: Fit, *, seed: int = 0) -> pd.DataFrame:
         noise = fold_fit.draws(fold_fit.noise_names)
         frame = pd.DataFrame({
             "fold": fold,
-            "N": test.column("N"),
             "size": test.column("N"),
-            "distance": distance(test.frame, _box(law, train)),
+            "distance": distance(test.frame, train, _columns(law)),
             "residual": np.log(test.column("loss")) - np.median(log_mean, axis=0),
             "var_param": np.var(log_mean, axis=0),
             "sigma": float(np.median(noise["sigma"])),
@@ -236,13 +236,12 @@ def fold_residuals(fit: Fit, *, seed: int = 0) -> pd.DataFrame:
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
 
 
-def learn(residuals: pd.DataFrame, box: Mapping[str, tuple[float, float]], *, design: str = "kappa",
-          seed: int = 0) -> Extrapolation:
+def learn(residuals: pd.DataFrame, *, design: str = "kappa", seed: int = 0) -> Extrapolation:
     """The grid posterior of the extrapolation term from forward-chaining residuals (see the module docstring)."""
     if design not in DESIGNS:
         raise ValueError(f"unknown extrapolation design {design!r}; use one of {', '.join(DESIGNS)}")
     if design == "none":
-        return Extrapolation("none", np.array([0.0, 1e-12]), np.array([1.0, 0.0]), 0, 0, dict(box))
+        return Extrapolation("none", np.array([0.0, 1e-12]), np.array([1.0, 0.0]), 0, 0)
     grid = _KAPPA_GRID if design != "inflation" else _LAMBDA_GRID
     if design == "inflation":
         log_prior = -0.5 * (np.log(grid) / 0.7) ** 2  # LogNormal(0, 0.7) on the factor, truncated at 1
@@ -273,17 +272,15 @@ def learn(residuals: pd.DataFrame, box: Mapping[str, tuple[float, float]], *, de
     joint = np.exp(log_post - log_post.max())
     joint /= joint.sum()
     if design == "drift":
-        return Extrapolation(design, grid, joint.sum(axis=0), folds, len(residuals), dict(box),
-                             drift_grid=drift, joint=joint)
-    return Extrapolation(design, grid, joint[0], folds, len(residuals), dict(box))
+        return Extrapolation(design, grid, joint.sum(axis=0), folds, len(residuals), drift_grid=drift, joint=joint)
+    return Extrapolation(design, grid, joint[0], folds, len(residuals))
 
 
 def calibrate(fit: Fit, *, design: str = "kappa", seed: int = 0) -> Extrapolation:
     """Learn the extrapolation term of ``fit`` from forward-chaining folds inside its own sweep."""
-    box = _box(fit.law, fit.sweep)
     if design == "none":
-        return learn(pd.DataFrame(), box, design="none")
-    return learn(fold_residuals(fit, seed=seed), box, design=design, seed=seed)
+        return learn(pd.DataFrame(), design="none")
+    return learn(fold_residuals(fit, seed=seed), design=design, seed=seed)
 
 
 def widen(fit: Fit, points: pd.DataFrame, log_mean: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
@@ -292,8 +289,7 @@ def widen(fit: Fit, points: pd.DataFrame, log_mean: np.ndarray, rng: np.random.G
     Without a learned term (fits made before it existed, or ``extrapolation="none"``) the noise is zero.
     """
     raw = fit.info.get("extrapolation")
-    d = distance(points, _box(fit.law, fit.sweep)) if all(c in points for c in _box(fit.law, fit.sweep)) else \
-        np.zeros(len(points))
+    d = distance(points, fit.sweep, _columns(fit.law))
     if not raw or raw.get("design", "none") == "none":
         return np.zeros_like(log_mean), d, np.zeros(len(points))
     term = Extrapolation.from_dict(raw)

@@ -160,6 +160,7 @@ def publish_folder(out: str | Path, fill: Callable[[Path], Iterable[str]], *, ov
     check_report_folder(out, overwrite=overwrite, inputs=inputs)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.resolve().parent))
+    renamed = False  # once tmp has become ``out`` it is the user's report, never to be removed here
     try:
         files = sorted(dict.fromkeys(fill(tmp)))
         (tmp / REPORT_MARKER).write_text(json.dumps({"writer": "bayes_scaling report", "files": files}, indent=1))
@@ -167,6 +168,7 @@ def publish_folder(out: str | Path, fill: Callable[[Path], Iterable[str]], *, ov
         if not out.exists():
             try:
                 os.rename(tmp, out)
+                renamed = True
                 return files
             except OSError:
                 if not out.exists():
@@ -179,5 +181,6 @@ def publish_folder(out: str | Path, fill: Callable[[Path], Iterable[str]], *, ov
             os.replace(tmp / name, out / name)
         return files
     finally:
-        if tmp.exists():
+        # only the temporary folder this call created with mkdtemp (holding only what fill() wrote) is removed
+        if not renamed and tmp.is_dir():
             shutil.rmtree(tmp)

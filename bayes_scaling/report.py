@@ -80,9 +80,9 @@ def write_report(
     from bayes_scaling.planning import compute_optimal
 
     out = Path(out)
-    inputs = [data] if isinstance(data, str | Path) and Path(data).exists() else []
-    check_report_folder(out, overwrite=overwrite, inputs=inputs)  # before any fitting
     sweep = load_sweep(data)
+    inputs = [sweep.source] if Path(sweep.source).is_file() else []  # the data file read, also via a Sweep
+    check_report_folder(out, overwrite=overwrite, inputs=inputs)  # before any fitting
     laws = list(dict.fromkeys(laws))
     if not laws:
         raise ValueError("give at least one law")

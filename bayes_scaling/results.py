@@ -321,16 +321,14 @@ def check_identifiable(law: ScalingLaw, sweep: Sweep) -> None:
     from bayes_scaling.laws import INPUT_COLUMNS
 
     instead = {"N": "tokens", "D": "params"}
-    for key in law.inputs:
-        column = INPUT_COLUMNS[key]
-        if column not in sweep.frame.columns:
-            continue  # a missing column is reported by the model builder
-        values = np.unique(sweep.column(column))
+    # a missing column is reported by the model builder
+    distinct = {k: np.unique(sweep.column(INPUT_COLUMNS[k])) for k in law.inputs if INPUT_COLUMNS[k] in sweep.frame}
+    for key, values in distinct.items():
         if len(values) > 1:
             continue
+        column = INPUT_COLUMNS[key]
         what = {"N": "model size", "D": "token count", "C": "compute", "unique_tokens": "unique-token count"}[column]
-        others = [k for k in law.inputs if k != key and INPUT_COLUMNS[k] in sweep.frame.columns
-                  and len(np.unique(sweep.column(INPUT_COLUMNS[k]))) > 1]
+        others = [k for k, v in distinct.items() if k != key and len(v) > 1]
         hint = (f"; fit law {instead[key]!r} (a function of {INPUT_COLUMNS['D' if key == 'N' else 'N']} alone) "
                 "instead" if key in instead and others and set(law.inputs) <= {"N", "D"} else "")
         raise DataError(
@@ -393,11 +391,12 @@ def fit(
         (:class:`~bayes_scaling.approx.ApproximationWarning`) when Pareto k-hat > 0.7.
     progress : bool
         Show the sampler's progress bar on a terminal (the CLI turns it on unless ``--quiet`` or ``--json``).
-    extrapolation : {"kappa", "inflation", "none"}
+    extrapolation : {"kappa", "drift", "inflation", "none"}
         How forecasts account for the law being slightly wrong beyond the sweep, learned from forward-chaining
         folds inside the sweep (see :mod:`bayes_scaling.extrapolation`): ``"kappa"`` (default) adds an error
-        growing with the distance beyond the data; ``"inflation"`` one factor on the predictive scale;
-        ``"none"`` parameter uncertainty and scatter only. Stored in ``info["extrapolation"]``.
+        growing with the distance beyond the data; ``"drift"`` also a learned signed drift; ``"inflation"`` one
+        factor on the predictive scale; ``"none"`` parameter uncertainty and scatter only. Stored in
+        ``info["extrapolation"]``.
     retry : bool, optional
         When the NUTS diagnostics fail (R-hat, bulk ESS, divergences, tree depth), sample once more with three
         times the tuning, twice the draws and ``target_accept=0.99``: the weakly identified posteriors of real

@@ -37,7 +37,7 @@ import pandas as pd
 
 from bayes_scaling import datasets
 from bayes_scaling.data import load_sweep
-from bayes_scaling.extrapolation import DESIGNS, calibrate, fold_residuals, learn
+from bayes_scaling.extrapolation import DESIGNS, fold_residuals, learn
 from bayes_scaling.forecast import loss_draws
 from bayes_scaling.results import fit
 
@@ -93,15 +93,15 @@ def bayes_methods(train: pd.DataFrame, test: pd.DataFrame, law: str, seed: int) 
     base_info = dict(result.info)
     for design in DESIGNS:
         method = f"bayes-{design}"
-        term = learn(residuals, calibrate(result, design="none").box, design=design) if design != "none" else None
+        term = learn(residuals, design=design) if design != "none" else None
         result.info = {**base_info, "extrapolation": term.to_dict() if term is not None else {"design": "none"}}
         draws = loss_draws(result, test, seed=seed)
         out[method] = (_quantiles_from_draws(draws["pred"]), np.median(draws["mean"], axis=0))
     diag = result.diagnostics()
-    drift = learn(residuals, calibrate(result, design="none").box, design="drift").to_dict()
+    drift = learn(residuals, design="drift").to_dict()
     out["_diagnostics"] = {"max_r_hat": diag.max_r_hat, "min_ess_bulk": diag.min_ess_bulk,
                            "divergences": diag.divergences,
-                           "kappa": learn(residuals, calibrate(result, design="none").box).quantiles()[1],
+                           "kappa": learn(residuals).quantiles()[1],
                            "drift": drift["drift_mean"], "folds": drift["folds"]}
     return out
 

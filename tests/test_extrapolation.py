@@ -36,11 +36,14 @@ def bent_sweep(seed: int, *, bend: float = 0.015, n_max: float = 1e9, sigma: flo
 
 
 def test_distance_is_zero_inside_and_grows_beyond():
-    box = {"N": (1e8, 1e10), "D": (1e9, 1e11)}
+    # a sweep spanning N 1e8-1e10 and D 1e9-1e11: two decades in each
+    sweep = bs.load_sweep(pd.DataFrame({"N": np.geomspace(1e8, 1e10, 6), "D": np.geomspace(1e9, 1e11, 6),
+                                        "loss": 3.0}), check_units=False)
     points = pd.DataFrame({"N": [1e9, 1e11, 1e12, 1e7], "D": [1e10, 1e11, 1e13, 1e10]})
-    d = distance(points, box, relative=False)
+    outside = sweep.decades_outside(points)
+    d = np.hypot(outside["decades_N"], outside["decades_D"])
     np.testing.assert_allclose(d, [0.0, 1.0, np.hypot(2, 2), 1.0])
-    np.testing.assert_allclose(distance(points, box), d / 2)  # both boxes span two decades
+    np.testing.assert_allclose(distance(points, sweep, ["N", "D"]), d / 2)  # both ranges span two decades
 
 
 def test_learn_recovers_a_known_growth_rate():
@@ -49,11 +52,11 @@ def test_learn_recovers_a_known_growth_rate():
     frame = pd.DataFrame({"fold": rng.integers(0, 5, d.size), "size": np.arange(d.size), "distance": d,
                           "residual": rng.normal(0, np.sqrt(0.003**2 + (0.03 * d) ** 2)), "var_param": 0.0,
                           "sigma": 0.003, "nu": np.inf})
-    term = learn(frame, {"N": (1.0, 10.0)})
+    term = learn(frame)
     low, median, high = term.quantiles()
     assert low < 0.03 < high and abs(median - 0.03) < 0.003
     # no residuals: the prior alone (HalfNormal with scale 0.02)
-    prior = learn(frame.iloc[:0], {"N": (1.0, 10.0)})
+    prior = learn(frame.iloc[:0])
     assert 0.01 < prior.quantiles()[1] < 0.02 and prior.folds == 0
     again = Extrapolation.from_dict(prior.to_dict())
     np.testing.assert_allclose(again.weights, prior.weights)
