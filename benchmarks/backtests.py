@@ -171,7 +171,7 @@ def run(root: Path, *, seed: int = 1, use_ssl: bool = True, only: str | None = N
         if only and only not in name:
             continue
         frame = frame.reset_index(drop=True)
-        if law == "data_constrained":
+        if law.startswith("data_constrained"):
             frame = frame.rename(columns={"U": "unique_tokens"})
         frame = load_sweep(frame[[c for c in ("N", "D", "C", "loss", "unique_tokens") if c in frame]]).frame
         for split, mask in splits(frame):

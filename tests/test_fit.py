@@ -155,7 +155,7 @@ def test_failed_diagnostics_trigger_one_retry_with_safer_settings():
         plain = bs.fit(bs.load_demo(), draws=1000, tune=5, chains=2, seed=4, extrapolation="none", retry=False)
     escalated = result.info["escalated"]
     assert escalated["first_problems"] and escalated["tune"] == 15 and escalated["target_accept"] == 0.99
-    assert result.idata["posterior"].sizes["draw"] == 2000 and result.info["draws"] == 2000
+    assert result.idata["posterior"].sizes["draw"] == 4000 and result.info["draws"] == 4000
     assert "escalated" not in plain.info and plain.idata["posterior"].sizes["draw"] == 1000
     # quick looks (fewer than 2000 draws in all) are never retried
     with warnings.catch_warnings():
