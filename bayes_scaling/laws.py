@@ -59,10 +59,9 @@ class ScalingLaw:
         Where it comes from.
     inputs : tuple of str
         Input keys the expression reads (``"N"``, ``"D"``, ``"C"``, ``"U"``).
-    param_names : tuple of str
-        Parameters the model samples (or holds fixed).
     default_priors : mapping
-        A :class:`~bayes_scaling.priors.Prior` for exactly each of ``param_names``.
+        A :class:`~bayes_scaling.priors.Prior` for each parameter; its keys, in order, are the law's parameters
+        (:attr:`param_names`), the ones the model samples (or holds fixed).
     log_loss : callable
         ``log_loss(xp, params, x)`` -> log of the predicted loss. ``xp`` is numpy
         or ``pytensor.tensor``; ``params`` maps parameter names to values; ``x``
@@ -90,7 +89,6 @@ class ScalingLaw:
     formula: str
     citation: str
     inputs: tuple[str, ...]
-    param_names: tuple[str, ...]
     default_priors: Mapping[str, Prior]
     log_loss: Expression
     derived: Mapping[str, Derived] = field(default_factory=dict)
@@ -100,11 +98,11 @@ class ScalingLaw:
     allocation: Callable[[Callable[[Sequence[str]], Mapping[str, Any]], float], Any] | None = None
 
     def __post_init__(self) -> None:
-        if set(self.default_priors) != set(self.param_names):
-            raise ValueError(
-                f"law {self.name!r}: default priors {sorted(self.default_priors)} "
-                f"do not match parameters {sorted(self.param_names)}"
-            )
+        if not self.default_priors:
+            raise ValueError(f"law {self.name!r}: no parameters; give default_priors, one Prior per parameter")
+        bad = [k for k, v in self.default_priors.items() if not isinstance(v, Prior)]
+        if bad:
+            raise ValueError(f"law {self.name!r}: default priors of {bad} are not Prior objects")
         unknown = set(self.inputs) - set(INPUT_COLUMNS)
         if unknown:
             raise ValueError(f"law {self.name!r}: unknown inputs {sorted(unknown)}")
@@ -134,6 +132,11 @@ class ScalingLaw:
                 "call register_law() on it at import time of a module the workers import"
             )
         return (get_law, (self.name,))
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        """The law's parameters: the keys of its default priors, in order."""
+        return tuple(self.default_priors)
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -248,7 +251,6 @@ register_law(
         formula="L = E + A / N^alpha + B / D^beta",
         citation="Hoffmann et al. 2022, Training Compute-Optimal Large Language Models (Approach 3)",
         inputs=("N", "D"),
-        param_names=("E", "alpha", "beta", "log_n_term", "log_d_term"),
         default_priors={
             "E": PRIOR_E,
             "alpha": PRIOR_EXPONENT,
@@ -275,7 +277,6 @@ register_law(
         formula="L = E + A / N^alpha + B / D^alpha",
         citation="Hoffmann et al. 2022; a = b = 0.5 hypothesis",
         inputs=("N", "D"),
-        param_names=("E", "alpha", "log_n_term", "log_d_term"),
         default_priors={
             "E": PRIOR_E,
             "alpha": PRIOR_EXPONENT,
@@ -309,7 +310,6 @@ def _allocation_law(name: str, a: Prior, title: str, citation: str) -> ScalingLa
         formula="L = E + A / N^alpha + B / D^beta, beta = alpha * a / (1 - a), a = beta / (alpha + beta)",
         citation=citation,
         inputs=("N", "D"),
-        param_names=("E", "alpha", "a", "log_n_term", "log_d_term"),
         default_priors={
             "E": PRIOR_E,
             "alpha": PRIOR_EXPONENT,
@@ -386,7 +386,6 @@ register_law(
         formula="L = [ (N_c / N)^(alpha_N / alpha_D) + D_c / D ]^alpha_D",
         citation="Kaplan et al. 2020, Scaling Laws for Neural Language Models, eq. 1.5",
         inputs=("N", "D"),
-        param_names=("alpha_N", "alpha_D", "log_nc", "log_dc"),
         optimal_exponents=("alpha_N", "alpha_D"),
         default_priors=_KAPLAN_PRIORS,
         log_loss=_kaplan_core,
@@ -401,7 +400,6 @@ register_law(
         formula="L = E + [ (N_c / N)^(alpha_N / alpha_D) + D_c / D ]^alpha_D",
         citation="Kaplan et al. 2020 with the irreducible loss of Henighan et al. 2020",
         inputs=("N", "D"),
-        param_names=("E", "alpha_N", "alpha_D", "log_nc", "log_dc"),
         optimal_exponents=("alpha_N", "alpha_D"),
         default_priors={"E": PRIOR_E, **_KAPLAN_PRIORS},
         log_loss=_kaplan_e,
@@ -425,7 +423,6 @@ register_law(
         formula="L = E + (C0 / C)^alpha_C",
         citation="Henighan et al. 2020, Scaling Laws for Autoregressive Generative Modeling",
         inputs=("C",),
-        param_names=("E", "alpha_C", "log_c_term"),
         default_priors={
             "E": PRIOR_E,
             "alpha_C": Prior("LogNormal", mu=math.log(0.15), sigma=0.75),
@@ -443,7 +440,6 @@ register_law(
         formula="L = E + A / N^alpha",
         citation="Kaplan et al. 2020 (L(N)); Hoffmann et al. 2022",
         inputs=("N",),
-        param_names=("E", "alpha", "log_n_term"),
         default_priors={"E": PRIOR_E, "alpha": PRIOR_EXPONENT, "log_n_term": PRIOR_LOG_TERM},
         log_loss=_single("N", "log_n_term", "alpha"),
         derived={"A": _power_constant("log_n_term", "alpha", "N")},
@@ -457,7 +453,6 @@ register_law(
         formula="L = E + B / D^beta",
         citation="Kaplan et al. 2020 (L(D)); Hoffmann et al. 2022",
         inputs=("D",),
-        param_names=("E", "beta", "log_d_term"),
         default_priors={"E": PRIOR_E, "beta": PRIOR_EXPONENT, "log_d_term": PRIOR_LOG_TERM},
         log_loss=_single("D", "log_d_term", "beta"),
         derived={"B": _power_constant("log_d_term", "beta", "D")},
@@ -482,7 +477,6 @@ register_law(
         formula="L = E + A / N^alpha + B / D'^beta,  D' = U + U R* (1 - exp(-R / R*)),  R = D / U - 1",
         citation="Muennighoff et al. 2023, Scaling Data-Constrained Language Models (eq. 5)",
         inputs=("N", "D", "U"),
-        param_names=("E", "alpha", "beta", "log_n_term", "log_d_term", "r_star"),
         optimal_exponents=("alpha", "beta"),
         default_priors={
             "E": PRIOR_E,

@@ -135,9 +135,12 @@ def test_allocation_exponent_relation():
 
 
 def test_law_definition_checks():
-    with pytest.raises(ValueError, match="do not match parameters"):
-        bs.ScalingLaw(name="bad", title="t", formula="f", citation="c", inputs=("N",), param_names=("E",),
+    with pytest.raises(ValueError, match="no parameters"):
+        bs.ScalingLaw(name="bad", title="t", formula="f", citation="c", inputs=("N",),
                       default_priors={}, log_loss=lambda xp, p, x: x["N"])
+    with pytest.raises(ValueError, match="not Prior objects"):
+        bs.ScalingLaw(name="bad", title="t", formula="f", citation="c", inputs=("N",),
+                      default_priors={"E": 1.5}, log_loss=lambda xp, p, x: x["N"])
     with pytest.raises(ValueError, match="already registered"):
         bs.register_law(bs.get_law("chinchilla"))
 
@@ -148,6 +151,7 @@ def test_laws_declare_their_exponents_and_allocation():
     registry = laws()
     for name, law in registry.items():
         assert set(law.exponents) <= set(law.param_names), name
+        assert law.param_names == tuple(law.default_priors), name  # parameter names come from the priors
     assert registry["chinchilla"].exponents == ("alpha", "beta")
     assert registry["kaplan"].optimal_exponents == ("alpha_N", "alpha_D")
     assert registry["compute"].optimal_exponents is None and registry["compute"].allocation is None
