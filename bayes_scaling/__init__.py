@@ -15,15 +15,16 @@ from bayes_scaling import datasets
 from bayes_scaling.comparison import compare, compare_hypotheses, exponent_summary, extrapolation_scores
 from bayes_scaling.data import DataError, DataWarning, Sweep, load_sweep
 from bayes_scaling.datasets import load_demo
+from bayes_scaling.fitting import fit
 from bayes_scaling.forecast import forecast
-from bayes_scaling.hierarchical import HierarchicalFit, fit_hierarchical
+from bayes_scaling.hierarchical import fit_hierarchical
 from bayes_scaling.inference import ConvergenceWarning, Diagnostics, prior_predictive
 from bayes_scaling.laws import ScalingLaw, get_law, laws, register_law
 from bayes_scaling.many import FitMany, fit_many
 from bayes_scaling.model import build_model
 from bayes_scaling.planning import compute_optimal, hardware_flops
+from bayes_scaling.posterior import Fit, FitFileError, load
 from bayes_scaling.priors import Prior, PriorError
-from bayes_scaling.results import Fit, FitFileError, fit, load
 
 __version__ = "0.1.0"
 
@@ -35,7 +36,6 @@ __all__ = [
     "Fit",
     "FitFileError",
     "FitMany",
-    "HierarchicalFit",
     "Prior",
     "PriorError",
     "ScalingLaw",

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections import OrderedDict
 from collections.abc import Hashable
 from typing import Any
 
 import numpy as np
+
+from bayes_scaling.compiled import cached
 
 __all__ = ["METHODS", "ApproximationWarning", "laplace"]
 
@@ -44,33 +45,28 @@ def _hessian(grad: Any, x: np.ndarray) -> np.ndarray:
     return (hess + hess.T) / 2
 
 
-#: Compiled (model, log density + gradient, transform) by structural key, like the nutpie cache.
-_COMPILED: OrderedDict[Hashable, tuple[Any, Any, Any]] = OrderedDict()
-CACHE_SIZE = 16
-
-
 def _compiled(model: Any, cache_key: Hashable | None) -> tuple[Any, Any, Any]:
     """(model whose data the functions read, log density + gradient, (transform, output names))."""
-    if cache_key is not None and cache_key in _COMPILED:
-        _COMPILED.move_to_end(cache_key)
-        cached_model, logp_dlogp, transform = _COMPILED[cache_key]
-        for var in model.data_vars:  # same structure: point the compiled functions at this model's data
-            cached_model[var.name].set_value(var.get_value())
-        return cached_model, logp_dlogp, transform
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        logp_dlogp = model.logp_dlogp_function(ravel_inputs=True, mode="NUMBA")
-        logp_dlogp.set_extra_values({})
-        names = [rv.name for rv in model.free_RVs] + [d.name for d in model.deterministics]
-        outputs = [v for v in model.unobserved_value_vars if v.name in names]
-        transform = model.compile_fn(outputs, inputs=model.value_vars, on_unused_input="ignore", point_fn=False,
-                                     mode="NUMBA")
-        transform = (transform, [v.name for v in outputs])
-    if cache_key is not None:
-        _COMPILED[cache_key] = (model, logp_dlogp, transform)
-        while len(_COMPILED) > CACHE_SIZE:
-            _COMPILED.popitem(last=False)
-    return model, logp_dlogp, transform
+
+    def build() -> tuple[Any, Any, Any]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            logp_dlogp = model.logp_dlogp_function(ravel_inputs=True, mode="NUMBA")
+            logp_dlogp.set_extra_values({})
+            names = [rv.name for rv in model.free_RVs] + [d.name for d in model.deterministics]
+            outputs = [v for v in model.unobserved_value_vars if v.name in names]
+            transform = model.compile_fn(outputs, inputs=model.value_vars, on_unused_input="ignore",
+                                         point_fn=False, mode="NUMBA")
+        return model, logp_dlogp, (transform, [v.name for v in outputs])
+
+    def rebind(entry: tuple[Any, Any, Any]) -> tuple[Any, Any, Any]:
+        cached_model = entry[0]
+        if cached_model is not model:  # same structure: point the compiled functions at this model's data
+            for var in model.data_vars:
+                cached_model[var.name].set_value(var.get_value())
+        return entry
+
+    return cached("laplace", cache_key, build, rebind)
 
 
 def laplace(

@@ -111,7 +111,7 @@ def _chatty(args: argparse.Namespace) -> bool:
 
 def _note_large(sweep: Any, args: argparse.Namespace) -> None:
     """Say up front how long NUTS will take on a large sweep (the library's LargeSweepWarning, as one line)."""
-    from bayes_scaling.results import LARGE_SWEEP, large_sweep_message
+    from bayes_scaling.fitting import LARGE_SWEEP, large_sweep_message
 
     if getattr(args, "method", "nuts") != "nuts" or len(sweep) <= LARGE_SWEEP or getattr(args, "quiet", False):
         return
@@ -187,14 +187,14 @@ def _print_fit(result: Any, as_json: bool) -> None:
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
+    from bayes_scaling.fitting import fit
     from bayes_scaling.outputs import check_file_target
-    from bayes_scaling.results import fit
 
     if args.group:
         if args.method != "nuts":
             raise ValueError("--method laplace is for single fits; a hierarchical fit (--group) uses NUTS")
         if args.out is not None:
-            raise ValueError("--out saves single fits; a hierarchical fit (--group) is printed only")
+            check_file_target(args.out, overwrite=args.force)  # before any sampling
         return _fit_hierarchical(args)
     if args.out is not None:
         check_file_target(args.out, overwrite=args.force)  # before any sampling
@@ -214,6 +214,8 @@ def _fit_hierarchical(args: argparse.Namespace) -> int:
     shared = [n.strip() for n in args.shared.split(",") if n.strip()] if args.shared else None
     result = _quietly(fit_hierarchical, _load(args), args.group, law=args.law, shared=shared, warn=False,
                       **_sampling_kwargs(args))
+    if args.out is not None:
+        result.save(args.out, overwrite=args.force)
     if args.json:
         _print_json(result.to_dict())
     else:
@@ -223,6 +225,8 @@ def _fit_hierarchical(args: argparse.Namespace) -> int:
         print(_format_table(result.summary()))
         print(f"diagnostics: max R-hat {diag.max_r_hat:.3f}, min bulk ESS {diag.min_ess_bulk:.0f}, "
               f"divergences {diag.divergences}" + ("" if diag.ok else f"  WARNING: {'; '.join(diag.problems)}"))
+        if args.out is not None:
+            print(f"saved to {args.out}; forecast or plan one group with --group-label LABEL")
     return _strict_status(result, args)
 
 
@@ -287,11 +291,33 @@ def _warn_range(table: pd.DataFrame) -> list[str]:
     return lines
 
 
+def _add_group_label(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--group-label", default=None, metavar="LABEL",
+                        help="for a fit pooled across groups (fit --group): the group to use")
+
+
+def _one_group(result: Any, args: argparse.Namespace) -> Any:
+    """The fit itself, or for a pooled fit the posterior of the group named by ``--group-label``."""
+    label = getattr(args, "group_label", None)
+    if result.group is None:
+        if label is not None:
+            raise ValueError(f"--group-label {label!r}: {args.fit} is a fit of one sweep, not pooled across groups")
+        return result
+    if label is None:
+        raise ValueError(f"{args.fit} is pooled across the groups of {result.group!r} ({', '.join(result.groups)}); "
+                         "pick one with --group-label LABEL")
+    try:
+        return result.group_fit(label)
+    except KeyError:
+        raise ValueError(f"--group-label {label!r} is not a group of {args.fit}; groups: "
+                         f"{', '.join(result.groups)}") from None
+
+
 def cmd_forecast(args: argparse.Namespace) -> int:
-    from bayes_scaling.results import load
+    from bayes_scaling.posterior import load
 
     points = _points(args)
-    result = load(args.fit)
+    result = _one_group(load(args.fit), args)
     table = result.forecast(**points, prob=args.prob, seed=args.seed)
     warnings_ = _warn_range(table)
     if args.json:
@@ -317,7 +343,7 @@ def _sentence(row: pd.Series, prob: float) -> str:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from bayes_scaling.datasets import demo_path
-    from bayes_scaling.results import fit
+    from bayes_scaling.fitting import fit
 
     result = _quietly(fit, demo_path(), law="chinchilla", warn=False, **_sampling_kwargs(args))
     table = result.forecast(N=1e11, D=2e12, prob=args.prob)
@@ -440,9 +466,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
             print(_format_table(result["exponents"]))
         return 0
 
-    from bayes_scaling.results import load
+    from bayes_scaling.posterior import load
 
-    result = load(args.fit)
+    result = _one_group(load(args.fit), args)
     if args.question == "compute":
         table = planning.compute_optimal(result, _budget(args), prob=args.prob,
                                          flops_per_param_token=args.flops_per_token)
@@ -472,6 +498,7 @@ def _add_plan_parsers(sub: Any) -> None:
     def common(p: argparse.ArgumentParser, *, fit: bool = True) -> None:
         if fit:
             p.add_argument("fit", type=Path, help="fit file written by `bayes-scaling fit --out`")
+            _add_group_label(p)
         p.add_argument("--prob", type=_prob, default=0.9, help="interval probability (default 0.9)")
         p.add_argument("--json", action="store_true", help="print JSON")
         p.set_defaults(func=cmd_plan)
@@ -615,6 +642,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("forecast", help="forecast the loss at new (N, D) points from a saved fit")
     p.add_argument("fit", type=Path, help="fit file written by `bayes-scaling fit --out`")
+    _add_group_label(p)
     p.add_argument("--N", type=_positive_float, action="append", help="parameters (repeat for more points)")
     p.add_argument("--D", type=_positive_float, action="append", help="tokens (one per --N)")
     p.add_argument("--C", type=_positive_float, action="append", help="FLOPs (for compute-only laws)")
@@ -691,7 +719,7 @@ def _quietly(function: Any, *args: Any, **kwargs: Any) -> Any:
     """Call a fitting function with its LargeSweepWarning silenced (the CLI said it up front as a note)."""
     import warnings
 
-    from bayes_scaling.results import LargeSweepWarning
+    from bayes_scaling.fitting import LargeSweepWarning
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", LargeSweepWarning)

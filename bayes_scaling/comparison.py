@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 
 from bayes_scaling.data import Sweep, load_sweep
-from bayes_scaling.forecast import law_log_mean, log_likelihood_draws
-from bayes_scaling.results import Fit, fit
+from bayes_scaling.fitting import fit
+from bayes_scaling.posterior import Fit
 
 __all__ = [
     "compare",
@@ -109,7 +109,7 @@ def log_predictive_density(fit_: Fit, sweep: Sweep) -> np.ndarray:
     """
     from scipy import special
 
-    logp = log_likelihood_draws(fit_, sweep.frame)
+    logp = fit_.log_likelihood(sweep.frame)
     return special.logsumexp(logp, axis=0) - math.log(logp.shape[0])
 
 
@@ -175,7 +175,7 @@ def extrapolation_scores(
     for law in laws:
         result = fit(train, law=law, **dict(fit_kwargs or {}))
         lpd = pointwise[law] = log_predictive_density(result, test)
-        median = np.median(np.exp(law_log_mean(result, test.frame)), axis=0)
+        median = np.median(np.exp(result.log_mean(test.frame)), axis=0)
         rows.append(
             {
                 "law": law,

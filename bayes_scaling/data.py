@@ -23,12 +23,16 @@ import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["EXTRAPOLATION_WARNING", "FLOPS_PER_PARAM_TOKEN", "MIN_ROWS", "DataError", "Sweep", "load_sweep",
-           "range_warnings"]
+if TYPE_CHECKING:
+    from bayes_scaling.laws import ScalingLaw
+
+__all__ = ["EXTRAPOLATION_WARNING", "FLOPS_PER_PARAM_TOKEN", "MIN_ROWS", "DataError", "Sweep", "check_identifiable",
+           "load_sweep", "range_warnings"]
 
 #: Decades outside the sweep's range of N, D or C beyond which a forecast or plan gets a warning line.
 EXTRAPOLATION_WARNING = 1.5
@@ -503,4 +507,30 @@ def _check_units(frame: pd.DataFrame, loss_units: str) -> None:
             f"column 'loss' reaches {loss_max:g} nats/token, more than any language-model loss; if it is "
             "perplexity, use loss_units='perplexity' (CLI: --loss-units perplexity)"
             + ("" if loss_units == "nats" else f" (after converting from {loss_units})")
+        )
+
+
+def check_identifiable(law: ScalingLaw, sweep: Sweep) -> None:
+    """Raise :class:`DataError` when an input of ``law`` takes a single value in ``sweep``.
+
+    A law with a term in N (or D) cannot separate that term's level and exponent from E when every run has the
+    same N (or D); the message names the law that fits such a sweep instead.
+    """
+    from bayes_scaling.laws import INPUT_COLUMNS
+
+    instead = {"N": "tokens", "D": "params"}
+    # a missing column is reported by the model builder
+    distinct = {k: np.unique(sweep.column(INPUT_COLUMNS[k])) for k in law.inputs if INPUT_COLUMNS[k] in sweep.frame}
+    for key, values in distinct.items():
+        if len(values) > 1:
+            continue
+        column = INPUT_COLUMNS[key]
+        what = {"N": "model size", "D": "token count", "C": "compute", "unique_tokens": "unique-token count"}[column]
+        others = [k for k, v in distinct.items() if k != key and len(v) > 1]
+        hint = (f"; fit law {instead[key]!r} (a function of {INPUT_COLUMNS['D' if key == 'N' else 'N']} alone) "
+                "instead" if key in instead and others and set(law.inputs) <= {"N", "D"} else "")
+        raise DataError(
+            f"law {law.name!r} cannot be identified from this sweep: every run has the same {what} "
+            f"({column} = {values[0]:.4g}), so the law's {column} term cannot be told apart from E; it needs runs at "
+            f"two or more values of {column}{hint}"
         )

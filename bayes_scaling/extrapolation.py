@@ -29,7 +29,6 @@ distance. ``benchmarks/backtests.py`` measures both; see the README for why the 
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -41,9 +40,10 @@ from bayes_scaling.likelihoods import student_t_logpdf
 
 if TYPE_CHECKING:
     from bayes_scaling.data import Sweep
-    from bayes_scaling.results import Fit
+    from bayes_scaling.posterior import Fit
 
-__all__ = ["DESIGNS", "KAPPA_PRIOR_SD", "Extrapolation", "calibrate", "distance"]
+__all__ = ["DESIGNS", "FOLD_QUANTILES", "KAPPA_PRIOR_SD", "Extrapolation", "distance", "distance_columns", "fold_cuts",
+           "learn", "widen"]
 
 #: Ways of widening forecasts beyond the data: ``"kappa"`` (error growing with distance, the default),
 #: ``"drift"`` (the same plus a learned signed drift ``b * d`` of the forecast), ``"inflation"`` (one factor on
@@ -70,7 +70,7 @@ _DISTANCE_COLUMNS = {"N": "N", "D": "D", "C": "C"}
 MIN_WIDTH = 0.5
 
 
-def _columns(law: Any) -> list[str]:
+def distance_columns(law: Any) -> list[str]:
     """The sweep columns the law's extrapolation distance is measured over."""
     return [_DISTANCE_COLUMNS[k] for k in law.inputs if k in _DISTANCE_COLUMNS]
 
@@ -165,75 +165,14 @@ class Extrapolation:
                    joint=np.asarray(data["joint"], float) if "joint" in data else None)
 
 
-def _fold_cuts(sizes: np.ndarray) -> list[float]:
+def fold_cuts(sizes: np.ndarray) -> list[float]:
+    """Model sizes at which forward-chaining folds are cut (sizes at or above a cut are held out)."""
     distinct = np.unique(sizes)
     if len(distinct) < 4:
         return []
     cuts = {float(distinct[min(len(distinct) - 1, max(2, round(q * (len(distinct) - 1))))])
             for q in FOLD_QUANTILES}
     return sorted(c for c in cuts if c > distinct[2])
-
-
-def fold_residuals(fit: Fit, *, seed: int = 0) -> pd.DataFrame:
-    """Forward-chaining residuals inside the fit's sweep.
-
-    For each cut (a model size in the upper half of the sweep), the law is refitted (Laplace approximation, the
-    fit's priors and likelihood) to the runs below the cut and scored on the runs at or above it.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per held-out run and fold: ``fold``, ``size`` (its model size N), ``distance`` (beyond the
-        fold's training range, in its widths, see :func:`distance`), ``residual`` (log loss minus the fold's
-        posterior median of log mean), ``var_param`` (variance of the fold's log mean), ``sigma`` and ``nu``
-        (the fold's noise, ``nu`` infinite for a Normal likelihood).
-    """
-    from bayes_scaling.approx import laplace
-    from bayes_scaling.data import DataError
-    from bayes_scaling.forecast import law_log_mean
-    from bayes_scaling.model import build_model
-    from bayes_scaling.results import Fit, check_identifiable
-
-    sweep, law = fit.sweep, fit.law
-    if "N" not in sweep.frame.columns:
-        return pd.DataFrame()
-    n = sweep.column("N")
-    free = sum(not p.is_fixed for p in fit.priors.values())
-    cache_key = ("extrapolation-folds", law.name, id(law), fit.likelihood,
-                 tuple(sorted((k, repr(v)) for k, v in fit.priors.items())))
-    rows = []
-    for fold, cut in enumerate(_fold_cuts(n)):
-        train, test = sweep.subset(n < cut), sweep.subset(n >= cut)
-        if len(train) <= free + 2:
-            continue
-        try:
-            check_identifiable(law, train)
-        except DataError:
-            continue  # too few distinct sizes below this cut
-        reference = train.reference()
-        model = build_model(law, train, priors=fit.priors, likelihood=fit.likelihood, reference=reference)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                idata, _ = laplace(model, draws=200, chains=1, seed=seed + fold, check_draws=100,
-                                   cache_key=cache_key)
-        except (RuntimeError, ValueError, np.linalg.LinAlgError):
-            continue  # no usable mode for this fold: it contributes nothing
-        fold_fit = Fit(law=law, sweep=train, priors=fit.priors, likelihood=fit.likelihood, reference=reference,
-                       idata=idata)
-        log_mean = law_log_mean(fold_fit, test.frame)
-        noise = fold_fit.draws(fold_fit.noise_names)
-        frame = pd.DataFrame({
-            "fold": fold,
-            "size": test.column("N"),
-            "distance": distance(test.frame, train, _columns(law)),
-            "residual": np.log(test.column("loss")) - np.median(log_mean, axis=0),
-            "var_param": np.var(log_mean, axis=0),
-            "sigma": float(np.median(noise["sigma"])),
-            "nu": float(np.median(noise["nu"])) if "nu" in noise else math.inf,
-        })
-        rows.append(frame[np.isfinite(frame["residual"])])
-    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
 
 
 def learn(residuals: pd.DataFrame, *, design: str = "kappa", seed: int = 0) -> Extrapolation:
@@ -276,20 +215,13 @@ def learn(residuals: pd.DataFrame, *, design: str = "kappa", seed: int = 0) -> E
     return Extrapolation(design, grid, joint[0], folds, len(residuals))
 
 
-def calibrate(fit: Fit, *, design: str = "kappa", seed: int = 0) -> Extrapolation:
-    """Learn the extrapolation term of ``fit`` from forward-chaining folds inside its own sweep."""
-    if design == "none":
-        return learn(pd.DataFrame(), design="none")
-    return learn(fold_residuals(fit, seed=seed), design=design, seed=seed)
-
-
 def widen(fit: Fit, points: pd.DataFrame, log_mean: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
     """Extrapolation noise for draws of the log mean at ``points``: (noise per draw and point, distance, sd).
 
     Without a learned term (fits made before it existed, or ``extrapolation="none"``) the noise is zero.
     """
     raw = fit.info.get("extrapolation")
-    d = distance(points, fit.sweep, _columns(fit.law))
+    d = distance(points, fit.sweep, distance_columns(fit.law))
     if not raw or raw.get("design", "none") == "none":
         return np.zeros_like(log_mean), d, np.zeros(len(points))
     term = Extrapolation.from_dict(raw)

@@ -11,20 +11,18 @@ Two intervals answer two questions:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from bayes_scaling.data import FLOPS_PER_PARAM_TOKEN, centred_logs
-from bayes_scaling.laws import INPUT_COLUMNS
+from bayes_scaling.data import FLOPS_PER_PARAM_TOKEN
 
 if TYPE_CHECKING:
-    from bayes_scaling.results import Fit
+    from bayes_scaling.posterior import Fit
 
-__all__ = ["band_table", "forecast", "law_log_mean", "log_likelihood_draws", "loss_draws", "points_frame",
-           "predictive_log_loss"]
+__all__ = ["band_table", "forecast", "loss_draws", "points_frame", "predictive_log_loss"]
 
 ArrayLike = float | int | np.ndarray | list[float] | pd.Series
 
@@ -68,39 +66,12 @@ def points_frame(
     return frame
 
 
-def law_log_mean(fit: Fit, points: pd.DataFrame, *, draws: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
-    """Log of the law's mean loss at each point for each posterior draw: shape (draws, points)."""
-    law = fit.law
-    missing = [INPUT_COLUMNS[k] for k in law.inputs if INPUT_COLUMNS[k] not in points]
-    if missing:
-        raise ValueError(f"law {law.name!r} needs {', '.join(missing)} to forecast")
-    params = draws if draws is not None else fit.draws(law.param_names)
-    x = centred_logs(law.inputs, {c: points[c].to_numpy() for c in points}, fit.reference)
-    p = {k: np.asarray(v)[:, None] for k, v in params.items()}
-    xs = {k: v[None, :] for k, v in x.items()}
-    return np.asarray(law.log_loss(np, p, xs))
-
-
 def predictive_log_loss(fit: Fit, log_mean: np.ndarray, *, seed: int | np.random.Generator | None = 0) -> np.ndarray:
     """Add the fitted run-to-run noise on log-loss to draws of the log mean."""
     from bayes_scaling.likelihoods import get_noise_model
 
     rng = np.random.default_rng(seed)
     return log_mean + get_noise_model(fit.likelihood).sample(rng, fit.draws(fit.noise_names), log_mean.shape)
-
-
-def log_likelihood_draws(fit: Fit, frame: pd.DataFrame) -> np.ndarray:
-    """Log-likelihood of each run's log-loss under each posterior draw: shape (draws, runs).
-
-    ``frame`` holds the runs (the law's input columns and ``loss``); the density is that of the
-    fit's noise model (:mod:`bayes_scaling.likelihoods`), the same as in the PyMC model.
-    """
-    from bayes_scaling.likelihoods import get_noise_model
-
-    mu = law_log_mean(fit, frame)
-    y = np.log(frame["loss"].to_numpy(dtype=float))[None, :]
-    noise = {k: v[:, None] for k, v in fit.draws(fit.noise_names).items()}
-    return get_noise_model(fit.likelihood).logpdf(y - mu, noise)
 
 
 def loss_draws(fit: Fit, points: pd.DataFrame, seed: int | np.random.Generator | None = 0) -> dict[str, np.ndarray]:
@@ -120,7 +91,7 @@ def loss_draws(fit: Fit, points: pd.DataFrame, seed: int | np.random.Generator |
     from bayes_scaling.extrapolation import widen
 
     rng = np.random.default_rng(seed)
-    log_mean = law_log_mean(fit, points)
+    log_mean = fit.log_mean(points)
     extra, d, sd_extra = widen(fit, points, log_mean, rng)
     expected = log_mean + extra
     predictive = predictive_log_loss(fit, expected, seed=rng)

@@ -13,13 +13,14 @@ from __future__ import annotations
 import importlib.util
 import logging
 import warnings
-from collections import OrderedDict
 from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+
+from bayes_scaling.compiled import cached
 
 __all__ = ["SAMPLERS", "ConvergenceWarning", "Diagnostics", "diagnose", "sample"]
 
@@ -134,20 +135,6 @@ def diagnose(idata: Any, var_names: list[str]) -> Diagnostics:
     )
 
 
-#: Compiled nutpie models by structural key (law, priors, likelihood, number of runs); least recently used last.
-_COMPILED: OrderedDict[Hashable, Any] = OrderedDict()
-#: How many compiled models to keep in memory.
-CACHE_SIZE = 32
-
-
-def clear_compiled_cache() -> None:
-    """Forget every compiled model, NUTS and Laplace (the next fit of each law compiles again)."""
-    from bayes_scaling import approx
-
-    _COMPILED.clear()
-    approx._COMPILED.clear()
-
-
 def _data_values(model: Any) -> dict[str, np.ndarray]:
     return {var.name: np.asarray(var.get_value()) for var in model.data_vars}
 
@@ -160,29 +147,23 @@ def _require_jax(sampler: str) -> None:
                          "(or pip install jax numpyro)")
 
 
-def _compiled_nutpie(model: Any, cache_key: Hashable | None, backend: str = "numba") -> Any:
-    """A compiled nutpie model for ``model``: reused from the cache with this model's data when possible."""
+def compiled_nutpie(model: Any, cache_key: Hashable | None, backend: str = "numba") -> Any:
+    """A compiled nutpie model for ``model``, from the shared cache (:mod:`bayes_scaling.compiled`) when possible."""
     import nutpie
 
-    if cache_key is not None:
-        cache_key = (cache_key, backend)
-    if cache_key is not None and cache_key in _COMPILED:
-        _COMPILED.move_to_end(cache_key)
-        compiled = _COMPILED[cache_key]
+    def build() -> Any:
+        if backend == "jax":
+            return nutpie.compile_pymc_model(model, backend="jax", gradient_backend="jax", freeze_model=False)
+        return nutpie.compile_pymc_model(model, freeze_model=False)
+
+    def rebind(compiled: Any) -> Any:
         if hasattr(compiled, "shared_var_keys"):  # numba: the data the graph uses (unused ones are pruned)
             known = {var.name for var in compiled.shared_var_keys}
         else:  # JAX (PyFuncModel)
             known = set(compiled._shared_data)
         return compiled.with_data(**{k: v for k, v in _data_values(model).items() if k in known})
-    if backend == "jax":
-        compiled = nutpie.compile_pymc_model(model, backend="jax", gradient_backend="jax", freeze_model=False)
-    else:
-        compiled = nutpie.compile_pymc_model(model, freeze_model=False)
-    if cache_key is not None:
-        _COMPILED[cache_key] = compiled
-        while len(_COMPILED) > CACHE_SIZE:
-            _COMPILED.popitem(last=False)
-    return compiled
+
+    return cached(f"nutpie-{backend}", cache_key, build, rebind)
 
 
 def sample(
@@ -245,7 +226,7 @@ def sample(
             import nutpie
 
             background = nutpie.sample(
-                _compiled_nutpie(model, cache_key, backend="jax" if sampler == "nutpie-jax" else "numba"),
+                compiled_nutpie(model, cache_key, backend="jax" if sampler == "nutpie-jax" else "numba"),
                 draws=int(draws),
                 tune=int(tune),
                 chains=int(chains),

@@ -42,7 +42,7 @@ class Task:
 
 def _run(payload: tuple[Task, pd.DataFrame, dict[str, Any]]) -> tuple[Any, str | None]:
     """Run one task (in whichever process); returns (Fit or None, error message or None)."""
-    from bayes_scaling.results import fit
+    from bayes_scaling.fitting import fit
 
     task, frame, options = payload
     try:
@@ -62,7 +62,7 @@ class FitMany:
         Grouping columns (empty: one group, the whole sweep).
     tasks : list of Task
     fits : dict
-        Task key -> :class:`~bayes_scaling.results.Fit` for the tasks that succeeded.
+        Task key -> :class:`~bayes_scaling.posterior.Fit` for the tasks that succeeded.
     errors : dict
         Task key -> error message for the tasks that failed (only with ``errors="keep"``).
     """

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_scaling.data import FLOPS_PER_PARAM_TOKEN, load_sweep
-from bayes_scaling.results import Fit
+from bayes_scaling.posterior import Fit
 
 __all__ = [
     "PEAK_FLOPS",

@@ -18,7 +18,7 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
 from bayes_scaling.forecast import band_table
-from bayes_scaling.results import Fit
+from bayes_scaling.posterior import Fit
 
 __all__ = [
     "band_table",

@@ -13,8 +13,9 @@ import numpy as np
 import pandas as pd
 
 from bayes_scaling.data import load_sweep
+from bayes_scaling.fitting import fit
 from bayes_scaling.outputs import check_report_folder, publish_folder
-from bayes_scaling.results import Fit, fit
+from bayes_scaling.posterior import Fit
 
 __all__ = ["Report", "write_report"]
 

@@ -11,10 +11,10 @@ import pandas as pd
 
 from bayes_scaling.comparison import median_relative_error, split_holdout
 from bayes_scaling.data import load_sweep
+from bayes_scaling.fitting import fit
 from bayes_scaling.forecast import loss_draws
 from bayes_scaling.inference import ConvergenceWarning
 from bayes_scaling.pointfit import huber_point_fit
-from bayes_scaling.results import fit
 from bayes_scaling.simulate import reference_of, simulate_sweep
 
 __all__ = ["backtest", "calibration", "calibration_summary", "coverage_band"]

@@ -37,9 +37,9 @@ import pandas as pd
 
 from bayes_scaling import datasets
 from bayes_scaling.data import load_sweep
-from bayes_scaling.extrapolation import DESIGNS, fold_residuals, learn
+from bayes_scaling.extrapolation import DESIGNS, learn
+from bayes_scaling.fitting import fit, fold_residuals
 from bayes_scaling.forecast import loss_draws
-from bayes_scaling.results import fit
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 LEVELS = (0.5, 0.8, 0.9, 0.95)

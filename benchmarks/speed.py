@@ -34,7 +34,8 @@ import numpy as np
 import pandas as pd
 
 import bayes_scaling as bs
-from bayes_scaling.inference import _compiled_nutpie, clear_compiled_cache
+from bayes_scaling.compiled import clear_compiled_cache
+from bayes_scaling.inference import compiled_nutpie
 from bayes_scaling.model import build_model
 from bayes_scaling.pointfit import bootstrap_point_fit, huber_point_fit
 from bayes_scaling.simulate import reference_of, simulate_sweep
@@ -67,7 +68,7 @@ def bench_fit(name: str, data, law: str, sampler: str = "nutpie") -> tuple[dict,
         clear_compiled_cache()
         start = time.perf_counter()
         model = build_model(law, sweep)
-        _compiled_nutpie(model, None, backend="jax" if sampler == "nutpie-jax" else "numba")
+        compiled_nutpie(model, None, backend="jax" if sampler == "nutpie-jax" else "numba")
         compile_s = time.perf_counter() - start
     result = bs.fit(sweep, law=law, seed=1, warn=False, sampler=sampler)  # nutpie: compiles into the cache
     if len(sweep) < SINGLE_FIT_ROWS:

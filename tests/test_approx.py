@@ -12,7 +12,7 @@ import pytest
 import bayes_scaling as bs
 from bayes_scaling.approx import ApproximationWarning
 from bayes_scaling.cli import main
-from bayes_scaling.inference import clear_compiled_cache
+from bayes_scaling.compiled import clear_compiled_cache
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 import bayes_scaling as bs
-from bayes_scaling.extrapolation import Extrapolation, distance, fold_residuals, learn
+from bayes_scaling.extrapolation import Extrapolation, distance, learn
+from bayes_scaling.fitting import fold_residuals
 
 FAST = {"draws": 300, "tune": 400, "chains": 2}
 

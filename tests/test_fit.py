@@ -131,7 +131,7 @@ def test_real_chinchilla_sweep_converges_next_to_epoch_refit(chinchilla_fit):
 
 
 def test_compiled_model_reuse_gives_the_same_posterior_as_a_fresh_compile():
-    from bayes_scaling.inference import clear_compiled_cache
+    from bayes_scaling.compiled import clear_compiled_cache
 
     first = bs.load_demo()
     other = first.iloc[::-1].reset_index(drop=True)
@@ -167,15 +167,13 @@ def test_failed_diagnostics_trigger_one_retry_with_safer_settings():
 @pytest.mark.parametrize("likelihood", sorted(NOISE_MODELS))
 def test_numpy_log_likelihood_matches_the_pymc_model(likelihood):
     """Every noise model's numpy log density (behind LOO) must equal its PyMC distribution's, draw by draw."""
-
-    from bayes_scaling.forecast import log_likelihood_draws
     from bayes_scaling.model import OBSERVED
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = bs.fit(bs.load_demo(), likelihood=likelihood, draws=20, tune=50, chains=2, seed=6,
                         extrapolation="none")
-    numpy_ll = log_likelihood_draws(result, result.sweep.frame)
+    numpy_ll = result.log_likelihood(result.sweep.frame)
     model = bs.build_model(result.law, result.sweep, priors=result.priors, likelihood=likelihood,
                            reference=result.reference)
     posterior = result.idata["posterior"].to_dataset()

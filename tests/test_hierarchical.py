@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 import bayes_scaling as bs
-from bayes_scaling.hierarchical import build_hierarchical_model, fit_hierarchical
+from bayes_scaling.hierarchical import fit_hierarchical
+from bayes_scaling.model import build_model
 from bayes_scaling.priors import PriorError
 from bayes_scaling.simulate import reference_of, simulate_sweep
 
@@ -35,7 +36,7 @@ def _groups(seed: int = 5) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def hier() -> bs.HierarchicalFit:
+def hier() -> bs.Fit:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bs.ConvergenceWarning)
         return fit_hierarchical(_groups(), "dataset", likelihood="normal", draws=400, tune=600, chains=2, seed=4)
@@ -76,22 +77,33 @@ def test_group_fit_is_a_plain_fit(hier):
     assert forecast["sd_extrapolation"].iloc[0] > 0 and forecast["decades_out"].iloc[0] > 0
     with pytest.raises(KeyError, match="no group 'z'"):
         hier.group_fit("z")
+    with pytest.raises(ValueError, match=r"use fit\.group_fit"):
+        hier.forecast(N=1e10, D=2e11)
+
+
+def test_pooled_fit_saves_and_loads(hier, tmp_path):
+    path = hier.save(tmp_path / "pooled.nc")
+    back = bs.load(path)
+    assert back.group == "dataset" and back.groups == ["a", "b", "c"] and back.shared == ("alpha", "beta")
+    pd.testing.assert_frame_equal(back.summary(), hier.summary())
+    np.testing.assert_array_equal(back.group_fit("a").draws(["E"])["E"], hier.group_fit("a").draws(["E"])["E"])
+    assert back.group_fit("a").info["extrapolation"] == hier.group_fit("a").info["extrapolation"]
 
 
 def test_hierarchical_errors():
     data = _groups()
     sweep = bs.load_sweep(data)
     with pytest.raises(bs.DataError, match="group column 'mix' is not in the sweep"):
-        build_hierarchical_model("chinchilla", sweep, "mix")
+        build_model("chinchilla", sweep, group="mix")
     with pytest.raises(bs.DataError, match="needs at least two"):
-        build_hierarchical_model("chinchilla", bs.load_sweep(data.assign(dataset="one")), "dataset")
+        build_model("chinchilla", bs.load_sweep(data.assign(dataset="one")), group="dataset")
     with pytest.raises(PriorError, match="shared= names"):
-        build_hierarchical_model("chinchilla", sweep, "dataset", shared=["gamma"])
+        build_model("chinchilla", sweep, group="dataset", shared=["gamma"])
     with pytest.raises(PriorError, match="partial pooling of 'alpha' needs a Normal or LogNormal"):
-        build_hierarchical_model("chinchilla", sweep, "dataset", shared=["beta"],
-                                 priors={"alpha": {"dist": "Gamma", "alpha": 3, "beta": 10}})
+        build_model("chinchilla", sweep, group="dataset", shared=["beta"],
+                    priors={"alpha": {"dist": "Gamma", "alpha": 3, "beta": 10}})
     with pytest.raises(bs.DataError, match="empty in rows"):
-        build_hierarchical_model("chinchilla", bs.load_sweep(data.assign(dataset=None)), "dataset")
+        build_model("chinchilla", bs.load_sweep(data.assign(dataset=None)), group="dataset")
 
 
 def test_cli_group_fit(tmp_path, capsys):
@@ -105,5 +117,12 @@ def test_cli_group_fit(tmp_path, capsys):
     payload = json.loads(capsys.readouterr().out)
     assert payload["groups"] == ["a", "b", "c"] and payload["shared"] == ["alpha", "beta"]
     assert set(payload["params"]["E"]) == {"a", "b", "c"} and "(shared)" in payload["params"]["alpha"]
-    assert main([*args, "--out", str(tmp_path / "x.nc")]) == 2
-    assert "hierarchical fit (--group) is printed only" in capsys.readouterr().err
+    saved = tmp_path / "pooled.nc"
+    assert main([*args, "--out", str(saved)]) == 0
+    capsys.readouterr()
+    assert main(["forecast", str(saved), "--N", "1e9", "--D", "2e10"]) == 2
+    assert "pick one with --group-label" in capsys.readouterr().err
+    assert main(["forecast", str(saved), "--N", "1e9", "--D", "2e10", "--group-label", "b", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["points"][0]["mean"] > GROUPS["b"][0]
+    assert main(["forecast", str(saved), "--N", "1e9", "--D", "2e10", "--group-label", "z"]) == 2
+    assert "not a group" in capsys.readouterr().err

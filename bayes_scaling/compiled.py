@@ -1,0 +1,44 @@
+"""One in-memory cache of compiled models, shared by every sampler (nutpie, nutpie-jax, Laplace).
+
+Compiling a PyMC model to numba or JAX takes ~10 s, sampling it ~1 s. Every number that depends on the sweep is a
+``pm.Data`` container (see :mod:`bayes_scaling.model`), so a model compiled once can be reused for another sweep
+of the same structure by pointing it at the new data. Entries are keyed by what fixes the structure: the caller's
+key (law, priors, likelihood, number of runs) plus the backend (``"nutpie-numba"``, ``"nutpie-jax"``,
+``"laplace"``), and the least recently used entry is dropped beyond :data:`CACHE_SIZE`.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Any
+
+__all__ = ["CACHE_SIZE", "cached", "clear_compiled_cache"]
+
+#: How many compiled models to keep in memory (all backends together).
+CACHE_SIZE = 48
+
+_CACHE: OrderedDict[Hashable, Any] = OrderedDict()
+
+
+def cached(backend: str, key: Hashable | None, build: Callable[[], Any], rebind: Callable[[Any], Any]) -> Any:
+    """The compiled object of ``backend`` for ``key``: ``rebind(entry)`` on a hit, else ``build()`` (then stored).
+
+    ``rebind`` points a cached entry at the current model's data and returns what the caller uses. A ``None`` key
+    never caches.
+    """
+    if key is None:
+        return rebind(build())
+    full = (backend, key)
+    if full in _CACHE:
+        _CACHE.move_to_end(full)
+    else:
+        _CACHE[full] = build()
+        while len(_CACHE) > CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return rebind(_CACHE[full])
+
+
+def clear_compiled_cache() -> None:
+    """Forget every compiled model, NUTS and Laplace (the next fit of each law compiles again)."""
+    _CACHE.clear()

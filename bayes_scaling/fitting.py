@@ -1,0 +1,296 @@
+"""Fit a law to a sweep: the one place a posterior is sampled from data.
+
+:func:`fit` builds the model, samples it (once more with safer settings when the checks fail), learns the
+extrapolation term from forward-chaining folds inside the sweep (:func:`fold_residuals`, :func:`calibrate`) and
+returns a :class:`~bayes_scaling.posterior.Fit`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bayes_scaling.approx import METHODS, laplace
+from bayes_scaling.data import DataError, Sweep, check_identifiable, load_sweep
+from bayes_scaling.extrapolation import DESIGNS, Extrapolation, distance, distance_columns, fold_cuts, learn
+from bayes_scaling.inference import Sampler, diagnose, sample, warn_if_unconverged
+from bayes_scaling.laws import ScalingLaw, get_law
+from bayes_scaling.model import Likelihood, build_model, resolve_priors
+from bayes_scaling.posterior import Fit, attach_observations, package_versions
+
+__all__ = ["AUTO_RETRY_DRAWS", "LARGE_SWEEP", "LargeSweepWarning", "calibrate", "fit", "fold_residuals",
+           "large_sweep_message"]
+
+#: Fits with at least this many draws in all (draws x chains) are retried with safer settings when their
+#: diagnostics fail (``fit(retry=None)``).
+AUTO_RETRY_DRAWS = 2000
+#: Step-size adaptation target of the retry.
+RETRY_TARGET_ACCEPT = 0.99
+#: The retry's tuning steps and draws, as multiples of the first pass's. Four times the draws: on the weakly
+#: identified backtest fits (gadre2024/rw_original, li2025, muennighoff2023 on their smaller splits) twice the
+#: draws still left R-hat at 1.012-1.014; four times gave 1.003-1.006 on two seeds each.
+RETRY_TUNE_FACTOR = 3
+RETRY_DRAWS_FACTOR = 4
+#: Above this many runs a NUTS fit says up front how long it will take (and that ``method="laplace"`` exists).
+LARGE_SWEEP = 20_000
+#: Wall seconds per run per (draw + tuning step) per chain of a NUTS fit on this project's 2-core machine
+#: (measured: 4 x (1000 + 1000) iterations of the Chinchilla law on 100,000 runs took 273 s with nutpie).
+_SECONDS_PER_RUN_ITERATION = 273.0 / (100_000 * 4 * 2000)
+
+
+class LargeSweepWarning(UserWarning):
+    """A NUTS fit of a large sweep will take long; the message says how long and what is faster."""
+
+
+def large_sweep_message(runs: int, *, draws: int = 1000, tune: int = 1000, chains: int = 4) -> str:
+    """What a NUTS fit of ``runs`` runs will cost here, and the faster alternatives."""
+    seconds = runs * chains * (draws + tune) * _SECONDS_PER_RUN_ITERATION
+    minutes = seconds / 60
+    when = f"about {minutes:.0f} min" if minutes >= 1.5 else f"about {seconds:.0f} s"
+    return (f"{runs:,} runs: a NUTS fit with {chains} chains x ({tune} tuning + {draws} draws) takes {when} on a "
+            "2-core machine (time grows with runs x draws); method='laplace' (CLI: --method laplace) gives an "
+            "approximate posterior in seconds, and fewer --draws/--tune shorten NUTS")
+
+
+def fit(
+    data: pd.DataFrame | str | Path | Sweep,
+    law: str | ScalingLaw = "chinchilla",
+    *,
+    priors: Mapping[str, Any] | None = None,
+    likelihood: Likelihood = "student_t",
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    seed: int | None = None,
+    sampler: Sampler = "nutpie",
+    target_accept: float = 0.9,
+    log_likelihood: bool | None = None,
+    method: str = "nuts",
+    warn: bool = True,
+    progress: bool = False,
+    extrapolation: str = "kappa",
+    retry: bool | None = None,
+) -> Fit:
+    """Fit a scaling law to a sweep with NUTS (or, for a quick look, a Laplace approximation).
+
+    Parameters
+    ----------
+    data : DataFrame, CSV path or Sweep
+        The runs: columns N (parameters), D (tokens), loss (nats/token), optional C (FLOPs).
+    law : str or ScalingLaw
+        Which law (``bayes_scaling.laws()`` lists them). Default ``"chinchilla"``.
+    priors : mapping, optional
+        Overrides by parameter name: a :class:`~bayes_scaling.priors.Prior`, a dict
+        ``{"dist": ..., ...}``, or a number to fix the parameter.
+    likelihood : {"student_t", "normal"}
+        Noise on log-loss; Student-t (default) is robust to outlying runs.
+    draws, tune, chains : int
+        Posterior draws and tuning steps per chain, number of chains.
+    seed : int, optional
+        Random seed (the same seed reproduces the posterior).
+    sampler : {"nutpie", "nutpie-jax", "pymc", "numpyro"}
+        NUTS backend: nutpie with numba (default), nutpie with JAX (faster on large sweeps), PyMC's
+        NUTS, or NumPyro; the JAX ones need the ``jax`` extra. See :data:`bayes_scaling.inference.SAMPLERS`.
+    target_accept : float
+        Step-size adaptation target.
+    log_likelihood : bool, optional
+        Keep pointwise log-likelihood (for LOO); default: when the sweep has ≤ 20,000 runs.
+    method : {"nuts", "laplace"}
+        ``"nuts"`` samples the posterior (default). ``"laplace"`` is a fast **approximation** for quick
+        looks on large sweeps (Gaussian at the posterior mode, see :mod:`bayes_scaling.approx`):
+        ``info["method"]`` records it and ``info["approximation"]["pareto_k"]`` measures its quality.
+    warn : bool
+        Warn (:class:`~bayes_scaling.inference.ConvergenceWarning`) when R-hat > 1.01,
+        bulk ESS < 400, or there are divergences; with ``method="laplace"``
+        (:class:`~bayes_scaling.approx.ApproximationWarning`) when Pareto k-hat > 0.7.
+    progress : bool
+        Show the sampler's progress bar on a terminal (the CLI turns it on unless ``--quiet`` or ``--json``).
+    extrapolation : {"kappa", "drift", "inflation", "none"}
+        How forecasts account for the law being slightly wrong beyond the sweep, learned from forward-chaining
+        folds inside the sweep (see :mod:`bayes_scaling.extrapolation`): ``"kappa"`` (default) adds an error
+        growing with the distance beyond the data; ``"drift"`` also a learned signed drift; ``"inflation"`` one
+        factor on the predictive scale; ``"none"`` parameter uncertainty and scatter only. Stored in
+        ``info["extrapolation"]``.
+    retry : bool, optional
+        When the NUTS diagnostics fail (R-hat, bulk ESS, divergences, tree depth), sample once more with three
+        times the tuning, four times the draws and ``target_accept=0.99``: the weakly identified posteriors of real
+        sweeps (one decade of N, E against the N term) are long curved ridges that the default step size
+        explores slowly. ``None`` (default) retries production-size fits (``draws * chains`` of at least
+        :data:`AUTO_RETRY_DRAWS`), not quick looks. ``info["escalated"]`` records the first pass's diagnostics.
+
+    Returns
+    -------
+    Fit
+
+    Raises
+    ------
+    DataError
+        When the sweep has no more runs than free parameters, or an input of the law does not vary (a single N
+        or a single D), so that the law cannot be identified.
+    KeyboardInterrupt
+        On Ctrl-C while sampling: nothing partial is returned.
+
+    Warns
+    -----
+    LargeSweepWarning
+        Before sampling more than :data:`LARGE_SWEEP` runs with NUTS: the expected time, and the fast
+        ``method="laplace"``.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
+    if extrapolation not in DESIGNS:
+        raise ValueError(f"unknown extrapolation {extrapolation!r}; use one of {', '.join(DESIGNS)}")
+    sweep = load_sweep(data)
+    law = get_law(law)
+    resolved = resolve_priors(law, priors, likelihood)
+    n_law = sum(not resolved[n].is_fixed for n in law.param_names)
+    n_free = sum(not prior.is_fixed for prior in resolved.values())
+    if len(sweep) <= n_free:
+        from bayes_scaling.data import DataError
+
+        raise DataError(
+            f"law {law.name!r} with a {likelihood} likelihood has {n_free} free parameters ({n_law} in the law, "
+            f"{n_free - n_law} for the noise) but the sweep has only {len(sweep)} runs; it needs more runs than "
+            "parameters: add runs or choose a simpler law"
+        )
+    check_identifiable(law, sweep)
+    if method == "nuts" and len(sweep) > LARGE_SWEEP:
+        warnings.warn(large_sweep_message(len(sweep), draws=draws, tune=tune, chains=chains), LargeSweepWarning,
+                      stacklevel=2)
+    reference = sweep.reference()
+    start = time.perf_counter()
+    model = build_model(law, sweep, priors=resolved, likelihood=likelihood, reference=reference)
+    if log_likelihood is None:
+        log_likelihood = len(sweep) <= 20_000
+    cache_key = (law.name, id(law), likelihood, len(sweep), tuple(sorted((k, repr(v)) for k, v in resolved.items())))
+    sampling_start = time.perf_counter()
+    approximation = None
+    if method == "laplace":
+        with warnings.catch_warnings():
+            if not warn:
+                warnings.simplefilter("ignore")
+            idata, approximation = laplace(model, draws=draws, chains=chains, seed=seed, cache_key=cache_key)
+    else:
+        idata = sample(
+            model,
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            seed=seed,
+            sampler=sampler,
+            target_accept=target_accept,
+            cache_key=cache_key,
+            progress=progress,
+        )
+    escalated = None
+    if method == "nuts" and (retry if retry is not None else int(draws) * int(chains) >= AUTO_RETRY_DRAWS):
+        first = diagnose(idata, [n for n in resolved if not resolved[n].is_fixed])
+        if not first.ok:
+            settings = {"tune": int(tune) * RETRY_TUNE_FACTOR, "draws": int(draws) * RETRY_DRAWS_FACTOR,
+                        "target_accept": RETRY_TARGET_ACCEPT}
+            idata = sample(model, chains=chains, seed=None if seed is None else seed + 1, sampler=sampler,
+                           cache_key=cache_key, progress=progress, **settings)
+            escalated = {"first_pass": first.to_dict(), "first_problems": first.problems, **settings}
+    sampling_seconds = time.perf_counter() - sampling_start
+    info = {
+        "seed": seed,
+        "method": method,
+        "sampler": sampler if method == "nuts" else None,
+        "draws": int(draws),
+        "tune": int(tune),
+        "chains": int(chains),
+        "target_accept": float(target_accept),
+        "sampling_seconds": round(sampling_seconds, 3),
+        "versions": package_versions(),
+    }
+    if escalated is not None:
+        info["escalated"] = escalated
+        info.update(draws=escalated["draws"], tune=escalated["tune"], target_accept=escalated["target_accept"])
+    result = Fit(
+        law=law, sweep=sweep, priors=resolved, likelihood=likelihood, reference=reference, idata=idata, info=info
+    )
+    attach_observations(result, log_likelihood=log_likelihood)
+    if approximation is not None:
+        result.info["approximation"] = approximation
+    calibration_start = time.perf_counter()
+    result.info["extrapolation"] = calibrate(result, design=extrapolation, seed=0 if seed is None else seed).to_dict()
+    result.info["extrapolation"]["seconds"] = round(time.perf_counter() - calibration_start, 3)
+    result.info["fit_seconds"] = round(time.perf_counter() - start, 3)
+    if warn and method == "nuts":
+        label = f"fit of {law.name!r}" + (" (after a retry with more tuning and target_accept=0.99)"
+                                           if escalated is not None else "")
+        warn_if_unconverged(result.diagnostics(), label=label)
+    return result
+
+
+def fold_residuals(fit: Fit, *, seed: int = 0) -> pd.DataFrame:
+    """Forward-chaining residuals inside the fit's sweep.
+
+    For each cut (a model size in the upper half of the sweep), the law is refitted (Laplace approximation, the
+    fit's priors and likelihood) to the runs below the cut and scored on the runs at or above it.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per held-out run and fold: ``fold``, ``size`` (its model size N), ``distance`` (beyond the
+        fold's training range, in its widths, see :func:`distance`), ``residual`` (log loss minus the fold's
+        posterior median of log mean), ``var_param`` (variance of the fold's log mean), ``sigma`` and ``nu``
+        (the fold's noise, ``nu`` infinite for a Normal likelihood).
+    """
+    sweep, law = fit.sweep, fit.law
+    if "N" not in sweep.frame.columns:
+        return pd.DataFrame()
+    n = sweep.column("N")
+    free = sum(not p.is_fixed for p in fit.priors.values())
+    cache_key = ("extrapolation-folds", law.name, id(law), fit.likelihood,
+                 tuple(sorted((k, repr(v)) for k, v in fit.priors.items())))
+    rows = []
+    for fold, cut in enumerate(fold_cuts(n)):
+        train, test = sweep.subset(n < cut), sweep.subset(n >= cut)
+        if len(train) <= free + 2:
+            continue
+        try:
+            check_identifiable(law, train)
+        except DataError:
+            continue  # too few distinct sizes below this cut
+        reference = train.reference()
+        model = build_model(law, train, priors=fit.priors, likelihood=fit.likelihood, reference=reference)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                idata, _ = laplace(model, draws=200, chains=1, seed=seed + fold, check_draws=100,
+                                   cache_key=cache_key)
+        except (RuntimeError, ValueError, np.linalg.LinAlgError):
+            continue  # no usable mode for this fold: it contributes nothing
+        fold_fit = Fit(law=law, sweep=train, priors=fit.priors, likelihood=fit.likelihood, reference=reference,
+                       idata=idata)
+        log_mean = fold_fit.log_mean(test.frame)
+        noise = fold_fit.draws(fold_fit.noise_names)
+        frame = pd.DataFrame({
+            "fold": fold,
+            "size": test.column("N"),
+            "distance": distance(test.frame, train, distance_columns(law)),
+            "residual": np.log(test.column("loss")) - np.median(log_mean, axis=0),
+            "var_param": np.var(log_mean, axis=0),
+            "sigma": float(np.median(noise["sigma"])),
+            "nu": float(np.median(noise["nu"])) if "nu" in noise else math.inf,
+        })
+        rows.append(frame[np.isfinite(frame["residual"])])
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+
+
+def calibrate(fit: Fit, *, design: str = "kappa", seed: int = 0) -> Extrapolation:
+    """Learn the extrapolation term of ``fit`` from forward-chaining folds inside its own sweep.
+
+    See :mod:`bayes_scaling.extrapolation` for the designs.
+    """
+    if design == "none":
+        return learn(pd.DataFrame(), design="none")
+    return learn(fold_residuals(fit, seed=seed), design=design, seed=seed)

@@ -1,0 +1,407 @@
+"""The :class:`Fit` result: a law's posterior and everything needed to use it (summary, forecast, save/load).
+
+:func:`bayes_scaling.fitting.fit` makes one; :func:`load` reads one back from disk. Analyses (forecasts,
+planning, comparison) are functions of a ``Fit``.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Mapping, Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bayes_scaling.data import Sweep, centred_logs, load_sweep
+from bayes_scaling.inference import Diagnostics, diagnose
+from bayes_scaling.laws import INPUT_COLUMNS, ScalingLaw, get_law
+from bayes_scaling.likelihoods import get_noise_model
+from bayes_scaling.model import OBSERVED, pooled_names
+from bayes_scaling.priors import Prior, as_prior
+
+__all__ = ["Fit", "FitFileError", "SummaryTable", "attach_observations", "load", "package_versions"]
+
+_META_KEY = "bayes_scaling"
+_FORMAT_VERSION = 1
+
+
+class FitFileError(ValueError):
+    """A saved fit cannot be read (missing, corrupted, or not written by bayes_scaling)."""
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of this package and the libraries a fit depends on (kept in ``Fit.info``)."""
+    out = {}
+    for package in ("bayes_scaling", "pymc", "pytensor", "arviz", "nutpie", "numpy"):
+        try:
+            out[package] = metadata.version(package.replace("_", "-"))
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+class SummaryTable(pd.DataFrame):
+    """A parameter table that prints every column: 4 significant digits, never cut to ``...`` in a terminal.
+
+    A plain :class:`pandas.DataFrame` in every other way (notebooks render it as HTML as usual).
+    """
+
+    @property
+    def _constructor(self) -> type[SummaryTable]:
+        return SummaryTable
+
+    def __repr__(self) -> str:
+        return self.to_string(float_format=lambda v: f"{v:.4g}", na_rep="-")
+
+
+class Fit:
+    """A law fitted to a sweep: the ArviZ posterior plus everything needed to use it.
+
+    Attributes
+    ----------
+    law : ScalingLaw
+    sweep : Sweep
+    priors : dict of Prior
+        The priors actually used (defaults merged with user overrides).
+    likelihood : str
+    reference : dict
+        Reference scales ``N``, ``D``, ``C`` the parameters are centred on.
+    idata : xarray.DataTree
+        The ArviZ posterior (``posterior``, ``sample_stats``, ``log_likelihood``, ...).
+    info : dict
+        Seed, sampler, draws, timings and package versions.
+    group : str or None
+        For a fit pooled across groups (:func:`bayes_scaling.fit_hierarchical`): the column naming each run's
+        group. Its group-level parameters then have a ``group`` dimension; :meth:`group_fit` gives one group's
+        posterior as a plain fit for forecasts and plans.
+    shared : tuple of str
+        For a pooled fit: the parameters common to all groups.
+    """
+
+    def __init__(
+        self,
+        *,
+        law: ScalingLaw,
+        sweep: Sweep,
+        priors: Mapping[str, Prior],
+        likelihood: str,
+        reference: Mapping[str, float],
+        idata: Any,
+        info: Mapping[str, Any] | None = None,
+        group: str | None = None,
+        shared: Sequence[str] = (),
+    ) -> None:
+        self.law = law
+        self.sweep = sweep
+        self.priors = dict(priors)
+        self.likelihood = likelihood
+        self.reference = dict(reference)
+        self.idata = idata
+        self.info = dict(info or {})
+        self.group = group
+        self.shared = tuple(shared)
+        self._diagnostics: Diagnostics | None = None
+
+    def __repr__(self) -> str:
+        posterior = self.idata["posterior"]
+        approximate = " APPROXIMATE (laplace)" if self.is_approximate else ""
+        pooled = f" group={self.group!r} groups={len(self.groups)} shared={list(self.shared)}" if self.group else ""
+        return (
+            f"<Fit law={self.law.name!r} runs={len(self.sweep)} likelihood={self.likelihood!r} "
+            f"chains={posterior.sizes.get('chain')} draws={posterior.sizes.get('draw')}{pooled}{approximate}>"
+        )
+
+    @property
+    def groups(self) -> list[str]:
+        """Group labels of a pooled fit (sorted); empty for a fit of one sweep."""
+        if self.group is None:
+            return []
+        return [str(g) for g in self.idata["posterior"]["group"].values]
+
+    def _require_single(self, what: str) -> None:
+        if self.group is not None:
+            raise ValueError(
+                f"this fit is pooled across the groups of {self.group!r} ({', '.join(self.groups)}); {what} needs "
+                "one group's posterior: use fit.group_fit(label)"
+            )
+
+    @property
+    def is_approximate(self) -> bool:
+        """Whether the posterior is an approximation (``method="laplace"``) rather than NUTS draws."""
+        return self.info.get("method", "nuts") != "nuts"
+
+    @property
+    def noise_names(self) -> list[str]:
+        """Names of the noise parameters (``sigma`` and, for Student-t, ``nu``)."""
+        return list(get_noise_model(self.likelihood).noise_names)
+
+    @property
+    def sampled_names(self) -> list[str]:
+        """Parameters drawn by the sampler (fixed ones excluded; for a pooled fit, populations, spreads, offsets)."""
+        noise = [n for n in self.noise_names if not self.priors[n].is_fixed]
+        if self.group is not None:
+            return [*pooled_names(self.law, self.priors, self.shared), *noise]
+        return [n for n in self.law.param_names if not self.priors[n].is_fixed] + noise
+
+    def draws(self, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        """Posterior draws as flat arrays (chains concatenated), by name."""
+        posterior = self.idata["posterior"].to_dataset()
+        names = list(names) if names is not None else list(posterior.data_vars)
+        out = {}
+        for name in names:
+            if name not in posterior:
+                raise KeyError(f"{name!r} is not in the posterior; it has {', '.join(posterior.data_vars)}")
+            if "group" in posterior[name].dims:
+                self._require_single(f"the draws of {name!r}, which vary by group,")
+            out[name] = np.asarray(posterior[name].values, dtype=float).reshape(-1)
+        return out
+
+    def log_mean(self, points: pd.DataFrame, *, draws: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
+        """Log of the law's mean loss at each point for each posterior draw: shape (draws, points).
+
+        ``points`` holds the law's input columns; ``draws`` (parameter name -> array) replaces the posterior.
+        """
+        law = self.law
+        missing = [INPUT_COLUMNS[k] for k in law.inputs if INPUT_COLUMNS[k] not in points]
+        if missing:
+            raise ValueError(f"law {law.name!r} needs {', '.join(missing)} to forecast")
+        params = draws if draws is not None else self.draws(law.param_names)
+        x = centred_logs(law.inputs, {c: points[c].to_numpy() for c in points}, self.reference)
+        p = {k: np.asarray(v)[:, None] for k, v in params.items()}
+        xs = {k: v[None, :] for k, v in x.items()}
+        return np.asarray(law.log_loss(np, p, xs))
+
+    def log_likelihood(self, frame: pd.DataFrame) -> np.ndarray:
+        """Log-likelihood of each run's log-loss under each posterior draw: shape (draws, runs).
+
+        ``frame`` holds the runs (the law's input columns and ``loss``); the density is that of the fit's noise
+        model (:mod:`bayes_scaling.likelihoods`), the same as in the PyMC model.
+        """
+        mu = self.log_mean(frame)
+        y = np.log(frame["loss"].to_numpy(dtype=float))[None, :]
+        noise = {k: v[:, None] for k, v in self.draws(self.noise_names).items()}
+        return get_noise_model(self.likelihood).logpdf(y - mu, noise)
+
+    def diagnostics(self) -> Diagnostics:
+        """R-hat, bulk ESS, divergences and tree depth of the sampled parameters (computed once)."""
+        if self._diagnostics is None:
+            self._diagnostics = diagnose(self.idata, self.sampled_names)
+        return self._diagnostics
+
+    def summary(self, prob: float = 0.9) -> pd.DataFrame:
+        """Parameter table: mean, sd, HDI at ``prob``, R-hat and bulk ESS.
+
+        Rows are the law's classical parameters (e.g. E, A, B, alpha, beta for
+        Chinchilla) followed by the noise parameters. A pooled fit's table is indexed by (parameter, group):
+        shared parameters have group ``"(shared)"``, and ``<name>_tau`` rows give the spread across groups.
+        """
+        import arviz as az
+
+        if not 0 < prob < 1:
+            raise ValueError(f"prob must be between 0 and 1, got {prob}")
+        if self.group is not None:
+            return self._pooled_summary(prob)
+        names = [*self.law.summary_names, *self.noise_names]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # R-hat of a fixed parameter divides by zero
+            table = az.summary(self.idata, var_names=names, ci_prob=prob, ci_kind="hdi", round_to="none")
+        table = table.astype(float)
+        low, high = [c for c in table.columns if c.startswith("hdi")][:2]
+        table = table.rename(columns={low: "hdi_low", high: "hdi_high"})
+        table = table[["mean", "sd", "hdi_low", "hdi_high", "r_hat", "ess_bulk"]]
+        fixed = [n for n in names if self.priors.get(n) is not None and self.priors[n].is_fixed]
+        table.loc[fixed, ["sd", "r_hat", "ess_bulk"]] = np.nan
+        table.index.name = "parameter"
+        return SummaryTable(table.loc[names])
+
+    def _pooled_summary(self, prob: float) -> pd.DataFrame:
+        import arviz as az
+
+        posterior = self.idata["posterior"]
+        noise = [n for n in self.noise_names if n in posterior]
+        spreads = [f"{n}_tau" for n in self.law.param_names if f"{n}_tau" in posterior]
+        rows = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            for name in [*self.law.summary_names, *noise, *spreads]:
+                table = az.summary(self.idata, var_names=[name], ci_prob=prob, ci_kind="hdi", round_to="none")
+                table = table.astype(float)
+                low, high = [c for c in table.columns if c.startswith("hdi")][:2]
+                labels = self.groups if "group" in posterior[name].dims else ["(shared)"]
+                for label, (_, row) in zip(labels, table.iterrows(), strict=True):
+                    rows.append({"parameter": name, "group": label, "mean": row["mean"], "sd": row["sd"],
+                                 "hdi_low": row[low], "hdi_high": row[high], "r_hat": row["r_hat"],
+                                 "ess_bulk": row["ess_bulk"]})
+        return pd.DataFrame(rows).set_index(["parameter", "group"])
+
+    def group_fit(self, label: str) -> Fit:
+        """The posterior of one group of a pooled fit as a plain :class:`Fit` (forecasts, planning).
+
+        The group's runs are its sweep; shared parameters keep all their draws; its extrapolation term is the one
+        learned from the group's own forward-chaining folds when the pooled fit was made.
+        """
+        import xarray as xr
+
+        if self.group is None:
+            raise ValueError("group_fit() needs a fit pooled across groups (bayes_scaling.fit_hierarchical)")
+        if label not in self.groups:
+            raise KeyError(f"no group {label!r}; groups: {', '.join(self.groups)}")
+        posterior = self.idata["posterior"].to_dataset()
+        keep = [*self.law.param_names, *self.law.derived, *[n for n in self.noise_names if n in posterior]]
+        selected = xr.Dataset({
+            name: posterior[name].sel(group=label, drop=True) if "group" in posterior[name].dims else posterior[name]
+            for name in keep
+        })
+        tree = xr.DataTree.from_dict({"posterior": selected, "sample_stats": self.idata["sample_stats"].to_dataset()})
+        sweep = self.sweep.subset(self.sweep.frame[self.group].astype(str).to_numpy() == label)
+        info = {k: v for k, v in self.info.items() if k != "extrapolation_by_group"}
+        info.update(hierarchical_group=label, group_column=self.group)
+        term = self.info.get("extrapolation_by_group", {}).get(label)
+        if term is not None:
+            info["extrapolation"] = term
+        result = Fit(law=self.law, sweep=sweep, priors=self.priors, likelihood=self.likelihood,
+                     reference=self.reference, idata=tree, info=info)
+        attach_observations(result, log_likelihood=len(sweep) <= 20_000)
+        return result
+
+    def forecast(self, *, N: Any = None, D: Any = None, C: Any = None, unique_tokens: Any = None,
+                 prob: float = 0.9, seed: int | None = 0) -> pd.DataFrame:
+        """Forecast the loss at new points; see :func:`bayes_scaling.forecast.forecast`."""
+        from bayes_scaling.forecast import forecast
+
+        self._require_single("a forecast")
+
+        return forecast(self, N=N, D=D, C=C, unique_tokens=unique_tokens, prob=prob, seed=seed)
+
+    def to_dict(self, prob: float = 0.9) -> dict[str, Any]:
+        """JSON-friendly summary: law, parameters, diagnostics, info (pooled fits: parameters by group)."""
+        table = self.summary(prob)
+        if self.group is not None:
+            by_group: dict[str, dict[str, dict[str, float | None]]] = {}
+            for (name, label), row in table.iterrows():
+                by_group.setdefault(name, {})[label] = {key: _num(value) for key, value in row.items()}
+            return {"law": self.law.name, "group_column": self.group, "groups": self.groups,
+                    "shared": list(self.shared), "likelihood": self.likelihood, "runs": len(self.sweep),
+                    "prob": prob, "params": by_group, "diagnostics": self.diagnostics().to_dict(), "info": self.info}
+        params = {
+            name: {
+                "mean": _num(row["mean"]),
+                "sd": _num(row["sd"]),
+                "hdi_low": _num(row["hdi_low"]),
+                "hdi_high": _num(row["hdi_high"]),
+                "r_hat": _num(row["r_hat"]),
+                "ess_bulk": _num(row["ess_bulk"]),
+            }
+            for name, row in table.iterrows()
+        }
+        return {
+            "law": self.law.name,
+            "likelihood": self.likelihood,
+            "runs": len(self.sweep),
+            "prob": prob,
+            "params": params,
+            "diagnostics": self.diagnostics().to_dict(),
+            "info": self.info,
+        }
+
+    # ------------------------------------------------------------------ save / load
+    def _metadata(self) -> dict[str, Any]:
+        return {
+            "format_version": _FORMAT_VERSION,
+            "law": self.law.name,
+            "likelihood": self.likelihood,
+            "priors": {k: v.to_dict() for k, v in self.priors.items()},
+            "reference": self.reference,
+            "sweep": json.loads(self.sweep.frame.to_json(orient="split", index=False, double_precision=15)),
+            "sweep_source": self.sweep.source,
+            "info": self.info,
+            "group": self.group,
+            "shared": list(self.shared),
+        }
+
+    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write the fit to a netCDF file; refuses to replace an existing file unless ``overwrite``.
+
+        The file is written to a temporary name in the same folder and then published in one step (see
+        :func:`bayes_scaling.outputs.write_file`): an interrupted save leaves nothing behind, and without
+        ``overwrite`` a file that another process created in the meantime is never replaced.
+        """
+        from bayes_scaling.outputs import write_file
+
+        tree = self.idata.copy()
+        tree.attrs = {**tree.attrs, _META_KEY: json.dumps(self._metadata())}
+        return write_file(path, lambda tmp: tree.to_netcdf(tmp, engine="h5netcdf"), overwrite=overwrite)
+
+
+def attach_observations(result: Fit, *, log_likelihood: bool) -> None:
+    """Add ``observed_data`` (log-loss per run) and, if asked, pointwise ``log_likelihood`` groups to its posterior."""
+    import xarray as xr
+
+    tree = result.idata
+    runs = np.arange(len(result.sweep))
+    observed = xr.Dataset({OBSERVED: ("run", np.log(result.sweep.column("loss")))}, coords={"run": runs})
+    groups = {"observed_data": observed}
+    if log_likelihood:
+        posterior = tree["posterior"]
+        shape = (posterior.sizes["chain"], posterior.sizes["draw"], len(runs))
+        values = result.log_likelihood(result.sweep.frame).reshape(shape)
+        groups["log_likelihood"] = xr.Dataset(
+            {OBSERVED: (("chain", "draw", "run"), values)},
+            coords={"chain": posterior["chain"].values, "draw": posterior["draw"].values, "run": runs},
+        )
+    for name, dataset in groups.items():
+        tree[name] = xr.DataTree(dataset)
+
+
+def _num(value: Any) -> float | None:
+    value = float(value)
+    return value if np.isfinite(value) else None
+
+
+def load(path: str | Path) -> Fit:
+    """Read a fit written by :meth:`Fit.save`.
+
+    Raises
+    ------
+    FitFileError
+        If the file is missing, unreadable, corrupted or was not written by bayes_scaling.
+    """
+    import xarray as xr
+
+    path = Path(path)
+    if not path.is_file():
+        raise FitFileError(f"no such fit file: {path}")
+    try:
+        tree = xr.open_datatree(path, engine="h5netcdf").load()
+    except Exception as exc:
+        raise FitFileError(f"{path} is not a readable netCDF fit file ({type(exc).__name__}: {exc})") from None
+    raw = tree.attrs.get(_META_KEY)
+    if raw is None or "posterior" not in tree.children:
+        raise FitFileError(f"{path} is a netCDF file but not a bayes_scaling fit (no fit metadata or posterior)")
+    try:
+        meta = json.loads(raw)
+        law = get_law(meta["law"])
+        frame = pd.DataFrame(**meta["sweep"])
+        sweep = load_sweep(frame, source=meta.get("sweep_source"), check_units=False)  # checked when fitted
+        priors = {k: as_prior(v, name=k) for k, v in meta["priors"].items()}
+        fit_obj = Fit(
+            law=law,
+            sweep=sweep,
+            priors=priors,
+            likelihood=meta["likelihood"],
+            reference=meta["reference"],
+            idata=tree,
+            info=meta.get("info", {}),
+            group=meta.get("group"),
+            shared=meta.get("shared", ()),
+        )
+    except (KeyError, TypeError, ValueError, json.JSONDecodeError) as exc:
+        raise FitFileError(f"{path} holds damaged bayes_scaling metadata: {exc}") from None
+    attrs = dict(tree.attrs)
+    attrs.pop(_META_KEY, None)
+    tree.attrs = attrs
+    return fit_obj
