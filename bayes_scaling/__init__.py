@@ -12,7 +12,7 @@ Typical use::
 """
 
 from bayes_scaling import datasets
-from bayes_scaling.comparison import compare, compare_hypotheses, exponent_summary, extrapolation_scores
+from bayes_scaling.comparison import compare, exponent_summary
 from bayes_scaling.data import DataError, DataWarning, Sweep, load_sweep
 from bayes_scaling.datasets import load_demo
 from bayes_scaling.fitting import fit
@@ -25,6 +25,7 @@ from bayes_scaling.model import build_model
 from bayes_scaling.planning import compute_optimal, hardware_flops
 from bayes_scaling.posterior import Fit, FitFileError, load
 from bayes_scaling.priors import Prior, PriorError
+from bayes_scaling.workflows import compare_hypotheses, extrapolation_scores
 
 __version__ = "0.1.0"
 

@@ -369,7 +369,7 @@ def _table_records(table: pd.DataFrame | None) -> dict[str, Any] | None:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from bayes_scaling.comparison import compare_hypotheses
+    from bayes_scaling.workflows import compare_hypotheses
 
     laws = [name.strip() for name in args.laws.split(",") if name.strip()]
     fit_kwargs = _sampling_kwargs(args)
@@ -386,28 +386,28 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.json:
         _print_json({
             "laws": laws,
-            "loo": _table_records(result["loo"]),
-            "extrapolation": _table_records(result["extrapolation"]),
-            "exponents_law": result["exponents_law"],
-            "exponents": _table_records(result["exponents"]),
-            "regions": result["regions"],
-            "diagnostics": {name: f.diagnostics().to_dict() for name, f in result["fits"].items()},
-            "verdict": result["verdict"],
+            "loo": _table_records(result.loo),
+            "extrapolation": _table_records(result.extrapolation),
+            "exponents_law": result.exponents_law,
+            "exponents": _table_records(result.exponents),
+            "regions": result.regions,
+            "diagnostics": {name: f.diagnostics().to_dict() for name, f in result.fits.items()},
+            "verdict": result.verdict,
         })
-        return _strict_status(result["fits"], args)
+        return _strict_status(result.fits, args)
     print("In-sample comparison (PSIS-LOO on log-loss, stacking weights):")
-    print(_format_table(result["loo"]))
-    if result["extrapolation"] is not None:
+    print(_format_table(result.loo))
+    if result.extrapolation is not None:
         print("\nExtrapolation (fit on the smaller models, score the held-out larger runs):")
-        print(_format_table(result["extrapolation"]))
-    if result["exponents"] is not None:
-        print(f"\nCompute-optimal exponents under {result['exponents_law']} (N_opt ~ C^a, D_opt ~ C^b):")
-        print(_format_table(result["exponents"]))
-    for name, f in result["fits"].items():
+        print(_format_table(result.extrapolation))
+    if result.exponents is not None:
+        print(f"\nCompute-optimal exponents under {result.exponents_law} (N_opt ~ C^a, D_opt ~ C^b):")
+        print(_format_table(result.exponents))
+    for name, f in result.fits.items():
         if not f.diagnostics().ok:
             print(f"warning: fit of {name}: {'; '.join(f.diagnostics().problems)}")
-    print("\nVerdict: " + result["verdict"])
-    return _strict_status(result["fits"], args)
+    print("\nVerdict: " + result.verdict)
+    return _strict_status(result.fits, args)
 
 
 def _print_plan(title: str, table: pd.DataFrame, as_json: bool, extra: dict[str, Any] | None = None) -> None:
@@ -543,7 +543,7 @@ def _add_plan_parsers(sub: Any) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from bayes_scaling.report import write_report
+    from bayes_scaling.workflows import make_report
 
     laws = [name.strip() for name in args.laws.split(",") if name.strip()]
     n_values, d_values = args.N or [], args.D or []
@@ -554,7 +554,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         kwargs["points"] = list(zip(n_values, d_values, strict=True))
     if args.C:
         kwargs["budgets"] = args.C
-    report = _quietly(write_report, _load(args), args.out, laws=laws, prob=args.prob,
+    report = _quietly(make_report, _load(args), args.out, laws=laws, prob=args.prob,
                       fit_kwargs=_sampling_kwargs(args), overwrite=args.force, **kwargs)
     if args.json:
         _print_json({"html": str(report.html), "markdown": str(report.markdown), "figures": list(report.figures),
@@ -565,21 +565,21 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
-    from bayes_scaling.validation import backtest
+    from bayes_scaling.workflows import backtest
 
     result = _quietly(backtest, _load(args), law=args.law, cutoff_N=args.cutoff_N, fit_kwargs=_sampling_kwargs(args),
                       point_fit=not args.no_point_fit)
-    summary = result["summary"]
+    summary = result.summary
     if args.json:
-        _print_json({"summary": summary, "runs": _records(result["runs"])})
+        _print_json({"summary": summary, "runs": _records(result.runs)})
     else:
         print(f"Backtest of {args.law}: fit on {summary['n_train']} runs with N < {summary['cutoff_N']:.3g}, "
               f"scored on {summary['n_holdout']} larger runs")
-        print(_format_table(result["runs"]))
+        print(_format_table(result.runs))
         cover = ", ".join(f"{k.split('_')[1]}: {v:.0%}" for k, v in summary.items() if k.startswith("coverage_"))
         print(f"predictive-interval coverage ({cover}); median abs. relative error {summary['mape']:.2f}%"
               + (f" (point fit: {summary['mape_point_fit']:.2f}%)" if "mape_point_fit" in summary else ""))
-    return _strict_status(result["fit"], args)
+    return _strict_status(result.fit, args)
 
 
 def cmd_laws(args: argparse.Namespace) -> int:

@@ -1,4 +1,4 @@
-"""Comparing laws: PSIS-LOO and stacking (ArviZ), extrapolation scores, compute-optimal exponents.
+"""Comparing fitted laws: PSIS-LOO and stacking (ArviZ), compute-optimal exponents, hypothesis verdicts.
 
 The central question users ask of a sweep: does model size dominate (Kaplan et al. 2020,
 N_opt ∝ C^0.73) or do parameters and data scale equally (Hoffmann et al. 2022, a ≈ 0.5)?
@@ -9,31 +9,26 @@ holds with (α, β) → (α_N, α_D).
 
 from __future__ import annotations
 
-import math
 import re
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from bayes_scaling.data import Sweep, load_sweep
-from bayes_scaling.fitting import fit
-from bayes_scaling.posterior import Fit
+from bayes_scaling.laws import laws as registered_laws
 
-__all__ = [
-    "compare",
-    "compare_hypotheses",
-    "exponent_draws",
-    "exponent_summary",
-    "extrapolation_scores",
-    "holdout_split",
-    "log_predictive_density",
-    "median_relative_error",
-    "region_probability",
-    "split_holdout",
-]
+if TYPE_CHECKING:
+    from bayes_scaling.posterior import Fit
+
+__all__ = ["DEFAULT_LAWS", "DEFAULT_REGIONS", "Hypotheses", "compare", "exponent_draws", "exponent_summary",
+           "hypotheses", "region_probability"]
+
+#: Default hypotheses of a Kaplan-vs-Chinchilla comparison.
+DEFAULT_LAWS = ("chinchilla", "kaplan", "allocation_a073", "allocation_a050")
+DEFAULT_REGIONS = ("a > 0.6", "|a - 0.5| < 0.05", "|a - 0.73| < 0.05")
 
 #: Pareto k above which a PSIS-LOO point is unreliable.
 PARETO_K_BAD = 0.7
@@ -101,111 +96,11 @@ def compare(fits: Mapping[str, Fit], *, method: str = "stacking") -> pd.DataFram
     return out
 
 
-def log_predictive_density(fit_: Fit, sweep: Sweep) -> np.ndarray:
-    """Pointwise log predictive density of runs in ``sweep`` under ``fit_``'s posterior.
-
-    ``log( mean_s p(log loss_i | θ_s) )`` for each run, on the log-loss scale (the same
-    scale as the likelihood and PSIS-LOO), averaged over posterior draws θ_s.
-    """
-    from scipy import special
-
-    logp = fit_.log_likelihood(sweep.frame)
-    return special.logsumexp(logp, axis=0) - math.log(logp.shape[0])
-
-
-def holdout_split(sweep: Sweep, *, cutoff_N: float | None = None, frac: float = 0.25) -> np.ndarray:
-    """Mask of runs to hold out: those with N ≥ ``cutoff_N``, or the largest ``frac`` of distinct model sizes."""
-    n = sweep.column("N")
-    if cutoff_N is None:
-        sizes = np.unique(n)
-        if len(sizes) < 2:
-            raise ValueError("the sweep has a single model size; nothing larger to hold out")
-        k = max(1, round(frac * len(sizes)))
-        cutoff_N = sizes[-k]
-    mask = n >= cutoff_N
-    if mask.all() or not mask.any():
-        raise ValueError(f"cutoff_N={cutoff_N:g} leaves no runs on one side (N ranges {n.min():g}–{n.max():g})")
-    return mask
-
-
-def split_holdout(sweep: Sweep, *, cutoff_N: float | None = None, frac: float = 0.25) -> tuple[Sweep, Sweep]:
-    """(train, held-out) sweeps: the held-out runs are those :func:`holdout_split` selects."""
-    mask = holdout_split(sweep, cutoff_N=cutoff_N, frac=frac)
-    return sweep.subset(~mask), sweep.subset(mask)
-
-
-def median_relative_error(predicted: np.ndarray, observed: np.ndarray) -> float:
-    """Median absolute relative error of predicted losses, in percent."""
-    return float(np.median(np.abs(np.asarray(predicted) / np.asarray(observed) - 1)) * 100)
-
-
-def extrapolation_scores(
-    data: Any,
-    laws: Sequence[str],
-    *,
-    cutoff_N: float | None = None,
-    frac: float = 0.25,
-    fit_kwargs: Mapping[str, Any] | None = None,
-) -> pd.DataFrame:
-    """Leave-largest-out scores: fit each law on the smaller models, score the larger held-out runs.
-
-    In-sample LOO rewards interpolation; users care about extrapolation to larger models.
-
-    Parameters
-    ----------
-    data : DataFrame, path or Sweep
-    laws : sequence of str
-    cutoff_N : float, optional
-        Hold out runs with N ≥ cutoff_N (default: the largest quarter of distinct sizes).
-    frac : float
-        Fraction of distinct model sizes held out when no cutoff is given.
-    fit_kwargs : mapping, optional
-        Passed to :func:`bayes_scaling.fit` (draws, seed, ...).
-
-    Returns
-    -------
-    pandas.DataFrame
-        Per law, best first: ``elpd_holdout`` (summed log predictive density of the held-out
-        runs) with ``se``, ``elpd_diff`` to the best, ``mape`` (median absolute relative error of
-        the posterior median forecast, in %), ``n_train`` and ``n_holdout``, ``cutoff_N``; ``dse`` is the
-        standard error of the paired difference to the best law.
-    """
-    train, test = split_holdout(load_sweep(data), cutoff_N=cutoff_N, frac=frac)
-    rows, pointwise = [], {}
-    for law in laws:
-        result = fit(train, law=law, **dict(fit_kwargs or {}))
-        lpd = pointwise[law] = log_predictive_density(result, test)
-        median = np.median(np.exp(result.log_mean(test.frame)), axis=0)
-        rows.append(
-            {
-                "law": law,
-                "elpd_holdout": float(lpd.sum()),
-                "se": _sum_se(lpd),
-                "mape": median_relative_error(median, test.column("loss")),
-                "n_train": len(train),
-                "n_holdout": len(test),
-                "cutoff_N": float(test.column("N").min()),
-            }
-        )
-    table = pd.DataFrame(rows).set_index("law").sort_values("elpd_holdout", ascending=False)
-    best = pointwise[table.index[0]]
-    table.insert(2, "elpd_diff", table["elpd_holdout"] - table["elpd_holdout"].iloc[0])
-    table.insert(3, "dse", [_sum_se(pointwise[law] - best) for law in table.index])
-    return table
-
-
-def _sum_se(values: np.ndarray) -> float:
-    """Standard error of a sum of pointwise values."""
-    return float(math.sqrt(len(values)) * values.std(ddof=1)) if len(values) > 1 else float("nan")
-
-
 def exponent_draws(fit_: Fit) -> dict[str, np.ndarray]:
     """Posterior draws of the compute-optimal exponents ``a`` (N_opt ∝ C^a) and ``b`` (D_opt ∝ C^b)."""
-    from bayes_scaling.laws import laws
-
     names = fit_.law.optimal_exponents
     if names is None:
-        having = [name for name, law in laws().items() if law.optimal_exponents is not None]
+        having = [name for name, law in registered_laws().items() if law.optimal_exponents is not None]
         raise ValueError(
             f"law {fit_.law.name!r} has no compute-optimal exponents; use one of {', '.join(having)}"
         )
@@ -261,72 +156,63 @@ def region_probability(fit_: Fit, region: str) -> float:
     return float(inside.mean())
 
 
-#: Default hypotheses of a Kaplan-vs-Chinchilla comparison.
-DEFAULT_LAWS = ("chinchilla", "kaplan", "allocation_a073", "allocation_a050")
-DEFAULT_REGIONS = ("a > 0.6", "|a - 0.5| < 0.05", "|a - 0.73| < 0.05")
+@dataclass(frozen=True)
+class Hypotheses:
+    """Kaplan vs Chinchilla from one sweep (see :func:`hypotheses`).
+
+    Attributes
+    ----------
+    fits : dict
+        Law name -> :class:`~bayes_scaling.posterior.Fit` on the whole sweep.
+    loo : pandas.DataFrame
+        :func:`compare`'s table.
+    extrapolation : pandas.DataFrame or None
+        Leave-largest-out scores (:func:`bayes_scaling.scores.holdout_scores`), when computed.
+    exponents_law : str or None
+        The law whose compute-optimal exponents are reported (the first in which a is free).
+    exponents : pandas.DataFrame or None
+        :func:`exponent_summary` of that law.
+    regions : dict
+        Region -> posterior probability.
+    verdict : str
+        The answer in plain words.
+    """
+
+    fits: dict[str, Any]
+    loo: pd.DataFrame
+    extrapolation: pd.DataFrame | None
+    exponents_law: str | None
+    exponents: pd.DataFrame | None
+    regions: dict[str, float]
+    verdict: str
 
 
-def compare_hypotheses(
-    data: Any,
-    laws: Sequence[str] = DEFAULT_LAWS,
+def hypotheses(
+    fits: Mapping[str, Fit],
     *,
+    extrapolation: pd.DataFrame | None = None,
     regions: Sequence[str] = DEFAULT_REGIONS,
     prob: float = 0.9,
-    extrapolation: bool = True,
-    cutoff_N: float | None = None,
-    fit_kwargs: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Kaplan vs Chinchilla from one sweep: LOO/stacking, extrapolation, exponent posteriors, verdict.
+) -> Hypotheses:
+    """Compare fits of competing laws to one sweep: LOO/stacking, exponent posteriors, region probabilities, verdict.
 
-    Parameters
-    ----------
-    data : DataFrame, path or Sweep
-    laws : sequence of str
-        Laws to fit and compare (at least two).
-    regions : sequence of str
-        Regions of the exponents whose posterior probability to report (see :func:`region_probability`).
-    prob : float
-        Interval probability for the exponents.
-    extrapolation : bool
-        Also compute leave-largest-out scores (refits every law on the smaller models).
-    cutoff_N : float, optional
-        Hold-out cutoff for the extrapolation scores.
-    fit_kwargs : mapping, optional
-        Passed to every :func:`bayes_scaling.fit` call.
-
-    Returns
-    -------
-    dict
-        ``fits`` (name → Fit), ``loo`` (table of :func:`compare`), ``extrapolation`` (table or None),
-        ``exponents_law`` (law whose a/b posterior is reported), ``exponents`` (table),
-        ``regions`` (region → probability) and ``verdict`` (plain words).
+    ``extrapolation`` adds leave-largest-out scores to the verdict; :func:`bayes_scaling.workflows.compare_hypotheses`
+    makes the fits and those scores from a sweep.
     """
-    sweep = load_sweep(data)
-    laws = list(dict.fromkeys(laws))
-    if len(laws) < 2:
+    if len(fits) < 2:
         raise ValueError("give at least two laws to compare")
-    kwargs = dict(fit_kwargs or {})
-    fits = {law: fit(sweep, law=law, **kwargs) for law in laws}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         loo = compare(fits)
-    extra = extrapolation_scores(sweep, laws, cutoff_N=cutoff_N, fit_kwargs=kwargs) if extrapolation else None
     # report a from the first law in which it is free (not fixed, as in allocation_a050 or chinchilla_tied)
-    free_a = [law for law in laws if fits[law].law.optimal_exponents is not None
-              and np.ptp(exponent_draws(fits[law])["a"]) > 0]
+    free_a = [law for law, f in fits.items() if f.law.optimal_exponents is not None
+              and np.ptp(exponent_draws(f)["a"]) > 0]
     exponents_law = free_a[0] if free_a else None
     exponents = exponent_summary(fits[exponents_law], prob=prob) if exponents_law else None
     probabilities = {r: region_probability(fits[exponents_law], r) for r in regions} if exponents_law else {}
-    verdict = _verdict(loo, extra, exponents_law, exponents, probabilities, prob)
-    return {
-        "fits": fits,
-        "loo": loo,
-        "extrapolation": extra,
-        "exponents_law": exponents_law,
-        "exponents": exponents,
-        "regions": probabilities,
-        "verdict": verdict,
-    }
+    verdict = _verdict(loo, extrapolation, exponents_law, exponents, probabilities, prob)
+    return Hypotheses(fits=dict(fits), loo=loo, extrapolation=extrapolation, exponents_law=exponents_law,
+                      exponents=exponents, regions=probabilities, verdict=verdict)
 
 
 def _verdict(

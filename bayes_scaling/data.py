@@ -219,6 +219,28 @@ class Sweep:
         frame = self.frame.loc[mask].reset_index(drop=True)
         return Sweep(frame=frame, source=self.source, renamed=dict(self.renamed))
 
+    def split_holdout(self, *, cutoff_N: float | None = None, frac: float = 0.25) -> tuple[Sweep, Sweep]:
+        """(train, held-out) sweeps: the runs with N below and at or above a cutoff.
+
+        The cutoff is ``cutoff_N``, or else the smallest of the largest ``frac`` of distinct model sizes (at least
+        one size is held out).
+
+        Raises
+        ------
+        ValueError
+            When the sweep has one model size, or the cutoff leaves no runs on one side.
+        """
+        n = self.column("N")
+        if cutoff_N is None:
+            sizes = np.unique(n)
+            if len(sizes) < 2:
+                raise ValueError("the sweep has a single model size; nothing larger to hold out")
+            cutoff_N = sizes[-max(1, round(frac * len(sizes)))]
+        mask = n >= cutoff_N
+        if mask.all() or not mask.any():
+            raise ValueError(f"cutoff_N={cutoff_N:g} leaves no runs on one side (N ranges {n.min():g}–{n.max():g})")
+        return self.subset(~mask), self.subset(mask)
+
     def decades_outside(self, points: pd.DataFrame) -> pd.DataFrame:
         """How far each point lies outside the sweep's range, in decades, per input and overall.
 

@@ -12,6 +12,7 @@ Two intervals answer two questions:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -22,7 +23,8 @@ from bayes_scaling.data import FLOPS_PER_PARAM_TOKEN
 if TYPE_CHECKING:
     from bayes_scaling.posterior import Fit
 
-__all__ = ["band_table", "forecast", "loss_draws", "points_frame", "predictive_log_loss"]
+__all__ = ["Curves", "band_table", "extrapolation_fan", "fit_curves", "forecast", "loss_draws", "points_frame",
+           "predictive_log_loss"]
 
 ArrayLike = float | int | np.ndarray | list[float] | pd.Series
 
@@ -122,6 +124,80 @@ def band_table(fit: Fit, points: pd.DataFrame, probs: Sequence[float] = (0.5, 0.
         out[f"lower_{p:g}"], out[f"upper_{p:g}"] = np.quantile(loss, tails, axis=0)
         out[f"pred_lower_{p:g}"], out[f"pred_upper_{p:g}"] = np.quantile(pred, tails, axis=0)
     return out
+
+
+@dataclass(frozen=True)
+class Curves:
+    """Bands of a fitted law along one or more curves, with the runs they are drawn against (for plotting).
+
+    Attributes
+    ----------
+    bands : pandas.DataFrame
+        :func:`band_table` rows along the curves.
+    runs : pandas.DataFrame
+        The sweep's runs (N, D, C, loss, ...).
+    x : str
+        The column the curves run along (``"D"``, ``"N"`` or ``"C"``).
+    probs : tuple of float
+        The band levels in ``bands``.
+    law : str
+        The law's name.
+    by : str or None
+        The column whose values tell the curves apart (``"N"``: one curve per model size), or None for one curve.
+    tokens_per_param : float or None
+        For an extrapolation fan: the tokens per parameter along it.
+    """
+
+    bands: pd.DataFrame
+    runs: pd.DataFrame
+    x: str
+    probs: tuple[float, ...]
+    law: str
+    by: str | None = None
+    tokens_per_param: float | None = None
+
+
+def fit_curves(fit: Fit, *, prob: float = 0.9, max_curves: int = 8, seed: int = 0) -> Curves:
+    """The fitted law against its runs: one curve per model size (loss vs tokens D), up to ``max_curves`` sizes.
+
+    Laws without D are one curve along C (or N). Each curve spans its size's runs (a factor 2 beyond them).
+    """
+    frame = fit.sweep.frame
+    if "D" not in fit.law.inputs:
+        x_col = "C" if "C" in fit.law.inputs else "N"
+        grid = np.geomspace(frame[x_col].min() / 1.5, frame[x_col].max() * 1.5, 80)
+        bands = band_table(fit, pd.DataFrame({x_col: grid}), probs=(prob,), seed=seed)
+        return Curves(bands=bands, runs=frame, x=x_col, probs=(prob,), law=fit.law.name)
+    sizes = np.unique(fit.sweep.column("N"))
+    if len(sizes) > max_curves:
+        sizes = np.unique(np.quantile(sizes, np.linspace(0, 1, max_curves), method="nearest"))
+    d_grid = np.geomspace(frame["D"].min() / 1.5, frame["D"].max() * 1.5, 60)
+    parts = []
+    for n in sizes:
+        runs = frame[np.isclose(frame["N"], n, rtol=0.02)]
+        d_lo, d_hi = max(d_grid[0], runs["D"].min() / 2), min(d_grid[-1], runs["D"].max() * 2)
+        d = d_grid[(d_grid >= d_lo) & (d_grid <= d_hi)]
+        if len(d) < 2:
+            d = np.geomspace(d_lo, d_hi, 10)
+        points = pd.DataFrame({"N": n, "D": d})
+        if "U" in fit.law.inputs:
+            points["unique_tokens"] = d
+        parts.append(band_table(fit, points, probs=(prob,), seed=seed))
+    return Curves(bands=pd.concat(parts, ignore_index=True), runs=frame, x="D", probs=(prob,), law=fit.law.name,
+                  by="N")
+
+
+def extrapolation_fan(fit: Fit, *, target_N: float = 1e11, tokens_per_param: float = 20.0,
+                      probs: Sequence[float] = (0.5, 0.9), seed: int = 0) -> Curves:
+    """Bands of the loss along D = ``tokens_per_param`` · N, from the sweep's smallest N out to ``target_N``."""
+    frame = fit.sweep.frame
+    n = np.geomspace(frame["N"].min(), max(target_N, frame["N"].max()), 80)
+    points = pd.DataFrame({"N": n, "D": tokens_per_param * n})
+    if "U" in fit.law.inputs:
+        points["unique_tokens"] = points["D"]
+    bands = band_table(fit, points, probs=probs, seed=seed)
+    return Curves(bands=bands, runs=frame, x="N", probs=tuple(sorted(probs)), law=fit.law.name,
+                  tokens_per_param=float(tokens_per_param))
 
 
 def forecast(

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_scaling.data import FLOPS_PER_PARAM_TOKEN, load_sweep
+from bayes_scaling.forecast import band_table, check_finite
 from bayes_scaling.posterior import Fit
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "gain",
     "hardware_flops",
     "isoflop_analysis",
+    "isoflop_curves",
     "model_for_tokens",
     "overtrain",
     "tokens_for_model",
@@ -94,8 +96,6 @@ def _finish(table: pd.DataFrame, fit: Fit, answer: Mapping[str, str], *, reason:
 
     ``answer`` maps ``N``, ``D`` (and optionally ``C``) to the table's columns holding the planned run.
     """
-    from bayes_scaling.forecast import check_finite
-
     main = [c for c in table.columns if not c.endswith(("_lower", "_upper")) and table[c].dtype.kind == "f"]
     points = pd.DataFrame({key: table[column].to_numpy(dtype=float) for key, column in answer.items()})
     if "C" not in points:
@@ -229,6 +229,31 @@ def compute_optimal(
     table = table[["C", *[c for c in table.columns if c not in ("C", "method")], "method"]]
     return _finish(table, fit, {"N": "N_opt", "D": "D_opt", "C": "C"},
                    reason=f"no optimum for this budget: {_SEARCH} parameters")
+
+
+def isoflop_curves(fit: Fit, budgets: Sequence[float], *, prob: float = 0.9, span: float = 30.0,
+                   flops_per_param_token: float = FLOPS_PER_PARAM_TOKEN) -> pd.DataFrame:
+    """Iso-FLOP curves from the posterior: the loss against N at each fixed budget C (D = C/(k N)).
+
+    Each curve spans a factor ``span`` either side of the budget's median compute-optimal N.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :func:`bayes_scaling.forecast.band_table` rows with ``C`` (the budget), ``N``, ``D`` and ``N_opt`` (the
+        budget's median compute-optimal N).
+    """
+    alloc = compute_optimal(fit, list(budgets), flops_per_param_token=flops_per_param_token)
+    parts = []
+    for budget, n_opt in zip(alloc["C"], alloc["N_opt"], strict=True):
+        n = np.geomspace(n_opt / span, n_opt * span, 60)
+        points = pd.DataFrame({"N": n, "D": budget / (flops_per_param_token * n)})
+        if "U" in fit.law.inputs:
+            points["unique_tokens"] = points["D"]
+        table = band_table(fit, points, probs=(prob,))
+        table["C"], table["N_opt"] = budget, n_opt
+        parts.append(table)
+    return pd.concat(parts, ignore_index=True)
 
 
 def hardware_flops(

@@ -1,14 +1,21 @@
-"""Plots (matplotlib only). Each function takes a fit or a computed table, draws, and returns the Axes or Figure.
+"""Plots (matplotlib only). Each function takes computed data, draws it, and returns the Axes or Figure.
 
-Nothing here samples or calls ``plt.show()``; every function that draws one panel accepts ``ax=``.
-The numbers come from :mod:`bayes_scaling.forecast`, :mod:`bayes_scaling.planning` and
-:mod:`bayes_scaling.comparison`.
+Nothing here computes a forecast, samples or calls ``plt.show()``; every function that draws one panel accepts
+``ax=``. The data come from :mod:`bayes_scaling.forecast` (:func:`~bayes_scaling.forecast.fit_curves`,
+:func:`~bayes_scaling.forecast.extrapolation_fan`), :mod:`bayes_scaling.planning`
+(:func:`~bayes_scaling.planning.compute_optimal`, :func:`~bayes_scaling.planning.isoflop_curves`),
+:mod:`bayes_scaling.comparison` (:func:`~bayes_scaling.comparison.compare`,
+:func:`~bayes_scaling.comparison.exponent_draws`) and :meth:`Fit.posterior_table
+<bayes_scaling.posterior.Fit.posterior_table>`::
+
+    plots.plot_fit(forecast.fit_curves(fit))
+    plots.plot_exponents(comparison.exponent_draws(fit)["a"], label=fit.law.name)
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -17,11 +24,12 @@ from matplotlib.axes import Axes
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
-from bayes_scaling.forecast import band_table
-from bayes_scaling.posterior import Fit
+from bayes_scaling.data import FLOPS_PER_PARAM_TOKEN
+
+if TYPE_CHECKING:
+    from bayes_scaling.forecast import Curves
 
 __all__ = [
-    "band_table",
     "plot_calibration",
     "plot_compare",
     "plot_exponents",
@@ -42,51 +50,32 @@ def _ax(ax: Axes | None, figsize: tuple[float, float] = (6.4, 4.4)) -> Axes:
     return ax
 
 
-def _sizes(fit: Fit, max_curves: int) -> np.ndarray:
-    sizes = np.unique(fit.sweep.column("N"))
-    if len(sizes) > max_curves:
-        sizes = np.unique(np.quantile(sizes, np.linspace(0, 1, max_curves), method="nearest"))
-    return sizes
-
-
-def plot_fit(fit: Fit, *, prob: float = 0.9, max_curves: int = 8, ax: Axes | None = None) -> Axes:
-    """Observed losses against the fitted law, one curve per model size, coloured by N (log axes).
+def plot_fit(curves: Curves, *, ax: Axes | None = None) -> Axes:
+    """Observed losses against the fitted law (:func:`bayes_scaling.forecast.fit_curves`), coloured by N.
 
     Each curve is the posterior median of the law's loss vs tokens D for one model size, with its
     credible band (dark) and the predictive band of a new run (light). Laws of C alone are drawn vs C.
     """
     ax = _ax(ax)
-    frame = fit.sweep.frame
-    if "D" not in fit.law.inputs:
-        x_col = "C" if "C" in fit.law.inputs else "N"
-        grid = np.geomspace(frame[x_col].min() / 1.5, frame[x_col].max() * 1.5, 80)
-        table = band_table(fit, pd.DataFrame({x_col: grid}), probs=(prob,))
-        _draw_band(ax, table, x_col, prob, color="C0", label="fitted law")
+    frame, bands, prob = curves.runs, curves.bands, curves.probs[0]
+    if curves.by is None:
+        x_col = curves.x
+        _draw_band(ax, bands, x_col, prob, color="C0", label="fitted law")
         ax.scatter(frame[x_col], frame["loss"], s=12, color="k", zorder=3, label="runs")
-        ax.set_xlabel({"C": "training compute C (FLOPs)", "N": "parameters N"}[x_col])
+        ax.set_xlabel({"C": "training compute C (FLOPs)", "N": "parameters N", "D": "training tokens D"}[x_col])
     else:
-        norm = LogNorm(frame["N"].min(), frame["N"].max())
+        norm = LogNorm(frame[curves.by].min(), frame[curves.by].max())
         cmap = plt.get_cmap(CMAP)
-        d_grid = np.geomspace(frame["D"].min() / 1.5, frame["D"].max() * 1.5, 60)
-        for n in _sizes(fit, max_curves):
-            runs = frame[np.isclose(frame["N"], n, rtol=0.02)]
-            d_lo, d_hi = max(d_grid[0], runs["D"].min() / 2), min(d_grid[-1], runs["D"].max() * 2)
-            d = d_grid[(d_grid >= d_lo) & (d_grid <= d_hi)]
-            if len(d) < 2:
-                d = np.geomspace(d_lo, d_hi, 10)
-            points = pd.DataFrame({"N": n, "D": d})
-            if fit.law.inputs.count("U"):
-                points["unique_tokens"] = d
-            table = band_table(fit, points, probs=(prob,))
-            _draw_band(ax, table, "D", prob, color=cmap(norm(n)))
-        sc = ax.scatter(frame["D"], frame["loss"], c=frame["N"], cmap=CMAP, norm=norm, s=14, edgecolor="k",
-                        linewidth=0.3, zorder=3)
+        for value, part in bands.groupby(curves.by, sort=True):
+            _draw_band(ax, part, curves.x, prob, color=cmap(norm(value)))
+        sc = ax.scatter(frame[curves.x], frame["loss"], c=frame[curves.by], cmap=CMAP, norm=norm, s=14,
+                        edgecolor="k", linewidth=0.3, zorder=3)
         ax.figure.colorbar(sc, ax=ax, label="parameters N")
         ax.set_xlabel("training tokens D")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_ylabel("loss (nats/token)")
-    ax.set_title(f"{fit.law.name}: median, {prob:.0%} credible (dark) and predictive (light) bands")
+    ax.set_title(f"{curves.law}: median, {prob:.0%} credible (dark) and predictive (light) bands")
     return ax
 
 
@@ -99,30 +88,24 @@ def _draw_band(ax: Axes, table: pd.DataFrame, x: str, prob: float, *, color: Any
 
 
 def plot_extrapolation(
-    fit: Fit,
+    fan: Curves,
     *,
-    target_N: float = 1e11,
-    tokens_per_param: float = 20.0,
     x: str = "N",
     holdout: pd.DataFrame | None = None,
-    probs: Sequence[float] = (0.5, 0.9),
     ax: Axes | None = None,
 ) -> Axes:
-    """Extrapolation fan: loss vs N (or C) along D = tokens_per_param·N, out to ``target_N``.
+    """Extrapolation fan (:func:`bayes_scaling.forecast.extrapolation_fan`): loss vs N (or C) out to the target.
 
-    Nested bands (e.g. 50% and 90%) of the law's expected loss, plus the predictive band of a run at the
-    widest level; the sweep's runs and any ``holdout`` runs (a DataFrame with N, D, loss) are overlaid.
+    Along a fixed tokens-per-parameter ratio: nested bands (e.g. 50% and 90%) of the law's expected loss, plus
+    the predictive band of a run at the widest level; the sweep's runs and any ``holdout`` runs (a DataFrame with
+    N, D, loss) are overlaid.
     """
     if x not in ("N", "C"):
         raise ValueError("x must be 'N' or 'C'")
     ax = _ax(ax)
-    frame = fit.sweep.frame
-    n = np.geomspace(frame["N"].min(), max(target_N, frame["N"].max()), 80)
-    points = pd.DataFrame({"N": n, "D": tokens_per_param * n})
-    if "U" in fit.law.inputs:
-        points["unique_tokens"] = points["D"]
-    table = band_table(fit, points, probs=probs)
-    probs = sorted(probs)
+    frame, table = fan.runs, fan.bands
+    tokens_per_param = fan.tokens_per_param or 20.0
+    probs = sorted(fan.probs)
     widest = probs[-1]
     ax.fill_between(table[x], table[f"pred_lower_{widest:g}"], table[f"pred_upper_{widest:g}"], color="C0",
                     alpha=0.1, linewidth=0, label=f"{widest:.0%} predictive (one run)")
@@ -135,7 +118,7 @@ def plot_extrapolation(
                label=f"runs at {tokens_per_param / 2:g}-{tokens_per_param * 2:g} tokens/param")
     ax.scatter(frame.loc[~near, x], frame.loc[~near, "loss"], s=8, color="0.75", zorder=2, label="other runs")
     if holdout is not None and len(holdout):
-        hx = holdout[x] if x in holdout else 6 * holdout["N"] * holdout["D"]
+        hx = holdout[x] if x in holdout else FLOPS_PER_PARAM_TOKEN * holdout["N"] * holdout["D"]
         ax.scatter(hx, holdout["loss"], s=24, marker="*", color="C3", zorder=4, label="held-out runs")
     ax.axvline(table[x].iloc[-1], color="0.5", linestyle=":", linewidth=1)
     ax.set_xscale("log")
@@ -173,29 +156,22 @@ def plot_frontier(table: pd.DataFrame, *, axes: Sequence[Axes] | None = None) ->
     return fig
 
 
-def plot_isoflop(
-    fit: Fit, budgets: Sequence[float], *, prob: float = 0.9, span: float = 30.0, ax: Axes | None = None
-) -> Axes:
-    """Iso-FLOP curves from the posterior: loss vs N at fixed C (D = C/(6N)), median with credible band.
+def plot_isoflop(table: pd.DataFrame, *, prob: float = 0.9, ax: Axes | None = None) -> Axes:
+    """Iso-FLOP curves (:func:`bayes_scaling.planning.isoflop_curves`): loss vs N at fixed C.
 
-    Each curve spans a factor ``span`` either side of its median compute-optimal N, which is marked.
+    Median with credible band; the median compute-optimal N of each budget is marked.
     """
-    from bayes_scaling.planning import compute_optimal
-
     ax = _ax(ax)
-    alloc = compute_optimal(fit, list(budgets))
-    norm = LogNorm(min(budgets), max(budgets) * 1.0001)
+    budgets = np.unique(table["C"])
+    norm = LogNorm(budgets.min(), budgets.max() * 1.0001)
     cmap = plt.get_cmap("plasma")
-    for budget, n_opt in zip(alloc["C"], alloc["N_opt"], strict=True):
-        n = np.geomspace(n_opt / span, n_opt * span, 60)
-        points = pd.DataFrame({"N": n, "D": budget / (6 * n)})
-        if "U" in fit.law.inputs:
-            points["unique_tokens"] = points["D"]
-        table = band_table(fit, points, probs=(prob,))
+    for budget in budgets:
+        part = table[table["C"] == budget]
+        n, n_opt = part["N"].to_numpy(), float(part["N_opt"].iloc[0])
         color = cmap(norm(budget) * 0.85)
-        ax.fill_between(n, table[f"lower_{prob:g}"], table[f"upper_{prob:g}"], color=color, alpha=0.3, linewidth=0)
-        ax.plot(n, table["median"], color=color, label=f"C = {budget:.1e}")
-        ax.scatter([n_opt], [np.interp(np.log(n_opt), np.log(n), table["median"])], color=color, marker="o",
+        ax.fill_between(n, part[f"lower_{prob:g}"], part[f"upper_{prob:g}"], color=color, alpha=0.3, linewidth=0)
+        ax.plot(n, part["median"], color=color, label=f"C = {budget:.1e}")
+        ax.scatter([n_opt], [np.interp(np.log(n_opt), np.log(n), part["median"])], color=color, marker="o",
                    edgecolor="k", zorder=3)
     ax.set_xscale("log")
     ax.set_xlabel("parameters N")
@@ -205,14 +181,16 @@ def plot_isoflop(
     return ax
 
 
-def plot_posterior(fit: Fit, var_names: Sequence[str] | None = None, *, max_points: int = 1000,
-                   seed: int = 0) -> Figure:
-    """Pairs and marginals of the posterior (default: the law's classical parameters).
+def plot_posterior(draws: pd.DataFrame | Mapping[str, np.ndarray], *, title: str = "Posterior",
+                   max_points: int = 1000, seed: int = 0) -> Figure:
+    """Pairs and marginals of posterior draws, one column per quantity (:meth:`bayes_scaling.Fit.posterior_table`).
 
     Histograms on the diagonal, scatter of (thinned) draws below it.
     """
-    names = [n for n in (var_names or fit.law.summary_names) if not (n in fit.priors and fit.priors[n].is_fixed)]
-    draws = fit.draws(names)
+    draws = {k: np.asarray(v, dtype=float) for k, v in dict(draws).items()}
+    names = list(draws)
+    if not names:
+        raise ValueError("no draws to plot")
     k = len(names)
     fig, axes = plt.subplots(k, k, figsize=(1.9 * k + 1, 1.9 * k + 1), layout="constrained", squeeze=False)
     rng = np.random.default_rng(seed)
@@ -233,7 +211,7 @@ def plot_posterior(fit: Fit, var_names: Sequence[str] | None = None, *, max_poin
                 ax.set_xlabel(xj)
             if j == 0 and i > 0:
                 ax.set_ylabel(yi)
-    fig.suptitle(f"Posterior of {fit.law.name}")
+    fig.suptitle(title)
     return fig
 
 
@@ -255,13 +233,14 @@ def plot_compare(table: pd.DataFrame, *, axes: Sequence[Axes] | None = None) -> 
     return fig
 
 
-def plot_exponents(fit: Fit, *, ax: Axes | None = None) -> Axes:
-    """Posterior of the compute-optimal exponent a = β/(α+β), with Kaplan's 0.73 and Chinchilla's 0.5 marked."""
-    from bayes_scaling.comparison import exponent_draws
+def plot_exponents(a: np.ndarray, *, label: str = "", ax: Axes | None = None) -> Axes:
+    """Posterior draws of the compute-optimal exponent a = β/(α+β), Kaplan's 0.73 and Chinchilla's 0.5 marked.
 
+    ``a``: e.g. ``bayes_scaling.comparison.exponent_draws(fit)["a"]``.
+    """
     ax = _ax(ax, (6.4, 3.6))
-    a = exponent_draws(fit)["a"]
-    ax.hist(a, bins=60, color="C0", alpha=0.8, density=True, label=f"posterior of a ({fit.law.name})")
+    ax.hist(np.asarray(a, dtype=float), bins=60, color="C0", alpha=0.8, density=True,
+            label=f"posterior of a ({label})" if label else "posterior of a")
     ax.axvline(0.5, color="C2", linestyle="--", label="Chinchilla a = 0.5")
     ax.axvline(0.73, color="C3", linestyle="--", label="Kaplan a = 0.73")
     ax.set_xlabel("compute-optimal exponent a (N_opt ∝ C^a)")

@@ -160,6 +160,15 @@ class Fit:
             out[name] = np.asarray(posterior[name].values, dtype=float).reshape(-1)
         return out
 
+    def posterior_table(self, names: Sequence[str] | None = None) -> pd.DataFrame:
+        """Posterior draws as a table: one column per quantity, one row per draw (chains concatenated).
+
+        Default quantities: the law's summary quantities (E, A, B, alpha, beta for Chinchilla), fixed ones left out.
+        """
+        if names is None:
+            names = [n for n in self.law.summary_names if not (n in self.priors and self.priors[n].is_fixed)]
+        return pd.DataFrame(self.draws(names))
+
     def log_mean(self, points: pd.DataFrame, *, draws: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
         """Log of the law's mean loss at each point for each posterior draw: shape (draws, points).
 

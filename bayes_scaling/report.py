@@ -7,17 +7,23 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from bayes_scaling.data import load_sweep
-from bayes_scaling.fitting import fit
-from bayes_scaling.outputs import check_report_folder, publish_folder
-from bayes_scaling.posterior import Fit
+from bayes_scaling.outputs import publish_folder
 
-__all__ = ["Report", "write_report"]
+if TYPE_CHECKING:
+    from bayes_scaling.comparison import Hypotheses
+    from bayes_scaling.posterior import Fit
+
+__all__ = ["REPORT_BUDGETS", "REPORT_POINTS", "Report", "write_report"]
+
+#: Default forecast points (N, D) of a report: Chinchilla-70B on 1.4T tokens and 100B on 2T.
+REPORT_POINTS: tuple[tuple[float, float], ...] = ((7e10, 1.4e12), (1e11, 2e12))
+#: Default compute budgets (FLOPs) of a report's allocation table (5.76e23: Chinchilla's).
+REPORT_BUDGETS: tuple[float, ...] = (1e22, 5.76e23, 1e24)
 
 
 @dataclass(frozen=True)
@@ -44,28 +50,27 @@ def _table_md(table: pd.DataFrame) -> str:
 
 
 def write_report(
-    data: Any,
+    fits: Mapping[str, Fit],
     out: str | Path,
     *,
-    laws: Sequence[str] = ("chinchilla",),
-    points: Sequence[tuple[float, float]] = ((7e10, 1.4e12), (1e11, 2e12)),
-    budgets: Sequence[float] = (1e22, 5.76e23, 1e24),
+    comparison: Hypotheses | None = None,
+    points: Sequence[tuple[float, float]] = REPORT_POINTS,
+    budgets: Sequence[float] = REPORT_BUDGETS,
     prob: float = 0.9,
-    fit_kwargs: Mapping[str, Any] | None = None,
     overwrite: bool = False,
 ) -> Report:
-    """Fit ``laws`` to ``data`` and write ``index.html``, ``report.md`` and PNG figures into ``out``.
+    """Write ``index.html``, ``report.md`` and PNG figures about ``fits`` (law name -> fit) into ``out``.
 
     Sections: data summary, diagnostics, parameter table, figures (fit, extrapolation fan, frontier,
     iso-FLOP curves, posterior pairs, exponent posterior, comparison), forecasts at ``points`` (N, D),
-    allocation for ``budgets`` (FLOPs), and the comparison verdict when two or more laws are given.
-    The first law is the main one.
+    allocation for ``budgets`` (FLOPs), and, given ``comparison`` (:func:`bayes_scaling.comparison.hypotheses`),
+    the comparison and its verdict. The first fit is the main one. To fit and report in one step, see
+    :func:`bayes_scaling.workflows.make_report`.
 
     ``out`` must be a new or empty folder, or one holding only an earlier report (recognised by its marker file
     :data:`~bayes_scaling.outputs.REPORT_MARKER`), which ``overwrite`` replaces; files the report did not write
-    are never removed, and the working folder, its parents and the input's folder are refused. All of this is
-    checked before fitting; the files appear together at the end (nothing is written if fitting fails or is
-    interrupted).
+    are never removed, and the working folder, its parents and the input's folder are refused. The files appear
+    together at the end.
 
     Returns
     -------
@@ -77,24 +82,17 @@ def write_report(
     import matplotlib.pyplot as plt
 
     from bayes_scaling import plots
-    from bayes_scaling.comparison import compare_hypotheses
-    from bayes_scaling.planning import compute_optimal
+    from bayes_scaling.comparison import exponent_draws
+    from bayes_scaling.forecast import extrapolation_fan, fit_curves
+    from bayes_scaling.planning import compute_optimal, isoflop_curves
 
+    if not fits:
+        raise ValueError("give at least one fit to report")
     out = Path(out)
-    sweep = load_sweep(data)
-    inputs = [sweep.source] if Path(sweep.source).is_file() else []  # the data file read, also via a Sweep
-    check_report_folder(out, overwrite=overwrite, inputs=inputs)  # before any fitting
-    laws = list(dict.fromkeys(laws))
-    if not laws:
-        raise ValueError("give at least one law")
-    kwargs = {"warn": False, **dict(fit_kwargs or {})}
-    comparison = None
-    if len(laws) > 1:
-        comparison = compare_hypotheses(sweep, laws, prob=prob, fit_kwargs=kwargs)
-        fits: dict[str, Fit] = comparison["fits"]
-    else:
-        fits = {laws[0]: fit(sweep, law=laws[0], **kwargs)}
+    laws = list(fits)
     main = fits[laws[0]]
+    sweep = main.sweep
+    inputs = [sweep.source] if Path(sweep.source).is_file() else []  # the data file read, also via a Sweep
     rendered: dict[str, Any] = {}
     figures: list[tuple[str, str]] = []
 
@@ -104,22 +102,25 @@ def write_report(
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        save(plots.plot_fit(main, prob=prob).figure, "fit.png", "Observed losses and the fitted law")
+        save(plots.plot_fit(fit_curves(main, prob=prob)).figure, "fit.png", "Observed losses and the fitted law")
         nd_law = {"N", "D"} <= set(main.law.inputs)
         if nd_law:
             target = max(1e11, float(np.max([p[0] for p in points])) if points else 1e11)
-            save(plots.plot_extrapolation(main, target_N=target).figure, "extrapolation.png",
+            save(plots.plot_extrapolation(extrapolation_fan(main, target_N=target)).figure, "extrapolation.png",
                  "Extrapolation fan at 20 tokens per parameter (50% and 90% credible, 90% predictive)")
             c_grid = np.geomspace(sweep.column("C").min(), max(max(budgets, default=1e24), 1e24), 25)
             save(plots.plot_frontier(compute_optimal(main, c_grid, prob=prob)), "frontier.png",
                  "Compute-optimal frontier with Kaplan and Chinchilla reference slopes")
             iso = np.geomspace(sweep.column("C").min(), sweep.column("C").max(), 4)
-            save(plots.plot_isoflop(main, iso, prob=prob).figure, "isoflop.png", "Iso-FLOP curves from the posterior")
-        save(plots.plot_posterior(main), "posterior.png", f"Posterior pairs and marginals ({main.law.name})")
+            save(plots.plot_isoflop(isoflop_curves(main, iso, prob=prob), prob=prob).figure, "isoflop.png",
+                 "Iso-FLOP curves from the posterior")
+        save(plots.plot_posterior(main.posterior_table(), title=f"Posterior of {main.law.name}"), "posterior.png",
+             f"Posterior pairs and marginals ({main.law.name})")
         if main.law.optimal_exponents is not None:
-            save(plots.plot_exponents(main).figure, "exponents.png", "Posterior of the compute-optimal exponent a")
+            save(plots.plot_exponents(exponent_draws(main)["a"], label=main.law.name).figure, "exponents.png",
+                 "Posterior of the compute-optimal exponent a")
         if comparison is not None:
-            save(plots.plot_compare(comparison["loo"]), "compare.png", "Model comparison: ELPD and stacking weights")
+            save(plots.plot_compare(comparison.loo), "compare.png", "Model comparison: ELPD and stacking weights")
 
     sections: list[tuple[str, pd.DataFrame | str]] = [("Data", sweep.describe())]
     diag = pd.DataFrame({name: f.diagnostics().to_dict() for name, f in fits.items()}).T
@@ -133,9 +134,10 @@ def write_report(
         sections.append((f"Compute-optimal allocation ({prob:.0%} intervals)",
                          compute_optimal(main, list(budgets), prob=prob)))
     if comparison is not None:
-        sections.append(("Comparison (PSIS-LOO)", comparison["loo"]))
-        sections.append(("Extrapolation (leave-largest-out)", comparison["extrapolation"]))
-        sections.append(("Verdict", comparison["verdict"]))
+        sections.append(("Comparison (PSIS-LOO)", comparison.loo))
+        if comparison.extrapolation is not None:
+            sections.append(("Extrapolation (leave-largest-out)", comparison.extrapolation))
+        sections.append(("Verdict", comparison.verdict))
 
     title = f"bayes_scaling report: {html.escape(str(sweep.source))}"
     md = [f"# {title}", "", f"{len(sweep)} runs; laws: {', '.join(laws)}; likelihood {main.likelihood}.", ""]

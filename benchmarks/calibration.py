@@ -18,7 +18,8 @@ import time
 import numpy as np
 import pandas as pd
 
-from bayes_scaling.validation import calibration, calibration_summary
+from bayes_scaling.scores import calibration_summary
+from bayes_scaling.workflows import calibration
 
 SIZES = np.geomspace(5e7, 1e10, 10)
 RATIOS = np.array([2, 5, 10, 20, 40, 80])

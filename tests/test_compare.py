@@ -11,15 +11,9 @@ import pytest
 
 import bayes_scaling as bs
 from bayes_scaling.cli import main
-from bayes_scaling.comparison import (
-    compare,
-    compare_hypotheses,
-    exponent_summary,
-    extrapolation_scores,
-    holdout_split,
-    region_probability,
-)
+from bayes_scaling.comparison import compare, exponent_summary, region_probability
 from bayes_scaling.simulate import reference_of, simulate_sweep
+from bayes_scaling.workflows import compare_hypotheses, extrapolation_scores
 
 SIZES = np.geomspace(5e7, 1e10, 9)
 RATIOS = np.array([2, 5, 10, 20, 40, 80])
@@ -40,17 +34,17 @@ def test_equal_scaling_prefers_a050_and_covers_half(equal_scaling):
     result = compare_hypotheses(
         equal_scaling, ["chinchilla", "allocation_a073", "allocation_a050"], extrapolation=False, fit_kwargs=FAST
     )
-    loo = result["loo"]
+    loo = result.loo
     assert loo["weight"].sum() == pytest.approx(1.0)
     assert loo.loc["allocation_a050", "elpd"] > loo.loc["allocation_a073", "elpd"] + 10
     assert loo.loc["allocation_a050", "weight"] > loo.loc["allocation_a073", "weight"]
-    assert result["exponents_law"] == "chinchilla"
-    a = result["exponents"].loc["a"]
+    assert result.exponents_law == "chinchilla"
+    a = result.exponents.loc["a"]
     assert a["lower"] <= 0.5 <= a["upper"]
-    assert result["exponents"].loc["b", "median"] == pytest.approx(1 - a["median"])
-    assert result["regions"]["a > 0.6"] < 0.05
-    assert result["regions"]["|a - 0.5| < 0.05"] > 0.9
-    assert "contains Chinchilla's 0.5 but excludes Kaplan's 0.73" in result["verdict"]
+    assert result.exponents.loc["b", "median"] == pytest.approx(1 - a["median"])
+    assert result.regions["a > 0.6"] < 0.05
+    assert result.regions["|a - 0.5| < 0.05"] > 0.9
+    assert "contains Chinchilla's 0.5 but excludes Kaplan's 0.73" in result.verdict
 
 
 def test_kaplan_data_prefers_kaplan_in_sample_and_out_of_sample():
@@ -90,10 +84,11 @@ def test_regions_and_holdout(demo_fit):
     assert region_probability(demo_fit, "0.4 < a < 0.6") >= region_probability(demo_fit, "|a - 0.5| < 0.05")
     with pytest.raises(ValueError, match="cannot read region"):
         region_probability(demo_fit, "alpha > 3")
-    mask = holdout_split(demo_fit.sweep)
-    assert mask.sum() == 18  # 3 of 12 sizes, 6 runs each
+    train, held_out = demo_fit.sweep.split_holdout()
+    assert len(held_out) == 18 and len(train) == 54  # 3 of 12 sizes, 6 runs each
+    assert held_out.column("N").min() > train.column("N").max()
     with pytest.raises(ValueError, match="leaves no runs"):
-        holdout_split(demo_fit.sweep, cutoff_N=1e12)
+        demo_fit.sweep.split_holdout(cutoff_N=1e12)
 
 
 def test_cli_compare_json(equal_scaling, tmp_path, capsys):

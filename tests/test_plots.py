@@ -14,7 +14,10 @@ from matplotlib.collections import PathCollection, PolyCollection
 import bayes_scaling as bs
 from bayes_scaling import plots
 from bayes_scaling.cli import main
+from bayes_scaling.comparison import exponent_draws
 from bayes_scaling.datasets import demo_path
+from bayes_scaling.forecast import band_table, extrapolation_fan, fit_curves
+from bayes_scaling.planning import isoflop_curves
 
 
 def _count(ax, kind):
@@ -28,13 +31,15 @@ def _close():
 
 
 def test_band_table_nests_intervals(demo_fit):
-    table = plots.band_table(demo_fit, pd.DataFrame({"N": [1e9, 1e10], "D": [2e10, 2e11]}), probs=(0.5, 0.9))
+    table = band_table(demo_fit, pd.DataFrame({"N": [1e9, 1e10], "D": [2e10, 2e11]}), probs=(0.5, 0.9))
     assert (table["lower_0.9"] <= table["lower_0.5"]).all() and (table["upper_0.5"] <= table["upper_0.9"]).all()
     assert (table["pred_lower_0.9"] < table["lower_0.9"]).all()
 
 
 def test_plot_fit_one_curve_and_two_bands_per_size(demo_fit):
-    ax = plots.plot_fit(demo_fit, max_curves=6)
+    curves = fit_curves(demo_fit, max_curves=6)
+    assert curves.by == "N" and curves.bands["N"].nunique() == 6 and curves.x == "D"
+    ax = plots.plot_fit(curves)
     assert len(ax.lines) == 6
     assert _count(ax, PolyCollection) == 12  # credible + predictive band per size
     scatter = [c for c in ax.collections if isinstance(c, PathCollection)]
@@ -44,13 +49,15 @@ def test_plot_fit_one_curve_and_two_bands_per_size(demo_fit):
 
 def test_plot_extrapolation_nested_bands_and_holdout(demo_fit):
     holdout = pd.DataFrame({"N": [5e10, 1e11], "D": [1e12, 2e12], "loss": [2.0, 1.95]})
-    ax = plots.plot_extrapolation(demo_fit, target_N=1e11, holdout=holdout)
+    fan = extrapolation_fan(demo_fit, target_N=1e11)
+    assert fan.bands["N"].max() == pytest.approx(1e11) and np.allclose(fan.bands["D"], 20 * fan.bands["N"])
+    ax = plots.plot_extrapolation(fan, holdout=holdout)
     assert _count(ax, PolyCollection) == 3  # predictive 90%, credible 90%, credible 50%
     assert ax.get_xlim()[1] >= 1e11
     offsets = [c.get_offsets() for c in ax.collections if isinstance(c, PathCollection)]
     assert sum(len(o) for o in offsets) == len(demo_fit.sweep) + 2
     with pytest.raises(ValueError, match="x must be"):
-        plots.plot_extrapolation(demo_fit, x="D")
+        plots.plot_extrapolation(fan, x="D")
 
 
 def test_plot_frontier_and_isoflop(demo_fit):
@@ -59,18 +66,23 @@ def test_plot_frontier_and_isoflop(demo_fit):
     assert len(fig.axes) == 2
     for ax in fig.axes:
         assert len(ax.lines) == 3 and _count(ax, PolyCollection) == 1
-    ax = plots.plot_isoflop(demo_fit, [1e19, 1e20, 1e21])
+    iso = isoflop_curves(demo_fit, [1e19, 1e20, 1e21])
+    assert sorted(iso["C"].unique()) == [1e19, 1e20, 1e21]
+    assert np.allclose(6 * iso["N"] * iso["D"], iso["C"])  # every point spends its budget
+    ax = plots.plot_isoflop(iso)
     assert len(ax.lines) == 3 and _count(ax, PolyCollection) == 3
 
 
 def test_plot_posterior_compare_exponents(demo_fit):
-    fig = plots.plot_posterior(demo_fit)
+    table = demo_fit.posterior_table()
+    assert list(table.columns) == ["E", "A", "B", "alpha", "beta"] and len(table) == 1000
+    fig = plots.plot_posterior(table)
     visible = [ax for ax in fig.axes if ax.axison]
     assert len(visible) == 15  # 5 parameters: 5 marginals + 10 pairs
     table = pd.DataFrame({"elpd": [10.0, 4.0], "se": [1.0, 1.5], "weight": [0.8, 0.2]}, index=["a", "b"])
     fig = plots.plot_compare(table)
     assert len(fig.axes) == 2 and len(fig.axes[1].patches) == 2
-    ax = plots.plot_exponents(demo_fit)
+    ax = plots.plot_exponents(exponent_draws(demo_fit)["a"], label="chinchilla")
     assert len(ax.lines) == 2 and len(ax.patches) == 60
 
 

@@ -1,4 +1,4 @@
-"""Point-fit baseline, backtests and coverage calibration."""
+"""Point-fit baseline, backtests (fit the smaller runs, score the larger) and coverage calibration."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import pytest
 from bayes_scaling.cli import main
 from bayes_scaling.datasets import DEMO_TRUE_PARAMS, load_demo
 from bayes_scaling.pointfit import bootstrap_point_fit, huber_point_fit
-from bayes_scaling.validation import backtest, calibration, calibration_summary, coverage_band
+from bayes_scaling.scores import calibration_summary, coverage_band
+from bayes_scaling.workflows import backtest, calibration
 
 FAST = {"draws": 300, "tune": 500, "chains": 2, "seed": 4}
 
@@ -38,12 +39,12 @@ def test_point_fit_recovers_demo_truth_and_bootstraps():
 
 def test_backtest_on_demo_covers_held_out_runs():
     result = backtest(load_demo(), fit_kwargs=FAST)
-    s = result["summary"]
+    s = result.summary
     assert s["n_holdout"] == 18 and s["n_train"] == 54 and s["cutoff_N"] == pytest.approx(5.96e9, rel=0.01)
     # the demo sweep is drawn from the fitted law: the 90% predictive interval covers most held-out runs
     assert s["coverage_0.9"] >= 0.75 and s["coverage_0.5"] <= s["coverage_0.9"]
     assert s["mape"] < 2.0 and s["mape_point_fit"] < 2.0
-    runs = result["runs"]
+    runs = result.runs
     assert (runs["pred_lower_0.9"] <= runs["pred_lower_0.5"]).all()
     assert (runs["N"] >= s["cutoff_N"]).all()
 
