@@ -12,6 +12,7 @@ Typical use::
 """
 
 from bayes_scaling import datasets
+from bayes_scaling.batch import FitMany, fit_many
 from bayes_scaling.comparison import compare, exponent_summary
 from bayes_scaling.data import DataError, DataWarning, Sweep, load_sweep
 from bayes_scaling.datasets import load_demo
@@ -20,7 +21,6 @@ from bayes_scaling.forecast import forecast
 from bayes_scaling.hierarchical import fit_hierarchical
 from bayes_scaling.inference import ConvergenceWarning, Diagnostics, prior_predictive
 from bayes_scaling.laws import ScalingLaw, get_law, laws, register_law
-from bayes_scaling.many import FitMany, fit_many
 from bayes_scaling.model import build_model
 from bayes_scaling.planning import compute_optimal, hardware_flops
 from bayes_scaling.posterior import Fit, FitFileError, load

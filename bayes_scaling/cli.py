@@ -17,8 +17,17 @@ from typing import Any
 
 import pandas as pd
 
-from bayes_scaling.data import DataError
+from bayes_scaling import planning
+from bayes_scaling.approx import METHODS
+from bayes_scaling.comparison import DEFAULT_LAWS, DEFAULT_REGIONS
+from bayes_scaling.data import FLOPS_PER_PARAM_TOKEN, DataError
+from bayes_scaling.datasets import DEMO_QUESTION, DEMO_TRUE_PARAMS
+from bayes_scaling.fitting import fit as _fit_function
+from bayes_scaling.forecast import forecast as _forecast_function
+from bayes_scaling.inference import SAMPLERS, Sampling
+from bayes_scaling.model import LIKELIHOODS
 from bayes_scaling.priors import PriorError
+from bayes_scaling.workflows import make_report as _report_function
 
 __all__ = ["main"]
 
@@ -39,6 +48,19 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _default(function: Any, name: str) -> Any:
+    """The library's default of ``function``'s parameter ``name`` (the CLI never retypes a default)."""
+    import inspect
+
+    return inspect.signature(function).parameters[name].default
+
+
+#: Interval probability of forecasts, plans and reports (the library's default).
+PROB = _default(_forecast_function, "prob")
+#: Law fitted when none is named.
+LAW = _default(_fit_function, "law")
+
+
 def _prob(text: str) -> float:
     value = float(text)
     if not 0 < value < 1:
@@ -46,19 +68,22 @@ def _prob(text: str) -> float:
     return value
 
 
-def _add_sampling(parser: argparse.ArgumentParser, *, draws: int = 1000, tune: int = 1000) -> None:
-    from bayes_scaling.inference import SAMPLERS
-    from bayes_scaling.model import LIKELIHOODS
-
+def _add_sampling(parser: argparse.ArgumentParser) -> None:
+    default = Sampling()
+    likelihood = _default(_fit_function, "likelihood")
     group = parser.add_argument_group("sampling")
-    group.add_argument("--draws", type=int, default=draws, help=f"posterior draws per chain (default {draws})")
-    group.add_argument("--tune", type=int, default=tune, help=f"tuning steps per chain (default {tune})")
-    group.add_argument("--chains", type=int, default=4, help="number of chains (default 4)")
-    group.add_argument("--seed", type=int, default=None,
+    group.add_argument("--draws", type=int, default=default.draws,
+                       help=f"posterior draws per chain (default {default.draws})")
+    group.add_argument("--tune", type=int, default=default.tune,
+                       help=f"tuning steps per chain (default {default.tune})")
+    group.add_argument("--chains", type=int, default=default.chains,
+                       help=f"number of chains (default {default.chains})")
+    group.add_argument("--seed", type=int, default=default.seed,
                        help="random seed for a reproducible posterior (default: a fresh random seed each run)")
-    group.add_argument("--sampler", choices=SAMPLERS, default="nutpie", help="NUTS backend (default nutpie)")
-    group.add_argument("--likelihood", choices=LIKELIHOODS, default="student_t",
-                       help="noise on log-loss (default student_t, robust to outliers)")
+    group.add_argument("--sampler", choices=SAMPLERS, default=default.sampler,
+                       help=f"NUTS backend (default {default.sampler})")
+    group.add_argument("--likelihood", choices=LIKELIHOODS, default=likelihood,
+                       help=f"noise on log-loss (default {likelihood}, robust to outliers)")
     group.add_argument("--strict", action="store_true",
                        help="exit 1 when diagnostics fail (R-hat > 1.01, bulk ESS < 400, divergences, tree depth)")
     group.add_argument("--priors", type=Path, default=None, metavar="FILE",
@@ -124,16 +149,10 @@ def _note_large(sweep: Any, args: argparse.Namespace) -> None:
 def _sampling_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     from bayes_scaling.priors import load_priors
 
-    return {
-        "draws": args.draws,
-        "tune": args.tune,
-        "chains": args.chains,
-        "seed": args.seed,
-        "sampler": args.sampler,
-        "likelihood": args.likelihood,
-        "priors": load_priors(args.priors) if args.priors else None,
-        "progress": _chatty(args),
-    }
+    sampling = Sampling(draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed, sampler=args.sampler,
+                        progress=_chatty(args))
+    return {"sampling": sampling, "likelihood": args.likelihood,
+            "priors": load_priors(args.priors) if args.priors else None}
 
 
 def _format_table(table: pd.DataFrame) -> str:
@@ -341,23 +360,29 @@ def _sentence(row: pd.Series, prob: float) -> str:
     )
 
 
+def _demo_question() -> str:
+    n, d = DEMO_QUESTION
+    return f"What loss will a {n / 1e9:g}B model trained on {d / 1e12:g}T tokens reach?"
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from bayes_scaling.datasets import demo_path
     from bayes_scaling.fitting import fit
 
+    n, d = DEMO_QUESTION
     result = _quietly(fit, demo_path(), law="chinchilla", warn=False, **_sampling_kwargs(args))
-    table = result.forecast(N=1e11, D=2e12, prob=args.prob)
+    table = result.forecast(N=n, D=d, prob=args.prob)
     if args.json:
         payload = result.to_dict(args.prob)
-        payload["question"] = "What loss will a 100B model trained on 2T tokens reach?"
+        payload["question"] = _demo_question()
         payload["forecast"] = _records(table)[0]
         _print_json(payload)
         return _strict_status(result, args)
-    print("Demo: the Chinchilla law fitted to the embedded synthetic sweep "
-          "(generated from E=1.82, A=482, B=2085, alpha=0.348, beta=0.366).")
+    truth = ", ".join(f"{k}={v:.4g}" for k, v in DEMO_TRUE_PARAMS.items())
+    print(f"Demo: the Chinchilla law fitted to the embedded synthetic sweep (generated from {truth}).")
     _print_fit(result, False)
     print()
-    print("Q: What loss will a 100B model trained on 2T tokens reach?")
+    print("Q: " + _demo_question())
     print("A: " + _sentence(table.iloc[0], args.prob))
     return _strict_status(result, args)
 
@@ -377,7 +402,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         compare_hypotheses,
         _load(args),
         laws,
-        regions=args.region or ("a > 0.6", "|a - 0.5| < 0.05", "|a - 0.73| < 0.05"),
+        regions=args.region or DEFAULT_REGIONS,
         prob=args.prob,
         extrapolation=not args.no_extrapolation,
         cutoff_N=args.cutoff_N,
@@ -428,13 +453,11 @@ def _print_plan(title: str, table: pd.DataFrame, as_json: bool, extra: dict[str,
 
 
 def _budget(args: argparse.Namespace) -> list[float]:
-    from bayes_scaling.planning import hardware_flops
-
     budgets = list(args.C or [])
     if args.gpus is not None or args.days is not None:
         if args.gpus is None or args.days is None:
             raise ValueError("give both --gpus and --days for a hardware budget")
-        budgets.append(hardware_flops(args.gpus, args.days, accelerator=args.gpu, peak_flops=args.peak_flops,
+        budgets.append(planning.hardware_flops(args.gpus, args.days, accelerator=args.gpu, peak_flops=args.peak_flops,
                                       mfu=args.mfu))
     if not budgets:
         raise ValueError("give a budget: --C FLOPS, or --gpus and --days (with --gpu/--peak-flops and --mfu)")
@@ -442,8 +465,6 @@ def _budget(args: argparse.Namespace) -> list[float]:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from bayes_scaling import planning
-
     if args.question == "flops":
         flops = planning.hardware_flops(args.gpus, args.days, accelerator=args.gpu, peak_flops=args.peak_flops,
                                         mfu=args.mfu)
@@ -490,8 +511,6 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _add_plan_parsers(sub: Any) -> None:
-    from bayes_scaling.planning import PEAK_FLOPS
-
     plan = sub.add_parser("plan", help="plan a run with uncertainty (compute, tokens, model, gain, overtrain, ...)")
     questions = plan.add_subparsers(dest="question", required=True, metavar="QUESTION")
 
@@ -499,34 +518,40 @@ def _add_plan_parsers(sub: Any) -> None:
         if fit:
             p.add_argument("fit", type=Path, help="fit file written by `bayes-scaling fit --out`")
             _add_group_label(p)
-        p.add_argument("--prob", type=_prob, default=0.9, help="interval probability (default 0.9)")
+        p.add_argument("--prob", type=_prob, default=PROB, help=f"interval probability (default {PROB:g})")
         p.add_argument("--json", action="store_true", help="print JSON")
         p.set_defaults(func=cmd_plan)
 
     def hardware(p: argparse.ArgumentParser, *, required: bool) -> None:
         p.add_argument("--gpus", type=_positive_float, required=required, help="number of accelerators")
         p.add_argument("--days", type=_positive_float, required=required, help="wall-clock days")
-        p.add_argument("--gpu", default="H100", choices=list(PEAK_FLOPS), help="peak-throughput preset")
+        gpu, mfu = _default(planning.hardware_flops, "accelerator"), _default(planning.hardware_flops, "mfu")
+        p.add_argument("--gpu", default=gpu, choices=list(planning.PEAK_FLOPS),
+                       help=f"peak-throughput preset (default {gpu})")
         p.add_argument("--peak-flops", type=_positive_float, default=None, help="peak FLOP/s (overrides --gpu)")
-        p.add_argument("--mfu", type=_prob, default=0.4, help="model FLOP utilisation (default 0.4)")
+        p.add_argument("--mfu", type=_prob, default=mfu, help=f"model FLOP utilisation (default {mfu:g})")
 
     p = questions.add_parser("compute", help="compute-optimal N, D, tokens/param and loss for FLOP budgets")
     p.add_argument("--C", type=_positive_float, action="append", help="budget in FLOPs (repeatable)")
-    p.add_argument("--flops-per-token", type=_positive_float, default=6.0, help="k in C = k N D (default 6)")
+    p.add_argument("--flops-per-token", type=_positive_float, default=FLOPS_PER_PARAM_TOKEN,
+                   help=f"k in C = k N D (default {FLOPS_PER_PARAM_TOKEN:g})")
     hardware(p, required=False)
     common(p)
     p = questions.add_parser("tokens", help="tokens for a model size")
     p.add_argument("--N", type=_positive_float, required=True, help="parameters")
-    p.add_argument("--tolerance", type=_positive_float, default=0.01, help="nats from the N-limited loss")
+    p.add_argument("--tolerance", type=_positive_float, default=_default(planning.tokens_for_model, "tolerance"),
+                   help="nats from the N-limited loss")
     common(p)
     p = questions.add_parser("model", help="model size for a token budget")
     p.add_argument("--D", type=_positive_float, required=True, help="tokens")
-    p.add_argument("--tolerance", type=_positive_float, default=0.01, help="nats from the D-limited loss")
+    p.add_argument("--tolerance", type=_positive_float, default=_default(planning.model_for_tokens, "tolerance"),
+                   help="nats from the D-limited loss")
     common(p)
     p = questions.add_parser("gain", help="loss gained between two (N, D) configurations")
     p.add_argument("--start", type=_positive_float, nargs=2, required=True, metavar=("N", "D"))
     p.add_argument("--end", type=_positive_float, nargs=2, required=True, metavar=("N", "D"))
-    p.add_argument("--threshold", type=float, default=0.0, help="report P(gain > threshold) (nats)")
+    p.add_argument("--threshold", type=float, default=_default(planning.gain, "threshold"),
+                   help="report P(gain > threshold) (nats)")
     common(p)
     p = questions.add_parser("overtrain", help="N, D reaching a target loss at least training + inference compute")
     p.add_argument("--target-loss", type=_positive_float, required=True, help="nats/token")
@@ -538,7 +563,7 @@ def _add_plan_parsers(sub: Any) -> None:
     p = questions.add_parser("isoflop", help="IsoFLOP analysis of a sweep with several runs per budget")
     _add_data(p)
     p.add_argument("--budget-column", default=None, help="column naming each run's budget (default: group by C)")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.add_argument("--seed", type=int, default=_default(planning.isoflop_analysis, "seed"), help="bootstrap seed")
     common(p, fit=False)
 
 
@@ -625,8 +650,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("fit", help="fit a law to a sweep CSV and print the parameter table")
     _add_data(p)
-    p.add_argument("--law", default="chinchilla", choices=list(laws()), metavar="LAW",
-                   help="law to fit (see `bayes-scaling laws`; default chinchilla)")
+    p.add_argument("--law", default=LAW, choices=list(laws()), metavar="LAW",
+                   help=f"law to fit (see `bayes-scaling laws`; default {LAW})")
     p.add_argument("--out", type=Path, default=None, help="save the fit to this netCDF file")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.add_argument("--group", default=None, metavar="COLUMN",
@@ -634,7 +659,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "levels partially pooled")
     p.add_argument("--shared", default=None, metavar="NAMES",
                    help="with --group: comma-separated parameters shared by all groups (default: the exponents)")
-    p.add_argument("--method", choices=("nuts", "laplace"), default="nuts",
+    p.add_argument("--method", choices=METHODS, default=_default(_fit_function, "method"),
                    help="nuts (default), or laplace: a fast Gaussian APPROXIMATION for quick looks at large sweeps")
     p.add_argument("--json", action="store_true", help="print JSON")
     _add_sampling(p)
@@ -646,24 +671,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--N", type=_positive_float, action="append", help="parameters (repeat for more points)")
     p.add_argument("--D", type=_positive_float, action="append", help="tokens (one per --N)")
     p.add_argument("--C", type=_positive_float, action="append", help="FLOPs (for compute-only laws)")
-    p.add_argument("--prob", type=_prob, default=0.9, help="interval probability (default 0.9)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the predictive noise (default 0)")
+    p.add_argument("--prob", type=_prob, default=PROB, help=f"interval probability (default {PROB:g})")
+    seed = _default(_forecast_function, "seed")
+    p.add_argument("--seed", type=int, default=seed, help=f"seed of the predictive noise (default {seed})")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_forecast)
 
     p = sub.add_parser("demo", help="fit the embedded demo sweep and forecast a 100B model on 2T tokens")
-    p.add_argument("--prob", type=_prob, default=0.9, help="interval probability (default 0.9)")
+    p.add_argument("--prob", type=_prob, default=PROB, help=f"interval probability (default {PROB:g})")
     p.add_argument("--json", action="store_true", help="print JSON")
     _add_sampling(p)
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("compare", help="compare laws (Kaplan vs Chinchilla) by LOO, extrapolation and exponents")
     _add_data(p)
-    p.add_argument("--laws", default="chinchilla,kaplan,allocation_a073,allocation_a050",
-                   help="comma-separated laws (default chinchilla,kaplan,allocation_a073,allocation_a050)")
+    p.add_argument("--laws", default=",".join(DEFAULT_LAWS),
+                   help=f"comma-separated laws (default {','.join(DEFAULT_LAWS)})")
     p.add_argument("--region", action="append", metavar="EXPR",
                    help="exponent region to report, e.g. 'a > 0.6' or '|a - 0.5| < 0.05' (repeatable)")
-    p.add_argument("--prob", type=_prob, default=0.9, help="interval probability (default 0.9)")
+    p.add_argument("--prob", type=_prob, default=PROB, help=f"interval probability (default {PROB:g})")
     p.add_argument("--cutoff-N", type=_positive_float, default=None,
                    help="hold out runs with N >= this for the extrapolation score (default: largest quarter of sizes)")
     p.add_argument("--no-extrapolation", action="store_true", help="skip the leave-largest-out refits")
@@ -675,7 +701,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("backtest", help="fit on the smaller models, score the held-out larger runs")
     _add_data(p)
-    p.add_argument("--law", default="chinchilla", choices=list(laws()), metavar="LAW", help="law (default chinchilla)")
+    p.add_argument("--law", default=LAW, choices=list(laws()), metavar="LAW", help=f"law (default {LAW})")
     p.add_argument("--cutoff-N", type=_positive_float, default=None,
                    help="hold out runs with N >= this (default: largest quarter of model sizes)")
     p.add_argument("--no-point-fit", action="store_true", help="skip the Huber/L-BFGS point-fit baseline")
@@ -685,8 +711,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="write an HTML + Markdown report with figures for a sweep")
     _add_data(p)
-    p.add_argument("--laws", default="chinchilla",
-                   help="comma-separated laws; the first is the main one (default chinchilla)")
+    laws_default = ",".join(_default(_report_function, "laws"))
+    p.add_argument("--laws", default=laws_default,
+                   help=f"comma-separated laws; the first is the main one (default {laws_default})")
     p.add_argument("--out", type=Path, required=True,
                    help="folder to write: new, empty, or holding an earlier report (never '.' or the input's folder)")
     p.add_argument("--force", action="store_true",
@@ -694,7 +721,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--N", type=_positive_float, action="append", help="forecast point: parameters (repeat)")
     p.add_argument("--D", type=_positive_float, action="append", help="forecast point: tokens (one per --N)")
     p.add_argument("--C", type=_positive_float, action="append", help="budget for the allocation table (repeat)")
-    p.add_argument("--prob", type=_prob, default=0.9, help="interval probability (default 0.9)")
+    p.add_argument("--prob", type=_prob, default=PROB, help=f"interval probability (default {PROB:g})")
     p.add_argument("--json", action="store_true", help="print JSON")
     _add_sampling(p)
     p.set_defaults(func=cmd_report)

@@ -20,7 +20,7 @@ import pandas as pd
 from bayes_scaling.approx import METHODS, laplace
 from bayes_scaling.data import DataError, Sweep, check_identifiable, load_sweep
 from bayes_scaling.extrapolation import DESIGNS, Extrapolation, distance, distance_columns, fold_cuts, learn
-from bayes_scaling.inference import Sampler, diagnose, sample, warn_if_unconverged
+from bayes_scaling.inference import Sampling, diagnose, sample, warn_if_unconverged
 from bayes_scaling.laws import ScalingLaw, get_law
 from bayes_scaling.model import Likelihood, build_model, resolve_priors
 from bayes_scaling.posterior import Fit, attach_observations, package_versions
@@ -65,18 +65,13 @@ def fit(
     *,
     priors: Mapping[str, Any] | None = None,
     likelihood: Likelihood = "student_t",
-    draws: int = 1000,
-    tune: int = 1000,
-    chains: int = 4,
-    seed: int | None = None,
-    sampler: Sampler = "nutpie",
-    target_accept: float = 0.9,
+    sampling: Sampling | None = None,
     log_likelihood: bool | None = None,
     method: str = "nuts",
     warn: bool = True,
-    progress: bool = False,
     extrapolation: str = "kappa",
     retry: bool | None = None,
+    **options: Any,
 ) -> Fit:
     """Fit a scaling law to a sweep with NUTS (or, for a quick look, a Laplace approximation).
 
@@ -91,15 +86,12 @@ def fit(
         ``{"dist": ..., ...}``, or a number to fix the parameter.
     likelihood : {"student_t", "normal"}
         Noise on log-loss; Student-t (default) is robust to outlying runs.
-    draws, tune, chains : int
-        Posterior draws and tuning steps per chain, number of chains.
-    seed : int, optional
-        Random seed (the same seed reproduces the posterior).
-    sampler : {"nutpie", "nutpie-jax", "pymc", "numpyro"}
-        NUTS backend: nutpie with numba (default), nutpie with JAX (faster on large sweeps), PyMC's
-        NUTS, or NumPyro; the JAX ones need the ``jax`` extra. See :data:`bayes_scaling.inference.SAMPLERS`.
-    target_accept : float
-        Step-size adaptation target.
+    sampling : Sampling, optional
+        Sampling options (:class:`~bayes_scaling.inference.Sampling`: ``draws``, ``tune``, ``chains``, ``seed``,
+        ``sampler``, ``target_accept``, ``progress``); default 4 chains x 1000 draws after 1000 tuning steps with
+        nutpie, no seed.
+    **options
+        The same options as keywords, replacing those of ``sampling``: ``fit(data, draws=500, seed=1)``.
     log_likelihood : bool, optional
         Keep pointwise log-likelihood (for LOO); default: when the sweep has ≤ 20,000 runs.
     method : {"nuts", "laplace"}
@@ -110,8 +102,6 @@ def fit(
         Warn (:class:`~bayes_scaling.inference.ConvergenceWarning`) when R-hat > 1.01,
         bulk ESS < 400, or there are divergences; with ``method="laplace"``
         (:class:`~bayes_scaling.approx.ApproximationWarning`) when Pareto k-hat > 0.7.
-    progress : bool
-        Show the sampler's progress bar on a terminal (the CLI turns it on unless ``--quiet`` or ``--json``).
     extrapolation : {"kappa", "drift", "inflation", "none"}
         How forecasts account for the law being slightly wrong beyond the sweep, learned from forward-chaining
         folds inside the sweep (see :mod:`bayes_scaling.extrapolation`): ``"kappa"`` (default) adds an error
@@ -143,6 +133,7 @@ def fit(
         Before sampling more than :data:`LARGE_SWEEP` runs with NUTS: the expected time, and the fast
         ``method="laplace"``.
     """
+    config = Sampling.of(sampling, **options)
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
     if extrapolation not in DESIGNS:
@@ -162,8 +153,8 @@ def fit(
         )
     check_identifiable(law, sweep)
     if method == "nuts" and len(sweep) > LARGE_SWEEP:
-        warnings.warn(large_sweep_message(len(sweep), draws=draws, tune=tune, chains=chains), LargeSweepWarning,
-                      stacklevel=2)
+        warnings.warn(large_sweep_message(len(sweep), draws=config.draws, tune=config.tune, chains=config.chains),
+                      LargeSweepWarning, stacklevel=2)
     reference = sweep.reference()
     start = time.perf_counter()
     model = build_model(law, sweep, priors=resolved, likelihood=likelihood, reference=reference)
@@ -176,37 +167,28 @@ def fit(
         with warnings.catch_warnings():
             if not warn:
                 warnings.simplefilter("ignore")
-            idata, approximation = laplace(model, draws=draws, chains=chains, seed=seed, cache_key=cache_key)
+            idata, approximation = laplace(model, draws=config.draws, chains=config.chains, seed=config.seed,
+                                           cache_key=cache_key)
     else:
-        idata = sample(
-            model,
-            draws=draws,
-            tune=tune,
-            chains=chains,
-            seed=seed,
-            sampler=sampler,
-            target_accept=target_accept,
-            cache_key=cache_key,
-            progress=progress,
-        )
+        idata = sample(model, config, cache_key=cache_key)
     escalated = None
-    if method == "nuts" and (retry if retry is not None else int(draws) * int(chains) >= AUTO_RETRY_DRAWS):
+    if method == "nuts" and (retry if retry is not None else config.draws * config.chains >= AUTO_RETRY_DRAWS):
         first = diagnose(idata, [n for n in resolved if not resolved[n].is_fixed])
         if not first.ok:
-            settings = {"tune": int(tune) * RETRY_TUNE_FACTOR, "draws": int(draws) * RETRY_DRAWS_FACTOR,
+            settings = {"tune": config.tune * RETRY_TUNE_FACTOR, "draws": config.draws * RETRY_DRAWS_FACTOR,
                         "target_accept": RETRY_TARGET_ACCEPT}
-            idata = sample(model, chains=chains, seed=None if seed is None else seed + 1, sampler=sampler,
-                           cache_key=cache_key, progress=progress, **settings)
+            retry_seed = None if config.seed is None else config.seed + 1
+            idata = sample(model, config, cache_key=cache_key, seed=retry_seed, **settings)
             escalated = {"first_pass": first.to_dict(), "first_problems": first.problems, **settings}
     sampling_seconds = time.perf_counter() - sampling_start
     info = {
-        "seed": seed,
+        "seed": config.seed,
         "method": method,
-        "sampler": sampler if method == "nuts" else None,
-        "draws": int(draws),
-        "tune": int(tune),
-        "chains": int(chains),
-        "target_accept": float(target_accept),
+        "sampler": config.sampler if method == "nuts" else None,
+        "draws": config.draws,
+        "tune": config.tune,
+        "chains": config.chains,
+        "target_accept": config.target_accept,
         "sampling_seconds": round(sampling_seconds, 3),
         "versions": package_versions(),
     }
@@ -220,7 +202,8 @@ def fit(
     if approximation is not None:
         result.info["approximation"] = approximation
     calibration_start = time.perf_counter()
-    result.info["extrapolation"] = calibrate(result, design=extrapolation, seed=0 if seed is None else seed).to_dict()
+    term = calibrate(result, design=extrapolation, seed=0 if config.seed is None else config.seed)
+    result.info["extrapolation"] = term.to_dict()
     result.info["extrapolation"]["seconds"] = round(time.perf_counter() - calibration_start, 3)
     result.info["fit_seconds"] = round(time.perf_counter() - start, 3)
     if warn and method == "nuts":

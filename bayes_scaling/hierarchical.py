@@ -14,7 +14,7 @@ import pandas as pd
 
 from bayes_scaling.data import Sweep, load_sweep
 from bayes_scaling.fitting import calibrate
-from bayes_scaling.inference import Sampler, sample, warn_if_unconverged
+from bayes_scaling.inference import Sampling, sample, warn_if_unconverged
 from bayes_scaling.laws import ScalingLaw, get_law
 from bayes_scaling.model import Likelihood, build_model, resolve_priors
 from bayes_scaling.posterior import Fit
@@ -30,15 +30,10 @@ def fit_hierarchical(
     shared: Sequence[str] | None = None,
     priors: Mapping[str, Any] | None = None,
     likelihood: Likelihood = "student_t",
-    draws: int = 1000,
-    tune: int = 1000,
-    chains: int = 4,
-    seed: int | None = None,
-    sampler: Sampler = "nutpie",
-    target_accept: float = 0.9,
+    sampling: Sampling | None = None,
     parameterization: str = "noncentred",
     warn: bool = True,
-    progress: bool = False,
+    **options: Any,
 ) -> Fit:
     """Fit ``law`` to every group of ``data[group]`` at once, sharing ``shared`` and pooling the rest.
 
@@ -56,8 +51,9 @@ def fit_hierarchical(
         group-level values.
     parameterization : {"noncentred", "centred"}
         How group values are drawn (see the module docstring).
-    priors, likelihood, draws, tune, chains, seed, sampler, target_accept, warn, progress
-        As in :func:`bayes_scaling.fit`. For pooled parameters the prior is that of the population location.
+    priors, likelihood, sampling, warn, **options
+        As in :func:`bayes_scaling.fit` (``options``: :class:`~bayes_scaling.inference.Sampling` fields). For
+        pooled parameters the prior is that of the population location.
 
     Returns
     -------
@@ -66,6 +62,7 @@ def fit_hierarchical(
         dimension; ``fit.group_fit(label)`` gives one group's posterior, with the extrapolation term learned from
         that group's own forward-chaining folds.
     """
+    config = Sampling.of(sampling, **options)
     sweep = load_sweep(data)
     law = get_law(law)
     resolved = resolve_priors(law, priors, likelihood)
@@ -75,11 +72,10 @@ def fit_hierarchical(
     model = build_model(law, sweep, priors=resolved, likelihood=likelihood, reference=reference, group=group,
                         shared=shared, parameterization=parameterization)
     sampling_start = time.perf_counter()
-    idata = sample(model, draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler,
-                   target_accept=target_accept, progress=progress)
-    info = {"seed": seed, "sampler": sampler, "draws": int(draws), "tune": int(tune), "chains": int(chains),
-            "sampling_seconds": round(time.perf_counter() - sampling_start, 3),
+    idata = sample(model, config)
+    info = {**config.to_dict(), "sampling_seconds": round(time.perf_counter() - sampling_start, 3),
             "parameterization": parameterization}
+    info.pop("progress")
     result = Fit(law=law, sweep=sweep, priors=resolved, likelihood=likelihood, reference=reference, idata=idata,
                  info=info, group=group, shared=shared)
     # each group's own forward-chaining folds (refitted with the population priors) set its extrapolation term

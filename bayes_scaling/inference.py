@@ -15,20 +15,81 @@ import logging
 import warnings
 from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal
 
 import numpy as np
 
 from bayes_scaling.compiled import cached
 
-__all__ = ["SAMPLERS", "ConvergenceWarning", "Diagnostics", "diagnose", "sample"]
+__all__ = ["SAMPLERS", "ConvergenceWarning", "Diagnostics", "Sampling", "diagnose", "sample"]
 
 Sampler = Literal["nutpie", "nutpie-jax", "pymc", "numpyro"]
 #: NUTS backends: nutpie with numba (default, fastest to compile and on small sweeps), nutpie with a JAX
 #: log density (1.8x faster per draw on 100k rows; ``pip install -e '.[jax]'``), PyMC's own NUTS, and
 #: NumPyro via JAX (``[jax]`` extra). ``python -m benchmarks`` measures them.
 SAMPLERS: tuple[str, ...] = ("nutpie", "nutpie-jax", "pymc", "numpyro")
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How a posterior is sampled: the one set of sampling options and defaults.
+
+    Used by every function that samples (:func:`bayes_scaling.fit`, :func:`bayes_scaling.fit_hierarchical`,
+    :func:`bayes_scaling.fit_many`, the workflows) and by the command line. Those functions take
+    ``sampling=Sampling(...)`` and/or the same names as keywords (``fit(data, draws=500)``), which override the
+    object's fields.
+
+    Attributes
+    ----------
+    draws, tune, chains : int
+        Kept draws per chain, tuning steps per chain, number of chains.
+    seed : int, optional
+        Random seed; the same seed gives the same posterior.
+    sampler : {"nutpie", "nutpie-jax", "pymc", "numpyro"}
+        NUTS backend: nutpie with numba (default), nutpie with JAX (faster on large sweeps), PyMC's
+        NUTS, or NumPyro; the JAX ones need the ``jax`` extra. See :data:`SAMPLERS`.
+    target_accept : float
+        Target acceptance rate of step-size adaptation.
+    progress : bool
+        Show the sampler's progress bar (on a terminal; nothing is drawn when stderr is not one).
+    """
+
+    draws: int = 1000
+    tune: int = 1000
+    chains: int = 4
+    seed: int | None = None
+    sampler: Sampler = "nutpie"
+    target_accept: float = 0.9
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"unknown sampler {self.sampler!r}; use one of {', '.join(SAMPLERS)}")
+        for name, low in (("draws", 1), ("tune", 0), ("chains", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or int(value) != value or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+            object.__setattr__(self, name, int(value))
+        if not 0 < self.target_accept < 1:
+            raise ValueError(f"target_accept must be in (0, 1), got {self.target_accept}")
+        if self.seed is not None and (isinstance(self.seed, bool) or int(self.seed) != self.seed):
+            raise ValueError(f"seed must be an integer or None, got {self.seed!r}")
+
+    @classmethod
+    def of(cls, sampling: Sampling | None = None, **options: Any) -> Sampling:
+        """``sampling`` (default: the defaults) with ``options`` (field names) replacing its fields."""
+        unknown = sorted(set(options) - {f.name for f in fields(cls)})
+        if unknown:
+            raise TypeError(f"unknown sampling option(s) {', '.join(map(repr, unknown))}; the options are "
+                            + ", ".join(f.name for f in fields(cls)))
+        return replace(sampling if sampling is not None else cls(), **options)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The options as a plain dict (kept in ``Fit.info``)."""
+        return asdict(self)
+
+
 #: Thresholds under which a fit counts as converged.
 MAX_R_HAT = 1.01
 MIN_ESS_BULK = 400
@@ -166,18 +227,7 @@ def compiled_nutpie(model: Any, cache_key: Hashable | None, backend: str = "numb
     return cached(f"nutpie-{backend}", cache_key, build, rebind)
 
 
-def sample(
-    model: Any,
-    *,
-    draws: int = 1000,
-    tune: int = 1000,
-    chains: int = 4,
-    seed: int | None = None,
-    sampler: Sampler = "nutpie",
-    target_accept: float = 0.9,
-    cache_key: Hashable | None = None,
-    progress: bool = False,
-) -> Any:
+def sample(model: Any, sampling: Sampling | None = None, *, cache_key: Hashable | None = None, **options: Any) -> Any:
     """Draw posterior samples of ``model`` with NUTS.
 
     A Ctrl-C (``KeyboardInterrupt``) while sampling is re-raised after the sampler stops: no partial posterior
@@ -187,20 +237,13 @@ def sample(
     ----------
     model : pymc.Model
         From :func:`bayes_scaling.model.build_model`.
-    draws, tune, chains : int
-        Kept draws per chain, tuning steps per chain, number of chains.
-    seed : int, optional
-        Random seed; the same seed gives the same posterior.
-    sampler : {"nutpie", "nutpie-jax", "pymc", "numpyro"}
-        NUTS backend: nutpie with numba (default), nutpie with JAX (faster on large sweeps), PyMC's
-        NUTS, or NumPyro; the JAX ones need the ``jax`` extra. See :data:`SAMPLERS`.
-    target_accept : float
-        Target acceptance rate of step-size adaptation.
+    sampling : Sampling, optional
+        Draws, tuning, chains, seed, backend, target acceptance, progress bar (default :class:`Sampling`'s).
     cache_key : hashable, optional
         With nutpie, models that share this key (same law, priors, likelihood and number of runs) reuse
         one compiled model with new data, which skips the compile step (most of a small fit's time).
-    progress : bool
-        Show the sampler's progress bar (on a terminal; nothing is drawn when stderr is not one).
+    **options
+        :class:`Sampling` fields replacing those of ``sampling`` (e.g. ``draws=500``).
 
     Returns
     -------
@@ -209,13 +252,9 @@ def sample(
     """
     import pymc as pm
 
-    if sampler not in SAMPLERS:
-        raise ValueError(f"unknown sampler {sampler!r}; use one of {', '.join(SAMPLERS)}")
-    for name, value, low in (("draws", draws, 1), ("tune", tune, 0), ("chains", chains, 1)):
-        if int(value) != value or value < low:
-            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    if not 0 < target_accept < 1:
-        raise ValueError(f"target_accept must be in (0, 1), got {target_accept}")
+    config = Sampling.of(sampling, **options)
+    draws, tune, chains, seed = config.draws, config.tune, config.chains, config.seed
+    sampler, target_accept, progress = config.sampler, config.target_accept, config.progress
     with warnings.catch_warnings(), _quiet_pymc(), interrupt_guard():
         warnings.simplefilter("ignore", FutureWarning)
         warnings.simplefilter("ignore", UserWarning)

@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 
+import bayes_scaling as bs
 from bayes_scaling.cli import main
 from bayes_scaling.datasets import demo_path
 
@@ -126,3 +127,27 @@ def test_column_mapping_units_and_strict(tmp_path, capsys):
     assert main(args) == 0
     assert main(["fit", str(path), "--columns", "val"]) == 2
     assert "--columns must look like" in capsys.readouterr().err
+
+
+def test_cli_defaults_are_the_library_defaults():
+    """The CLI reads its defaults from the library, so the two cannot drift apart."""
+    import inspect
+
+    from bayes_scaling.cli import build_parser
+    from bayes_scaling.comparison import DEFAULT_LAWS, DEFAULT_REGIONS
+    from bayes_scaling.data import FLOPS_PER_PARAM_TOKEN
+    from bayes_scaling.inference import Sampling
+
+    parser = build_parser()
+    args = parser.parse_args(["fit", "x.csv"])
+    default = Sampling()
+    assert (args.draws, args.tune, args.chains, args.seed, args.sampler) == (
+        default.draws, default.tune, default.chains, default.seed, default.sampler)
+    fit_defaults = inspect.signature(bs.fit).parameters
+    assert args.law == fit_defaults["law"].default and args.likelihood == fit_defaults["likelihood"].default
+    assert args.method == fit_defaults["method"].default
+    plan = parser.parse_args(["plan", "compute", "f.nc", "--C", "1e22"])
+    assert plan.flops_per_token == FLOPS_PER_PARAM_TOKEN
+    assert plan.prob == inspect.signature(bs.forecast).parameters["prob"].default
+    assert parser.parse_args(["compare", "x.csv"]).laws == ",".join(DEFAULT_LAWS)
+    assert DEFAULT_REGIONS  # the compare command falls back to these when no --region is given

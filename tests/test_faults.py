@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 import bayes_scaling as bs
-from bayes_scaling import outputs, results
+from bayes_scaling import fitting, outputs
 from bayes_scaling.cli import EXIT_INTERRUPTED, build_parser, main
 from bayes_scaling.data import DataError, load_sweep
 from bayes_scaling.datasets import demo_path
@@ -49,7 +49,7 @@ def workdir(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("out", [".", "..", "sub", "sub/.."])
 def test_report_force_into_working_folder_or_input_folder_is_refused(workdir, monkeypatch, capsys, out):
-    monkeypatch.setattr("bayes_scaling.report.fit", _never)
+    monkeypatch.setattr("bayes_scaling.workflows.fit", _never)
     before = _listing(workdir)
     assert main(["report", "data.csv", "--out", out, "--force", *FAST]) == 2
     err = capsys.readouterr().err
@@ -58,7 +58,7 @@ def test_report_force_into_working_folder_or_input_folder_is_refused(workdir, mo
 
 
 def test_report_refuses_folder_holding_the_input(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr("bayes_scaling.report.fit", _never)
+    monkeypatch.setattr("bayes_scaling.workflows.fit", _never)
     data = tmp_path / "runs" / "data.csv"
     data.parent.mkdir()
     data.write_bytes(demo_path().read_bytes())
@@ -68,7 +68,7 @@ def test_report_refuses_folder_holding_the_input(tmp_path, monkeypatch, capsys):
 
 
 def test_report_force_into_a_folder_with_other_files_deletes_nothing(workdir, monkeypatch, capsys):
-    monkeypatch.setattr("bayes_scaling.report.fit", _never)
+    monkeypatch.setattr("bayes_scaling.workflows.fit", _never)
     before = _listing(workdir)
     assert main(["report", "data.csv", "--out", "sub", "--force", *FAST]) == 2
     assert "never deletes files a report did not write" in capsys.readouterr().err
@@ -111,7 +111,7 @@ def test_report_folder_replaces_only_its_own_files(tmp_path):
 
 
 def test_report_output_checked_before_fitting(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr("bayes_scaling.report.fit", _never)
+    monkeypatch.setattr("bayes_scaling.workflows.fit", _never)
     target = tmp_path / "file.txt"
     target.write_text("not a folder")
     assert main(["report", str(demo_path()), "--out", str(target), *FAST]) == 2
@@ -130,7 +130,7 @@ def test_report_output_checked_before_fitting(tmp_path, monkeypatch, capsys):
     ],
 )
 def test_fit_out_is_checked_before_sampling(tmp_path, monkeypatch, capsys, make, message):
-    monkeypatch.setattr(results, "fit", _never)
+    monkeypatch.setattr(fitting, "fit", _never)
     path = make(tmp_path)
     assert main(["fit", str(demo_path()), "--out", str(path), *FAST]) == 2
     err = capsys.readouterr().err
@@ -138,7 +138,7 @@ def test_fit_out_is_checked_before_sampling(tmp_path, monkeypatch, capsys, make,
 
 
 def test_unwritable_folder_is_refused_before_sampling(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(results, "fit", _never)
+    monkeypatch.setattr(fitting, "fit", _never)
     # root may write anywhere, so the permission answer is simulated
     monkeypatch.setattr(outputs.os, "access", lambda path, mode: False)
     assert main(["fit", str(demo_path()), "--out", str(tmp_path / "x.nc"), *FAST]) == 2
@@ -163,7 +163,7 @@ def test_ctrl_c_during_sampling_saves_nothing_and_exits_130(tmp_path, monkeypatc
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(results, "sample", interrupted)
+    monkeypatch.setattr(fitting, "sample", interrupted)
     out = tmp_path / "fit.nc"
     assert main(["fit", str(demo_path()), "--out", str(out), *FAST]) == EXIT_INTERRUPTED
     captured = capsys.readouterr()
@@ -257,7 +257,7 @@ def test_real_sweeps_pass_the_unit_check():
 
 @pytest.mark.parametrize(("column", "instead"), [("N", "tokens"), ("D", "params")])
 def test_a_single_n_or_d_is_refused_with_the_law_that_fits(monkeypatch, column, instead):
-    monkeypatch.setattr(results, "sample", _never)
+    monkeypatch.setattr(fitting, "sample", _never)
     frame = _chinchilla_like().assign(**{column: 1e9})
     with pytest.raises(DataError, match=f"every run has the same.*fit law '{instead}'"):
         bs.fit(frame, law="chinchilla")
@@ -312,19 +312,19 @@ def test_one_chain_leaks_no_warning_and_says_why_r_hat_is_missing():
 
 # ---------------------------------------------------------------- long work says so
 def test_large_sweep_says_up_front_how_long_and_offers_laplace(monkeypatch, capsys):
-    monkeypatch.setattr(results, "LARGE_SWEEP", 10)
+    monkeypatch.setattr(fitting, "LARGE_SWEEP", 10)
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(results, "fit", interrupted)
+    monkeypatch.setattr(fitting, "fit", interrupted)
     assert main(["fit", str(demo_path()), *FAST]) == EXIT_INTERRUPTED
     err = capsys.readouterr().err
     assert err.startswith("note: 72 runs: a NUTS fit") and "--method laplace" in err
     monkeypatch.undo()
-    monkeypatch.setattr(results, "LARGE_SWEEP", 10)
-    monkeypatch.setattr(results, "sample", interrupted)
-    with pytest.warns(results.LargeSweepWarning, match="method='laplace'"), pytest.raises(KeyboardInterrupt):
+    monkeypatch.setattr(fitting, "LARGE_SWEEP", 10)
+    monkeypatch.setattr(fitting, "sample", interrupted)
+    with pytest.warns(fitting.LargeSweepWarning, match="method='laplace'"), pytest.raises(KeyboardInterrupt):
         bs.fit(bs.load_demo())
 
 
@@ -343,11 +343,11 @@ def test_progress_only_on_a_terminal_and_not_with_quiet_or_json(monkeypatch):
 def test_progress_reaches_the_sampler(monkeypatch):
     seen = {}
 
-    def fake_sample(model, **kwargs):
-        seen.update(kwargs)
+    def fake_sample(model, sampling, **kwargs):
+        seen.update(sampling.to_dict(), **kwargs)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(results, "sample", fake_sample)
+    monkeypatch.setattr(fitting, "sample", fake_sample)
     with pytest.raises(KeyboardInterrupt):
         bs.fit(bs.load_demo(), progress=True)
     assert seen["progress"] is True

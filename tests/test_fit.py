@@ -191,3 +191,22 @@ def test_numpy_log_likelihood_matches_the_pymc_model(likelihood):
             transform = model.rvs_to_transforms.get(rv)
             point[name] = transform.forward(value, *rv.owner.inputs).eval() if transform is not None else value
         np.testing.assert_allclose(logp(point), numpy_ll[draw], rtol=1e-6, atol=1e-8)
+
+
+def test_one_sampling_object_with_keyword_overrides():
+    from bayes_scaling.inference import Sampling
+
+    base = Sampling(draws=200, chains=2, seed=3)
+    assert Sampling.of(base, draws=100) == Sampling(draws=100, chains=2, seed=3)
+    with pytest.raises(TypeError, match=r"unknown sampling option.*'draw'"):
+        bs.fit(bs.load_demo(), draw=100)
+    with pytest.raises(ValueError, match="chains must be an integer >= 1"):
+        Sampling(chains=0)
+    with pytest.raises(ValueError, match="unknown sampler"):
+        bs.fit(bs.load_demo(), sampler="stan")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = bs.fit(bs.load_demo(), sampling=base, tune=200, extrapolation="none", warn=False)
+    info = result.info
+    assert (info["draws"], info["chains"], info["tune"], info["seed"]) == (200, 2, 200, 3)
+    assert result.idata["posterior"].sizes["draw"] == 200

@@ -20,10 +20,12 @@ from bayes_scaling.datasets.catalog import CATALOG, Dataset
 from bayes_scaling.datasets.fetch import DatasetError, available, cache_dir, info, load
 
 __all__ = [
-    "CATALOG", "DEMO_TRUE_PARAMS", "Dataset", "DatasetError", "available", "cache_dir", "demo_path", "info",
-    "load", "load_demo",
+    "CATALOG", "DEMO_QUESTION", "DEMO_TRUE_PARAMS", "Dataset", "DatasetError", "available", "cache_dir", "demo_path",
+    "info", "load", "load_demo",
 ]
 
+#: The demo's question, (N, D): what loss will a 100B-parameter model trained on 2T tokens reach?
+DEMO_QUESTION = (1e11, 2e12)
 #: Parameters the demo sweep was generated from.
 DEMO_TRUE_PARAMS = {"E": 1.82, "A": 482.01, "B": 2085.43, "alpha": 0.3478, "beta": 0.3658}
 

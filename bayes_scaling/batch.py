@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_scaling.data import DataError, Sweep, load_sweep
-from bayes_scaling.inference import Sampler
+from bayes_scaling.inference import Sampling
 from bayes_scaling.laws import get_law
 from bayes_scaling.model import Likelihood
 
@@ -150,11 +150,9 @@ def fit_many(
     errors: str = "raise",
     priors: Mapping[str, Any] | None = None,
     likelihood: Likelihood = "student_t",
-    draws: int = 1000,
-    tune: int = 1000,
-    chains: int = 4,
-    sampler: Sampler = "nutpie",
+    sampling: Sampling | None = None,
     progress: bool = False,
+    **options: Any,
 ) -> FitMany:
     """Fit every combination of group x law x cutoff.
 
@@ -176,11 +174,16 @@ def fit_many(
         Run tasks on this Dask cluster instead (workers need bayes_scaling installed).
     errors : {"raise", "keep"}
         Whether a failed task raises (after all tasks finished) or is recorded in ``FitMany.errors``.
-    priors, likelihood, draws, tune, chains, sampler
+    priors, likelihood
         As in :func:`bayes_scaling.fit`, for every task.
+    sampling : Sampling, optional
+        Sampling options of every task (:class:`~bayes_scaling.inference.Sampling`); its seed is replaced by the
+        task's seed and its progress bar is off.
     progress : bool
         Print ``fits done: k/n`` on stderr as tasks finish (serial and local processes; with Dask, use
         its dashboard).
+    **options
+        Sampling options as keywords (``draws=500``), replacing those of ``sampling``.
 
     Returns
     -------
@@ -198,8 +201,10 @@ def fit_many(
     for name in law_names:
         get_law(name)  # unknown names fail here, before any work
     cutoff_list = list(cutoffs) or [None]
-    options = {"priors": priors, "likelihood": likelihood, "draws": draws, "tune": tune, "chains": chains,
-               "sampler": sampler}
+    config = Sampling.of(sampling, **options).to_dict()
+    config.pop("seed")
+    config["progress"] = False
+    options = {"priors": priors, "likelihood": likelihood, **config}
     payloads = []
     for group, frame in _groups(sweep, by_list):
         for law in law_names:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import bayes_scaling as bs
-from bayes_scaling.many import fit_many
+from bayes_scaling.batch import fit_many
 
 FAST = {"draws": 150, "tune": 200, "chains": 2}
 
