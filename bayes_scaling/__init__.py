@@ -16,10 +16,10 @@ from bayes_scaling.batch import FitMany, fit_many
 from bayes_scaling.comparison import compare, exponent_summary
 from bayes_scaling.data import DataError, DataWarning, Sweep, load_sweep
 from bayes_scaling.datasets import load_demo
-from bayes_scaling.fitting import fit
+from bayes_scaling.fitting import fit, prior_predictive
 from bayes_scaling.forecast import forecast
 from bayes_scaling.hierarchical import fit_hierarchical
-from bayes_scaling.inference import ConvergenceWarning, Diagnostics, prior_predictive
+from bayes_scaling.inference import ConvergenceWarning, Diagnostics, Sampling
 from bayes_scaling.laws import ScalingLaw, get_law, laws, register_law
 from bayes_scaling.model import build_model
 from bayes_scaling.planning import compute_optimal, hardware_flops
@@ -39,6 +39,7 @@ __all__ = [
     "FitMany",
     "Prior",
     "PriorError",
+    "Sampling",
     "ScalingLaw",
     "Sweep",
     "build_model",

@@ -20,13 +20,13 @@ import pandas as pd
 from bayes_scaling.approx import METHODS, laplace
 from bayes_scaling.data import DataError, Sweep, check_identifiable, load_sweep
 from bayes_scaling.extrapolation import DESIGNS, Extrapolation, distance, distance_columns, fold_cuts, learn
-from bayes_scaling.inference import Sampling, diagnose, sample, warn_if_unconverged
+from bayes_scaling.inference import Sampling, diagnose, quiet_pymc, sample, warn_if_unconverged
 from bayes_scaling.laws import ScalingLaw, get_law
-from bayes_scaling.model import Likelihood, build_model, resolve_priors
+from bayes_scaling.model import OBSERVED, Likelihood, build_model, resolve_priors
 from bayes_scaling.posterior import Fit, attach_observations, package_versions
 
 __all__ = ["AUTO_RETRY_DRAWS", "LARGE_SWEEP", "LargeSweepWarning", "calibrate", "fit", "fold_residuals",
-           "large_sweep_message"]
+           "large_sweep_message", "prior_predictive"]
 
 #: Fits with at least this many draws in all (draws x chains) are retried with safer settings when their
 #: diagnostics fail (``fit(retry=None)``).
@@ -277,3 +277,52 @@ def calibrate(fit: Fit, *, design: str = "kappa", seed: int = 0) -> Extrapolatio
     if design == "none":
         return learn(pd.DataFrame(), design="none")
     return learn(fold_residuals(fit, seed=seed), design=design, seed=seed)
+
+
+def prior_predictive(
+    data: Any,
+    law: Any = "chinchilla",
+    *,
+    priors: Any = None,
+    likelihood: Likelihood = "student_t",
+    draws: int = 500,
+    prob: float = 0.9,
+    seed: int | None = None,
+) -> Any:
+    """What the priors imply for the sweep's losses, before fitting.
+
+    Parameters
+    ----------
+    data : DataFrame, CSV path or Sweep
+        The runs (their N, D, C are used; ``loss`` is shown for comparison).
+    law, priors, likelihood
+        As for :func:`bayes_scaling.fit`.
+    draws : int
+        Prior draws.
+    prob : float
+        Probability of the equal-tailed intervals.
+    seed : int, optional
+
+    Returns
+    -------
+    pandas.DataFrame
+        Per run: N, D, observed ``loss``, prior-predictive ``median``, ``lower`` and
+        ``upper`` loss, and ``inside`` (whether the observed loss lies in the interval).
+    """
+    import pymc as pm
+
+    if not 0 < prob < 1:
+        raise ValueError(f"prob must be between 0 and 1, got {prob}")
+    sweep = load_sweep(data)
+    model = build_model(law, sweep, priors=priors, likelihood=likelihood)
+    with warnings.catch_warnings(), quiet_pymc(), model:
+        warnings.simplefilter("ignore")
+        tree = pm.sample_prior_predictive(draws=int(draws), random_seed=seed, var_names=[OBSERVED])
+    log_loss = np.asarray(tree["prior_predictive"][OBSERVED].values).reshape(-1, len(sweep))
+    with np.errstate(over="ignore"):
+        loss = np.exp(log_loss)
+    lower, median, upper = np.quantile(loss, [(1 - prob) / 2, 0.5, (1 + prob) / 2], axis=0)
+    out = sweep.frame[["N", "D", "C", "loss"]].copy()
+    out["median"], out["lower"], out["upper"] = median, lower, upper
+    out["inside"] = (out["loss"] >= lower) & (out["loss"] <= upper)
+    return out

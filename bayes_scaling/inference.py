@@ -22,7 +22,8 @@ import numpy as np
 
 from bayes_scaling.compiled import cached
 
-__all__ = ["SAMPLERS", "ConvergenceWarning", "Diagnostics", "Sampling", "diagnose", "sample"]
+__all__ = ["SAMPLERS", "ConvergenceWarning", "Diagnostics", "Sampling", "diagnose", "interrupt_guard", "quiet_pymc",
+           "sample"]
 
 Sampler = Literal["nutpie", "nutpie-jax", "pymc", "numpyro"]
 #: NUTS backends: nutpie with numba (default, fastest to compile and on small sweeps), nutpie with a JAX
@@ -255,7 +256,7 @@ def sample(model: Any, sampling: Sampling | None = None, *, cache_key: Hashable 
     config = Sampling.of(sampling, **options)
     draws, tune, chains, seed = config.draws, config.tune, config.chains, config.seed
     sampler, target_accept, progress = config.sampler, config.target_accept, config.progress
-    with warnings.catch_warnings(), _quiet_pymc(), interrupt_guard():
+    with warnings.catch_warnings(), quiet_pymc(), interrupt_guard():
         warnings.simplefilter("ignore", FutureWarning)
         warnings.simplefilter("ignore", UserWarning)
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -335,7 +336,7 @@ def interrupt_guard() -> Iterator[None]:
 
 
 @contextmanager
-def _quiet_pymc() -> Iterator[None]:
+def quiet_pymc() -> Iterator[None]:
     """Silence PyMC's informational log lines ("Sampling: [...]") for the duration."""
     logger = logging.getLogger("pymc")
     level = logger.level
@@ -355,55 +356,3 @@ def warn_if_unconverged(diagnostics: Diagnostics, *, label: str = "fit") -> None
             ConvergenceWarning,
             stacklevel=3,
         )
-
-
-def prior_predictive(
-    data: Any,
-    law: Any = "chinchilla",
-    *,
-    priors: Any = None,
-    likelihood: str = "student_t",
-    draws: int = 500,
-    prob: float = 0.9,
-    seed: int | None = None,
-) -> Any:
-    """What the priors imply for the sweep's losses, before fitting.
-
-    Parameters
-    ----------
-    data : DataFrame, CSV path or Sweep
-        The runs (their N, D, C are used; ``loss`` is shown for comparison).
-    law, priors, likelihood
-        As for :func:`bayes_scaling.fit`.
-    draws : int
-        Prior draws.
-    prob : float
-        Probability of the equal-tailed intervals.
-    seed : int, optional
-
-    Returns
-    -------
-    pandas.DataFrame
-        Per run: N, D, observed ``loss``, prior-predictive ``median``, ``lower`` and
-        ``upper`` loss, and ``inside`` (whether the observed loss lies in the interval).
-    """
-    import pymc as pm
-
-    from bayes_scaling.data import load_sweep
-    from bayes_scaling.model import OBSERVED, build_model
-
-    if not 0 < prob < 1:
-        raise ValueError(f"prob must be between 0 and 1, got {prob}")
-    sweep = load_sweep(data)
-    model = build_model(law, sweep, priors=priors, likelihood=likelihood)
-    with warnings.catch_warnings(), _quiet_pymc(), model:
-        warnings.simplefilter("ignore")
-        tree = pm.sample_prior_predictive(draws=int(draws), random_seed=seed, var_names=[OBSERVED])
-    log_loss = np.asarray(tree["prior_predictive"][OBSERVED].values).reshape(-1, len(sweep))
-    with np.errstate(over="ignore"):
-        loss = np.exp(log_loss)
-    lower, median, upper = np.quantile(loss, [(1 - prob) / 2, 0.5, (1 + prob) / 2], axis=0)
-    out = sweep.frame[["N", "D", "C", "loss"]].copy()
-    out["median"], out["lower"], out["upper"] = median, lower, upper
-    out["inside"] = (out["loss"] >= lower) & (out["loss"] <= upper)
-    return out

@@ -101,7 +101,7 @@ def test_data_constrained_recovers_r_star():
 
 
 def test_prior_predictive_covers_a_plausible_sweep_and_reacts_to_priors():
-    from bayes_scaling.inference import prior_predictive
+    from bayes_scaling.fitting import prior_predictive
 
     table = prior_predictive(bs.load_demo(), "chinchilla", draws=400, seed=1)
     assert list(table.columns) == ["N", "D", "C", "loss", "median", "lower", "upper", "inside"]
