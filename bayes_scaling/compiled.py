@@ -2,9 +2,10 @@
 
 Compiling a PyMC model to numba or JAX takes ~10 s, sampling it ~1 s. Every number that depends on the sweep is a
 ``pm.Data`` container (see :mod:`bayes_scaling.model`), so a model compiled once can be reused for another sweep
-of the same structure by pointing it at the new data. Entries are keyed by what fixes the structure: the caller's
-key (law, priors, likelihood, number of runs) plus the backend (``"nutpie-numba"``, ``"nutpie-jax"``,
-``"laplace"``), and the least recently used entry is dropped beyond :data:`CACHE_SIZE`.
+of the same structure, of any number of runs, by pointing it at the new data (tested to give the draws of a fresh
+compile). Entries are keyed by what fixes the structure: the caller's key (law, priors, likelihood) plus the
+backend (``"nutpie-numba"``, ``"nutpie-jax"`` with the data shapes, ``"laplace"``), and the least recently used
+entry is dropped beyond :data:`CACHE_SIZE`.
 """
 
 from __future__ import annotations

@@ -160,7 +160,8 @@ def fit(
     model = build_model(law, sweep, priors=resolved, likelihood=likelihood, reference=reference)
     if log_likelihood is None:
         log_likelihood = len(sweep) <= 20_000
-    cache_key = (law.name, id(law), likelihood, len(sweep), tuple(sorted((k, repr(v)) for k, v in resolved.items())))
+    # the structure, not the data: a compiled model is reused for any sweep of this law (any number of runs)
+    cache_key = (law.name, id(law), likelihood, tuple(sorted((k, repr(v)) for k, v in resolved.items())))
     sampling_start = time.perf_counter()
     approximation = None
     if method == "laplace":

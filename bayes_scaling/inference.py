@@ -225,6 +225,8 @@ def compiled_nutpie(model: Any, cache_key: Hashable | None, backend: str = "numb
             known = set(compiled._shared_data)
         return compiled.with_data(**{k: v for k, v in _data_values(model).items() if k in known})
 
+    if backend == "jax" and cache_key is not None:  # XLA specialises on shapes: one entry per data shape
+        cache_key = (cache_key, tuple(np.shape(v) for v in _data_values(model).values()))
     return cached(f"nutpie-{backend}", cache_key, build, rebind)
 
 
@@ -241,8 +243,9 @@ def sample(model: Any, sampling: Sampling | None = None, *, cache_key: Hashable 
     sampling : Sampling, optional
         Draws, tuning, chains, seed, backend, target acceptance, progress bar (default :class:`Sampling`'s).
     cache_key : hashable, optional
-        With nutpie, models that share this key (same law, priors, likelihood and number of runs) reuse
-        one compiled model with new data, which skips the compile step (most of a small fit's time).
+        With nutpie, models that share this key (same law, priors and likelihood) reuse one compiled model with
+        new data, of any number of runs (every number that depends on the sweep is a data container), which
+        skips the compile step (most of a small fit's time).
     **options
         :class:`Sampling` fields replacing those of ``sampling`` (e.g. ``draws=500``).
 

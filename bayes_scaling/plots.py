@@ -8,7 +8,7 @@ Nothing here computes a forecast, samples or calls ``plt.show()``; every functio
 :func:`~bayes_scaling.comparison.exponent_draws`) and :meth:`Fit.posterior_table
 <bayes_scaling.posterior.Fit.posterior_table>`::
 
-    plots.plot_fit(forecast.fit_curves(fit))
+    plots.plot_fit(fit_curves(fit))              # from bayes_scaling.forecast import fit_curves
     plots.plot_exponents(comparison.exponent_draws(fit)["a"], label=fit.law.name)
 """
 

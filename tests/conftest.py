@@ -16,11 +16,21 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 CHINCHILLA_CSV = SHARED_DATA / "chinchilla_epoch" / "data.csv"
 
 
-def shared_csv(name: str) -> Path:
-    """Path of a shared real sweep; skips the test when the shared data is absent."""
-    path = SHARED_DATA / name / "data.csv"
+def _skip_without(path: Path) -> None:
     if not path.exists():
-        pytest.skip(f"shared data {path} not available")
+        pytest.skip(f"needs the real public sweeps in ../shared/data beside the project; {path} is absent")
+
+
+def shared_root() -> Path:
+    """The shared data folder; skips the test (saying why, in one line) when it is absent."""
+    _skip_without(SHARED_DATA / "README.md")
+    return SHARED_DATA
+
+
+def shared_csv(name: str) -> Path:
+    """Path of a shared real sweep; skips the test (saying why, in one line) when it is absent."""
+    path = SHARED_DATA / name / "data.csv"
+    _skip_without(path)
     return path
 
 

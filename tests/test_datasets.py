@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import SHARED_DATA
+from conftest import shared_root
 
 import bayes_scaling as bs
 from bayes_scaling.datasets import CATALOG, DatasetError, available, fetch, info, load
@@ -24,9 +24,7 @@ NAMES = list(CATALOG)
 
 @pytest.fixture
 def shared() -> Path:
-    if not (SHARED_DATA / "README.md").exists():
-        pytest.skip(f"shared data {SHARED_DATA} not available")
-    return SHARED_DATA
+    return shared_root()
 
 
 @pytest.fixture(autouse=True)

@@ -241,17 +241,17 @@ def test_perplexity_is_detected_by_the_loss_n_d_relation():
 
 
 def test_real_sweeps_pass_the_unit_check():
-    from tests.conftest import SHARED_DATA
+    from conftest import shared_root
 
-    if not SHARED_DATA.is_dir():
-        pytest.skip("shared data not available")
     from bayes_scaling import datasets
 
+    shared = shared_root()
+
     for name in datasets.available().index:
-        if (SHARED_DATA / name / "data.csv").is_file():
+        if (shared / name / "data.csv").is_file():
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", bs.data.DataWarning)  # duplicate runs in some sweeps
-                assert len(load_sweep(datasets.load(name, path=SHARED_DATA))) > 0, name
+                assert len(load_sweep(datasets.load(name, path=shared))) > 0, name
     assert len(load_sweep(demo_path())) > 0
 
 

@@ -104,3 +104,14 @@ def test_the_walker_sees_function_level_imports_and_skips_type_checking(tmp_path
     assert ("bayes_scaling.fitting", "_hidden", 5) in found
     assert ("bayes_scaling.plots", "", 6) in found
     assert not any(m == "bayes_scaling.posterior" for m, _, _ in found)
+
+
+def test_readme_module_map_matches_the_tree():
+    """Every module of the package has a row in the README's layout table, and every row names a module."""
+    import re
+
+    readme = (PACKAGE.parent / "README.md").read_text(encoding="utf-8")
+    layout = readme[readme.index("## Layout"):]
+    rows = set(re.findall(r"^\| `([\w/]+(?:\.py)?)` \|", layout, flags=re.MULTILINE))
+    tree = {p.name for p in PACKAGE.glob("*.py") if p.name != "__init__.py"} | {"datasets/"}
+    assert rows == tree, f"README lacks {sorted(tree - rows)}; README names missing {sorted(rows - tree)}"
