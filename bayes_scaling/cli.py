@@ -478,13 +478,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
         result = planning.isoflop_analysis(_load(args), budget_column=args.budget_column, prob=args.prob,
                                            seed=args.seed)
         if args.json:
-            _print_json({"budgets": _records(result["budgets"]), "exponents": _table_records(result["exponents"]),
-                         "skipped": _records(result["skipped"])})
+            _print_json({"budgets": _records(result.budgets), "exponents": _table_records(result.exponents),
+                         "skipped": _records(result.skipped)})
         else:
             print("IsoFLOP analysis (parabola per budget; bootstrap intervals):")
-            print(_format_table(result["budgets"]))
+            print(_format_table(result.budgets))
             print("\nN_opt ~ C^a, D_opt ~ C^b:")
-            print(_format_table(result["exponents"]))
+            print(_format_table(result.exponents))
         return 0
 
     from bayes_scaling.posterior import load

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,7 @@ from bayes_scaling.posterior import Fit
 
 __all__ = [
     "PEAK_FLOPS",
+    "IsoflopAnalysis",
     "compute_optimal",
     "compute_optimal_closed_form",
     "gain",
@@ -466,6 +468,25 @@ def _group_budgets(c: np.ndarray, rel_tol: float) -> np.ndarray:
     return groups
 
 
+@dataclass(frozen=True)
+class IsoflopAnalysis:
+    """Result of :func:`isoflop_analysis`.
+
+    Attributes
+    ----------
+    budgets : pandas.DataFrame
+        Per budget: ``C``, ``runs``, ``N_opt`` with ``N_opt_lower``/``N_opt_upper``, ``loss_at_opt``, ``D_opt``.
+    exponents : pandas.DataFrame
+        ``a`` (N_opt ∝ C^a) and ``b`` (D_opt ∝ C^b): ``estimate``, ``lower``, ``upper``.
+    skipped : pandas.DataFrame
+        Budgets left out (``C``, ``runs``, ``reason``: too few runs or no interior minimum).
+    """
+
+    budgets: pd.DataFrame
+    exponents: pd.DataFrame
+    skipped: pd.DataFrame
+
+
 def isoflop_analysis(
     data: Any,
     *,
@@ -475,7 +496,7 @@ def isoflop_analysis(
     n_boot: int = 500,
     prob: float = 0.9,
     seed: int | np.random.Generator | None = 0,
-) -> dict[str, Any]:
+) -> IsoflopAnalysis:
     """IsoFLOP analysis (Hoffmann et al. 2022, approach 2) with bootstrap intervals.
 
     Runs are grouped by compute budget (``budget_column``, or C values within a factor 1 + ``rel_tol``);
@@ -485,10 +506,7 @@ def isoflop_analysis(
 
     Returns
     -------
-    dict
-        ``budgets`` (DataFrame per budget: C, runs, N_opt with interval, loss at the vertex),
-        ``exponents`` (DataFrame: a and b with median and interval), and ``skipped`` (budgets with too
-        few runs or no interior minimum).
+    IsoflopAnalysis
     """
     sweep = load_sweep(data)
     frame = sweep.frame
@@ -531,7 +549,8 @@ def isoflop_analysis(
         {"estimate": [a_hat, 1 - a_hat], "lower": [a_low, 1 - a_high], "upper": [a_high, 1 - a_low]},
         index=pd.Index(["a", "b"], name="exponent"),
     )
-    return {"budgets": table.drop(columns="log_n_opt"), "exponents": exponents, "skipped": pd.DataFrame(skipped)}
+    return IsoflopAnalysis(budgets=table.drop(columns="log_n_opt"), exponents=exponents,
+                           skipped=pd.DataFrame(skipped))
 
 
 def _vertex(log_n: np.ndarray, log_loss: np.ndarray) -> tuple[float, float] | None:

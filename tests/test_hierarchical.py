@@ -113,13 +113,13 @@ def test_cli_group_fit(tmp_path, capsys):
     _groups().to_csv(path, index=False)
     args = ["fit", str(path), "--group", "dataset", "--likelihood", "normal", "--draws", "200", "--tune", "300",
             "--chains", "2", "--seed", "2"]
-    assert main([*args, "--json"]) == 0
+    saved = tmp_path / "pooled.nc"
+    assert main([*args, "--json", "--out", str(saved)]) == 0
     payload = json.loads(capsys.readouterr().out)
     assert payload["groups"] == ["a", "b", "c"] and payload["shared"] == ["alpha", "beta"]
     assert set(payload["params"]["E"]) == {"a", "b", "c"} and "(shared)" in payload["params"]["alpha"]
-    saved = tmp_path / "pooled.nc"
-    assert main([*args, "--out", str(saved)]) == 0
-    capsys.readouterr()
+    assert main([*args, "--out", str(saved)]) == 2  # an existing file is not replaced without --force
+    assert "exists" in capsys.readouterr().err
     assert main(["forecast", str(saved), "--N", "1e9", "--D", "2e10"]) == 2
     assert "pick one with --group-label" in capsys.readouterr().err
     assert main(["forecast", str(saved), "--N", "1e9", "--D", "2e10", "--group-label", "b", "--json"]) == 0

@@ -121,13 +121,13 @@ def test_isoflop_analysis_recovers_exponent():
     data["budget"] = grid["budget"]
     result = planning.isoflop_analysis(data, budget_column="budget", seed=1)
     a_true = TRUE["beta"] / (TRUE["alpha"] + TRUE["beta"])
-    a = result["exponents"].loc["a"]
+    a = result.exponents.loc["a"]
     assert a["lower"] <= a_true <= a["upper"]
     assert a["upper"] - a["lower"] < 0.1
-    assert len(result["budgets"]) == 7
+    assert len(result.budgets) == 7
     # grouping by C alone finds the same budgets
     grouped = planning.isoflop_analysis(data.drop(columns="budget"), seed=1)
-    assert len(grouped["budgets"]) == 7
+    assert len(grouped.budgets) == 7
     with pytest.raises(ValueError, match="budget column 'nope'"):
         planning.isoflop_analysis(data, budget_column="nope")
 
