@@ -82,6 +82,11 @@ def _add_sampling(parser: argparse.ArgumentParser) -> None:
                        help="random seed for a reproducible posterior (default: a fresh random seed each run)")
     group.add_argument("--sampler", choices=SAMPLERS, default=default.sampler,
                        help=f"NUTS backend (default {default.sampler})")
+    group.add_argument("--ess", type=int, default=default.ess, metavar="N",
+                       help="sample until the minimum bulk ESS reaches N (batches of chains) instead of a fixed "
+                            "--chains x --draws; --draws then caps the draws per chain of a batch")
+    group.add_argument("--max-seconds", type=_positive_float, default=default.max_seconds, metavar="S",
+                       help="with --ess: start no new batch after S seconds of sampling")
     group.add_argument("--likelihood", choices=LIKELIHOODS, default=likelihood,
                        help=f"noise on log-loss (default {likelihood}, robust to outliers)")
     group.add_argument("--strict", action="store_true",
@@ -150,7 +155,7 @@ def _sampling_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     from bayes_scaling.priors import load_priors
 
     sampling = Sampling(draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed, sampler=args.sampler,
-                        progress=_chatty(args))
+                        progress=_chatty(args), ess=args.ess, max_seconds=args.max_seconds)
     return {"sampling": sampling, "likelihood": args.likelihood,
             "priors": load_priors(args.priors) if args.priors else None}
 
@@ -191,6 +196,11 @@ def _print_fit(result: Any, as_json: bool) -> None:
         print(f"note: the first pass did not converge ({'; '.join(escalated['first_problems'])}); sampled again "
               f"with tune {escalated['tune']}, draws {escalated['draws']}, target_accept "
               f"{escalated['target_accept']}")
+    ess = result.info.get("ess_sampling")
+    if ess:
+        print(f"sampled to an ESS target of {ess['target']}: {ess['batches']} batch(es) of "
+              f"{ess['chains'] // ess['batches']} chains x {ess['draws_per_chain']} draws, min bulk ESS "
+              f"{ess['min_ess_bulk']:.0f}" + ("" if ess["reached"] else "  WARNING: target not reached"))
     print(f"law {result.law.name}: {result.law.formula}")
     print(f"{len(result.sweep)} runs from {result.sweep.source}; likelihood {result.likelihood}; "
           f"fit in {result.info.get('fit_seconds', float('nan')):.1f} s")

@@ -7,6 +7,7 @@ returns a :class:`~bayes_scaling.posterior.Fit`.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 import warnings
@@ -20,7 +21,7 @@ import pandas as pd
 from bayes_scaling.approx import METHODS, laplace
 from bayes_scaling.data import DataError, Sweep, check_identifiable, load_sweep
 from bayes_scaling.extrapolation import DESIGNS, Extrapolation, distance, distance_columns, fold_cuts, learn
-from bayes_scaling.inference import Sampling, diagnose, quiet_pymc, sample, warn_if_unconverged
+from bayes_scaling.inference import ConvergenceWarning, Sampling, diagnose, quiet_pymc, sample, warn_if_unconverged
 from bayes_scaling.laws import ScalingLaw, get_law
 from bayes_scaling.model import OBSERVED, Likelihood, build_model, resolve_priors
 from bayes_scaling.posterior import Fit, attach_observations, package_versions
@@ -182,6 +183,9 @@ def fit(
             idata = sample(model, config, cache_key=cache_key, seed=retry_seed, **settings)
             escalated = {"first_pass": first.to_dict(), "first_problems": first.problems, **settings}
     sampling_seconds = time.perf_counter() - sampling_start
+    ess_sampling = idata.attrs.get("ess_sampling") if method == "nuts" else None
+    if ess_sampling is not None:
+        idata.attrs = {k: v for k, v in idata.attrs.items() if k != "ess_sampling"}
     info = {
         "seed": config.seed,
         "method": method,
@@ -193,6 +197,10 @@ def fit(
         "sampling_seconds": round(sampling_seconds, 3),
         "versions": package_versions(),
     }
+    if ess_sampling is not None:
+        info["ess_sampling"] = json.loads(ess_sampling)
+        info["draws"] = info["ess_sampling"]["draws_per_chain"]
+        info["chains"] = info["ess_sampling"]["chains"]
     if escalated is not None:
         info["escalated"] = escalated
         info.update(draws=escalated["draws"], tune=escalated["tune"], target_accept=escalated["target_accept"])
@@ -207,6 +215,11 @@ def fit(
     result.info["extrapolation"] = term.to_dict()
     result.info["extrapolation"]["seconds"] = round(time.perf_counter() - calibration_start, 3)
     result.info["fit_seconds"] = round(time.perf_counter() - start, 3)
+    if warn and ess_sampling is not None and not result.info["ess_sampling"]["reached"]:
+        done = result.info["ess_sampling"]
+        warnings.warn(f"min bulk ESS {done['min_ess_bulk']:.0f} is below the target {done['target']} after "
+                      f"{done['batches']} batches ({done['seconds']:.0f} s); raise max_seconds or lower ess",
+                      ConvergenceWarning, stacklevel=2)
     if warn and method == "nuts":
         label = f"fit of {law.name!r}" + (" (after a retry with more tuning and target_accept=0.99)"
                                            if escalated is not None else "")

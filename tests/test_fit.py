@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import numpy as np
@@ -218,3 +219,26 @@ def test_one_sampling_object_with_keyword_overrides():
     info = result.info
     assert (info["draws"], info["chains"], info["tune"], info["seed"]) == (200, 2, 200, 3)
     assert result.idata["posterior"].sizes["draw"] == 200
+
+
+def test_sampling_to_an_ess_target_adds_batches_until_it_is_met(capsys):
+    from bayes_scaling.cli import main
+
+    kwargs = {"ess": 600, "draws": 150, "chains": 2, "tune": 300, "seed": 3, "extrapolation": "none"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = bs.fit(bs.load_demo(), **kwargs)
+        again = bs.fit(bs.load_demo(), **kwargs)
+    done = result.info["ess_sampling"]
+    assert done["reached"] and result.diagnostics().min_ess_bulk >= 600
+    assert done["batches"] >= 2 and result.idata["posterior"].sizes["chain"] == 2 * done["batches"]
+    assert result.idata["posterior"].sizes["draw"] == 150 and result.info["chains"] == done["chains"]
+    np.testing.assert_array_equal(result.draws(["E"])["E"], again.draws(["E"])["E"])  # reproducible
+    assert "ess_sampling" not in result.idata.attrs  # moved into info, not left in the saved file's attributes
+    with pytest.warns(bs.ConvergenceWarning, match="below the target"):
+        far = bs.fit(bs.load_demo(), ess=10**6, draws=100, chains=2, tune=100, seed=3, max_seconds=0.01,
+                     extrapolation="none")
+    assert far.info["ess_sampling"]["batches"] == 1 and not far.info["ess_sampling"]["reached"]
+    assert main(["fit", str(bs.datasets.demo_path()), "--ess", "300", "--draws", "100", "--chains", "2", "--tune",
+                 "200", "--seed", "1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["info"]["ess_sampling"]["target"] == 300
