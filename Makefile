@@ -32,7 +32,7 @@ test-slow: $(STAMP)
 
 # The speed benchmark also measures the JAX backends (nutpie-jax, numpyro), so it installs the jax extra.
 bench: $(STAMP)
-	$(VENV)/bin/python -m pip install --quiet -e '.[jax]'
+	$(VENV)/bin/python -m pip install --quiet -e '.[jax,bench]'
 	$(VENV)/bin/python -m benchmarks
 
 datasets: $(STAMP)

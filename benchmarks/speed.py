@@ -15,6 +15,10 @@ Prints three tables.
    of sd ratios (approximate / NUTS) over the law's parameters.
 3. The point-fit baseline (Huber + L-BFGS over Epoch's start grid) and its 100-resample bootstrap
    (Epoch AI's intervals), with our warm fit time as a ratio to theirs.
+4. From the command line, each a new process: ``bayes-scaling fit`` the first time ever (empty PyTensor and numba
+   caches), a second time (caches filled), and ``scaling-laws fit`` of the peer ``simple-scaling-laws`` (a
+   benchmark-only dependency, the ``bench`` extra) on the same sweep, as ratios.
+5. Sampling to an ESS target (``ess=1000``) on the largest synthetic sweep: wall time, batches, min bulk ESS.
 
 Fits use 4 chains x 1000 draws (1000 tuning steps) and the default Student-t likelihood.
 """
@@ -113,6 +117,60 @@ def run_case(case: tuple) -> tuple[dict, dict | None]:
     return row, approx
 
 
+def _timed(command: list[str], env: dict[str, str]) -> tuple[float, int]:
+    import subprocess
+
+    start = time.perf_counter()
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    return time.perf_counter() - start, done.returncode
+
+
+def bench_cli(csv: Path) -> pd.DataFrame:
+    """Wall time of command-line fits of ``csv``, each in a new process (see the module docstring)."""
+    import os
+    import shutil
+    import sys
+    import tempfile
+
+    bin_dir = Path(sys.executable).parent
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "PYTENSOR_FLAGS": f"compiledir={tmp}/pytensor", "NUMBA_CACHE_DIR": f"{tmp}/numba"}
+        ours = [str(bin_dir / "bayes-scaling"), "fit", str(csv), "--seed", "1", "--quiet", "--json"]
+        for label in ("bayes-scaling fit, first ever (empty caches)", "bayes-scaling fit, second process"):
+            seconds, code = _timed(ours, env)
+            rows.append({"command": label, "wall_s": seconds, "exit": code})
+        peer = shutil.which("scaling-laws", path=str(bin_dir))
+        if peer is None:
+            print("simple-scaling-laws is not installed (pip install -e '.[bench]'); its CLI row is skipped")
+        else:
+            frame = pd.read_csv(csv)
+            table = Path(tmp) / "runs.csv"
+            pd.DataFrame({"training_run_id": [f"run{i}" for i in range(len(frame))],
+                          "model_size__n_params": frame["N"], "dataset_size__n_tokens": frame["D"],
+                          "test_loss__cross_entropy": frame["loss"]}).to_csv(table, index=False)
+            seconds, code = _timed([peer, "fit", str(table), "--output", f"{tmp}/fit.slaw", "--quiet"], env)
+            rows.append({"command": "scaling-laws fit (simple-scaling-laws, separable-power, 1000 bootstrap draws)",
+                         "wall_s": seconds, "exit": code})
+    out = pd.DataFrame(rows)
+    reference = out["wall_s"].iloc[-1] if peer is not None else float("nan")
+    out["ratio_to_simple_scaling_laws"] = out["wall_s"] / reference
+    return out
+
+
+def bench_ess(rows: int, ess: int = 1000) -> dict:
+    """A fit of ``rows`` synthetic runs sampled to an ESS target, in this (fresh) process."""
+    warnings.simplefilter("ignore")
+    data = synthetic(rows)
+    start = time.perf_counter()
+    result = bs.fit(data, law="chinchilla", seed=1, warn=False, ess=ess, log_likelihood=False)
+    done = result.info["ess_sampling"]
+    return {"rows": rows, "ess_target": ess, "wall_s": time.perf_counter() - start,
+            "sampling_s": result.info["sampling_seconds"], "batches": done["batches"], "chains": done["chains"],
+            "draws_per_chain": done["draws_per_chain"], "min_ess_bulk": result.diagnostics().min_ess_bulk,
+            "max_r_hat": result.diagnostics().max_r_hat, "reached": done["reached"]}
+
+
 def _show(title: str, table: pd.DataFrame) -> None:
     print(f"\n{title}")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
@@ -163,6 +221,21 @@ def main(argv=None) -> pd.DataFrame:
     ours = table.loc[(table["law"] == "chinchilla") & (table["sampler"] == "nutpie"), "warm_fit_s"].iloc[0]
     print(f"\npoint fit (Huber + L-BFGS, {base[0]}): {point_s:.2f} s; 100-resample bootstrap: {boot_s:.1f} s")
     print(f"Bayesian fit (warm, 4x1000 draws) / point fit: {ours / point_s:.2f}; / bootstrap: {ours / boot_s:.3f}")
+
+    if real is not None:
+        cli = bench_cli(real)
+        _show("Command line, each fit a new process (real Chinchilla sweep)", cli)
+        first, second = cli["wall_s"].iloc[0], cli["wall_s"].iloc[1]
+        print(f"targets: first CLI fit ever {first:.1f} s (<= 15 s: {'yes' if first <= 15 else 'NO'}); second "
+              f"process {second:.1f} s (<= 3 s: {'yes' if second <= 3 else 'NO'}; no slower than "
+              f"simple-scaling-laws: {'yes' if cli['ratio_to_simple_scaling_laws'].iloc[1] <= 1 else 'NO'})")
+    if not args.quick:
+        largest = max(int(size) for size in args.sizes.split(","))
+        with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+            ess_row = pool.submit(bench_ess, largest).result()
+        _show("Sampling to an ESS target (nutpie, Chinchilla law)", pd.DataFrame([ess_row]))
+        print(f"target: min bulk ESS >= 1,000 within 60 s at {largest:,} rows: "
+              f"{'yes' if ess_row['reached'] and ess_row['wall_s'] <= 60 else 'NO'}")
     return table
 
 
