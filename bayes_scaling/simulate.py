@@ -9,6 +9,7 @@ import pandas as pd
 
 from bayes_scaling.data import FLOPS_PER_PARAM_TOKEN, centred_logs
 from bayes_scaling.laws import ScalingLaw, get_law
+from bayes_scaling.likelihoods import get_noise_model
 
 __all__ = ["reference_of", "simulate_sweep"]
 
@@ -67,6 +68,9 @@ def simulate_sweep(
         columns["unique_tokens"] = np.broadcast_to(np.asarray(unique_tokens, float), N.shape)
     x = centred_logs(law.inputs, columns, reference_of(N, D))
     rng = np.random.default_rng(seed)
-    noise = rng.standard_t(nu, N.shape) if nu is not None else rng.standard_normal(N.shape)
-    columns["loss"] = np.exp(law.evaluate(values, x) + sigma * noise)
+    # the same noise models as the fit's likelihood (bayes_scaling.likelihoods)
+    noise_model = get_noise_model("normal" if nu is None else "student_t")
+    noise_values = {"sigma": np.array([sigma], float), **({} if nu is None else {"nu": np.array([nu], float)})}
+    noise = noise_model.sample(rng, noise_values, (1, N.size))[0].reshape(N.shape)
+    columns["loss"] = np.exp(law.evaluate(values, x) + noise)
     return pd.DataFrame(columns)
