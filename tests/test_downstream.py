@@ -1,0 +1,67 @@
+"""Downstream links: loss -> benchmark error, fitted with PyMC and chained to loss forecasts."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayes_scaling.downstream import LINKS, DownstreamFit, chain, fit_downstream
+
+FAST = {"draws": 300, "tune": 500, "chains": 2, "seed": 3}
+TRUE = {"eps": 0.76, "k": 8.0, "gamma": 1.1}
+CHANCE = 0.75
+
+
+def _synthetic(rng: np.random.Generator, n: int = 60, sigma: float = 0.006) -> pd.DataFrame:
+    loss = rng.uniform(2.4, 5.5, n)
+    err = LINKS["exponential"].mean(np, TRUE, loss, CHANCE) + sigma * rng.standard_normal(n)
+    return pd.DataFrame({"loss": loss, "err": np.clip(err, 0, 1), "random_err": CHANCE})
+
+
+@pytest.fixture(scope="module")
+def link() -> DownstreamFit:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fit_downstream(_synthetic(np.random.default_rng(0)), "err", form="exponential", **FAST)
+
+
+def test_exponential_link_recovers_its_parameters(link):
+    assert link.chance == CHANCE  # read from the random_<metric> column
+    table = link.summary(prob=0.99)
+    for name, truth in TRUE.items():
+        assert table.loc[name, "lower"] <= truth <= table.loc[name, "upper"], (name, table.loc[name].to_dict())
+    assert link.diagnostics().max_r_hat < 1.05
+    assert link.idata["log_likelihood"]["metric"].shape[-1] == 60  # pointwise, for LOO between forms
+
+
+def test_predict_pairs_loss_draws_with_link_draws(link):
+    loss = np.full((500, 2), [2.5, 5.5])
+    mean, pred = link.predict(loss, seed=1)
+    expected = LINKS["exponential"].mean(np, TRUE, np.array([2.5, 5.5]), CHANCE)
+    assert np.allclose(np.median(mean, axis=0), expected, atol=0.01)
+    assert (pred.std(axis=0) > mean.std(axis=0)).all()  # one evaluation is noisier than the expected error
+    assert ((pred >= 0) & (pred <= 1)).all()
+
+
+def test_chained_forecast_carries_both_stages(link, demo_fit):
+    table = chain(demo_fit, link, N=[1e9, 1e11], D=[2e10, 2e12], prob=0.9)
+    assert list(table["N"]) == [1e9, 1e11]
+    assert (table["loss_lower"] < table["loss_median"]).all() and (table["loss_median"] < table["loss_upper"]).all()
+    assert (table["pred_lower"] <= table["lower"]).all() and (table["upper"] <= table["pred_upper"]).all()
+    assert table["median"].iloc[1] < table["median"].iloc[0]  # the bigger model errs less
+    assert table["p_below_chance"].between(0, 1).all()
+
+
+def test_downstream_input_errors():
+    frame = _synthetic(np.random.default_rng(1), n=10)
+    with pytest.raises(ValueError, match="unknown link form"):
+        fit_downstream(frame, "err", form="cubic")
+    with pytest.raises(ValueError, match="column 'acc' is not in the data"):
+        fit_downstream(frame, "acc")
+    with pytest.raises(ValueError, match=r"must be an error in \[0, 1\].*rows \[2\]"):
+        fit_downstream(frame.assign(err=np.where(np.arange(10) == 2, 1.5, frame["err"])), "err")
+    with pytest.raises(ValueError, match="items must be a positive integer"):
+        fit_downstream(frame, "err", items=0)
