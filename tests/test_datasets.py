@@ -68,10 +68,17 @@ def test_each_dataset_loads_from_the_shared_copy(shared, name):
 
 
 @pytest.mark.parametrize("name", [n for n in NAMES if CATALOG[n].convert is not None])
-def test_source_files_convert_to_the_prepared_table(shared, name):
+def test_source_files_convert_to_the_prepared_table(shared, name, tmp_path):
     """The download path converts the original files; on the shared originals it must give data.csv."""
     prepared = pd.read_csv(shared / name / "data.csv")
-    converted = CATALOG[name].convert(shared / name)
+    entry = CATALOG[name]
+    folder = shared / name
+    if entry.shared_sources:  # lay the files out as a download does: all under this dataset's folder
+        folder = tmp_path / name
+        for source in entry.sources:
+            (folder / source.path).parent.mkdir(parents=True, exist_ok=True)
+            (folder / source.path).symlink_to(entry.vetted_copy(shared, source.path))
+    converted = entry.convert(folder)
     assert len(converted) == len(prepared)
     common = [c for c in converted.columns if c in prepared.columns]
     assert {"N", "D", "C", "loss"} <= set(common)
@@ -87,7 +94,7 @@ def test_manifest_checksums_match_the_shared_originals(shared):
         for source in CATALOG[name].sources:
             assert source.url.startswith("https://raw.githubusercontent.com/")
             if source.sha256 is not None:
-                fetch._verify(source, (shared / name / source.path).read_bytes(), where=source.path)
+                fetch._verify(source, CATALOG[name].vetted_copy(shared, source.path).read_bytes(), where=source.path)
             else:  # the notebook: the vetted extract's tables carry the sums
                 extract = json.loads((shared / name / "source.json").read_text())
                 assert source.content_sha256 == {k: canonical_sha256(v) for k, v in extract.items()}
@@ -135,7 +142,7 @@ def test_environment_variable_points_at_copies(shared, monkeypatch):
 
 
 def _serve_from(shared: Path, name: str, tamper: bool = False):
-    by_url = {s.url: shared / name / s.path for s in CATALOG[name].sources}
+    by_url = {s.url: CATALOG[name].vetted_copy(shared, s.path) for s in CATALOG[name].sources}
 
     def fake(url):
         content = by_url[url].read_bytes()
@@ -217,3 +224,15 @@ def test_cli_lists_and_writes(shared, tmp_path, capsys):
     assert "exists" in capsys.readouterr().err
     assert main(["datasets", "gadre2024", "--no-download"]) == 2
     assert "download=False" in capsys.readouterr().err
+
+
+def test_a_dataset_sharing_another_ones_files_downloads_and_converts(shared, monkeypatch, tmp_path):
+    """gadre2024_downstream fetches gadre2024's model records next to its own evals and rebuilds data.csv."""
+    monkeypatch.setattr(fetch, "_fetch_bytes", _serve_from(shared, "gadre2024_downstream"))
+    frame = load("gadre2024_downstream")
+    assert "downloaded" in frame.attrs["source"]
+    assert (tmp_path / "cache" / "gadre2024_downstream" / "source" / "models").is_dir()
+    prepared = pd.read_csv(shared / "gadre2024_downstream" / "data.csv")
+    pd.testing.assert_frame_equal(frame[prepared.columns].sort_values("name").reset_index(drop=True),
+                                  prepared.sort_values("name").reset_index(drop=True), check_dtype=False, rtol=1e-9)
+    assert frame["err_avg_subset"].between(0, 1).all() and frame["random_err_avg"].iloc[0] == 0.75

@@ -76,6 +76,9 @@ class Dataset:
         Quirks a user must know.
     rows : int
         Rows of the prepared table.
+    shared_sources : mapping
+        Source-path prefix -> the dataset whose vetted copy holds those files (the same files at the same commit,
+        e.g. gadre2024_downstream's model records are gadre2024's); downloads fetch them into this dataset's folder.
     """
 
     name: str
@@ -90,6 +93,13 @@ class Dataset:
     notes: str
     rows: int
     convert: Callable[[Path], pd.DataFrame] | None = field(default=None, repr=False)
+    shared_sources: Mapping[str, str] = field(default_factory=dict)
+
+    def vetted_copy(self, root: Path, source_path: str) -> Path:
+        """Where the vetted copy of a source file lives under a ``shared/data``-style ``root``."""
+        owner = next((name for prefix, name in self.shared_sources.items() if source_path.startswith(prefix)),
+                     self.name)
+        return root / owner / source_path
 
     @property
     def sources(self) -> tuple[SourceFile, ...]:
@@ -170,6 +180,49 @@ def _gadre(folder: Path) -> pd.DataFrame:
         row.update({key: hp.get(key) for key in ("lr", "wd", "warmup", "global_bs", "cd", "z_loss", "qk_norm")})
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+#: Gadre et al.'s 46 downstream tasks and the 17-task subset where small models beat chance, as listed in
+#: ``scaling/constants.py`` of github.com/mlfoundations/scaling @ a003c4913793ac2ae7ef87b28ecb562955d026d5.
+_GADRE_TASKS = (
+    "agi_eval_lsat_ar", "agi_eval_lsat_rc", "agi_eval_lsat_lr", "agi_eval_sat_en", "arc_easy",
+    "arc_challenge", "bbq", "bigbench_conceptual_combinations", "bigbench_conlang_translation",
+    "bigbench_cs_algorithms", "bigbench_dyck_languages", "bigbench_elementary_math_qa",
+    "bigbench_misconceptions", "bigbench_language_identification", "bigbench_logical_deduction",
+    "bigbench_novel_concepts", "bigbench_operators", "bigbench_repeat_copy_logic", "bigbench_qa_wikidata",
+    "bigbench_strange_stories", "bigbench_strategy_qa", "bigbench_understanding_fables", "boolq",
+    "commonsense_qa", "copa", "coqa", "enterprise_pii_classification", "hellaswag", "hellaswag_zeroshot",
+    "jeopardy", "lambada_openai", "logi_qa", "math_qa", "mmlu", "mmlu_zeroshot", "openbook_qa", "piqa",
+    "pubmed_qa_labeled", "simple_arithmetic_nospaces", "simple_arithmetic_withspaces", "siqa", "squad",
+    "winogender_mc_female", "winogender_mc_male", "winograd", "winogrande",
+)
+_GADRE_SUBSET = (
+    "arc_easy", "bigbench_cs_algorithms", "bigbench_dyck_languages", "bigbench_novel_concepts",
+    "bigbench_operators", "bigbench_qa_wikidata", "boolq", "commonsense_qa", "copa", "coqa", "hellaswag",
+    "hellaswag_zeroshot", "lambada_openai", "piqa", "pubmed_qa_labeled", "squad", "winograd",
+)
+
+
+def _gadre_downstream(folder: Path) -> pd.DataFrame:
+    """Top-1 error (1 - accuracy) on each task, the 46- and 17-task averages and their chance levels, per model."""
+    models = _gadre(folder)[["name", "dataset", "model", "N", "D", "C", "loss"]]
+    meta = pd.read_csv(folder / "source" / "eval_metadata.csv").set_index("Eval Task")
+    rows = []
+    for path in sorted((folder / "source" / "evals").glob("evaluation_*_heavy.json")):
+        accuracy = json.loads(path.read_text())["eval_metrics"]["icl"]
+        name = path.name.removeprefix("evaluation_").removesuffix("_heavy.json")
+        rows.append({"name": name, **{f"err_{task}": 1.0 - float(accuracy[task]) for task in _GADRE_TASKS}})
+    errors = pd.DataFrame(rows)
+    chance = {task: 1.0 - float(meta.loc[task, "Random baseline"]) / 100.0 for task in _GADRE_TASKS}
+    summary = pd.DataFrame({
+        "name": errors["name"],
+        "err_avg": errors[[f"err_{t}" for t in _GADRE_TASKS]].mean(axis=1),
+        "err_avg_subset": errors[[f"err_{t}" for t in _GADRE_SUBSET]].mean(axis=1),
+        "random_err_avg": float(np.mean([chance[t] for t in _GADRE_TASKS])),
+        "random_err_avg_subset": float(np.mean([chance[t] for t in _GADRE_SUBSET])),
+    })
+    table = models.merge(summary, on="name", validate="one_to_one").merge(errors, on="name", validate="one_to_one")
+    return table.reset_index(drop=True)
 
 
 def _li2025(folder: Path) -> pd.DataFrame:
@@ -372,6 +425,20 @@ CATALOG: Mapping[str, Dataset] = {
             loss="C4 validation loss, nats/token (7 other eval losses in loss_* columns)",
             groups=("dataset",), run_id="name", default_query="", rows=104, convert=_gadre,
             notes="Group by 'dataset' (c4_original, rpj, rw_original); the paper holds out the 1.4B and 6.9B runs.",
+        ),
+        Dataset(
+            name="gadre2024_downstream",
+            title="Downstream top-1 error of the 104 gadre2024 models on 46 in-context tasks (17-task subset)",
+            citation="Gadre et al. 2024, Language models scale reliably with over-training and on downstream "
+            "tasks, arXiv:2403.08540",
+            origin="github.com/mlfoundations/scaling @ a003c4913793ac2ae7ef87b28ecb562955d026d5 (exp_data/evals, "
+            "exp_data/eval_metadata.csv, exp_data/models)",
+            license="MIT",
+            loss="C4 validation loss, nats/token (as gadre2024); err_* columns: 1 - accuracy per task",
+            groups=("dataset",), run_id="name", default_query="", rows=104, convert=_gadre_downstream,
+            shared_sources={"source/models/": "gadre2024"},
+            notes="err_avg / err_avg_subset: the paper's 46- and 17-task averages; random_err_*: chance. Small "
+            "models sit at chance on most tasks; fit the link from loss to error with bayes_scaling.downstream.",
         ),
         Dataset(
             name="li2025_misfitting",

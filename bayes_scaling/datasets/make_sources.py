@@ -41,14 +41,21 @@ DATABLATIONS = "huggingface/datablations/13701315b163f1c54642b94ad237b2699187c3e
 
 def main(root: str) -> None:
     """Write sources.json from the vetted copies under ``root``."""
-    from bayes_scaling.datasets.catalog import canonical_sha256
+    from bayes_scaling.datasets.catalog import CATALOG, canonical_sha256
 
     base = Path(root)
     origins = dict(ORIGINS)
     models = sorted((base / "gadre2024" / "source" / "models").glob("*.json"))
     origins["gadre2024"] = (GADRE, [(f"source/models/{m.name}", f"exp_data/models/{m.name}") for m in models])
+    evals = sorted((base / "gadre2024_downstream" / "source" / "evals").glob("*.json"))
+    origins["gadre2024_downstream"] = (GADRE, [
+        ("source/eval_metadata.csv", "exp_data/eval_metadata.csv"),
+        *[(f"source/evals/{e.name}", f"exp_data/evals/{e.name}") for e in evals],
+        *origins["gadre2024"][1],  # the model records: the same files as gadre2024's
+    ])
     manifest = {
-        name: [{"path": local, "url": f"{RAW}/{repo}/{quote(remote)}", "sha256": sha256(base / name / local)}
+        name: [{"path": local, "url": f"{RAW}/{repo}/{quote(remote)}",
+                "sha256": sha256(CATALOG[name].vetted_copy(base, local))}
                for local, remote in files]
         for name, (repo, files) in sorted(origins.items())
     }
