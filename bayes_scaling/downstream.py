@@ -4,7 +4,9 @@ Teams plan on benchmark scores, not on cross-entropy. The second stage of a two-
 error) maps a model's loss ``L`` to its error on a benchmark, where small models sit at chance and better models
 leave it. Two link forms, each a small object like a scaling law:
 
-* ``"exponential"`` (Gadre et al. 2024): ``Err(L) = eps - k * exp(-gamma * L)``, free asymptote ``eps``;
+* ``"exponential"`` (Gadre et al. 2024): ``Err(L) = eps - k * exp(-gamma * L)``, free asymptote ``eps``, sampled as
+  ``eps - exp(log_gap - gamma * (L - L_ref))`` with ``L_ref`` the median training loss (``log_gap`` is the log of
+  the distance below ``eps`` there; ``k = exp(log_gap + gamma L_ref)``), which keeps ``k`` and ``gamma`` apart;
 * ``"sigmoid"``: ``Err(L) = c - (c - floor) * sigmoid((L0 - L) / s)``, with the chance error ``c`` as the ceiling
   of the error (a model at chance) and a learned best error ``floor`` in (0, c).
 
@@ -39,27 +41,27 @@ __all__ = ["LINKS", "DownstreamFit", "Link", "chain", "fit_downstream"]
 class Link:
     """A link form: metric (error, in [0, 1]) as a function of the loss, for numpy and PyTensor alike.
 
-    ``mean(xp, params, loss, chance)`` returns the expected error; ``priors(loss, chance)`` the priors of the
-    parameters given the training losses and the chance error.
+    ``mean(xp, params, loss, chance, reference)`` returns the expected error (``reference``: the median training
+    loss); ``priors(loss, chance)`` the priors of the parameters given the training losses and the chance error.
     """
 
     name: str
     formula: str
-    mean: Callable[[Any, Mapping[str, Any], Any, float], Any]
+    mean: Callable[[Any, Mapping[str, Any], Any, float, float], Any]
     priors: Callable[[np.ndarray, float], dict[str, Prior]]
 
 
-def _exponential_mean(xp: Any, p: Mapping[str, Any], loss: Any, chance: float) -> Any:
-    return p["eps"] - p["k"] * xp.exp(-p["gamma"] * loss)
+def _exponential_mean(xp: Any, p: Mapping[str, Any], loss: Any, chance: float, reference: float) -> Any:
+    return p["eps"] - xp.exp(p["log_gap"] - p["gamma"] * (loss - reference))
 
 
 def _exponential_priors(loss: np.ndarray, chance: float) -> dict[str, Prior]:
-    # k exp(-gamma L) is the distance below eps: about 0.1-0.3 at the losses of capable models (L ~ 2.5)
-    return {"eps": Prior("Normal", mu=chance, sigma=0.1), "k": Prior("LogNormal", mu=math.log(3.0), sigma=1.5),
+    # the distance below eps at the median training loss: median 0.05, 95% 0.003-0.9
+    return {"eps": Prior("Normal", mu=chance, sigma=0.1), "log_gap": Prior("Normal", mu=math.log(0.05), sigma=1.5),
             "gamma": Prior("LogNormal", mu=0.0, sigma=0.75)}
 
 
-def _sigmoid_mean(xp: Any, p: Mapping[str, Any], loss: Any, chance: float) -> Any:
+def _sigmoid_mean(xp: Any, p: Mapping[str, Any], loss: Any, chance: float, reference: float) -> Any:
     floor = chance * p["floor_frac"]
     z = (p["midpoint"] - loss) / p["width"]
     return chance - (chance - floor) / (1.0 + xp.exp(-z))
@@ -112,6 +114,11 @@ class DownstreamFit:
     info: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def reference(self) -> float:
+        """The median training loss the exponential link is centred on."""
+        return float(np.median(self.data["loss"]))
+
+    @property
     def param_names(self) -> list[str]:
         """The link's parameters and, for Student-t noise, ``sigma`` and ``nu``."""
         names = list(self.link.priors(self.data["loss"].to_numpy(), self.chance))
@@ -157,7 +164,7 @@ class DownstreamFit:
         total = len(next(iter(draws.values())))
         pick = rng.choice(total, size=loss.shape[0], replace=loss.shape[0] > total)
         params = {k: v[pick][:, None] for k, v in draws.items()}
-        mean = np.clip(self.link.mean(np, params, loss, self.chance), 0.0, 1.0)
+        mean = np.clip(self.link.mean(np, params, loss, self.chance, self.reference), 0.0, 1.0)
         n = items if items is not None else self.items
         if n is not None:
             pred = rng.binomial(int(n), mean) / int(n)
@@ -168,6 +175,7 @@ class DownstreamFit:
 
 
 def _build(link: Link, loss: np.ndarray, metric: np.ndarray, chance: float, items: int | None) -> Any:
+    """The PyMC model of a link (the losses and metric values are data containers)."""
     import pymc as pm
     import pytensor.tensor as pt
 
@@ -175,7 +183,7 @@ def _build(link: Link, loss: np.ndarray, metric: np.ndarray, chance: float, item
     with pm.Model(coords={"run": np.arange(len(loss))}) as model:
         x = pm.Data("loss", loss, dims="run")
         params = {name: prior.create(name) for name, prior in priors.items()}
-        mu = link.mean(pt, params, x, chance)
+        mu = link.mean(pt, params, x, chance, float(np.median(loss)))
         if items is None:
             sigma, nu = SIGMA_PRIOR.create("sigma"), NU_PRIOR.create("nu")
             observed = pm.Data("metric_data", metric, dims="run")
@@ -190,7 +198,7 @@ def fit_downstream(
     data: pd.DataFrame,
     metric: str,
     *,
-    form: str = "sigmoid",
+    form: str = "exponential",
     chance: float | str | None = None,
     items: int | None = None,
     sampling: Sampling | None = None,
@@ -204,8 +212,8 @@ def fit_downstream(
         One row per evaluated model: ``loss`` (nats/token) and the metric (an error: 1 - accuracy, in [0, 1]).
     metric : str
         The metric column.
-    form : {"sigmoid", "exponential"}
-        The link (see the module docstring).
+    form : {"exponential", "sigmoid"}
+        The link (see the module docstring); the exponential form (default) extrapolates best on gadre2024.
     chance : float or str, optional
         The error of random guessing, or a column holding it (one value). Default: ``random_<metric>`` when
         present, else the largest observed error.
@@ -245,8 +253,9 @@ def fit_downstream(
     link = LINKS[form]
     model = _build(link, frame["loss"].to_numpy(), y, float(chance), items)
     # the data are containers; the priors depend on the losses (the midpoint) and the chance error: in the key
-    key = ("downstream", form, items, float(chance), tuple(sorted((k, repr(v)) for k, v in
-                                                              link.priors(frame["loss"].to_numpy(), chance).items())))
+    losses = frame["loss"].to_numpy()
+    key = ("downstream", form, items, float(chance), float(np.median(losses)),
+           tuple(sorted((k, repr(v)) for k, v in link.priors(losses, chance).items())))
     idata = sample(model, config, cache_key=key)
     result = DownstreamFit(link=link, metric=metric, chance=float(chance), items=items,
                            data=frame.reset_index(drop=True), idata=idata,
@@ -263,7 +272,7 @@ def _attach_log_likelihood(result: DownstreamFit) -> None:
     draws = result.draws()
     loss = result.data["loss"].to_numpy()[None, :]
     y = result.data[result.metric].to_numpy()[None, :]
-    mean = result.link.mean(np, {k: v[:, None] for k, v in draws.items()}, loss, result.chance)
+    mean = result.link.mean(np, {k: v[:, None] for k, v in draws.items()}, loss, result.chance, result.reference)
     if result.items is None:
         values = stats.t.logpdf(y, df=draws["nu"][:, None], loc=mean, scale=draws["sigma"][:, None])
     else:
