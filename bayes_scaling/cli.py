@@ -68,7 +68,8 @@ def _prob(text: str) -> float:
     return value
 
 
-def _add_sampling(parser: argparse.ArgumentParser) -> None:
+def _add_sampling(parser: argparse.ArgumentParser, *, law_options: bool = True) -> None:
+    """Sampling options; ``law_options`` adds the noise model and prior overrides of a law fit."""
     default = Sampling()
     likelihood = _default(_fit_function, "likelihood")
     group = parser.add_argument_group("sampling")
@@ -87,13 +88,14 @@ def _add_sampling(parser: argparse.ArgumentParser) -> None:
                             "--chains x --draws; --draws then caps the draws per chain of a batch")
     group.add_argument("--max-seconds", type=_positive_float, default=default.max_seconds, metavar="S",
                        help="with --ess: start no new batch after S seconds of sampling")
-    group.add_argument("--likelihood", choices=LIKELIHOODS, default=likelihood,
-                       help=f"noise on log-loss (default {likelihood}, robust to outliers)")
     group.add_argument("--strict", action="store_true",
                        help="exit 1 when diagnostics fail (R-hat > 1.01, bulk ESS < 400, divergences, tree depth)")
-    group.add_argument("--priors", type=Path, default=None, metavar="FILE",
-                       help="JSON or TOML file of prior overrides, e.g. {\"alpha\": {\"dist\": \"LogNormal\", "
-                            "\"mu\": -1.2, \"sigma\": 0.5}, \"a\": 0.73}")
+    if law_options:
+        group.add_argument("--likelihood", choices=LIKELIHOODS, default=likelihood,
+                           help=f"noise on log-loss (default {likelihood}, robust to outliers)")
+        group.add_argument("--priors", type=Path, default=None, metavar="FILE",
+                           help="JSON or TOML file of prior overrides, e.g. {\"alpha\": {\"dist\": \"LogNormal\", "
+                                "\"mu\": -1.2, \"sigma\": 0.5}, \"a\": 0.73}")
     group.add_argument("--quiet", action="store_true",
                        help="no progress bar or notes on stderr (they are also off with --json or without a terminal)")
 
@@ -156,6 +158,8 @@ def _sampling_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
     sampling = Sampling(draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed, sampler=args.sampler,
                         progress=_chatty(args), ess=args.ess, max_seconds=args.max_seconds)
+    if not hasattr(args, "likelihood"):
+        return {"sampling": sampling}
     return {"sampling": sampling, "likelihood": args.likelihood,
             "priors": load_priors(args.priors) if args.priors else None}
 
@@ -347,16 +351,69 @@ def cmd_forecast(args: argparse.Namespace) -> int:
 
     points = _points(args)
     result = _one_group(load(args.fit), args)
+    link = None
+    if args.downstream is not None:
+        from bayes_scaling.downstream import load_downstream
+
+        link = load_downstream(args.downstream)
+        if "N" not in points or "D" not in points:
+            raise ValueError("--downstream forecasts need --N and --D")
     table = result.forecast(**points, prob=args.prob, seed=args.seed)
     warnings_ = _warn_range(table)
+    metric = None
+    if link is not None:
+        from bayes_scaling.downstream import chain
+
+        metric = chain(result, link, N=points["N"], D=points["D"], prob=args.prob, seed=args.seed)
     if args.json:
-        _print_json({"law": result.law.name, "prob": args.prob, "points": _records(table), "warnings": warnings_})
+        payload = {"law": result.law.name, "prob": args.prob, "points": _records(table), "warnings": warnings_}
+        if metric is not None:
+            payload["downstream"] = {"metric": link.metric, "form": link.link.name, "chance": link.chance,
+                                     "points": _records(metric)}
+        _print_json(payload)
     else:
         print(f"forecast from {args.fit} (law {result.law.name}); intervals {args.prob:.0%}, loss in nats/token; "
               "sd_*: spread of log-loss from the parameters, run scatter and extrapolation beyond the sweep; "
               "decades_*: distance outside the sweep")
         print(_format_table(table))
+        if metric is not None:
+            print(f"\n{link.metric} through the loss ({link.link.name} link from {args.downstream}; chance "
+                  f"{link.chance:.3g}): median with {args.prob:.0%} credible (lower/upper) and predictive "
+                  "(pred_*) intervals")
+            print(_format_table(metric))
     return 0
+
+
+def cmd_fit_downstream(args: argparse.Namespace) -> int:
+    from bayes_scaling.downstream import fit_downstream
+    from bayes_scaling.outputs import check_file_target
+
+    if args.out is not None:
+        check_file_target(args.out, overwrite=args.force)  # before any sampling
+    frame = _load(args).frame
+    kwargs = _sampling_kwargs(args)
+    chance: float | str | None = args.chance
+    if chance is not None:
+        try:
+            chance = float(chance)
+        except ValueError:
+            pass  # a column name
+    link = _quietly(fit_downstream, frame, args.metric, form=args.form, chance=chance, items=args.items, **kwargs)
+    if args.out is not None:
+        link.save(args.out, overwrite=args.force)
+    table = link.summary(args.prob)
+    if args.json:
+        _print_json({"metric": link.metric, "form": link.link.name, "formula": link.link.formula,
+                     "chance": link.chance, "runs": len(link.data), "params": _table_records(table),
+                     "diagnostics": link.diagnostics().to_dict(), "out": str(args.out) if args.out else None})
+    else:
+        print(f"{link.metric} as a function of the loss: {link.link.formula} (chance {link.chance:.3g}), "
+              f"{len(link.data)} runs")
+        print(_format_table(table))
+        if args.out is not None:
+            print(f"saved to {args.out}; use it with `bayes-scaling forecast FIT.nc --N .. --D .. --downstream "
+                  f"{args.out}`")
+    return 0 if not args.strict or link.diagnostics().ok else 1
 
 
 def _sentence(row: pd.Series, prob: float) -> str:
@@ -684,8 +741,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prob", type=_prob, default=PROB, help=f"interval probability (default {PROB:g})")
     seed = _default(_forecast_function, "seed")
     p.add_argument("--seed", type=int, default=seed, help=f"seed of the predictive noise (default {seed})")
+    p.add_argument("--downstream", type=Path, default=None, metavar="LINK.nc",
+                   help="also forecast a benchmark metric through the loss (a file from `fit-downstream --out`)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_forecast)
+
+    from bayes_scaling.downstream import LINKS, fit_downstream
+
+    p = sub.add_parser("fit-downstream", help="fit a benchmark metric (an error) as a function of the loss")
+    _add_data(p)
+    p.add_argument("--metric", required=True, help="the metric column: an error in [0, 1] (1 - accuracy)")
+    form = _default(fit_downstream, "form")
+    p.add_argument("--form", choices=list(LINKS), default=form, help=f"link form (default {form})")
+    p.add_argument("--chance", default=None,
+                   help="chance error, a number or a column (default: the column random_<metric>, else the largest)")
+    p.add_argument("--items", type=int, default=None, help="test items per value: binomial noise (one task)")
+    p.add_argument("--out", type=Path, default=None, help="save the link fit to this netCDF file")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    p.add_argument("--prob", type=_prob, default=PROB, help=f"interval probability (default {PROB:g})")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    _add_sampling(p, law_options=False)
+    p.set_defaults(func=cmd_fit_downstream)
 
     p = sub.add_parser("demo", help="fit the embedded demo sweep and forecast a 100B model on 2T tokens")
     p.add_argument("--prob", type=_prob, default=PROB, help=f"interval probability (default {PROB:g})")

@@ -19,10 +19,12 @@ average over tasks) or, given the number of items of a single task, binomial on 
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -34,7 +36,9 @@ from bayes_scaling.priors import Prior
 if TYPE_CHECKING:
     from bayes_scaling.posterior import Fit
 
-__all__ = ["LINKS", "DownstreamFit", "Link", "chain", "fit_downstream"]
+__all__ = ["LINKS", "DownstreamFit", "Link", "chain", "compare_links", "fit_downstream", "load_downstream"]
+
+_META_KEY = "bayes_scaling_downstream"
 
 
 @dataclass(frozen=True)
@@ -150,6 +154,17 @@ class DownstreamFit:
         out.index.name = "parameter"
         return out
 
+    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write the link fit to a netCDF file (refuses to replace one unless ``overwrite``; atomic)."""
+        from bayes_scaling.outputs import write_file
+
+        meta = {"link": self.link.name, "metric": self.metric, "chance": self.chance, "items": self.items,
+                "data": json.loads(self.data.to_json(orient="split", index=False, double_precision=15)),
+                "info": self.info}
+        tree = self.idata.copy()
+        tree.attrs = {**tree.attrs, _META_KEY: json.dumps(meta)}
+        return write_file(path, lambda tmp: tree.to_netcdf(tmp, engine="h5netcdf"), overwrite=overwrite)
+
     def predict(self, loss: np.ndarray, *, seed: int | np.random.Generator | None = 0,
                 items: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(expected metric, metric of one more evaluation) for draws of the loss, shape (draws, points).
@@ -172,6 +187,58 @@ class DownstreamFit:
             pred = np.clip(mean + params["sigma"] * rng.standard_t(np.broadcast_to(params["nu"], mean.shape)),
                            0.0, 1.0)
         return mean, pred
+
+
+def load_downstream(path: str | Path) -> DownstreamFit:
+    """Read a link fit written by :meth:`DownstreamFit.save`.
+
+    Raises
+    ------
+    FitFileError
+        If the file is missing, unreadable, or not a downstream link fit (e.g. a loss fit).
+    """
+    import xarray as xr
+
+    from bayes_scaling.posterior import FitFileError
+
+    path = Path(path)
+    if not path.is_file():
+        raise FitFileError(f"no such link fit file: {path}")
+    try:
+        tree = xr.open_datatree(path, engine="h5netcdf").load()
+    except Exception as exc:
+        raise FitFileError(f"{path} is not a readable netCDF file ({type(exc).__name__}: {exc})") from None
+    raw = tree.attrs.get(_META_KEY)
+    if raw is None:
+        raise FitFileError(f"{path} is not a downstream link fit (write one with `bayes-scaling fit-downstream`)")
+    try:
+        meta = json.loads(raw)
+        result = DownstreamFit(link=LINKS[meta["link"]], metric=meta["metric"], chance=float(meta["chance"]),
+                               items=meta["items"], data=pd.DataFrame(**meta["data"]), idata=tree,
+                               info=meta.get("info", {}))
+    except (KeyError, TypeError, ValueError, json.JSONDecodeError) as exc:
+        raise FitFileError(f"{path} holds damaged link metadata: {exc}") from None
+    tree.attrs = {k: v for k, v in tree.attrs.items() if k != _META_KEY}
+    return result
+
+
+def compare_links(fits: Mapping[str, DownstreamFit]) -> pd.DataFrame:
+    """Rank link fits of the same metric on the same runs by PSIS-LOO (ArviZ), best first, with stacking weights."""
+    import arviz as az
+
+    if len(fits) < 2:
+        raise ValueError("compare_links needs at least two fits")
+    first = next(iter(fits.values()))
+    for name, f in fits.items():
+        if f.metric != first.metric or not f.data.equals(first.data):
+            raise ValueError(f"fit {name!r} was made on other data; LOO compares fits of the same runs")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = az.compare({name: az.loo(f.idata, pointwise=True) for name, f in fits.items()},
+                           method="stacking", round_to="none")
+    out = table[["rank", "elpd", "se", "elpd_diff", "dse", "weight"]].astype(float)
+    out.index.name = "form"
+    return out
 
 
 def _build(link: Link, loss: np.ndarray, metric: np.ndarray, chance: float, items: int | None) -> Any:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
 
+import bayes_scaling as bs
 from bayes_scaling.downstream import DownstreamFit, chain, fit_downstream
 
 FAST = {"draws": 300, "tune": 500, "chains": 2, "seed": 3}
@@ -71,3 +73,47 @@ def test_downstream_input_errors():
         fit_downstream(frame.assign(err=np.where(np.arange(10) == 2, 1.5, frame["err"])), "err")
     with pytest.raises(ValueError, match="items must be a positive integer"):
         fit_downstream(frame, "err", items=0)
+
+
+def test_link_saves_loads_and_compares_by_loo(link, tmp_path, demo_fit):
+    from bayes_scaling.downstream import compare_links, load_downstream
+    from bayes_scaling.posterior import FitFileError
+
+    path = link.save(tmp_path / "link.nc")
+    back = load_downstream(path)
+    assert (back.metric, back.chance, back.link.name) == (link.metric, link.chance, "exponential")
+    pd.testing.assert_frame_equal(back.summary(), link.summary())
+    with pytest.raises(FileExistsError):
+        link.save(path)
+    with pytest.raises(FitFileError, match="not a downstream link fit"):
+        load_downstream(demo_fit.save(tmp_path / "loss.nc"))  # a loss fit is not a link fit
+    with pytest.raises(FitFileError, match="not a readable netCDF"):
+        load_downstream(bs.datasets.demo_path())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sigmoid = fit_downstream(link.data.assign(random_err=CHANCE), "err", form="sigmoid", **FAST)
+    table = compare_links({"exponential": link, "sigmoid": sigmoid})
+    assert table.index[0] == "exponential"  # the data come from the exponential form
+    assert table["weight"].sum() == pytest.approx(1.0)
+
+
+def test_cli_fit_downstream_then_forecast_through_it(tmp_path, capsys, demo_fit):
+    from bayes_scaling.cli import main
+
+    data = tmp_path / "evals.csv"
+    frame = _synthetic(np.random.default_rng(2))
+    frame.assign(N=np.geomspace(1e7, 1e9, len(frame)), D=np.geomspace(2e8, 2e10, len(frame))).to_csv(data, index=False)
+    link_path, loss_path = tmp_path / "link.nc", tmp_path / "loss.nc"
+    args = ["fit-downstream", str(data), "--metric", "err", "--out", str(link_path), "--draws", "200", "--tune",
+            "300", "--chains", "2", "--seed", "1", "--json"]
+    assert main(args) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["chance"] == CHANCE and set(payload["params"]) >= {"eps", "log_gap", "gamma"}
+    assert main(args) == 2 and "exists" in capsys.readouterr().err  # not replaced without --force
+    demo_fit.save(loss_path)
+    assert main(["forecast", str(loss_path), "--N", "1e8", "--D", "2e9", "--downstream", str(link_path),
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)["downstream"]
+    assert out["metric"] == "err" and 0 < out["points"][0]["median"] < CHANCE
+    assert main(["forecast", str(loss_path), "--N", "1e10", "--D", "2e11", "--downstream", str(loss_path)]) == 2
+    assert "not a downstream link fit" in capsys.readouterr().err
