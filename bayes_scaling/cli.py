@@ -646,6 +646,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         kwargs["points"] = list(zip(n_values, d_values, strict=True))
     if args.C:
         kwargs["budgets"] = args.C
+    if args.downstream is not None:
+        from bayes_scaling.downstream import load_downstream
+
+        kwargs["downstream"] = load_downstream(args.downstream)  # read before any fitting
     report = _quietly(make_report, _load(args), args.out, laws=laws, prob=args.prob,
                       fit_kwargs=_sampling_kwargs(args), overwrite=args.force, **kwargs)
     if args.json:
@@ -807,6 +811,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--N", type=_positive_float, action="append", help="forecast point: parameters (repeat)")
     p.add_argument("--D", type=_positive_float, action="append", help="forecast point: tokens (one per --N)")
     p.add_argument("--C", type=_positive_float, action="append", help="budget for the allocation table (repeat)")
+    p.add_argument("--downstream", type=Path, default=None, metavar="LINK.nc",
+                   help="add a section on a benchmark metric through the loss (a file from `fit-downstream --out`)")
     p.add_argument("--prob", type=_prob, default=PROB, help=f"interval probability (default {PROB:g})")
     p.add_argument("--json", action="store_true", help="print JSON")
     _add_sampling(p)

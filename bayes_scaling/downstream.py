@@ -36,7 +36,8 @@ from bayes_scaling.priors import Prior
 if TYPE_CHECKING:
     from bayes_scaling.posterior import Fit
 
-__all__ = ["LINKS", "DownstreamFit", "Link", "chain", "compare_links", "fit_downstream", "load_downstream"]
+__all__ = ["LINKS", "DownstreamFit", "Link", "chain", "compare_links", "fit_downstream", "link_curve",
+           "load_downstream"]
 
 _META_KEY = "bayes_scaling_downstream"
 
@@ -377,4 +378,28 @@ def chain(fit: Fit, link: DownstreamFit, *, N: Any, D: Any, prob: float = 0.9,
     out["lower"], out["median"], out["upper"] = np.quantile(mean, tails, axis=0)
     out["pred_lower"], _, out["pred_upper"] = np.quantile(pred, tails, axis=0)
     out["p_below_chance"] = (mean < link.chance).mean(axis=0)
+    return out
+
+
+def link_curve(link: DownstreamFit, *, loss: Any = None, prob: float = 0.9, seed: int | None = 0) -> pd.DataFrame:
+    """The fitted link along a grid of losses (default: the runs' range, widened by 0.5 nats on the low side).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``loss``, ``median``, ``lower``/``upper`` (credible interval of the expected metric) and
+        ``pred_lower``/``pred_upper`` (one evaluation), for :func:`bayes_scaling.plots.plot_downstream`.
+    """
+    if not 0 < prob < 1:
+        raise ValueError(f"prob must be between 0 and 1, got {prob}")
+    if loss is None:
+        observed = link.data["loss"]
+        loss = np.linspace(observed.min() - 0.5, observed.max(), 80)
+    loss = np.asarray(loss, float)
+    draws = len(next(iter(link.draws().values())))
+    mean, pred = link.predict(np.broadcast_to(loss, (draws, len(loss))), seed=seed)
+    tails = [(1 - prob) / 2, 0.5, (1 + prob) / 2]
+    out = pd.DataFrame({"loss": loss})
+    out["lower"], out["median"], out["upper"] = np.quantile(mean, tails, axis=0)
+    out["pred_lower"], _, out["pred_upper"] = np.quantile(pred, tails, axis=0)
     return out

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = [
     "plot_calibration",
     "plot_compare",
+    "plot_downstream",
     "plot_exponents",
     "plot_extrapolation",
     "plot_fit",
@@ -245,6 +246,28 @@ def plot_exponents(a: np.ndarray, *, label: str = "", ax: Axes | None = None) ->
     ax.axvline(0.73, color="C3", linestyle="--", label="Kaplan a = 0.73")
     ax.set_xlabel("compute-optimal exponent a (N_opt ∝ C^a)")
     ax.set_ylabel("density")
+    ax.legend(fontsize="small")
+    return ax
+
+
+def plot_downstream(curve: pd.DataFrame, runs: pd.DataFrame, *, metric: str, chance: float,
+                    prob: float = 0.9, ax: Axes | None = None) -> Axes:
+    """A benchmark metric against the loss (:func:`bayes_scaling.downstream.link_curve`), chance marked.
+
+    The fitted link's median with its credible (dark) and predictive (light) bands and the runs it was fitted to;
+    ``runs`` has columns ``loss`` and ``metric``. The loss axis runs from high to low (better models to the right).
+    """
+    ax = _ax(ax)
+    ax.fill_between(curve["loss"], curve["pred_lower"], curve["pred_upper"], color="C0", alpha=0.15, linewidth=0,
+                    label=f"{prob:.0%} predictive (one evaluation)")
+    ax.fill_between(curve["loss"], curve["lower"], curve["upper"], color="C0", alpha=0.4, linewidth=0,
+                    label=f"{prob:.0%} credible")
+    ax.plot(curve["loss"], curve["median"], color="C0", label="median")
+    ax.scatter(runs["loss"], runs[metric], s=12, color="k", zorder=3, label="runs")
+    ax.axhline(chance, color="C3", linestyle="--", label=f"chance ({chance:.3g})")
+    ax.invert_xaxis()
+    ax.set_xlabel("loss (nats/token)")
+    ax.set_ylabel(f"{metric} (error)")
     ax.legend(fontsize="small")
     return ax
 

@@ -16,6 +16,7 @@ from bayes_scaling.outputs import publish_folder
 
 if TYPE_CHECKING:
     from bayes_scaling.comparison import Hypotheses
+    from bayes_scaling.downstream import DownstreamFit
     from bayes_scaling.posterior import Fit
 
 __all__ = ["REPORT_BUDGETS", "REPORT_POINTS", "Report", "write_report"]
@@ -54,6 +55,7 @@ def write_report(
     out: str | Path,
     *,
     comparison: Hypotheses | None = None,
+    downstream: DownstreamFit | None = None,
     points: Sequence[tuple[float, float]] = REPORT_POINTS,
     budgets: Sequence[float] = REPORT_BUDGETS,
     prob: float = 0.9,
@@ -64,8 +66,9 @@ def write_report(
     Sections: data summary, diagnostics, parameter table, figures (fit, extrapolation fan, frontier,
     iso-FLOP curves, posterior pairs, exponent posterior, comparison), forecasts at ``points`` (N, D),
     allocation for ``budgets`` (FLOPs), and, given ``comparison`` (:func:`bayes_scaling.comparison.hypotheses`),
-    the comparison and its verdict. The first fit is the main one. To fit and report in one step, see
-    :func:`bayes_scaling.workflows.make_report`.
+    the comparison and its verdict; given ``downstream`` (:func:`bayes_scaling.downstream.fit_downstream`), the
+    metric against the loss and its forecasts at ``points`` through the main fit. The first fit is the main one.
+    To fit and report in one step, see :func:`bayes_scaling.workflows.make_report`.
 
     ``out`` must be a new or empty folder, or one holding only an earlier report (recognised by its marker file
     :data:`~bayes_scaling.outputs.REPORT_MARKER`), which ``overwrite`` replaces; files the report did not write
@@ -121,6 +124,12 @@ def write_report(
                  "Posterior of the compute-optimal exponent a")
         if comparison is not None:
             save(plots.plot_compare(comparison.loo), "compare.png", "Model comparison: ELPD and stacking weights")
+        if downstream is not None:
+            from bayes_scaling.downstream import link_curve
+
+            ax = plots.plot_downstream(link_curve(downstream, prob=prob), downstream.data, metric=downstream.metric,
+                                       chance=downstream.chance, prob=prob)
+            save(ax.figure, "downstream.png", f"{downstream.metric} against the loss ({downstream.link.name} link)")
 
     sections: list[tuple[str, pd.DataFrame | str]] = [("Data", sweep.describe())]
     diag = pd.DataFrame({name: f.diagnostics().to_dict() for name, f in fits.items()}).T
@@ -133,6 +142,15 @@ def write_report(
     if budgets and nd_law:
         sections.append((f"Compute-optimal allocation ({prob:.0%} intervals)",
                          compute_optimal(main, list(budgets), prob=prob)))
+    if downstream is not None:
+        from bayes_scaling.downstream import chain
+
+        sections.append((f"Downstream: {downstream.metric} as a function of the loss ({downstream.link.formula}, "
+                         f"chance {downstream.chance:.3g})", downstream.summary(prob)))
+        if points and nd_law:
+            n, d = zip(*points, strict=True)
+            sections.append((f"Downstream forecasts through the loss ({prob:.0%} intervals)",
+                             chain(main, downstream, N=list(n), D=list(d), prob=prob)))
     if comparison is not None:
         sections.append(("Comparison (PSIS-LOO)", comparison.loo))
         if comparison.extrapolation is not None:

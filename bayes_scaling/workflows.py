@@ -209,12 +209,14 @@ def make_report(
     prob: float = 0.9,
     fit_kwargs: Mapping[str, Any] | None = None,
     overwrite: bool = False,
+    downstream: Any = None,
 ) -> Report:
     """Fit ``laws`` to ``data`` and write the report (:func:`bayes_scaling.report.write_report`) into ``out``.
 
     The first law is the main one; with two or more, the report adds the comparison
     (:func:`compare_hypotheses`). ``out`` is checked before any fitting (see ``write_report`` for the rules);
-    nothing is written if fitting fails or is interrupted.
+    nothing is written if fitting fails or is interrupted. ``downstream``: a link fit
+    (:func:`bayes_scaling.downstream.fit_downstream`) whose section the report adds.
     """
     out = Path(out)
     sweep = load_sweep(data)
@@ -226,5 +228,5 @@ def make_report(
     kwargs = {"warn": False, **dict(fit_kwargs or {})}
     comparison = compare_hypotheses(sweep, laws, prob=prob, fit_kwargs=kwargs) if len(laws) > 1 else None
     fits = comparison.fits if comparison is not None else {laws[0]: fit(sweep, law=laws[0], **kwargs)}
-    return write_report(fits, out, comparison=comparison, points=points, budgets=budgets, prob=prob,
-                        overwrite=overwrite)
+    return write_report(fits, out, comparison=comparison, downstream=downstream, points=points, budgets=budgets,
+                        prob=prob, overwrite=overwrite)

@@ -117,3 +117,23 @@ def test_cli_fit_downstream_then_forecast_through_it(tmp_path, capsys, demo_fit)
     assert out["metric"] == "err" and 0 < out["points"][0]["median"] < CHANCE
     assert main(["forecast", str(loss_path), "--N", "1e10", "--D", "2e11", "--downstream", str(loss_path)]) == 2
     assert "not a downstream link fit" in capsys.readouterr().err
+
+
+def test_link_curve_plot_and_report_section(link, demo_fit, tmp_path):
+    import matplotlib.pyplot as plt
+    from matplotlib.collections import PolyCollection
+
+    from bayes_scaling import plots
+    from bayes_scaling.downstream import link_curve
+    from bayes_scaling.report import write_report
+
+    curve = link_curve(link, prob=0.9)
+    assert curve["loss"].min() < link.data["loss"].min()  # reaches beyond the best run
+    assert ((curve["pred_lower"] <= curve["lower"]) & (curve["upper"] <= curve["pred_upper"])).all()
+    ax = plots.plot_downstream(curve, link.data, metric="err", chance=link.chance)
+    assert sum(isinstance(c, PolyCollection) for c in ax.collections) == 2 and ax.xaxis_inverted()
+    plt.close("all")
+    report = write_report({"chinchilla": demo_fit}, tmp_path / "report", downstream=link, points=[(1e8, 2e9)])
+    assert "downstream.png" in report.figures
+    html = report.html.read_text()
+    assert "Downstream: err as a function of the loss" in html and "Downstream forecasts through the loss" in html
