@@ -157,14 +157,12 @@ class DownstreamFit:
 
     def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
         """Write the link fit to a netCDF file (refuses to replace one unless ``overwrite``; atomic)."""
-        from bayes_scaling.outputs import write_file
+        from bayes_scaling.posterior import write_saved
 
         meta = {"link": self.link.name, "metric": self.metric, "chance": self.chance, "items": self.items,
                 "data": json.loads(self.data.to_json(orient="split", index=False, double_precision=15)),
                 "info": self.info}
-        tree = self.idata.copy()
-        tree.attrs = {**tree.attrs, _META_KEY: json.dumps(meta)}
-        return write_file(path, lambda tmp: tree.to_netcdf(tmp, engine="h5netcdf"), overwrite=overwrite)
+        return write_saved(path, self.idata, _META_KEY, meta, overwrite=overwrite)
 
     def predict(self, loss: np.ndarray, *, seed: int | np.random.Generator | None = 0,
                 items: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -198,28 +196,16 @@ def load_downstream(path: str | Path) -> DownstreamFit:
     FitFileError
         If the file is missing, unreadable, or not a downstream link fit (e.g. a loss fit).
     """
-    import xarray as xr
+    from bayes_scaling.posterior import FitFileError, read_saved
 
-    from bayes_scaling.posterior import FitFileError
-
-    path = Path(path)
-    if not path.is_file():
-        raise FitFileError(f"no such link fit file: {path}")
+    tree, meta = read_saved(path, _META_KEY, what="link fit", label="downstream link fit",
+                            hint="; write one with `bayes-scaling fit-downstream --out`")
     try:
-        tree = xr.open_datatree(path, engine="h5netcdf").load()
-    except Exception as exc:
-        raise FitFileError(f"{path} is not a readable netCDF file ({type(exc).__name__}: {exc})") from None
-    raw = tree.attrs.get(_META_KEY)
-    if raw is None:
-        raise FitFileError(f"{path} is not a downstream link fit (write one with `bayes-scaling fit-downstream`)")
-    try:
-        meta = json.loads(raw)
         result = DownstreamFit(link=LINKS[meta["link"]], metric=meta["metric"], chance=float(meta["chance"]),
                                items=meta["items"], data=pd.DataFrame(**meta["data"]), idata=tree,
                                info=meta.get("info", {}))
-    except (KeyError, TypeError, ValueError, json.JSONDecodeError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:
         raise FitFileError(f"{path} holds damaged link metadata: {exc}") from None
-    tree.attrs = {k: v for k, v in tree.attrs.items() if k != _META_KEY}
     return result
 
 

@@ -23,7 +23,8 @@ from bayes_scaling.likelihoods import get_noise_model
 from bayes_scaling.model import OBSERVED, pooled_names
 from bayes_scaling.priors import Prior, as_prior
 
-__all__ = ["Fit", "FitFileError", "SummaryTable", "attach_observations", "load", "package_versions"]
+__all__ = ["Fit", "FitFileError", "SummaryTable", "attach_observations", "load", "package_versions", "read_saved",
+           "write_saved"]
 
 _META_KEY = "bayes_scaling"
 _FORMAT_VERSION = 1
@@ -339,11 +340,7 @@ class Fit:
         :func:`bayes_scaling.outputs.write_file`): an interrupted save leaves nothing behind, and without
         ``overwrite`` a file that another process created in the meantime is never replaced.
         """
-        from bayes_scaling.outputs import write_file
-
-        tree = self.idata.copy()
-        tree.attrs = {**tree.attrs, _META_KEY: json.dumps(self._metadata())}
-        return write_file(path, lambda tmp: tree.to_netcdf(tmp, engine="h5netcdf"), overwrite=overwrite)
+        return write_saved(path, self.idata, _META_KEY, self._metadata(), overwrite=overwrite)
 
 
 def attach_observations(result: Fit, *, log_likelihood: bool) -> None:
@@ -371,6 +368,48 @@ def _num(value: Any) -> float | None:
     return value if np.isfinite(value) else None
 
 
+def write_saved(path: str | Path, idata: Any, key: str, meta: Mapping[str, Any], *, overwrite: bool = False) -> Path:
+    """Write a posterior with its JSON metadata under ``key`` to netCDF.
+
+    Atomic, and never replaces a file unless ``overwrite`` (see :func:`bayes_scaling.outputs.write_file`).
+    """
+    from bayes_scaling.outputs import write_file
+
+    tree = idata.copy()
+    tree.attrs = {**tree.attrs, key: json.dumps(meta)}
+    return write_file(path, lambda tmp: tree.to_netcdf(tmp, engine="h5netcdf"), overwrite=overwrite)
+
+
+def read_saved(path: str | Path, key: str, *, what: str, label: str, hint: str = "") -> tuple[Any, dict[str, Any]]:
+    """The posterior tree (without its metadata attribute) and the metadata of a file from :func:`write_saved`.
+
+    Raises
+    ------
+    FitFileError
+        If the file is missing, unreadable, has no posterior, or lacks metadata under ``key``. ``what`` names the
+        kind of file in messages ("fit"), ``label`` what a foreign file is not ("bayes_scaling fit"), ``hint`` how
+        to make one.
+    """
+    import xarray as xr
+
+    path = Path(path)
+    if not path.is_file():
+        raise FitFileError(f"no such {what} file: {path}")
+    try:
+        tree = xr.open_datatree(path, engine="h5netcdf").load()
+    except Exception as exc:
+        raise FitFileError(f"{path} is not a readable netCDF {what} file ({type(exc).__name__}: {exc})") from None
+    raw = tree.attrs.get(key)
+    if raw is None or "posterior" not in tree.children:
+        raise FitFileError(f"{path} is a netCDF file but not a {label} (no {what} metadata or posterior){hint}")
+    try:
+        meta = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise FitFileError(f"{path} holds damaged {what} metadata: {exc}") from None
+    tree.attrs = {k: v for k, v in tree.attrs.items() if k != key}
+    return tree, meta
+
+
 def load(path: str | Path) -> Fit:
     """Read a fit written by :meth:`Fit.save`.
 
@@ -379,38 +418,13 @@ def load(path: str | Path) -> Fit:
     FitFileError
         If the file is missing, unreadable, corrupted or was not written by bayes_scaling.
     """
-    import xarray as xr
-
-    path = Path(path)
-    if not path.is_file():
-        raise FitFileError(f"no such fit file: {path}")
+    tree, meta = read_saved(path, _META_KEY, what="fit", label="bayes_scaling fit")
     try:
-        tree = xr.open_datatree(path, engine="h5netcdf").load()
-    except Exception as exc:
-        raise FitFileError(f"{path} is not a readable netCDF fit file ({type(exc).__name__}: {exc})") from None
-    raw = tree.attrs.get(_META_KEY)
-    if raw is None or "posterior" not in tree.children:
-        raise FitFileError(f"{path} is a netCDF file but not a bayes_scaling fit (no fit metadata or posterior)")
-    try:
-        meta = json.loads(raw)
         law = get_law(meta["law"])
         frame = pd.DataFrame(**meta["sweep"])
         sweep = load_sweep(frame, source=meta.get("sweep_source"), check_units=False)  # checked when fitted
         priors = {k: as_prior(v, name=k) for k, v in meta["priors"].items()}
-        fit_obj = Fit(
-            law=law,
-            sweep=sweep,
-            priors=priors,
-            likelihood=meta["likelihood"],
-            reference=meta["reference"],
-            idata=tree,
-            info=meta.get("info", {}),
-            group=meta.get("group"),
-            shared=meta.get("shared", ()),
-        )
-    except (KeyError, TypeError, ValueError, json.JSONDecodeError) as exc:
+        return Fit(law=law, sweep=sweep, priors=priors, likelihood=meta["likelihood"], reference=meta["reference"],
+                   idata=tree, info=meta.get("info", {}), group=meta.get("group"), shared=meta.get("shared", ()))
+    except (KeyError, TypeError, ValueError) as exc:
         raise FitFileError(f"{path} holds damaged bayes_scaling metadata: {exc}") from None
-    attrs = dict(tree.attrs)
-    attrs.pop(_META_KEY, None)
-    tree.attrs = attrs
-    return fit_obj
