@@ -17,17 +17,15 @@ from typing import Any
 
 import pandas as pd
 
-from bayes_scaling import planning
+from bayes_scaling import fitting, planning, workflows
 from bayes_scaling.approx import METHODS
 from bayes_scaling.comparison import DEFAULT_LAWS, DEFAULT_REGIONS
 from bayes_scaling.data import FLOPS_PER_PARAM_TOKEN, DataError
 from bayes_scaling.datasets import DEMO_QUESTION, DEMO_TRUE_PARAMS
-from bayes_scaling.fitting import fit as _fit_function
 from bayes_scaling.forecast import forecast as _forecast_function
 from bayes_scaling.inference import SAMPLERS, Sampling
 from bayes_scaling.model import LIKELIHOODS
 from bayes_scaling.priors import PriorError
-from bayes_scaling.workflows import make_report as _report_function
 
 __all__ = ["main"]
 
@@ -57,8 +55,12 @@ def _default(function: Any, name: str) -> Any:
 
 #: Interval probability of forecasts, plans and reports (the library's default).
 PROB = _default(_forecast_function, "prob")
-#: Law fitted when none is named.
-LAW = _default(_fit_function, "law")
+#: Law fitted when none is named, its likelihood and method (read once, at import, from ``fit``).
+LAW = _default(fitting.fit, "law")
+LIKELIHOOD = _default(fitting.fit, "likelihood")
+METHOD = _default(fitting.fit, "method")
+#: Laws of a report when none are named.
+REPORT_LAWS = _default(workflows.make_report, "laws")
 
 
 def _prob(text: str) -> float:
@@ -71,7 +73,7 @@ def _prob(text: str) -> float:
 def _add_sampling(parser: argparse.ArgumentParser, *, law_options: bool = True) -> None:
     """Sampling options; ``law_options`` adds the noise model and prior overrides of a law fit."""
     default = Sampling()
-    likelihood = _default(_fit_function, "likelihood")
+    likelihood = LIKELIHOOD
     group = parser.add_argument_group("sampling")
     group.add_argument("--draws", type=int, default=default.draws,
                        help=f"posterior draws per chain (default {default.draws})")
@@ -143,13 +145,11 @@ def _chatty(args: argparse.Namespace) -> bool:
 
 def _note_large(sweep: Any, args: argparse.Namespace) -> None:
     """Say up front how long NUTS will take on a large sweep (the library's LargeSweepWarning, as one line)."""
-    from bayes_scaling.fitting import LARGE_SWEEP, large_sweep_message
-
-    if getattr(args, "method", "nuts") != "nuts" or len(sweep) <= LARGE_SWEEP or getattr(args, "quiet", False):
+    if getattr(args, "method", "nuts") != "nuts" or len(sweep) <= fitting.LARGE_SWEEP or getattr(args, "quiet", False):
         return
     if not hasattr(args, "draws"):
         return
-    print("note: " + large_sweep_message(len(sweep), draws=args.draws, tune=args.tune, chains=args.chains),
+    print("note: " + fitting.large_sweep_message(len(sweep), draws=args.draws, tune=args.tune, chains=args.chains),
           file=sys.stderr)
 
 
@@ -220,7 +220,6 @@ def _print_fit(result: Any, as_json: bool) -> None:
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
-    from bayes_scaling.fitting import fit
     from bayes_scaling.outputs import check_file_target
 
     if args.group:
@@ -232,7 +231,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     if args.out is not None:
         check_file_target(args.out, overwrite=args.force)  # before any sampling
     sweep = _load(args)
-    result = _quietly(fit, sweep, law=args.law, method=args.method, warn=False, **_sampling_kwargs(args))
+    result = _quietly(fitting.fit, sweep, law=args.law, method=args.method, warn=False, **_sampling_kwargs(args))
     if args.out is not None:
         result.save(args.out, overwrite=args.force)
     _print_fit(result, args.json)
@@ -434,10 +433,9 @@ def _demo_question() -> str:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from bayes_scaling.datasets import demo_path
-    from bayes_scaling.fitting import fit
 
     n, d = DEMO_QUESTION
-    result = _quietly(fit, demo_path(), law="chinchilla", warn=False, **_sampling_kwargs(args))
+    result = _quietly(fitting.fit, demo_path(), law="chinchilla", warn=False, **_sampling_kwargs(args))
     table = result.forecast(N=n, D=d, prob=args.prob)
     if args.json:
         payload = result.to_dict(args.prob)
@@ -461,12 +459,10 @@ def _table_records(table: pd.DataFrame | None) -> dict[str, Any] | None:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from bayes_scaling.workflows import compare_hypotheses
-
     laws = [name.strip() for name in args.laws.split(",") if name.strip()]
     fit_kwargs = _sampling_kwargs(args)
     result = _quietly(
-        compare_hypotheses,
+        workflows.compare_hypotheses,
         _load(args),
         laws,
         regions=args.region or DEFAULT_REGIONS,
@@ -635,8 +631,6 @@ def _add_plan_parsers(sub: Any) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from bayes_scaling.workflows import make_report
-
     laws = [name.strip() for name in args.laws.split(",") if name.strip()]
     n_values, d_values = args.N or [], args.D or []
     if len(n_values) != len(d_values):
@@ -650,7 +644,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         from bayes_scaling.downstream import load_downstream
 
         kwargs["downstream"] = load_downstream(args.downstream)  # read before any fitting
-    report = _quietly(make_report, _load(args), args.out, laws=laws, prob=args.prob,
+    report = _quietly(workflows.make_report, _load(args), args.out, laws=laws, prob=args.prob,
                       fit_kwargs=_sampling_kwargs(args), overwrite=args.force, **kwargs)
     if args.json:
         _print_json({"html": str(report.html), "markdown": str(report.markdown), "figures": list(report.figures),
@@ -661,10 +655,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
-    from bayes_scaling.workflows import backtest
-
-    result = _quietly(backtest, _load(args), law=args.law, cutoff_N=args.cutoff_N, fit_kwargs=_sampling_kwargs(args),
-                      point_fit=not args.no_point_fit)
+    result = _quietly(workflows.backtest, _load(args), law=args.law, cutoff_N=args.cutoff_N,
+                      fit_kwargs=_sampling_kwargs(args), point_fit=not args.no_point_fit)
     summary = result.summary
     if args.json:
         _print_json({"summary": summary, "runs": _records(result.runs)})
@@ -730,7 +722,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "levels partially pooled")
     p.add_argument("--shared", default=None, metavar="NAMES",
                    help="with --group: comma-separated parameters shared by all groups (default: the exponents)")
-    p.add_argument("--method", choices=METHODS, default=_default(_fit_function, "method"),
+    p.add_argument("--method", choices=METHODS, default=METHOD,
                    help="nuts (default), or laplace: a fast Gaussian APPROXIMATION for quick looks at large sweeps")
     p.add_argument("--json", action="store_true", help="print JSON")
     _add_sampling(p)
@@ -801,7 +793,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="write an HTML + Markdown report with figures for a sweep")
     _add_data(p)
-    laws_default = ",".join(_default(_report_function, "laws"))
+    laws_default = ",".join(REPORT_LAWS)
     p.add_argument("--laws", default=laws_default,
                    help=f"comma-separated laws; the first is the main one (default {laws_default})")
     p.add_argument("--out", type=Path, required=True,
@@ -838,10 +830,8 @@ def _quietly(function: Any, *args: Any, **kwargs: Any) -> Any:
     """Call a fitting function with its LargeSweepWarning silenced (the CLI said it up front as a note)."""
     import warnings
 
-    from bayes_scaling.fitting import LargeSweepWarning
-
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", LargeSweepWarning)
+        warnings.simplefilter("ignore", fitting.LargeSweepWarning)
         return function(*args, **kwargs)
 
 

@@ -228,16 +228,16 @@ def compare_links(fits: Mapping[str, DownstreamFit]) -> pd.DataFrame:
     return out
 
 
-def _build(link: Link, loss: np.ndarray, metric: np.ndarray, chance: float, items: int | None) -> Any:
+def _build(link: Link, priors: Mapping[str, Prior], loss: np.ndarray, metric: np.ndarray, chance: float,
+           reference: float, items: int | None) -> Any:
     """The PyMC model of a link (the losses and metric values are data containers)."""
     import pymc as pm
     import pytensor.tensor as pt
 
-    priors = link.priors(loss, chance)
     with pm.Model(coords={"run": np.arange(len(loss))}) as model:
         x = pm.Data("loss", loss, dims="run")
         params = {name: prior.create(name) for name, prior in priors.items()}
-        mu = link.mean(pt, params, x, chance, float(np.median(loss)))
+        mu = link.mean(pt, params, x, chance, reference)
         if items is None:
             sigma, nu = SIGMA_PRIOR.create("sigma"), NU_PRIOR.create("nu")
             observed = pm.Data("metric_data", metric, dims="run")
@@ -305,11 +305,11 @@ def fit_downstream(
         raise ValueError(f"items must be a positive integer, got {items!r}")
     config = Sampling.of(sampling, **options)
     link = LINKS[form]
-    model = _build(link, frame["loss"].to_numpy(), y, float(chance), items)
-    # the data are containers; the priors depend on the losses (the midpoint) and the chance error: in the key
     losses = frame["loss"].to_numpy()
-    key = ("downstream", form, items, float(chance), float(np.median(losses)),
-           tuple(sorted((k, repr(v)) for k, v in link.priors(losses, chance).items())))
+    priors, reference = link.priors(losses, float(chance)), float(np.median(losses))
+    model = _build(link, priors, losses, y, float(chance), reference, items)
+    # the data are containers; the priors depend on the losses (the midpoint) and the chance error: in the key
+    key = ("downstream", form, items, float(chance), reference, tuple(sorted((k, repr(v)) for k, v in priors.items())))
     idata = sample(model, config, cache_key=key)
     result = DownstreamFit(link=link, metric=metric, chance=float(chance), items=items,
                            data=frame.reset_index(drop=True), idata=idata,

@@ -145,8 +145,6 @@ def fit(
     n_law = sum(not resolved[n].is_fixed for n in law.param_names)
     n_free = sum(not prior.is_fixed for prior in resolved.values())
     if len(sweep) <= n_free:
-        from bayes_scaling.data import DataError
-
         raise DataError(
             f"law {law.name!r} with a {likelihood} likelihood has {n_free} free parameters ({n_law} in the law, "
             f"{n_free - n_law} for the noise) but the sweep has only {len(sweep)} runs; it needs more runs than "
@@ -197,13 +195,13 @@ def fit(
         "sampling_seconds": round(sampling_seconds, 3),
         "versions": package_versions(),
     }
-    if ess_sampling is not None:
-        info["ess_sampling"] = json.loads(ess_sampling)
-        info["draws"] = info["ess_sampling"]["draws_per_chain"]
-        info["chains"] = info["ess_sampling"]["chains"]
     if escalated is not None:
         info["escalated"] = escalated
         info.update(draws=escalated["draws"], tune=escalated["tune"], target_accept=escalated["target_accept"])
+    if ess_sampling is not None:  # what was drawn (also after a retry): batches of chains
+        info["ess_sampling"] = json.loads(ess_sampling)
+        info["draws"] = info["ess_sampling"]["draws_per_chain"]
+        info["chains"] = info["ess_sampling"]["chains"]
     result = Fit(
         law=law, sweep=sweep, priors=resolved, likelihood=likelihood, reference=reference, idata=idata, info=info
     )
