@@ -361,21 +361,33 @@ def cmd_forecast(args: argparse.Namespace) -> int:
     warnings_ = _warn_range(table)
     metric = None
     if link is not None:
-        from bayes_scaling.downstream import chain
+        from bayes_scaling.downstream import TaskFit, chain, task_table
 
-        metric = chain(result, link, N=points["N"], D=points["D"], prob=args.prob, seed=args.seed)
+        if isinstance(link, TaskFit):
+            metric = task_table(link, fit=result, N=points["N"], D=points["D"], prob=args.prob, seed=args.seed)
+        else:
+            metric = chain(result, link, N=points["N"], D=points["D"], prob=args.prob, seed=args.seed)
     if args.json:
         payload = {"law": result.law.name, "prob": args.prob, "points": _records(table), "warnings": warnings_}
         if metric is not None:
-            payload["downstream"] = {"metric": link.metric, "form": link.link.name, "chance": link.chance,
-                                     "points": _records(metric)}
+            if hasattr(link, "metrics"):
+                payload["downstream"] = {"tasks": link.metrics, "points": _records(metric)}
+            else:
+                payload["downstream"] = {"metric": link.metric, "form": link.link.name, "chance": link.chance,
+                                         "points": _records(metric)}
         _print_json(payload)
     else:
         print(f"forecast from {args.fit} (law {result.law.name}); intervals {args.prob:.0%}, loss in nats/token; "
               "sd_*: spread of log-loss from the parameters, run scatter and extrapolation beyond the sweep; "
               "decades_*: distance outside the sweep")
         print(_format_table(table))
-        if metric is not None:
+        if metric is not None and hasattr(link, "metrics"):
+            print(f"\n{len(link.metrics)} tasks through the loss (pooled links from {args.downstream}): expected "
+                  f"error (median, lower/upper) and one evaluation (pred_*), {args.prob:.0%} intervals; "
+                  "p_above_chance: probability of being 2 points or more under the chance error; leave_loss: the "
+                  "loss below which the task is (inf: at any loss, -inf: never)")
+            print(_format_table(metric))
+        elif metric is not None:
             print(f"\n{link.metric} through the loss ({link.link.name} link from {args.downstream}; chance "
                   f"{link.chance:.3g}): median with {args.prob:.0%} credible (lower/upper) and predictive "
                   "(pred_*) intervals")
@@ -383,13 +395,69 @@ def cmd_forecast(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_suggest(args: argparse.Namespace) -> int:
+    from bayes_scaling.design import suggest_runs
+    from bayes_scaling.posterior import load
+
+    if args.optimal_at is not None:
+        if args.N is not None or args.D is not None:
+            raise ValueError("give either --N and --D (the loss of that run) or --optimal-at C, not both")
+        target: dict[str, float] = {"C": args.optimal_at}
+    elif args.N is None or args.D is None:
+        raise ValueError("give the target: --N and --D (the loss of that run) or --optimal-at C (compute-optimal N)")
+    else:
+        target = {"N": args.N, "D": args.D}
+    candidates = None
+    if args.candidates is not None:
+        if not args.candidates.is_file():
+            raise ValueError(f"--candidates: no such file {args.candidates}")
+        candidates = pd.read_csv(args.candidates)
+    result = _one_group(load(args.fit), args)
+    suggestion = suggest_runs(result, args.budget, target, candidates=candidates, k=args.k, prob=args.prob,
+                              seed=args.seed)
+    if args.json:
+        _print_json(suggestion.to_dict())
+        return 0
+    print(suggestion.sentence())
+    if suggestion.info["low_ess"]:
+        print("note: the reweighted draws are few (ESS below 100); the expected widths are rough: refit after "
+              "the first runs and ask again")
+    if len(suggestion.runs):
+        print("\nSuggested runs, in order (expected_*: the target's interval once this and the earlier runs are in):")
+        print(_format_table(suggestion.runs))
+    print("\nSame-cost designs:")
+    print(_format_table(suggestion.baselines.set_index("design")))
+    return 0
+
+
+def _metric_columns(spec: str, columns: list[str]) -> list[str]:
+    """``--metric``: comma-separated column names or glob patterns (a pattern picks the columns with items)."""
+    import fnmatch
+
+    chosen: list[str] = []
+    for part in (p.strip() for p in spec.split(",")):
+        if not part:
+            continue
+        if any(ch in part for ch in "*?["):
+            matched = [c for c in columns if fnmatch.fnmatchcase(c, part) and f"items_{c}" in columns]
+            if not matched:
+                raise ValueError(f"--metric pattern {part!r} matches no column that has an items_<column> column")
+            chosen += matched
+        else:
+            chosen.append(part)
+    if not chosen:
+        raise ValueError("--metric names no column")
+    return list(dict.fromkeys(chosen))
+
+
 def cmd_fit_downstream(args: argparse.Namespace) -> int:
-    from bayes_scaling.downstream import fit_downstream
+    from bayes_scaling.downstream import fit_downstream, fit_tasks
     from bayes_scaling.outputs import check_file_target
 
     if args.out is not None:
         check_file_target(args.out, overwrite=args.force)  # before any sampling
     frame = _load(args).frame
+    metrics = _metric_columns(args.metric, list(frame.columns))
     kwargs = _sampling_kwargs(args)
     chance: float | str | None = args.chance
     if chance is not None:
@@ -397,7 +465,30 @@ def cmd_fit_downstream(args: argparse.Namespace) -> int:
             chance = float(chance)
         except ValueError:
             pass  # a column name
-    link = _quietly(fit_downstream, frame, args.metric, form=args.form, chance=chance, items=args.items, **kwargs)
+    if len(metrics) > 1:
+        if isinstance(chance, str):
+            raise ValueError("--chance with several metrics must be a number (default: the random_<metric> columns)")
+        tasks = _quietly(fit_tasks, frame, metrics, chance=chance, items=args.items, **kwargs)
+        if args.out is not None:
+            tasks.save(args.out, overwrite=args.force)
+        table = tasks.summary(args.prob)
+        if args.json:
+            _print_json({"tasks": tasks.metrics, "runs": len(tasks.data), "params": _table_records(table),
+                         "diagnostics": tasks.diagnostics().to_dict(), "out": str(args.out) if args.out else None})
+        else:
+            print(f"{len(metrics)} tasks as functions of the loss, pooled: Err = top - (top - floor) "
+                  f"sigmoid((midpoint - L) / width), {len(tasks.data)} runs; floor and leave_loss (the loss below "
+                  f"which a task is 2 points under chance) with {args.prob:.0%} intervals")
+            print(_format_table(table))
+            diag = tasks.diagnostics()
+            print(f"diagnostics: max R-hat {diag.max_r_hat:.3f}, min bulk ESS {diag.min_ess_bulk:.0f}, "
+                  f"{diag.divergences} divergences" + ("" if diag.ok else " (NOT converged: sample longer with "
+                                                         "--draws/--tune, or fit fewer tasks)"))
+            if args.out is not None:
+                print(f"saved to {args.out}; use it with `bayes-scaling forecast FIT.nc --N .. --D .. --downstream "
+                      f"{args.out}`")
+        return 0 if not args.strict or tasks.diagnostics().ok else 1
+    link = _quietly(fit_downstream, frame, metrics[0], form=args.form, chance=chance, items=args.items, **kwargs)
     if args.out is not None:
         link.save(args.out, overwrite=args.force)
     table = link.summary(args.prob)
@@ -742,16 +833,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_forecast)
 
+    p = sub.add_parser("suggest", help="which runs to train next within a FLOP budget to sharpen a forecast")
+    p.add_argument("fit", type=Path, help="fit file written by `bayes-scaling fit --out`")
+    _add_group_label(p)
+    p.add_argument("--budget", type=_positive_float, required=True, help="FLOPs available for the new runs")
+    p.add_argument("--N", type=_positive_float, default=None, help="target: the loss of a run with N parameters ..")
+    p.add_argument("--D", type=_positive_float, default=None, help=".. trained on D tokens")
+    p.add_argument("--optimal-at", type=_positive_float, default=None, metavar="C",
+                   help="target instead: the compute-optimal model size at C FLOPs")
+    p.add_argument("--candidates", type=Path, default=None, metavar="RUNS.csv",
+                   help="runs to choose from (columns N and D; default: a grid within and just beyond the sweep)")
+    p.add_argument("--k", type=int, default=None, help="most runs to suggest (default: as the budget allows)")
+    p.add_argument("--prob", type=_prob, default=PROB, help=f"interval probability (default {PROB:g})")
+    from bayes_scaling.design import suggest_runs
+
+    seed = _default(suggest_runs, "seed")
+    p.add_argument("--seed", type=int, default=seed, help=f"seed of the simulated outcomes (default {seed})")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_suggest)
+
     from bayes_scaling.downstream import LINKS, fit_downstream
 
     p = sub.add_parser("fit-downstream", help="fit a benchmark metric (an error) as a function of the loss")
     _add_data(p)
-    p.add_argument("--metric", required=True, help="the metric column: an error in [0, 1] (1 - accuracy)")
+    p.add_argument("--metric", required=True,
+                   help="the metric column: an error in [0, 1] (1 - accuracy); several (comma-separated names or "
+                   "patterns such as 'err_*', which pick the columns that have items_<column>) give one pooled fit "
+                   "across tasks")
     form = _default(fit_downstream, "form")
     p.add_argument("--form", choices=list(LINKS), default=form, help=f"link form (default {form})")
     p.add_argument("--chance", default=None,
                    help="chance error, a number or a column (default: the column random_<metric>, else the largest)")
-    p.add_argument("--items", type=int, default=None, help="test items per value: binomial noise (one task)")
+    p.add_argument("--items", type=int, default=None,
+                   help="test items per value: binomial noise (default for several tasks: the items_<metric> columns)")
     p.add_argument("--out", type=Path, default=None, help="save the link fit to this netCDF file")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.add_argument("--prob", type=_prob, default=PROB, help=f"interval probability (default {PROB:g})")

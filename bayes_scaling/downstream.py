@@ -15,6 +15,10 @@ average over tasks) or, given the number of items of a single task, binomial on 
 
 :func:`chain` carries a loss forecast through the link draw by draw: the metric's interval then holds both stages
 (the loss fit's parameters, run scatter and extrapolation term, and the link's parameters and noise).
+
+Many tasks at once: :func:`fit_tasks` fits a sigmoid link per task with task-level partial pooling (a task still at
+chance borrows its shape from the others) and noise from each task's test items; :func:`task_table` reports per
+task the probability that a model at (N, D) is above chance and the loss at which the task leaves chance.
 """
 
 from __future__ import annotations
@@ -36,8 +40,8 @@ from bayes_scaling.priors import Prior
 if TYPE_CHECKING:
     from bayes_scaling.posterior import Fit
 
-__all__ = ["LINKS", "DownstreamFit", "Link", "chain", "compare_links", "fit_downstream", "link_curve",
-           "load_downstream"]
+__all__ = ["LINKS", "DownstreamFit", "Link", "TaskFit", "chain", "compare_links", "fit_downstream", "fit_tasks",
+           "link_curve", "load_downstream", "load_tasks", "task_table"]
 
 _META_KEY = "bayes_scaling_downstream"
 
@@ -188,18 +192,26 @@ class DownstreamFit:
         return mean, pred
 
 
-def load_downstream(path: str | Path) -> DownstreamFit:
-    """Read a link fit written by :meth:`DownstreamFit.save`.
+def load_downstream(path: str | Path) -> DownstreamFit | TaskFit:
+    """Read a link fit written by :meth:`DownstreamFit.save` (or a task fit, :meth:`TaskFit.save`).
 
     Raises
     ------
     FitFileError
-        If the file is missing, unreadable, or not a downstream link fit (e.g. a loss fit).
+        If the file is missing, unreadable, or neither a link nor a task fit (e.g. a loss fit).
     """
     from bayes_scaling.posterior import FitFileError, read_saved
 
-    tree, meta = read_saved(path, _META_KEY, what="link fit", label="downstream link fit",
-                            hint="; write one with `bayes-scaling fit-downstream --out`")
+    try:
+        tree, meta = read_saved(path, _META_KEY, what="link fit", label="downstream link fit",
+                                hint="; write one with `bayes-scaling fit-downstream --out`")
+    except FitFileError as exc:
+        if "not a downstream link fit" not in str(exc):
+            raise
+        try:
+            return load_tasks(path)
+        except FitFileError:
+            raise exc from None
     try:
         result = DownstreamFit(link=LINKS[meta["link"]], metric=meta["metric"], chance=float(meta["chance"]),
                                items=meta["items"], data=pd.DataFrame(**meta["data"]), idata=tree,
@@ -389,3 +401,322 @@ def link_curve(link: DownstreamFit, *, loss: Any = None, prob: float = 0.9, seed
     out["lower"], out["median"], out["upper"] = np.quantile(mean, tails, axis=0)
     out["pred_lower"], _, out["pred_upper"] = np.quantile(pred, tails, axis=0)
     return out
+
+
+# --------------------------------------------------------------------------------------------- many tasks
+_TASKS_KEY = "bayes_scaling_tasks"
+#: Per-task parameters of the pooled sigmoid link (each drawn around a population mean, non-centred).
+TASK_PARAMS = ("delta", "floor_frac", "midpoint", "width", "sigma")
+#: Smallest NUTS target acceptance of a task fit (its population spreads make funnels that smaller steps pass).
+TASK_TARGET_ACCEPT = 0.95
+#: Population-level parameters of the pooled link.
+TASK_HYPER = ("tau_delta", "mu_floor", "tau_floor", "mu_mid", "tau_mid", "mu_logwidth", "tau_logwidth",
+              "mu_logsigma", "tau_logsigma")
+
+
+def _task_mean(xp: Any, p: Mapping[str, Any], loss: Any, chance: Any) -> Any:
+    """Expected error of each task at ``loss``: the plateau ``chance + delta`` falling to ``chance * floor_frac``."""
+    top = chance + p["delta"]
+    return top - (top - chance * p["floor_frac"]) / (1.0 + xp.exp(-(p["midpoint"] - loss) / p["width"]))
+
+
+@dataclass
+class TaskFit:
+    """Links from loss to the error of many tasks at once, with task-level partial pooling.
+
+    Each task ``t`` follows ``Err_t(L) = top_t - (top_t - floor_t) sigmoid((m_t - L) / w_t)``: a plateau
+    ``top_t = chance_t + delta_t`` where small models sit (near chance; ``delta_t`` lets a task sit a little above
+    or below it), a best error ``floor_t = chance_t * floor_frac_t`` and a rise centred on the loss ``m_t`` with
+    width ``w_t``. The per-task ``delta``, ``logit(floor_frac)``, ``m``, ``log w`` and ``log sigma`` are drawn
+    around population means with learned spreads, so a task that has not left chance in the data borrows its
+    shape from the others. A task whose chance error is 1 (exact-match generation: nothing right by guessing) has
+    its plateau at 1 (``delta = 0``). Noise: a task's error on one model is normal with variance
+    ``p (1 - p) / items`` (the binomial noise of its test items) plus ``sigma_t**2`` (model-to-model noise beyond
+    that: the variance of a beta-binomial, in a form that samples well) plus ``(0.5 / items)**2`` (a count
+    resolves no finer than one item).
+
+    Attributes
+    ----------
+    metrics : list of str
+        The task columns (errors in [0, 1]).
+    chance, items : numpy.ndarray
+        Per task: the error of random guessing and the number of test items.
+    data : pandas.DataFrame
+        The runs fitted: ``loss`` and the task columns.
+    idata : xarray.DataTree
+        The posterior.
+    info : dict
+        Sampling options.
+    """
+
+    metrics: list[str]
+    chance: np.ndarray
+    items: np.ndarray
+    data: pd.DataFrame
+    idata: Any
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def draws(self) -> dict[str, np.ndarray]:
+        """Posterior draws of the per-task parameters, each of shape (draws, tasks)."""
+        posterior = self.idata["posterior"]
+        return {name: np.asarray(posterior[name].values, float).reshape(-1, len(self.metrics))
+                for name in TASK_PARAMS}
+
+    def diagnostics(self) -> Diagnostics:
+        """R-hat, bulk ESS and divergences of the per-task and population parameters."""
+        return diagnose(self.idata, [*TASK_PARAMS, *TASK_HYPER])
+
+    def expected(self, loss: np.ndarray, *, seed: int | np.random.Generator | None = 0) -> np.ndarray:
+        """Expected error per task for draws of the loss: ``loss`` (draws, points) -> (draws, points, tasks)."""
+        rng = np.random.default_rng(seed)
+        loss = np.atleast_2d(np.asarray(loss, float))
+        return self._expected(loss, self._pick(rng, loss.shape[0]))
+
+    def _pick(self, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+        draws = self.draws()
+        total = draws["delta"].shape[0]
+        pick = rng.choice(total, size=n, replace=n > total)
+        return {k: v[pick][:, None, :] for k, v in draws.items()}
+
+    def _expected(self, loss: np.ndarray, params: Mapping[str, np.ndarray]) -> np.ndarray:
+        with np.errstate(over="ignore"):  # exp overflows far from the midpoint: the sigmoid is then 0, as it should
+            return np.clip(_task_mean(np, params, loss[:, :, None], self.chance), 0.0, 1.0)
+
+    def predict(self, loss: np.ndarray, *, seed: int | np.random.Generator | None = 0) -> tuple[np.ndarray, np.ndarray]:
+        """(expected error, error of one more evaluation) per task, each (draws, points, tasks)."""
+        rng = np.random.default_rng(seed)
+        loss = np.atleast_2d(np.asarray(loss, float))
+        params = self._pick(rng, loss.shape[0])
+        mean = self._expected(loss, params)
+        scale = np.sqrt(mean * (1 - mean) / self.items + params["sigma"] ** 2 + 0.25 / self.items**2)
+        return mean, np.clip(mean + scale * rng.standard_normal(mean.shape), 0.0, 1.0)
+
+    def leave_loss(self, margin: float = 0.02) -> np.ndarray:
+        """Per draw and task, the loss below which the expected error is at least ``margin`` under chance.
+
+        ``+inf`` where the task is that far under chance at any loss (its plateau is), ``-inf`` where it never
+        gets there (its best error is not, or only at a loss of 0 or less). Shape (draws, tasks).
+        """
+        p = self.draws()
+        top, floor = self.chance + p["delta"], self.chance * p["floor_frac"]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            q = (top - self.chance + margin) / (top - floor)
+            z = np.log(q / (1 - q))
+            out = p["midpoint"] - p["width"] * z
+        out = np.where(q <= 0, np.inf, out)
+        # never: the best error is not that far under chance, or only at a loss no model has (<= 0)
+        return np.where((q >= 1) | (top <= floor) | (out <= 0), -np.inf, out)
+
+    def summary(self, prob: float = 0.9, margin: float = 0.02) -> pd.DataFrame:
+        """Per task: chance, items, the plateau and best error, the midpoint loss, sigma, and the leave loss.
+
+        Medians with ``lower``/``upper`` bounds of the equal-tailed ``prob`` interval for the best error
+        (``floor``) and for the loss where the task leaves chance by ``margin`` (``leave_loss``; ``inf``: above
+        chance at any loss, ``-inf``: never), and ``p_leaves`` (the posterior probability that it ever does).
+        """
+        tails = [(1 - prob) / 2, 0.5, (1 + prob) / 2]
+        p = self.draws()
+        floor = self.chance * p["floor_frac"]
+        leave = self.leave_loss(margin)
+        out = pd.DataFrame({"metric": self.metrics, "chance": self.chance, "items": self.items,
+                            "plateau": np.median(self.chance + p["delta"], axis=0)})
+        out["floor_lower"], out["floor"], out["floor_upper"] = np.quantile(floor, tails, axis=0)
+        out["midpoint"] = np.median(p["midpoint"], axis=0)
+        out["width"] = np.median(p["width"], axis=0)
+        out["sigma"] = np.median(p["sigma"], axis=0)
+        out["leave_loss_lower"], out["leave_loss"], out["leave_loss_upper"] = np.quantile(
+            leave, tails, axis=0, method="inverted_cdf")
+        out["p_leaves"] = (leave > -np.inf).mean(axis=0)
+        return out.set_index("metric")
+
+    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write the task fit to a netCDF file (refuses to replace one unless ``overwrite``; atomic)."""
+        from bayes_scaling.posterior import write_saved
+
+        meta = {"metrics": self.metrics, "chance": self.chance.tolist(), "items": self.items.tolist(),
+                "data": json.loads(self.data.to_json(orient="split", index=False, double_precision=15)),
+                "info": self.info}
+        return write_saved(path, self.idata, _TASKS_KEY, meta, overwrite=overwrite)
+
+
+def load_tasks(path: str | Path) -> TaskFit:
+    """Read a task fit written by :meth:`TaskFit.save` (a :class:`FitFileError` for anything else)."""
+    from bayes_scaling.posterior import FitFileError, read_saved
+
+    tree, meta = read_saved(path, _TASKS_KEY, what="task fit", label="downstream task fit",
+                            hint="; write one with `bayes-scaling fit-downstream --metric A,B,.. --out`")
+    try:
+        return TaskFit(metrics=list(meta["metrics"]), chance=np.asarray(meta["chance"], float),
+                       items=np.asarray(meta["items"], float), data=pd.DataFrame(**meta["data"]), idata=tree,
+                       info=meta.get("info", {}))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise FitFileError(f"{path} holds damaged task-fit metadata: {exc}") from None
+
+
+def _per_task(data: pd.DataFrame, metrics: list[str], given: Any, prefix: str, what: str) -> np.ndarray:
+    """A per-task constant: a number for all, a mapping by column, or (None) the ``<prefix><metric>`` columns."""
+    if given is None:
+        missing = [m for m in metrics if f"{prefix}{m}" not in data.columns]
+        if missing:
+            raise ValueError(f"no {what} for {', '.join(missing[:5])}: pass {what}= (a number or a mapping by "
+                             f"column) or add the columns {prefix}<metric>")
+        return np.array([float(data[f"{prefix}{m}"].iloc[0]) for m in metrics])
+    if isinstance(given, Mapping):
+        missing = [m for m in metrics if m not in given]
+        if missing:
+            raise ValueError(f"{what}= has no value for {', '.join(missing[:5])}")
+        return np.array([float(given[m]) for m in metrics])
+    return np.full(len(metrics), float(given))
+
+
+def fit_tasks(
+    data: pd.DataFrame,
+    metrics: list[str],
+    *,
+    chance: float | Mapping[str, float] | None = None,
+    items: int | Mapping[str, int] | None = None,
+    sampling: Sampling | None = None,
+    **options: Any,
+) -> TaskFit:
+    """Fit the links from ``data["loss"]`` to many task errors at once, with task-level partial pooling.
+
+    Parameters
+    ----------
+    data : DataFrame
+        One row per evaluated model: ``loss`` (nats/token) and one error column (1 - accuracy) per task.
+    metrics : list of str
+        The task columns (at least two).
+    chance, items : number or mapping, optional
+        Per task, the error of random guessing and the number of test items: one number for all, a mapping by
+        column, or (default) the columns ``random_<metric>`` and ``items_<metric>`` (gadre2024_downstream has
+        both).
+    sampling, **options
+        Sampling options (:class:`~bayes_scaling.inference.Sampling`); ``target_accept`` is raised to at least
+        :data:`TASK_TARGET_ACCEPT`. 46 tasks x 35 models take about 4 minutes on 2 cores with the defaults.
+
+    Returns
+    -------
+    TaskFit
+        See :func:`task_table` for the probability of being above chance at (N, D) and the loss at which each
+        task leaves chance.
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    metrics = list(dict.fromkeys(metrics))
+    if len(metrics) < 2:
+        raise ValueError("fit_tasks pools two or more task columns; use fit_downstream for one")
+    for column in ("loss", *metrics):
+        if column not in data.columns:
+            raise ValueError(f"column {column!r} is not in the data")
+    frame = data[["loss", *metrics]].astype(float)
+    bad = ~np.isfinite(frame.to_numpy())
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise ValueError(f"row {row} has a missing or infinite {frame.columns[col]} ({bad.sum()} such cells)")
+    y = frame[metrics].to_numpy()
+    outside = (y < 0) | (y > 1)
+    if outside.any():
+        row, col = np.argwhere(outside)[0]
+        raise ValueError(f"{metrics[col]} must be an error in [0, 1] (1 - accuracy); row {row} holds {y[row, col]}")
+    chance_ = _per_task(data, metrics, chance, "random_", "chance")
+    items_ = _per_task(data, metrics, items, "items_", "items")
+    if not ((chance_ > 0) & (chance_ <= 1)).all():
+        raise ValueError(f"chance must be an error in (0, 1] for every task, got {chance_.tolist()}")
+    if not ((items_ >= 1) & (items_ == np.round(items_))).all():
+        raise ValueError(f"items must be positive integers for every task, got {items_.tolist()}")
+    losses = frame["loss"].to_numpy()
+    reference = float(np.median(losses))
+    config = Sampling.of(sampling, **options)
+    config = Sampling.of(config, target_accept=max(config.target_accept, TASK_TARGET_ACCEPT))
+
+    def normal(name: str, dims: str = "task") -> Any:
+        return pm.Normal(name, 0.0, 1.0, dims=dims)
+
+    with pm.Model(coords={"task": metrics, "run": np.arange(len(losses))}) as model:
+        x = pm.Data("loss", losses, dims="run")
+        observed = pm.Data("metric_data", y, dims=("run", "task"))
+        tau_delta = pm.HalfNormal("tau_delta", 0.1)
+        # a task scored from 100% error (chance 1, e.g. exact-match generation): a model that has not learned it
+        # gets nothing right, so its plateau is 1
+        others = np.flatnonzero(chance_ < 1)
+        offsets = pt.zeros(len(metrics))
+        if len(others):
+            offsets = pt.set_subtensor(offsets[others], pm.Normal("z_delta", 0.0, 1.0, shape=len(others)))
+        mu_floor, tau_floor = pm.Normal("mu_floor", -1.0, 1.0), pm.HalfNormal("tau_floor", 1.0)
+        mu_mid, tau_mid = pm.Normal("mu_mid", reference, 1.5), pm.HalfNormal("tau_mid", 1.0)
+        mu_w, tau_w = pm.Normal("mu_logwidth", math.log(0.5), 0.75), pm.HalfNormal("tau_logwidth", 0.5)
+        mu_s, tau_s = pm.Normal("mu_logsigma", math.log(0.01), 1.0), pm.HalfNormal("tau_logsigma", 0.5)
+        params = {
+            "delta": pm.Deterministic("delta", tau_delta * offsets, dims="task"),
+            "floor_frac": pm.Deterministic("floor_frac", pm.math.sigmoid(mu_floor + tau_floor * normal("z_floor")),
+                                           dims="task"),
+            "midpoint": pm.Deterministic("midpoint", mu_mid + tau_mid * normal("z_mid"), dims="task"),
+            "width": pm.Deterministic("width", pt.exp(mu_w + tau_w * normal("z_width")), dims="task"),
+        }
+        sigma = pm.Deterministic("sigma", pt.exp(mu_s + tau_s * normal("z_sigma")), dims="task")
+        mean = pt.clip(_task_mean(pt, params, x[:, None], chance_), 1e-4, 1 - 1e-4)
+        # binomial variance of the items, the task's own model-to-model noise, and the resolution of one item
+        pm.Normal("metric", mu=mean, sigma=pt.sqrt(mean * (1 - mean) / items_ + sigma**2 + 0.25 / items_**2),
+                  observed=observed, dims=("run", "task"))
+    key = ("tasks", len(metrics), reference, tuple(chance_.tolist()), tuple(items_.tolist()))
+    idata = sample(model, config, cache_key=key)
+    return TaskFit(metrics=metrics, chance=chance_, items=items_, data=frame.reset_index(drop=True), idata=idata,
+                   info={k: v for k, v in config.to_dict().items() if k != "progress"})
+
+
+def task_table(tasks: TaskFit, *, fit: Fit | None = None, N: Any = None, D: Any = None, loss: Any = None,
+               margin: float = 0.02, prob: float = 0.9, seed: int | None = 0) -> pd.DataFrame:
+    """Per task and point: the forecast error, the probability of being above chance, and the leave loss.
+
+    Give either a loss fit with ``N`` and ``D`` (the loss forecast of a new run is carried through each task's
+    link draw by draw) or ``loss`` values (known losses).
+
+    Parameters
+    ----------
+    margin : float
+        How far under the chance error counts as above chance (absolute error; 0.02 = 2 points of accuracy).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per point and task: ``N``, ``D`` (or ``loss``), ``metric``, ``chance``, the expected error
+        (``median``, ``lower``/``upper``), one evaluation's error (``pred_lower``/``pred_upper``),
+        ``p_above_chance`` (posterior probability that the expected error is ``margin`` or more under chance),
+        and the loss at which the task leaves chance (``leave_loss`` with ``leave_loss_lower``/``_upper``).
+    """
+    if not 0 < prob < 1:
+        raise ValueError(f"prob must be between 0 and 1, got {prob}")
+    if not 0 <= margin < 1:
+        raise ValueError(f"margin must be in [0, 1), got {margin}")
+    rng = np.random.default_rng(seed)
+    if fit is not None:
+        from bayes_scaling.forecast import loss_draws, points_frame
+
+        if N is None or D is None or loss is not None:
+            raise ValueError("with a loss fit, give N and D (and no loss)")
+        points = points_frame(N=N, D=D)[["N", "D"]]
+        draws = loss_draws(fit, points, seed=rng)["pred"]
+    else:
+        if loss is None:
+            raise ValueError("give a loss fit with N and D, or loss values")
+        points = pd.DataFrame({"loss": np.atleast_1d(np.asarray(loss, float))})
+        draws = np.broadcast_to(points["loss"].to_numpy(), (4000, len(points)))
+    mean, pred = tasks.predict(draws, seed=rng)
+    tails = [(1 - prob) / 2, 0.5, (1 + prob) / 2]
+    lower, median, upper = np.quantile(mean, tails, axis=0)
+    pred_lower, _, pred_upper = np.quantile(pred, tails, axis=0)
+    above = (mean <= tasks.chance - margin).mean(axis=0)
+    leave = tasks.summary(prob, margin)
+    rows = []
+    for i in range(len(points)):
+        block = pd.DataFrame({"metric": tasks.metrics, "chance": tasks.chance, "median": median[i],
+                              "lower": lower[i], "upper": upper[i], "pred_lower": pred_lower[i],
+                              "pred_upper": pred_upper[i], "p_above_chance": above[i],
+                              "leave_loss": leave["leave_loss"].to_numpy(),
+                              "leave_loss_lower": leave["leave_loss_lower"].to_numpy(),
+                              "leave_loss_upper": leave["leave_loss_upper"].to_numpy()})
+        for column in reversed(points.columns):
+            block.insert(0, column, points[column].iloc[i])
+        rows.append(block)
+    return pd.concat(rows, ignore_index=True)

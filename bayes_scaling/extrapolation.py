@@ -42,8 +42,8 @@ if TYPE_CHECKING:
     from bayes_scaling.data import Sweep
     from bayes_scaling.posterior import Fit
 
-__all__ = ["DESIGNS", "FOLD_QUANTILES", "KAPPA_PRIOR_SD", "Extrapolation", "distance", "distance_columns", "fold_cuts",
-           "learn", "widen"]
+__all__ = ["DESIGNS", "FOLD_QUANTILES", "KAPPA_PRIOR_SD", "Extrapolation", "distance", "distance_columns",
+           "distance_to", "fold_cuts", "learn", "widen"]
 
 #: Ways of widening forecasts beyond the data: ``"kappa"`` (error growing with distance, the default),
 #: ``"drift"`` (the same plus a learned signed drift ``b * d`` of the forecast), ``"inflation"`` (one factor on
@@ -83,14 +83,23 @@ def distance(points: pd.DataFrame, sweep: Sweep, columns: Sequence[str]) -> np.n
     decade is a longer reach than from one spanning three, and the folds, which are narrower than the whole
     sweep, are comparable to forecasts only in these units. Points lacking a column are at distance 0.
     """
+    ranges = {c: (float(sweep.column(c).min()), float(sweep.column(c).max())) for c in columns
+              if c in sweep.frame.columns}
+    return distance_to(points, ranges, columns)
+
+
+def distance_to(points: pd.DataFrame, ranges: Mapping[str, tuple[float, float]], columns: Sequence[str]) -> np.ndarray:
+    """:func:`distance` against given (smallest, largest) values per column, e.g. a sweep with runs added."""
     if not all(c in points.columns for c in columns):
         return np.zeros(len(points))
-    outside = sweep.decades_outside(points)
     total = np.zeros(len(points))
     for column in columns:
-        values = sweep.column(column)
-        width = max(math.log10(values.max() / values.min()), MIN_WIDTH)
-        total += (outside[f"decades_{column}"].to_numpy() / width) ** 2
+        if column not in ranges:
+            continue
+        low, high = (math.log10(v) for v in ranges[column])
+        x = np.log10(points[column].to_numpy(dtype=float))
+        outside = np.where(x > high, x - high, np.where(x < low, x - low, 0.0))
+        total += (outside / max(high - low, MIN_WIDTH)) ** 2
     return np.sqrt(total)
 
 

@@ -183,6 +183,14 @@ def _optimal_log_n(law: _LawDraws, log_budget: float) -> np.ndarray:
     return _bisect(lambda v: condition(v[:, None])[:, 0], lo, hi)
 
 
+def optimal_n_draws(fit: Fit, C: float, *, flops_per_param_token: float = FLOPS_PER_PARAM_TOKEN) -> np.ndarray:
+    """Per-draw compute-optimal N at budget ``C`` (closed form where the law has one, else numerically)."""
+    if fit.law.allocation is not None:
+        return compute_optimal_closed_form(fit, C, flops_per_param_token=flops_per_param_token)["N"]
+    _check_nd_law(fit)
+    return np.exp(_optimal_log_n(_LawDraws(fit), math.log(C / flops_per_param_token)))
+
+
 def compute_optimal(
     fit: Fit,
     C: float | Sequence[float],

@@ -272,6 +272,61 @@ def plot_downstream(curve: pd.DataFrame, runs: pd.DataFrame, *, metric: str, cha
     return ax
 
 
+def plot_tasks(table: pd.DataFrame, *, prob: float = 0.9, ax: Axes | None = None) -> Axes:
+    """Per task at one point: the forecast error with its intervals, chance marked, ordered by the median.
+
+    ``table`` holds one row per task (:func:`bayes_scaling.downstream.task_table` at one point): ``metric``,
+    ``chance``, ``median``, ``lower``/``upper`` and ``pred_lower``/``pred_upper``. Tasks likely above chance
+    (``p_above_chance`` >= 0.9) are drawn in the first colour, the others grey.
+    """
+    if table["metric"].duplicated().any():
+        raise ValueError("plot_tasks draws one point: select the rows of one (N, D) or loss first")
+    rows = table.sort_values("median").reset_index(drop=True)
+    ax = _ax(ax)
+    if ax.figure.get_figheight() < 0.22 * len(rows):
+        ax.figure.set_size_inches(ax.figure.get_figwidth(), 0.22 * len(rows) + 1.0)
+    y = np.arange(len(rows))
+    colours = np.where(rows.get("p_above_chance", pd.Series(0.0, index=rows.index)) >= 0.9, "C0", "0.55")
+    ax.hlines(y, rows["pred_lower"], rows["pred_upper"], colors=colours, alpha=0.35, linewidth=5,
+              label=f"{prob:.0%} predictive (one evaluation)")
+    ax.hlines(y, rows["lower"], rows["upper"], colors=colours, linewidth=2, label=f"{prob:.0%} credible")
+    ax.scatter(rows["median"], y, c=list(colours), s=14, zorder=3)
+    ax.scatter(rows["chance"], y, marker="|", color="C3", s=60, zorder=4, label="chance")
+    ax.set_yticks(y, [m.removeprefix("err_") for m in rows["metric"]], fontsize="small")
+    ax.set_xlabel("error (1 - accuracy)")
+    ax.legend(fontsize="small", loc="lower right")
+    return ax
+
+
+def plot_design(candidates: pd.DataFrame, *, runs: pd.DataFrame | None = None, sweep: pd.DataFrame | None = None,
+                ax: Axes | None = None) -> Axes:
+    """Candidate runs in (N, D), coloured by the target's expected narrowing per FLOP, the chosen ones numbered.
+
+    ``candidates``: :attr:`bayes_scaling.design.Suggestion.candidates` (``N``, ``D``, ``value_per_flop``,
+    ``chosen``); ``runs``: the chosen runs in order (:attr:`~bayes_scaling.design.Suggestion.runs`), numbered
+    by the order they were picked; ``sweep``: the runs already trained (``N``, ``D``), drawn in grey.
+    """
+    ax = _ax(ax)
+    if sweep is not None:
+        ax.scatter(sweep["N"], sweep["D"], s=12, color="0.6", label="sweep", zorder=2)
+    value = candidates["value_per_flop"].to_numpy(float)
+    shown = np.isfinite(value)
+    points = ax.scatter(candidates["N"][shown], candidates["D"][shown], c=np.log10(np.maximum(value[shown], 1e-300)),
+                        cmap="viridis", s=40, marker="s", label="candidates", zorder=3)
+    ax.figure.colorbar(points, ax=ax, label="log10 expected narrowing per FLOP (first run)")
+    if runs is not None and len(runs):
+        ax.scatter(runs["N"], runs["D"], s=140, facecolors="none", edgecolors="C3", linewidths=1.5,
+                   label="suggested", zorder=4)
+        for i, (n, d) in enumerate(zip(runs["N"], runs["D"], strict=True), start=1):
+            ax.annotate(str(i), (n, d), textcoords="offset points", xytext=(6, 6), fontsize="small", color="C3")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("N (parameters)")
+    ax.set_ylabel("D (tokens)")
+    ax.legend(fontsize="small", loc="upper left")
+    return ax
+
+
 def plot_calibration(runs: pd.DataFrame, *, levels: Sequence[float] = (0.5, 0.8, 0.9, 0.95),
                      axes: Sequence[Axes] | None = None) -> Figure:
     """PIT histograms and coverage against nominal, one line per method, from backtest scores.

@@ -16,7 +16,7 @@ from bayes_scaling.outputs import publish_folder
 
 if TYPE_CHECKING:
     from bayes_scaling.comparison import Hypotheses
-    from bayes_scaling.downstream import DownstreamFit
+    from bayes_scaling.downstream import DownstreamFit, TaskFit
     from bayes_scaling.posterior import Fit
 
 __all__ = ["REPORT_BUDGETS", "REPORT_POINTS", "Report", "write_report"]
@@ -55,7 +55,7 @@ def write_report(
     out: str | Path,
     *,
     comparison: Hypotheses | None = None,
-    downstream: DownstreamFit | None = None,
+    downstream: DownstreamFit | TaskFit | None = None,
     points: Sequence[tuple[float, float]] = REPORT_POINTS,
     budgets: Sequence[float] = REPORT_BUDGETS,
     prob: float = 0.9,
@@ -67,7 +67,9 @@ def write_report(
     iso-FLOP curves, posterior pairs, exponent posterior, comparison), forecasts at ``points`` (N, D),
     allocation for ``budgets`` (FLOPs), and, given ``comparison`` (:func:`bayes_scaling.comparison.hypotheses`),
     the comparison and its verdict; given ``downstream`` (:func:`bayes_scaling.downstream.fit_downstream`), the
-    metric against the loss and its forecasts at ``points`` through the main fit. The first fit is the main one.
+    metric against the loss and its forecasts at ``points`` through the main fit (for a task fit,
+    :func:`~bayes_scaling.downstream.fit_tasks`: the per-task table and forecasts, and a figure at the first
+    point). The first fit is the main one.
     To fit and report in one step, see :func:`bayes_scaling.workflows.make_report`.
 
     ``out`` must be a new or empty folder, or one holding only an earlier report (recognised by its marker file
@@ -86,9 +88,11 @@ def write_report(
 
     from bayes_scaling import plots
     from bayes_scaling.comparison import exponent_draws
+    from bayes_scaling.downstream import TaskFit, task_table
     from bayes_scaling.forecast import extrapolation_fan, fit_curves
     from bayes_scaling.planning import compute_optimal, isoflop_curves
 
+    tasks = downstream if isinstance(downstream, TaskFit) else None
     if not fits:
         raise ValueError("give at least one fit to report")
     out = Path(out)
@@ -124,7 +128,12 @@ def write_report(
                  "Posterior of the compute-optimal exponent a")
         if comparison is not None:
             save(plots.plot_compare(comparison.loo), "compare.png", "Model comparison: ELPD and stacking weights")
-        if downstream is not None:
+        if tasks is not None and points and nd_law:
+            first = task_table(tasks, fit=main, N=points[0][0], D=points[0][1], prob=prob)
+            ax = plots.plot_tasks(first, prob=prob)
+            ax.set_title(f"N = {points[0][0]:.3g}, D = {points[0][1]:.3g}")
+            save(ax.figure, "tasks.png", f"Per-task error forecast at the first point ({len(tasks.metrics)} tasks)")
+        elif downstream is not None:
             from bayes_scaling.downstream import link_curve
 
             ax = plots.plot_downstream(link_curve(downstream, prob=prob), downstream.data, metric=downstream.metric,
@@ -142,7 +151,14 @@ def write_report(
     if budgets and nd_law:
         sections.append((f"Compute-optimal allocation ({prob:.0%} intervals)",
                          compute_optimal(main, list(budgets), prob=prob)))
-    if downstream is not None:
+    if tasks is not None:
+        sections.append((f"Downstream: {len(tasks.metrics)} tasks as functions of the loss, pooled (floor and "
+                         f"leave loss with {prob:.0%} intervals)", tasks.summary(prob)))
+        if points and nd_law:
+            n, d = zip(*points, strict=True)
+            sections.append((f"Downstream task forecasts through the loss ({prob:.0%} intervals)",
+                             task_table(tasks, fit=main, N=list(n), D=list(d), prob=prob)))
+    elif downstream is not None:
         from bayes_scaling.downstream import chain
 
         sections.append((f"Downstream: {downstream.metric} as a function of the loss ({downstream.link.formula}, "

@@ -216,7 +216,8 @@ def make_report(
     The first law is the main one; with two or more, the report adds the comparison
     (:func:`compare_hypotheses`). ``out`` is checked before any fitting (see ``write_report`` for the rules);
     nothing is written if fitting fails or is interrupted. ``downstream``: a link fit
-    (:func:`bayes_scaling.downstream.fit_downstream`) whose section the report adds.
+    (:func:`bayes_scaling.downstream.fit_downstream`) or task fit (:func:`~bayes_scaling.downstream.fit_tasks`)
+    whose section the report adds.
     """
     out = Path(out)
     sweep = load_sweep(data)

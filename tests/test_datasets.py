@@ -236,3 +236,15 @@ def test_a_dataset_sharing_another_ones_files_downloads_and_converts(shared, mon
     pd.testing.assert_frame_equal(frame[prepared.columns].sort_values("name").reset_index(drop=True),
                                   prepared.sort_values("name").reset_index(drop=True), check_dtype=False, rtol=1e-9)
     assert frame["err_avg_subset"].between(0, 1).all() and frame["random_err_avg"].iloc[0] == 0.75
+
+
+def test_gadre_downstream_task_columns_match_the_eval_metadata(shared):
+    """Each task's chance error and test items (constants in the catalog) agree with the source's metadata."""
+    meta = pd.read_csv(shared / "gadre2024_downstream" / "source" / "eval_metadata.csv").set_index("Eval Task")
+    frame = load("gadre2024_downstream", path=shared)
+    tasks = [c.removeprefix("items_err_") for c in frame.columns if c.startswith("items_err_")]
+    assert len(tasks) == 46
+    for task in tasks:
+        assert frame[f"items_err_{task}"].iloc[0] == meta.loc[task, "#datapoints"], task
+        assert frame[f"random_err_{task}"].iloc[0] == pytest.approx(1 - meta.loc[task, "Random baseline"] / 100)
+    assert frame["random_err_avg"].iloc[0] == pytest.approx(frame[[f"random_err_{t}" for t in tasks]].iloc[0].mean())

@@ -79,6 +79,9 @@ class Dataset:
     shared_sources : mapping
         Source-path prefix -> the dataset whose vetted copy holds those files (the same files at the same commit,
         e.g. gadre2024_downstream's model records are gadre2024's); downloads fetch them into this dataset's folder.
+    complete : callable, optional
+        Adds columns of constants (e.g. each task's chance error and test items) to every loaded table, however
+        it was found.
     """
 
     name: str
@@ -94,6 +97,7 @@ class Dataset:
     rows: int
     convert: Callable[[Path], pd.DataFrame] | None = field(default=None, repr=False)
     shared_sources: Mapping[str, str] = field(default_factory=dict)
+    complete: Callable[[pd.DataFrame], pd.DataFrame] | None = field(default=None, repr=False)
 
     def vetted_copy(self, root: Path, source_path: str) -> Path:
         """Where the vetted copy of a source file lives under a ``shared/data``-style ``root``."""
@@ -182,20 +186,27 @@ def _gadre(folder: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-#: Gadre et al.'s 46 downstream tasks and the 17-task subset where small models beat chance, as listed in
-#: ``scaling/constants.py`` of github.com/mlfoundations/scaling @ a003c4913793ac2ae7ef87b28ecb562955d026d5.
-_GADRE_TASKS = (
-    "agi_eval_lsat_ar", "agi_eval_lsat_rc", "agi_eval_lsat_lr", "agi_eval_sat_en", "arc_easy",
-    "arc_challenge", "bbq", "bigbench_conceptual_combinations", "bigbench_conlang_translation",
-    "bigbench_cs_algorithms", "bigbench_dyck_languages", "bigbench_elementary_math_qa",
-    "bigbench_misconceptions", "bigbench_language_identification", "bigbench_logical_deduction",
-    "bigbench_novel_concepts", "bigbench_operators", "bigbench_repeat_copy_logic", "bigbench_qa_wikidata",
-    "bigbench_strange_stories", "bigbench_strategy_qa", "bigbench_understanding_fables", "boolq",
-    "commonsense_qa", "copa", "coqa", "enterprise_pii_classification", "hellaswag", "hellaswag_zeroshot",
-    "jeopardy", "lambada_openai", "logi_qa", "math_qa", "mmlu", "mmlu_zeroshot", "openbook_qa", "piqa",
-    "pubmed_qa_labeled", "simple_arithmetic_nospaces", "simple_arithmetic_withspaces", "siqa", "squad",
-    "winogender_mc_female", "winogender_mc_male", "winograd", "winogrande",
-)
+#: Gadre et al.'s 46 downstream tasks (and below, the 17-task subset where small models beat chance), as listed in
+#: ``scaling/constants.py`` of github.com/mlfoundations/scaling @ a003c4913793ac2ae7ef87b28ecb562955d026d5. Per task:
+#: (random-baseline accuracy in %, test items), the ``Random baseline`` and ``#datapoints`` columns of
+#: ``exp_data/eval_metadata.csv`` at the same commit (checked against the shared copy by the tests).
+_GADRE_TASKS: dict[str, tuple[int, int]] = {
+    "agi_eval_lsat_ar": (25, 230), "agi_eval_lsat_rc": (25, 268), "agi_eval_lsat_lr": (25, 510),
+    "agi_eval_sat_en": (25, 206), "arc_easy": (25, 2376), "arc_challenge": (25, 2376), "bbq": (50, 58492),
+    "bigbench_conceptual_combinations": (25, 103), "bigbench_conlang_translation": (0, 164),
+    "bigbench_cs_algorithms": (0, 1320), "bigbench_dyck_languages": (0, 1000),
+    "bigbench_elementary_math_qa": (25, 38160), "bigbench_misconceptions": (50, 219),
+    "bigbench_language_identification": (25, 10000), "bigbench_logical_deduction": (25, 1500),
+    "bigbench_novel_concepts": (25, 32), "bigbench_operators": (0, 210), "bigbench_repeat_copy_logic": (0, 32),
+    "bigbench_qa_wikidata": (0, 20321), "bigbench_strange_stories": (50, 174), "bigbench_strategy_qa": (50, 2289),
+    "bigbench_understanding_fables": (25, 189), "boolq": (50, 3270), "commonsense_qa": (25, 1221), "copa": (50, 100),
+    "coqa": (0, 7983), "enterprise_pii_classification": (50, 3395), "hellaswag": (25, 10042),
+    "hellaswag_zeroshot": (25, 10042), "jeopardy": (0, 2117), "lambada_openai": (0, 5153), "logi_qa": (25, 651),
+    "math_qa": (25, 2983), "mmlu": (25, 14042), "mmlu_zeroshot": (25, 14042), "openbook_qa": (25, 500),
+    "piqa": (50, 1838), "pubmed_qa_labeled": (0, 1000), "simple_arithmetic_nospaces": (0, 1000),
+    "simple_arithmetic_withspaces": (0, 1000), "siqa": (50, 1954), "squad": (0, 10570),
+    "winogender_mc_female": (50, 60), "winogender_mc_male": (50, 60), "winograd": (50, 273), "winogrande": (50, 1267),
+}
 _GADRE_SUBSET = (
     "arc_easy", "bigbench_cs_algorithms", "bigbench_dyck_languages", "bigbench_novel_concepts",
     "bigbench_operators", "bigbench_qa_wikidata", "boolq", "commonsense_qa", "copa", "coqa", "hellaswag",
@@ -223,6 +234,19 @@ def _gadre_downstream(folder: Path) -> pd.DataFrame:
     })
     table = models.merge(summary, on="name", validate="one_to_one").merge(errors, on="name", validate="one_to_one")
     return table.reset_index(drop=True)
+
+
+def _gadre_task_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """Add each task's chance error (``random_err_<task>``) and test items (``items_err_<task>``) where missing."""
+    extra = {}
+    for task, (baseline, items) in _GADRE_TASKS.items():
+        if f"err_{task}" in frame.columns:
+            extra.setdefault(f"random_err_{task}", 1.0 - baseline / 100.0)
+            extra.setdefault(f"items_err_{task}", items)
+    extra = {k: v for k, v in extra.items() if k not in frame.columns}
+    if not extra:
+        return frame
+    return pd.concat([frame, pd.DataFrame(extra, index=frame.index)], axis=1)  # one block, not 92 inserts
 
 
 def _li2025(folder: Path) -> pd.DataFrame:
@@ -436,9 +460,10 @@ CATALOG: Mapping[str, Dataset] = {
             license="MIT",
             loss="C4 validation loss, nats/token (as gadre2024); err_* columns: 1 - accuracy per task",
             groups=("dataset",), run_id="name", default_query="", rows=104, convert=_gadre_downstream,
-            shared_sources={"source/models/": "gadre2024"},
-            notes="err_avg / err_avg_subset: the paper's 46- and 17-task averages; random_err_*: chance. Small "
-            "models sit at chance on most tasks; fit the link from loss to error with bayes_scaling.downstream.",
+            shared_sources={"source/models/": "gadre2024"}, complete=_gadre_task_columns,
+            notes="err_avg / err_avg_subset: the paper's 46- and 17-task averages; random_err_*: chance; "
+            "items_err_<task>: the task's test items. Small models sit at chance on most tasks; fit the link from "
+            "loss to error with bayes_scaling.downstream (fit_tasks for many tasks at once).",
         ),
         Dataset(
             name="li2025_misfitting",

@@ -101,6 +101,8 @@ def load(
     if missing:
         raise DatasetError(f"{source} has no column {', '.join(map(repr, missing))}; found {', '.join(frame.columns)}")
     frame = frame.astype(dict.fromkeys(REQUIRED, float))  # raw counts overflow int64 in products like 6*N*D
+    if entry.complete is not None:
+        frame = entry.complete(frame)
     if query:
         expression = entry.default_query if query == DEFAULT else query
         if expression:
