@@ -407,6 +407,15 @@ def cmd_suggest(args: argparse.Namespace) -> int:
         raise ValueError("give the target: --N and --D (the loss of that run) or --optimal-at C (compute-optimal N)")
     else:
         target = {"N": args.N, "D": args.D}
+    if args.downstream is not None:
+        from bayes_scaling.downstream import load_downstream
+
+        if "C" in target:
+            raise ValueError("--downstream needs the run as --N and --D, not --optimal-at")
+        link = load_downstream(args.downstream)
+        if not hasattr(link, "metric"):
+            raise ValueError(f"--downstream {args.downstream} holds a fit of several tasks; give one link fit")
+        target["downstream"] = link
     candidates = None
     if args.candidates is not None:
         if not args.candidates.is_file():
@@ -841,6 +850,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--D", type=_positive_float, default=None, help=".. trained on D tokens")
     p.add_argument("--optimal-at", type=_positive_float, default=None, metavar="C",
                    help="target instead: the compute-optimal model size at C FLOPs")
+    p.add_argument("--downstream", type=Path, default=None, metavar="LINK.nc",
+                   help="target instead: the benchmark error of the --N/--D run through this link fit")
     p.add_argument("--candidates", type=Path, default=None, metavar="RUNS.csv",
                    help="runs to choose from (columns N and D; default: a grid within and just beyond the sweep)")
     p.add_argument("--k", type=int, default=None, help="most runs to suggest (default: as the budget allows)")

@@ -50,22 +50,34 @@ class Target:
     N: float | None = None
     D: float | None = None
     C: float | None = None
+    link: Any = field(default=None, compare=False, repr=False)
 
     @classmethod
     def of(cls, target: Any) -> Target:
-        """A :class:`Target` from itself, ``{"N": .., "D": ..}`` (loss), ``{"C": ..}`` (compute-optimal N) or (N, D)."""
+        """A :class:`Target` from itself or a mapping (see :func:`suggest_runs`).
+
+        ``{"N": .., "D": ..}`` or (N, D): loss; ``{"C": ..}``: compute-optimal N; ``{"N": .., "D": ..,
+        "downstream": link}``: a benchmark error through a link fit.
+        """
         if isinstance(target, Target):
             return target
         if isinstance(target, Mapping):
             keys = set(target)
             if keys == {"N", "D"}:
                 return cls._checked(cls("loss", N=float(target["N"]), D=float(target["D"])))
+            if keys == {"N", "D", "downstream"}:
+                link = target["downstream"]
+                if not hasattr(link, "link") or not hasattr(link, "metric"):
+                    raise ValueError("target 'downstream' must be one link fit (fit_downstream / load_downstream), "
+                                     f"not {type(link).__name__}")
+                return cls._checked(cls("metric", N=float(target["N"]), D=float(target["D"]), link=link))
             if keys == {"C"}:
                 return cls._checked(cls("n_opt", C=float(target["C"])))
         elif isinstance(target, Sequence) and not isinstance(target, str) and len(target) == 2:
             return cls._checked(cls("loss", N=float(target[0]), D=float(target[1])))
         raise ValueError(f"target must be {{'N': .., 'D': ..}} (the loss of that run), {{'C': ..}} (the "
-                         f"compute-optimal N at C FLOPs) or (N, D); got {target!r}")
+                         "compute-optimal N at C FLOPs), {'N': .., 'D': .., 'downstream': LINK} (a benchmark error) "
+                         f"or (N, D); got {target!r}")
 
     @staticmethod
     def _checked(target: Target) -> Target:
@@ -79,12 +91,14 @@ class Target:
         """The target in words."""
         if self.kind == "loss":
             return f"the loss of a {self.N:.3g}-parameter model trained on {self.D:.3g} tokens"
+        if self.kind == "metric":
+            return f"the {self.link.metric} of a {self.N:.3g}-parameter model trained on {self.D:.3g} tokens"
         return f"the compute-optimal model size at {self.C:.3g} FLOPs"
 
     @property
     def units(self) -> str:
         """Units of the target's interval width."""
-        return "nats/token" if self.kind == "loss" else "decades of N"
+        return {"loss": "nats/token", "metric": "error (fraction)"}.get(self.kind, "decades of N")
 
 
 @dataclass
@@ -151,15 +165,16 @@ class Suggestion:
             return [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
                     for row in table.to_dict(orient="records")]
 
+        link = self.target.link
         return {"target": {"kind": self.target.kind, "N": self.target.N, "D": self.target.D, "C": self.target.C,
-                           "units": self.target.units},
+                           "metric": link.metric if link is not None else None, "units": self.target.units},
                 "budget": self.budget, "prob": self.prob, "before": self.before, "after": self.after,
                 "runs": records(self.runs), "baselines": records(self.baselines), "info": self.info,
                 "sentence": self.sentence()}
 
 
 def _fmt(value: float, target: Target) -> str:
-    return f"{value:.4g}" if target.kind == "loss" else f"{value:.3g}"
+    return f"{value:.4g}" if target.kind in ("loss", "metric") else f"{value:.3g}"
 
 
 def candidate_grid(fit: Fit, budget: float, *, tokens_per_param: Sequence[float] = GRID_TOKENS_PER_PARAM,
@@ -203,13 +218,18 @@ class _Preposterior:
         # the target per draw: the law's log mean (loss) or log N_opt; the extrapolation term on top for a loss
         raw = fit.info.get("extrapolation") or {}
         self.drift = self.scale = np.zeros(self.S)
-        if target.kind == "loss":
+        if target.kind in ("loss", "metric"):
             point = self._points([(target.N, target.D)])
             self.base = fit.log_mean(point, draws=self.params)[:, 0]
             if raw.get("design") in ("kappa", "drift"):
                 self.drift, self.scale = Extrapolation.from_dict(raw).joint_draws(self.S, rng)
             self.z = rng.standard_normal(self.S)
             self.point = point
+            if target.kind == "metric":
+                link_draws = target.link.draws()
+                n_link = len(next(iter(link_draws.values())))
+                pair = rng.choice(n_link, size=self.S, replace=self.S > n_link)
+                self.link_params = {k: v[pair] for k, v in link_draws.items()}
         else:
             from bayes_scaling.planning import optimal_n_draws
 
@@ -225,12 +245,18 @@ class _Preposterior:
 
     def values(self, ranges: Mapping[str, tuple[float, float]]) -> np.ndarray:
         """The target per draw given the sweep's ranges (they set the extrapolation distance)."""
-        if self.target.kind != "loss" or (not self.scale.any() and not self.drift.any()):
-            return self.base
-        from bayes_scaling.extrapolation import distance_to
+        values = self.base
+        if self.target.kind != "n_opt" and (self.scale.any() or self.drift.any()):
+            from bayes_scaling.extrapolation import distance_to
 
-        d = float(distance_to(self.point, ranges, self.columns)[0])
-        return self.base + (self.drift + self.scale * self.z) * d
+            d = float(distance_to(self.point, ranges, self.columns)[0])
+            values = self.base + (self.drift + self.scale * self.z) * d
+        if self.target.kind == "metric":  # the error through the link, one link draw paired with each loss draw
+            link = self.target.link
+            with np.errstate(over="ignore"):
+                return np.clip(link.link.mean(np, self.link_params, np.exp(values), link.chance, link.reference),
+                               0.0, 1.0)
+        return values
 
     def extended(self, ranges: Mapping[str, tuple[float, float]], runs: pd.DataFrame) -> dict[str, tuple[float, float]]:
         out = dict(ranges)
@@ -264,11 +290,11 @@ class _Preposterior:
         lower, upper = self._scale(lo), self._scale(hi)
         return lower, upper, self._width(lower, upper), ess
 
-    def _scale(self, log_values: np.ndarray) -> np.ndarray:
-        return np.exp(log_values)
+    def _scale(self, values: np.ndarray) -> np.ndarray:
+        return values if self.target.kind == "metric" else np.exp(values)
 
     def _width(self, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
-        return upper - lower if self.target.kind == "loss" else np.log10(upper / lower)
+        return np.log10(upper / lower) if self.target.kind == "n_opt" else upper - lower
 
     def expected(self, runs: pd.DataFrame) -> dict[str, float]:
         """Expected interval of the target after ``runs`` (columns N, D, C)."""
@@ -350,7 +376,9 @@ def suggest_runs(
         FLOPs available for the new runs (each costs ``flops_per_param_token * N * D``).
     target : mapping, tuple or Target
         ``{"N": .., "D": ..}`` or ``(N, D)``: the loss of that run (its credible interval, with the extrapolation
-        term); ``{"C": ..}``: the compute-optimal model size at C FLOPs.
+        term); ``{"C": ..}``: the compute-optimal model size at C FLOPs; ``{"N": .., "D": .., "downstream": link}``:
+        the expected benchmark error of that run through a link fit (:func:`~bayes_scaling.downstream.fit_downstream`;
+        new runs sharpen the loss, the link's own spread stays).
     candidates : DataFrame, optional
         Runs to choose from (columns ``N`` and ``D``, e.g. the shapes a code base supports). Default:
         :func:`candidate_grid` (sizes from the sweep's smallest to 4x its largest, 5-80 tokens per parameter).

@@ -106,3 +106,22 @@ def test_cli_suggest_and_plot(small_fit, suggestion, tmp_path, capsys):
     ax = plots.plot_design(suggestion.candidates, runs=suggestion.runs, sweep=small_fit.sweep.frame)
     assert len(ax.texts) == len(suggestion.runs) and ax.get_xscale() == "log"
     plt.close("all")
+
+
+def test_downstream_metric_target(small_fit):
+    from bayes_scaling.downstream import fit_downstream
+
+    rng = np.random.default_rng(3)
+    loss = rng.uniform(2.2, 4.0, 40)
+    evals = pd.DataFrame({"loss": loss, "err": np.clip(0.76 - 3 * np.exp(-1.1 * loss) + 0.005
+                                                       * rng.standard_normal(40), 0, 1), "random_err": 0.75})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        link = fit_downstream(evals, "err", draws=300, tune=400, chains=2, seed=1)
+    result = suggest_runs(small_fit, 1e20, {**TARGET, "downstream": link}, seed=0, **FAST)
+    assert result.target.kind == "metric" and result.target.units == "error (fraction)"
+    assert 0 < result.before["lower"] < result.before["median"] < result.before["upper"] < 1
+    assert result.after <= result.before["width"]
+    assert result.to_dict()["target"]["metric"] == "err"
+    with pytest.raises(ValueError, match="must be one link fit"):
+        suggest_runs(small_fit, 1e20, {**TARGET, "downstream": "link.nc"})
