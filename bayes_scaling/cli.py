@@ -304,11 +304,11 @@ def _strict_status(results: Any, args: argparse.Namespace) -> int:
 
 
 def _points(args: argparse.Namespace) -> dict[str, Any]:
-    points = {"N": args.N, "D": args.D, "C": args.C}
+    points = {"N": args.N, "D": args.D, "C": args.C, "experts": getattr(args, "experts", None)}
     points = {k: v for k, v in points.items() if v}
     counts = {k: len(v) for k, v in points.items()}
     if len(set(counts.values())) > 1:
-        raise ValueError("give the same number of each of --N, --D and --C (one --D per --N); got "
+        raise ValueError("give the same number of each of --N, --D, --C and --experts (one --D per --N); got "
                          + ", ".join(f"{n} --{k}" for k, n in counts.items()))
     return points
 
@@ -834,6 +834,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--N", type=_positive_float, action="append", help="parameters (repeat for more points)")
     p.add_argument("--D", type=_positive_float, action="append", help="tokens (one per --N)")
     p.add_argument("--C", type=_positive_float, action="append", help="FLOPs (for compute-only laws)")
+    p.add_argument("--experts", type=_positive_float, action="append",
+                   help="experts per routed layer, 1 = dense (for the routing law; one per --N)")
     p.add_argument("--prob", type=_prob, default=PROB, help=f"interval probability (default {PROB:g})")
     seed = _default(_forecast_function, "seed")
     p.add_argument("--seed", type=int, default=seed, help=f"seed of the predictive noise (default {seed})")

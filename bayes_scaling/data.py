@@ -41,13 +41,14 @@ MIN_ROWS = 6
 #: Training FLOPs per parameter per token (C ≈ 6·N·D).
 FLOPS_PER_PARAM_TOKEN = 6.0
 REQUIRED = ("N", "D", "loss")
-OPTIONAL = ("C", "unique_tokens")
+OPTIONAL = ("C", "unique_tokens", "experts")
 _UNITS = {
     "N": "parameters",
     "D": "tokens",
     "loss": "nats per token",
     "C": "FLOPs",
     "unique_tokens": "tokens",
+    "experts": "experts per routed layer (count; 1 for a dense model)",
 }
 
 
@@ -66,6 +67,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "C": ("flops", "compute", "training_flop", "training_flops", "train_flops"),
     "loss": ("final_loss", "eval_loss", "val_loss", "validation_loss", "train_loss", "test_loss"),
     "unique_tokens": ("u", "unique", "unique_data", "unique_tokens_count"),
+    "experts": ("num_experts", "n_experts", "expert_count"),
 }
 #: ``load_sweep("dataset:NAME")`` (or ``"dataset:NAME:default"`` for its recommended rows) reads a public sweep.
 DATASET_PREFIX = "dataset:"
@@ -260,7 +262,7 @@ class Sweep:
 
     def describe(self) -> pd.DataFrame:
         """Range of each physical column (min, max) and the number of runs."""
-        cols = [c for c in ("N", "D", "C", "loss", "unique_tokens") if c in self.frame.columns]
+        cols = [c for c in ("N", "D", "C", "loss", "unique_tokens", "experts") if c in self.frame.columns]
         table = self.frame[cols].agg(["min", "max"]).T
         table["runs"] = len(self)
         return table
@@ -292,8 +294,9 @@ def centred_logs(
     """Centred log inputs ``x[key] = log(value / reference)`` for a law's input keys."""
     from bayes_scaling.laws import INPUT_COLUMNS, INPUT_REFERENCE
 
-    return {
-        key: np.log(np.asarray(columns[INPUT_COLUMNS[key]], dtype=float)) - math.log(reference[INPUT_REFERENCE[key]])
+    return {  # an input without a reference scale (experts) is not centred: log 1 = 0 is the dense model
+        key: np.log(np.asarray(columns[INPUT_COLUMNS[key]], dtype=float))
+        - (math.log(reference[INPUT_REFERENCE[key]]) if INPUT_REFERENCE[key] else 0.0)
         for key in inputs
     }
 
@@ -437,6 +440,9 @@ def load_sweep(
         _check_units(frame, loss_units)
     if "C" not in frame.columns:
         frame["C"] = FLOPS_PER_PARAM_TOKEN * frame["N"] * frame["D"]
+    if "experts" in frame.columns and (frame["experts"].to_numpy() < 1).any():
+        raise DataError(f"column 'experts' must be >= 1 (a dense model has 1 expert); "
+                        f"{_rows(frame['experts'].to_numpy() < 1)} are below 1")
     if "unique_tokens" in frame.columns:
         too_many = frame["unique_tokens"].to_numpy() > frame["D"].to_numpy() * (1 + 1e-9)
         if too_many.any():
@@ -547,7 +553,8 @@ def check_identifiable(law: ScalingLaw, sweep: Sweep) -> None:
         if len(values) > 1:
             continue
         column = INPUT_COLUMNS[key]
-        what = {"N": "model size", "D": "token count", "C": "compute", "unique_tokens": "unique-token count"}[column]
+        what = {"N": "model size", "D": "token count", "C": "compute", "unique_tokens": "unique-token count",
+                "experts": "expert count"}[column]
         others = [k for k, v in distinct.items() if k != key and len(v) > 1]
         hint = (f"; fit law {instead[key]!r} (a function of {INPUT_COLUMNS['D' if key == 'N' else 'N']} alone) "
                 "instead" if key in instead and others and set(law.inputs) <= {"N", "D"} else "")

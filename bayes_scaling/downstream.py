@@ -407,6 +407,9 @@ def link_curve(link: DownstreamFit, *, loss: Any = None, prob: float = 0.9, seed
 _TASKS_KEY = "bayes_scaling_tasks"
 #: Per-task parameters of the pooled sigmoid link (each drawn around a population mean, non-centred).
 TASK_PARAMS = ("delta", "floor_frac", "midpoint", "width", "sigma")
+#: Largest best error of a task as a fraction of its chance error: every task can be learned a little, so a task
+#: flat in the data is one whose rise lies beyond it (one explanation, not two that the sampler would split between).
+TASK_FLOOR_MAX = 0.95
 #: Smallest NUTS target acceptance of a task fit (its population spreads make funnels that smaller steps pass).
 TASK_TARGET_ACCEPT = 0.95
 #: Population-level parameters of the pooled link.
@@ -426,14 +429,15 @@ class TaskFit:
 
     Each task ``t`` follows ``Err_t(L) = top_t - (top_t - floor_t) sigmoid((m_t - L) / w_t)``: a plateau
     ``top_t = chance_t + delta_t`` where small models sit (near chance; ``delta_t`` lets a task sit a little above
-    or below it), a best error ``floor_t = chance_t * floor_frac_t`` and a rise centred on the loss ``m_t`` with
-    width ``w_t``. The per-task ``delta``, ``logit(floor_frac)``, ``m``, ``log w`` and ``log sigma`` are drawn
-    around population means with learned spreads, so a task that has not left chance in the data borrows its
-    shape from the others. A task whose chance error is 1 (exact-match generation: nothing right by guessing) has
-    its plateau at 1 (``delta = 0``). Noise: a task's error on one model is normal with variance
-    ``p (1 - p) / items`` (the binomial noise of its test items) plus ``sigma_t**2`` (model-to-model noise beyond
-    that: the variance of a beta-binomial, in a form that samples well) plus ``(0.5 / items)**2`` (a count
-    resolves no finer than one item).
+    or below it), a best error ``floor_t = chance_t * floor_frac_t`` (``floor_frac`` below :data:`TASK_FLOOR_MAX`:
+    every task can be learned a little, so a task flat in the data rises beyond it) and a rise centred on the loss
+    ``m_t`` with width ``w_t``. The per-task ``delta``, ``logit(floor_frac)``, ``m``, ``log w`` and ``log sigma``
+    are drawn around population means with learned spreads, so a task that has not left chance in the data borrows
+    its shape from the others. A task whose chance error is 1 (exact-match
+    generation: nothing right by guessing) has its plateau at 1 (``delta = 0``). Noise: a task's error on one
+    model is normal with variance ``p (1 - p) / items`` (the binomial noise of its test items) plus ``sigma_t**2``
+    (model-to-model noise beyond that: the variance of a beta-binomial, in a form that samples well) plus
+    ``(0.5 / items)**2`` (a count resolves no finer than one item).
 
     Attributes
     ----------
@@ -649,8 +653,8 @@ def fit_tasks(
         mu_s, tau_s = pm.Normal("mu_logsigma", math.log(0.01), 1.0), pm.HalfNormal("tau_logsigma", 0.5)
         params = {
             "delta": pm.Deterministic("delta", tau_delta * offsets, dims="task"),
-            "floor_frac": pm.Deterministic("floor_frac", pm.math.sigmoid(mu_floor + tau_floor * normal("z_floor")),
-                                           dims="task"),
+            "floor_frac": pm.Deterministic("floor_frac", TASK_FLOOR_MAX
+                                           * pm.math.sigmoid(mu_floor + tau_floor * normal("z_floor")), dims="task"),
             "midpoint": pm.Deterministic("midpoint", mu_mid + tau_mid * normal("z_mid"), dims="task"),
             "width": pm.Deterministic("width", pt.exp(mu_w + tau_w * normal("z_width")), dims="task"),
         }

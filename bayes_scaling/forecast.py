@@ -41,12 +41,14 @@ def points_frame(
     D: ArrayLike | None = None,
     C: ArrayLike | None = None,
     unique_tokens: ArrayLike | None = None,
+    experts: ArrayLike | None = None,
 ) -> pd.DataFrame:
-    """Broadcast query points into a table with columns N, D, C (and unique_tokens).
+    """Broadcast query points into a table with columns N, D, C (and unique_tokens, experts).
 
     C defaults to 6·N·D when N and D are given; every value must be finite and > 0.
     """
-    given = {k: v for k, v in {"N": N, "D": D, "C": C, "unique_tokens": unique_tokens}.items() if v is not None}
+    given = {k: v for k, v in {"N": N, "D": D, "C": C, "unique_tokens": unique_tokens, "experts": experts}.items()
+             if v is not None}
     if not given:
         raise ValueError("give at least one of N, D, C for the points to forecast")
     try:
@@ -63,6 +65,9 @@ def points_frame(
         bad = ~(np.isfinite(frame[column]) & (frame[column] > 0))
         if bad.any():
             raise ValueError(f"{column} must be finite and > 0; got {frame[column][bad].tolist()}")
+    if "experts" in frame and (frame["experts"] < 1).any():
+        below = frame["experts"][frame["experts"] < 1].tolist()
+        raise ValueError(f"experts must be >= 1 (1 is a dense model); got {below}")
     if "C" not in frame and {"N", "D"} <= set(frame):
         frame["C"] = FLOPS_PER_PARAM_TOKEN * frame["N"] * frame["D"]
     return frame
@@ -114,7 +119,8 @@ def band_table(fit: Fit, points: pd.DataFrame, probs: Sequence[float] = (0.5, 0.
     Columns: the inputs, ``median``, and for each p in ``probs``: ``lower_p``/``upper_p`` (credible
     interval of the law's mean) and ``pred_lower_p``/``pred_upper_p`` (predictive interval of a run).
     """
-    points = points_frame(**{c: points[c].to_numpy() for c in ("N", "D", "C", "unique_tokens") if c in points})
+    points = points_frame(**{c: points[c].to_numpy() for c in ("N", "D", "C", "unique_tokens", "experts")
+                             if c in points})
     draws = loss_draws(fit, points, seed)
     loss, pred = draws["mean"], draws["pred"]
     out = points.copy()
@@ -207,6 +213,7 @@ def forecast(
     D: ArrayLike | None = None,
     C: ArrayLike | None = None,
     unique_tokens: ArrayLike | None = None,
+    experts: ArrayLike | None = None,
     prob: float = 0.9,
     seed: int | np.random.Generator | None = 0,
 ) -> pd.DataFrame:
@@ -216,8 +223,8 @@ def forecast(
     ----------
     fit : Fit
         A fitted law.
-    N, D, C, unique_tokens : float or array
-        Query points (broadcast together); C defaults to 6·N·D.
+    N, D, C, unique_tokens, experts : float or array
+        Query points (broadcast together); C defaults to 6·N·D; ``experts`` for the routing law.
     prob : float
         Probability mass of the (equal-tailed) intervals.
     seed : int or Generator
@@ -241,7 +248,7 @@ def forecast(
         When the law gives no finite loss at a point (outside its domain).
     """
     prob = _check_prob(prob)
-    points = points_frame(N=N, D=D, C=C, unique_tokens=unique_tokens)
+    points = points_frame(N=N, D=D, C=C, unique_tokens=unique_tokens, experts=experts)
     draws = loss_draws(fit, points, seed)
     loss, pred = draws["mean"], draws["pred"]
     tails = [(1 - prob) / 2, (1 + prob) / 2]

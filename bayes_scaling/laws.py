@@ -38,9 +38,9 @@ Expression = Callable[[Any, Mapping[str, Any], Mapping[str, Any]], Any]
 Derived = Callable[[Any, Mapping[str, Any], Mapping[str, Any]], Any]
 
 #: Column each input key is read from.
-INPUT_COLUMNS = {"N": "N", "D": "D", "C": "C", "U": "unique_tokens"}
-#: Reference scale used to centre each input key.
-INPUT_REFERENCE = {"N": "N", "D": "D", "C": "C", "U": "D"}
+INPUT_COLUMNS = {"N": "N", "D": "D", "C": "C", "U": "unique_tokens", "X": "experts"}
+#: Reference scale used to centre each input key (None: not centred).
+INPUT_REFERENCE: dict[str, str | None] = {"N": "N", "D": "D", "C": "C", "U": "D", "X": None}
 
 
 @dataclass(frozen=True)
@@ -490,5 +490,28 @@ register_law(
         log_loss=_data_constrained,
         derived=_CHINCHILLA_DERIVED,
         summary_names=(*_CHINCHILLA_SUMMARY, "r_star"),
+    )
+)
+
+
+def _routing(xp: Any, p: Mapping[str, Any], x: Mapping[str, Any]) -> Any:
+    return p["log_loss_ref"] + p["a"] * x["N"] + p["b"] * x["X"] + p["c"] * x["N"] * x["X"]
+
+
+register_law(
+    ScalingLaw(
+        name="routing",
+        title="Unified routing law for mixture-of-experts models, L(N, E) at a fixed token count",
+        formula="log L = log L_ref + a log(N / N_ref) + b log E + c log(N / N_ref) log E",
+        citation="Clark et al. 2022, Unified Scaling Laws for Routed Language Models (eq. 1, with E for E-hat)",
+        inputs=("N", "X"),
+        default_priors={
+            "log_loss_ref": Prior("Normal", mu=math.log(3.0), sigma=0.5),  # a dense model at the reference N
+            "a": Prior("Normal", mu=-0.08, sigma=0.1),  # log-loss per log dense parameter
+            "b": Prior("Normal", mu=-0.03, sigma=0.1),  # log-loss per log expert count at the reference N
+            "c": Prior("Normal", mu=0.0, sigma=0.03),  # how the experts' gain changes with N
+        },
+        log_loss=_routing,
+        derived={"L_ref": lambda xp, p, log_ref: xp.exp(p["log_loss_ref"])},
     )
 )

@@ -279,13 +279,13 @@ class Fit:
         return result
 
     def forecast(self, *, N: Any = None, D: Any = None, C: Any = None, unique_tokens: Any = None,
-                 prob: float = 0.9, seed: int | None = 0) -> pd.DataFrame:
+                 experts: Any = None, prob: float = 0.9, seed: int | None = 0) -> pd.DataFrame:
         """Forecast the loss at new points; see :func:`bayes_scaling.forecast.forecast`."""
         from bayes_scaling.forecast import forecast
 
         self._require_single("a forecast")
 
-        return forecast(self, N=N, D=D, C=C, unique_tokens=unique_tokens, prob=prob, seed=seed)
+        return forecast(self, N=N, D=D, C=C, unique_tokens=unique_tokens, experts=experts, prob=prob, seed=seed)
 
     def to_dict(self, prob: float = 0.9) -> dict[str, Any]:
         """JSON-friendly summary: law, parameters, diagnostics, info (pooled fits: parameters by group)."""

@@ -151,22 +151,21 @@ def write_report(
     if budgets and nd_law:
         sections.append((f"Compute-optimal allocation ({prob:.0%} intervals)",
                          compute_optimal(main, list(budgets), prob=prob)))
-    if tasks is not None:
-        sections.append((f"Downstream: {len(tasks.metrics)} tasks as functions of the loss, pooled (floor and "
-                         f"leave loss with {prob:.0%} intervals)", tasks.summary(prob)))
-        if points and nd_law:
-            n, d = zip(*points, strict=True)
-            sections.append((f"Downstream task forecasts through the loss ({prob:.0%} intervals)",
-                             task_table(tasks, fit=main, N=list(n), D=list(d), prob=prob)))
-    elif downstream is not None:
+    if downstream is not None:
         from bayes_scaling.downstream import chain
 
-        sections.append((f"Downstream: {downstream.metric} as a function of the loss ({downstream.link.formula}, "
-                         f"chance {downstream.chance:.3g})", downstream.summary(prob)))
+        if tasks is not None:
+            title = (f"Downstream: {len(tasks.metrics)} tasks as functions of the loss, pooled (floor and leave loss "
+                     f"with {prob:.0%} intervals)")
+            label, through = "Downstream task forecasts", lambda n, d: task_table(tasks, fit=main, N=n, D=d, prob=prob)
+        else:
+            title = (f"Downstream: {downstream.metric} as a function of the loss ({downstream.link.formula}, "
+                     f"chance {downstream.chance:.3g})")
+            label, through = "Downstream forecasts", lambda n, d: chain(main, downstream, N=n, D=d, prob=prob)
+        sections.append((title, downstream.summary(prob)))
         if points and nd_law:
             n, d = zip(*points, strict=True)
-            sections.append((f"Downstream forecasts through the loss ({prob:.0%} intervals)",
-                             chain(main, downstream, N=list(n), D=list(d), prob=prob)))
+            sections.append((f"{label} through the loss ({prob:.0%} intervals)", through(list(n), list(d))))
     if comparison is not None:
         sections.append(("Comparison (PSIS-LOO)", comparison.loo))
         if comparison.extrapolation is not None:

@@ -34,13 +34,14 @@ def prior_means(law: bs.ScalingLaw) -> dict[str, float]:
 
 
 def inputs(law: bs.ScalingLaw, n: np.ndarray, d: np.ndarray) -> dict[str, np.ndarray]:
-    cols = {"N": n, "D": d, "C": 6 * n * d, "unique_tokens": d / 4}
-    return {k: np.log(cols[INPUT_COLUMNS[k]] / REF[INPUT_REFERENCE[k]]) for k in law.inputs}
+    cols = {"N": n, "D": d, "C": 6 * n * d, "unique_tokens": d / 4, "experts": np.full(np.shape(n), 8.0)}
+    return {k: np.log(cols[INPUT_COLUMNS[k]]) - (LOG_REF[INPUT_REFERENCE[k]] if INPUT_REFERENCE[k] else 0.0)
+            for k in law.inputs}
 
 
 def test_registry_lists_required_laws():
     required = {"chinchilla", "chinchilla_tied", "kaplan", "kaplan_e", "compute", "params", "tokens",
-                "allocation", "allocation_a073", "allocation_a050", "data_constrained"}
+                "allocation", "allocation_a073", "allocation_a050", "data_constrained", "routing"}
     assert required <= set(LAWS)
     with pytest.raises(ValueError, match="unknown law 'nope'; available: chinchilla"):
         bs.get_law("nope")
