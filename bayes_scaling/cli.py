@@ -770,6 +770,25 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     return _strict_status(result.fit, args)
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    counts = [c.strip() for c in args.counts.split(",") if c.strip()] if args.counts else None
+    result = _quietly(workflows.explain, _load(args), by=args.by, counts=counts, window=args.window, law=args.law,
+                      prob=args.prob, fit_kwargs=_sampling_kwargs(args))
+    if args.json:
+        _print_json(result.to_dict())
+        return 0
+    print("Why Kaplan (a = 0.73) and Chinchilla (a = 0.5) disagree, on this sweep (N_opt ~ C^a, "
+          f"{args.prob:.0%} intervals):")
+    for line in result.verdict():
+        print(f"- {line}")
+    for title, table in (("Parameter counting", result.counting), ("a by compute window", result.windows),
+                         ("a by setup", result.protocol), ("Protocol changes", result.effects)):
+        if table is not None and len(table):
+            print(f"\n{title}:")
+            print(_format_table(table))
+    return 0
+
+
 def cmd_laws(args: argparse.Namespace) -> int:
     from bayes_scaling.laws import laws
 
@@ -917,6 +936,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     _add_sampling(p)
     p.set_defaults(func=cmd_backtest)
+
+    p = sub.add_parser("explain", help="why Kaplan and Chinchilla disagree: counting, compute range, protocol")
+    _add_data(p)
+    p.add_argument("--by", default=None, help="column naming each run's setup (training protocol)")
+    p.add_argument("--counts", default=None, metavar="COL,COL",
+                   help="parameter-count columns to compare as N, e.g. N_total,N_nonembed")
+    window = _default(workflows.explain, "window")
+    p.add_argument("--window", type=int, default=window,
+                   help=f"distinct budgets per rolling compute window (default {window})")
+    p.add_argument("--law", default=_default(workflows.explain, "law"), choices=list(laws()), metavar="LAW",
+                   help="a law with compute-optimal exponents (default chinchilla)")
+    p.add_argument("--prob", type=_prob, default=PROB, help=f"interval probability (default {PROB:g})")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    _add_sampling(p)
+    p.set_defaults(func=cmd_explain)
 
     p = sub.add_parser("report", help="write an HTML + Markdown report with figures for a sweep")
     _add_data(p)

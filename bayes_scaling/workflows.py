@@ -8,7 +8,9 @@ analyses that take fits (:mod:`bayes_scaling.comparison`, :mod:`bayes_scaling.sc
 * :func:`compare_hypotheses`: Kaplan vs Chinchilla from one sweep (LOO, extrapolation, exponents, verdict);
 * :func:`backtest`: one law on the smaller models, predictive coverage on the larger ones, against the point fit;
 * :func:`calibration`: coverage of posterior intervals over simulated sweeps with known parameters;
-* :func:`make_report`: fit and write the HTML/Markdown report.
+* :func:`make_report`: fit and write the HTML/Markdown report;
+* :func:`explain`: why Kaplan and Chinchilla disagree, each known cause measured on one sweep
+  (:mod:`bayes_scaling.explain`).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from bayes_scaling.report import REPORT_BUDGETS, REPORT_POINTS, Report, write_re
 from bayes_scaling.scores import BacktestScores, backtest_scores, holdout_scores
 from bayes_scaling.simulate import reference_of, simulate_sweep
 
-__all__ = ["backtest", "calibration", "compare_hypotheses", "extrapolation_scores", "make_report"]
+__all__ = ["backtest", "calibration", "compare_hypotheses", "explain", "extrapolation_scores", "make_report"]
 
 
 def extrapolation_scores(
@@ -231,3 +233,109 @@ def make_report(
     fits = comparison.fits if comparison is not None else {laws[0]: fit(sweep, law=laws[0], **kwargs)}
     return write_report(fits, out, comparison=comparison, downstream=downstream, points=points, budgets=budgets,
                         prob=prob, overwrite=overwrite)
+
+
+def _windows(budgets: np.ndarray, size: int) -> list[np.ndarray]:
+    """Rolling windows of ``size`` consecutive distinct budgets (or of log-C quantile bins when there are many)."""
+    distinct = np.unique(budgets)
+    if len(distinct) > 40:  # not an IsoFLOP design: bin log C into 12 equal-count bins first
+        edges = np.quantile(np.log(budgets), np.linspace(0, 1, 13))
+        labels = np.clip(np.searchsorted(edges, np.log(budgets), side="right") - 1, 0, 11)
+        return [np.isin(labels, np.arange(i, i + size)) for i in range(0, 12 - size + 1)]
+    return [np.isin(budgets, distinct[i:i + size]) for i in range(0, len(distinct) - size + 1)]
+
+
+def explain(
+    data: Any,
+    *,
+    by: str | None = None,
+    counts: Sequence[str] | None = None,
+    window: int = 4,
+    law: str = "chinchilla",
+    prob: float = 0.9,
+    threshold: float = 0.1,
+    fit_kwargs: Mapping[str, Any] | None = None,
+) -> Any:
+    """Measure the known causes of the Kaplan/Chinchilla disagreement on one sweep.
+
+    Parameters
+    ----------
+    data : DataFrame, path or Sweep
+        The runs (with the columns named in ``counts`` and ``by`` when given).
+    by : str, optional
+        Column naming each run's setup (training protocol): a pooled fit with setup-level exponents gives each
+        setup's a and, for the protocol columns (:func:`~bayes_scaling.explain.protocol_factors`), the effect of
+        changing one of them.
+    counts : sequence of str, optional
+        Parameter-count columns to compare as N (e.g. ``("N_total", "N_nonembed")``): the same runs fitted with
+        each, compared by PSIS-LOO and leave-largest-out (the largest quarter of sizes by the first count).
+    window : int
+        Distinct compute budgets per rolling window for a(C) (skipped when the sweep has too few).
+    law : str
+        A law with compute-optimal exponents (default ``"chinchilla"``).
+    prob, threshold
+        Interval probability; size of a change in a that counts (``P(|delta a| > threshold)``).
+    fit_kwargs : mapping, optional
+        Passed to :func:`~bayes_scaling.fitting.fit` (draws, seed, ...); the fits skip the extrapolation term,
+        which a and LOO do not use.
+
+    Returns
+    -------
+    bayes_scaling.explain.Explanation
+    """
+    from bayes_scaling.comparison import compare
+    from bayes_scaling.explain import (
+        Explanation,
+        counting_table,
+        protocol_effects,
+        protocol_factors,
+        protocol_table,
+        window_table,
+    )
+    from bayes_scaling.hierarchical import fit_hierarchical
+
+    sweep = load_sweep(data)
+    frame = sweep.frame
+    kwargs = {"warn": False, "extrapolation": "none", **dict(fit_kwargs or {})}
+    for column in [*(counts or []), *([by] if by else [])]:
+        if column not in frame.columns:
+            raise ValueError(f"column {column!r} is not in the data; it has {', '.join(map(repr, frame.columns))}")
+    if window < 2:
+        raise ValueError(f"window must be at least 2 budgets, got {window}")
+    result = Explanation()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        if counts:
+            if len(counts) < 2:
+                raise ValueError("counts names two or more parameter-count columns to compare")
+            size = frame[counts[0]].to_numpy(float)
+            cutoff = np.quantile(np.unique(size), 0.75)
+            fits, held = {}, {}
+            for column in counts:
+                runs = frame.drop(columns="N").rename(columns={column: "N"}) if column != "N" else frame
+                runs = runs.drop(columns="C", errors="ignore")
+                fits[column] = fit(runs, law=law, **kwargs)
+                train = runs[size < cutoff]
+                held[column] = holdout_scores({column: fit(train, law=law, **kwargs)},
+                                              load_sweep(runs[size >= cutoff])).loc[column, "elpd_holdout"]
+            holdout = pd.DataFrame({"elpd_holdout": pd.Series(held)})
+            result.counting = counting_table(fits, loo=compare(fits), holdout=holdout, prob=prob)
+        masks = _windows(sweep.column("C"), window)
+        window_fits = {}
+        for mask in masks:
+            if mask.sum() >= 8 and len(np.unique(sweep.column("N")[mask])) >= 3:
+                centre = float(np.exp(np.mean(np.log(np.unique(sweep.column("C")[mask])))))
+                window_fits[centre] = fit(frame[mask], law=law, **kwargs)
+        if len(window_fits) >= 2:
+            result.windows = window_table(window_fits, prob=prob)
+        else:
+            result.notes.append(f"Compute range: fewer than {window + 1} distinct budgets with enough runs; "
+                                "no rolling windows.")
+        if by:
+            pooled = fit_hierarchical(frame, by, law=law, shared=(), warn=False,
+                                      **{k: v for k, v in kwargs.items() if k not in ("warn", "extrapolation")})
+            result.protocol = protocol_table(pooled, prob=prob)
+            factors = protocol_factors(frame, by)
+            if factors:
+                result.effects = protocol_effects(pooled, frame, factors, threshold=threshold)
+    return result
