@@ -7,11 +7,11 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import shared_csv
 
 import bayes_scaling as bs
 from bayes_scaling.data import DataError
 from bayes_scaling.fitting import fit
-from conftest import shared_csv
 
 TRUTH = {"log_loss_ref": np.log(2.6), "a": -0.08, "b": -0.03, "c": 0.004}
 
