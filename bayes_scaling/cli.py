@@ -771,9 +771,20 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
+    from bayes_scaling.outputs import check_report_folder
+
     counts = [c.strip() for c in args.counts.split(",") if c.strip()] if args.counts else None
-    result = _quietly(workflows.explain, _load(args), by=args.by, counts=counts, window=args.window, law=args.law,
+    sweep = _load(args)
+    if args.report is not None:  # before any fitting
+        check_report_folder(args.report, overwrite=args.force,
+                            inputs=[sweep.source] if Path(sweep.source).is_file() else [])
+    result = _quietly(workflows.explain, sweep, by=args.by, counts=counts, window=args.window, law=args.law,
                       prob=args.prob, fit_kwargs=_sampling_kwargs(args))
+    if args.report is not None:
+        report = _quietly(workflows.make_report, sweep, args.report, laws=[args.law], prob=args.prob,
+                          fit_kwargs=_sampling_kwargs(args), overwrite=args.force, explanation=result)
+        if not args.json:
+            print(f"wrote {report.html} and {report.markdown}")
     if args.json:
         _print_json(result.to_dict())
         return 0
@@ -947,6 +958,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"distinct budgets per rolling compute window (default {window})")
     p.add_argument("--law", default=_default(workflows.explain, "law"), choices=list(laws()), metavar="LAW",
                    help="a law with compute-optimal exponents (default chinchilla)")
+    p.add_argument("--report", type=Path, default=None, metavar="OUT",
+                   help="also write a report (the law's fit and this explanation) into this folder")
+    p.add_argument("--force", action="store_true", help="replace an earlier report in --report")
     p.add_argument("--prob", type=_prob, default=PROB, help=f"interval probability (default {PROB:g})")
     p.add_argument("--json", action="store_true", help="print JSON")
     _add_sampling(p)

@@ -327,6 +327,25 @@ def plot_design(candidates: pd.DataFrame, *, runs: pd.DataFrame | None = None, s
     return ax
 
 
+def plot_a_by_compute(windows: pd.DataFrame, *, prob: float = 0.9, ax: Axes | None = None) -> Axes:
+    """The compute-optimal exponent a against compute, one point per window, with Kaplan's and Chinchilla's marked.
+
+    ``windows``: :attr:`bayes_scaling.explain.Explanation.windows` (``C``, ``a``, ``a_lower``, ``a_upper``).
+    """
+    ax = _ax(ax)
+    order = windows.sort_values("C")
+    ax.fill_between(order["C"], order["a_lower"], order["a_upper"], color="C0", alpha=0.3, linewidth=0,
+                    label=f"{prob:.0%} credible")
+    ax.plot(order["C"], order["a"], "o-", color="C0", label="a (median) per compute window")
+    ax.axhline(0.73, color="C3", linestyle="--", label="Kaplan et al. 0.73")
+    ax.axhline(0.5, color="C2", linestyle="--", label="Chinchilla 0.5")
+    ax.set_xscale("log")
+    ax.set_xlabel("C (FLOPs, window centre)")
+    ax.set_ylabel("a in N_opt ~ C^a")
+    ax.legend(fontsize="small")
+    return ax
+
+
 def plot_calibration(runs: pd.DataFrame, *, levels: Sequence[float] = (0.5, 0.8, 0.9, 0.95),
                      axes: Sequence[Axes] | None = None) -> Figure:
     """PIT histograms and coverage against nominal, one line per method, from backtest scores.

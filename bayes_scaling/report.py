@@ -17,6 +17,7 @@ from bayes_scaling.outputs import publish_folder
 if TYPE_CHECKING:
     from bayes_scaling.comparison import Hypotheses
     from bayes_scaling.downstream import DownstreamFit, TaskFit
+    from bayes_scaling.explain import Explanation
     from bayes_scaling.posterior import Fit
 
 __all__ = ["REPORT_BUDGETS", "REPORT_POINTS", "Report", "write_report"]
@@ -56,6 +57,7 @@ def write_report(
     *,
     comparison: Hypotheses | None = None,
     downstream: DownstreamFit | TaskFit | None = None,
+    explanation: Explanation | None = None,
     points: Sequence[tuple[float, float]] = REPORT_POINTS,
     budgets: Sequence[float] = REPORT_BUDGETS,
     prob: float = 0.9,
@@ -133,12 +135,16 @@ def write_report(
             ax = plots.plot_tasks(first, prob=prob)
             ax.set_title(f"N = {points[0][0]:.3g}, D = {points[0][1]:.3g}")
             save(ax.figure, "tasks.png", f"Per-task error forecast at the first point ({len(tasks.metrics)} tasks)")
-        elif downstream is not None:
+        elif downstream is not None and tasks is None:
             from bayes_scaling.downstream import link_curve
 
             ax = plots.plot_downstream(link_curve(downstream, prob=prob), downstream.data, metric=downstream.metric,
                                        chance=downstream.chance, prob=prob)
             save(ax.figure, "downstream.png", f"{downstream.metric} against the loss ({downstream.link.name} link)")
+
+        if explanation is not None and explanation.windows is not None:
+            save(plots.plot_a_by_compute(explanation.windows, prob=prob).figure, "a_by_compute.png",
+                 "The compute-optimal exponent a by compute window, Kaplan's 0.73 and Chinchilla's 0.5 marked")
 
     sections: list[tuple[str, pd.DataFrame | str]] = [("Data", sweep.describe())]
     diag = pd.DataFrame({name: f.diagnostics().to_dict() for name, f in fits.items()}).T
@@ -166,6 +172,14 @@ def write_report(
         if points and nd_law:
             n, d = zip(*points, strict=True)
             sections.append((f"{label} through the loss ({prob:.0%} intervals)", through(list(n), list(d))))
+    if explanation is not None:
+        sections.append(("Why Kaplan and Chinchilla disagree", "\n".join(f"- {line}" for line in
+                                                                          explanation.verdict())))
+        for title, table in (("Parameter counting", explanation.counting), ("a by compute window",
+                             explanation.windows), ("a by setup", explanation.protocol),
+                             ("Protocol changes", explanation.effects)):
+            if table is not None and len(table):
+                sections.append((title, table))
     if comparison is not None:
         sections.append(("Comparison (PSIS-LOO)", comparison.loo))
         if comparison.extrapolation is not None:

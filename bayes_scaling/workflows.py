@@ -212,6 +212,7 @@ def make_report(
     fit_kwargs: Mapping[str, Any] | None = None,
     overwrite: bool = False,
     downstream: Any = None,
+    explanation: Any = None,
 ) -> Report:
     """Fit ``laws`` to ``data`` and write the report (:func:`bayes_scaling.report.write_report`) into ``out``.
 
@@ -219,7 +220,8 @@ def make_report(
     (:func:`compare_hypotheses`). ``out`` is checked before any fitting (see ``write_report`` for the rules);
     nothing is written if fitting fails or is interrupted. ``downstream``: a link fit
     (:func:`bayes_scaling.downstream.fit_downstream`) or task fit (:func:`~bayes_scaling.downstream.fit_tasks`)
-    whose section the report adds.
+    whose section the report adds; ``explanation``: an :func:`explain` result whose verdict, tables and a(C)
+    figure the report adds.
     """
     out = Path(out)
     sweep = load_sweep(data)
@@ -231,8 +233,8 @@ def make_report(
     kwargs = {"warn": False, **dict(fit_kwargs or {})}
     comparison = compare_hypotheses(sweep, laws, prob=prob, fit_kwargs=kwargs) if len(laws) > 1 else None
     fits = comparison.fits if comparison is not None else {laws[0]: fit(sweep, law=laws[0], **kwargs)}
-    return write_report(fits, out, comparison=comparison, downstream=downstream, points=points, budgets=budgets,
-                        prob=prob, overwrite=overwrite)
+    return write_report(fits, out, comparison=comparison, downstream=downstream, explanation=explanation,
+                        points=points, budgets=budgets, prob=prob, overwrite=overwrite)
 
 
 def _windows(budgets: np.ndarray, size: int) -> list[np.ndarray]:

@@ -30,8 +30,10 @@ def test_cli_explain_measures_each_cause(tmp_path, capsys):
 
     data = tmp_path / "sweep.csv"
     _sweep(np.random.default_rng(0)).to_csv(data, index=False)
+    report = tmp_path / "report"
     assert main(["explain", str(data), "--by", "setup", "--counts", "N_total,N_nonembed", "--window", "3",
-                 "--draws", "300", "--tune", "300", "--chains", "2", "--seed", "1", "--json"]) == 0
+                 "--draws", "300", "--tune", "300", "--chains", "2", "--seed", "1", "--json",
+                 "--report", str(report)]) == 0
     out = json.loads(capsys.readouterr().out)
     counting = {row["count"]: row for row in out["counting"]}
     assert set(counting) == {"N_total", "N_nonembed"}
@@ -46,6 +48,20 @@ def test_cli_explain_measures_each_cause(tmp_path, capsys):
     assert (effect["factor"], effect["from"], effect["to"], effect["pairs"]) == ("warmup", "long", "short", 1)
     assert effect["delta_a"] > 0 and 0 <= effect["p_moves"] <= 1  # a(short) - a(long): +0.06 in truth
     assert [line.split(":")[0] for line in out["verdict"]] == ["Parameter counting", "Compute range", "Protocol"]
+    html = (report / "index.html").read_text()
+    assert "Why Kaplan and Chinchilla disagree" in html and (report / "a_by_compute.png").is_file()
+
+
+def test_a_by_compute_plot():
+    import matplotlib.pyplot as plt
+
+    from bayes_scaling import plots
+
+    windows = pd.DataFrame({"C": [1e17, 1e18, 1e19], "a": [0.6, 0.55, 0.5], "a_lower": [0.5, 0.5, 0.45],
+                            "a_upper": [0.7, 0.6, 0.55]})
+    ax = plots.plot_a_by_compute(windows)
+    assert ax.get_xscale() == "log" and {0.73, 0.5} <= {line.get_ydata()[0] for line in ax.get_lines()}
+    plt.close("all")
 
 
 def test_explain_input_errors():
