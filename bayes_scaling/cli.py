@@ -25,6 +25,7 @@ from bayes_scaling.datasets import DEMO_QUESTION, DEMO_TRUE_PARAMS
 from bayes_scaling.forecast import forecast as _forecast_function
 from bayes_scaling.inference import SAMPLERS, Sampling
 from bayes_scaling.model import LIKELIHOODS
+from bayes_scaling.outputs import json_records
 from bayes_scaling.priors import PriorError
 
 __all__ = ["main"]
@@ -176,13 +177,6 @@ def _json_default(value: Any) -> Any:
     if hasattr(value, "item"):
         return value.item()
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
-    return [
-        {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
-        for row in table.to_dict(orient="records")
-    ]
 
 
 def _print_fit(result: Any, as_json: bool) -> None:
@@ -368,13 +362,13 @@ def cmd_forecast(args: argparse.Namespace) -> int:
         else:
             metric = chain(result, link, N=points["N"], D=points["D"], prob=args.prob, seed=args.seed)
     if args.json:
-        payload = {"law": result.law.name, "prob": args.prob, "points": _records(table), "warnings": warnings_}
+        payload = {"law": result.law.name, "prob": args.prob, "points": json_records(table), "warnings": warnings_}
         if metric is not None:
             if hasattr(link, "metrics"):
-                payload["downstream"] = {"tasks": link.metrics, "points": _records(metric)}
+                payload["downstream"] = {"tasks": link.metrics, "points": json_records(metric)}
             else:
                 payload["downstream"] = {"metric": link.metric, "form": link.link.name, "chance": link.chance,
-                                         "points": _records(metric)}
+                                         "points": json_records(metric)}
         _print_json(payload)
     else:
         print(f"forecast from {args.fit} (law {result.law.name}); intervals {args.prob:.0%}, loss in nats/token; "
@@ -540,7 +534,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.json:
         payload = result.to_dict(args.prob)
         payload["question"] = _demo_question()
-        payload["forecast"] = _records(table)[0]
+        payload["forecast"] = json_records(table)[0]
         _print_json(payload)
         return _strict_status(result, args)
     truth = ", ".join(f"{k}={v:.4g}" for k, v in DEMO_TRUE_PARAMS.items())
@@ -555,7 +549,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def _table_records(table: pd.DataFrame | None) -> dict[str, Any] | None:
     if table is None:
         return None
-    return {str(k): v for k, v in zip(table.index, _records(table), strict=True)}
+    return {str(k): v for k, v in zip(table.index, json_records(table), strict=True)}
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -601,7 +595,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def _print_plan(title: str, table: pd.DataFrame, as_json: bool, extra: dict[str, Any] | None = None) -> None:
     warnings_ = _warn_range(table) if "decades_out" in table.columns else []
     if as_json:
-        _print_json({"question": title, **(extra or {}), "rows": _records(table), "warnings": warnings_})
+        _print_json({"question": title, **(extra or {}), "rows": json_records(table), "warnings": warnings_})
         return
     print(title)
     for _, row in table.iterrows():
@@ -641,8 +635,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
         result = planning.isoflop_analysis(_load(args), budget_column=args.budget_column, prob=args.prob,
                                            seed=args.seed)
         if args.json:
-            _print_json({"budgets": _records(result.budgets), "exponents": _table_records(result.exponents),
-                         "skipped": _records(result.skipped)})
+            _print_json({"budgets": json_records(result.budgets), "exponents": _table_records(result.exponents),
+                         "skipped": json_records(result.skipped)})
         else:
             print("IsoFLOP analysis (parabola per budget; bootstrap intervals):")
             print(_format_table(result.budgets))
@@ -759,7 +753,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
                       fit_kwargs=_sampling_kwargs(args), point_fit=not args.no_point_fit)
     summary = result.summary
     if args.json:
-        _print_json({"summary": summary, "runs": _records(result.runs)})
+        _print_json({"summary": summary, "runs": json_records(result.runs)})
     else:
         print(f"Backtest of {args.law}: fit on {summary['n_train']} runs with N < {summary['cutoff_N']:.3g}, "
               f"scored on {summary['n_holdout']} larger runs")

@@ -32,7 +32,7 @@ from bayes_scaling.data import FLOPS_PER_PARAM_TOKEN
 if TYPE_CHECKING:
     from bayes_scaling.posterior import Fit
 
-__all__ = ["Suggestion", "Target", "candidate_grid", "suggest_runs"]
+__all__ = ["Suggestion", "Target", "candidate_grid", "ladder_design", "random_design", "suggest_runs"]
 
 #: Default tokens per parameter of the candidate grid.
 GRID_TOKENS_PER_PARAM = (5.0, 10.0, 20.0, 40.0, 80.0)
@@ -161,15 +161,13 @@ class Suggestion:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form (the CLI's ``--json``)."""
-        def records(table: pd.DataFrame) -> list[dict[str, Any]]:
-            return [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
-                    for row in table.to_dict(orient="records")]
+        from bayes_scaling.outputs import json_records
 
         link = self.target.link
         return {"target": {"kind": self.target.kind, "N": self.target.N, "D": self.target.D, "C": self.target.C,
                            "metric": link.metric if link is not None else None, "units": self.target.units},
                 "budget": self.budget, "prob": self.prob, "before": self.before, "after": self.after,
-                "runs": records(self.runs), "baselines": records(self.baselines), "info": self.info,
+                "runs": json_records(self.runs), "baselines": json_records(self.baselines), "info": self.info,
                 "sentence": self.sentence()}
 
 
@@ -198,11 +196,11 @@ class _Preposterior:
     def __init__(self, fit: Fit, target: Target, *, prob: float, scenarios: int, draws: int,
                  flops_per_param_token: float, rng: np.random.Generator) -> None:
         from bayes_scaling.extrapolation import Extrapolation, distance_columns
+        from bayes_scaling.forecast import points_frame
         from bayes_scaling.likelihoods import get_noise_model
 
         self.fit, self.target, self.rng = fit, target, rng
         self.tails = ((1 - prob) / 2, (1 + prob) / 2)
-        self.k = flops_per_param_token
         law_draws = fit.draws(fit.law.param_names)
         noise_draws = fit.draws(fit.noise_names)
         total = len(next(iter(law_draws.values())))
@@ -219,7 +217,7 @@ class _Preposterior:
         raw = fit.info.get("extrapolation") or {}
         self.drift = self.scale = np.zeros(self.S)
         if target.kind in ("loss", "metric"):
-            point = self._points([(target.N, target.D)])
+            point = points_frame(N=target.N, D=target.D, C=flops_per_param_token * target.N * target.D)
             self.base = fit.log_mean(point, draws=self.params)[:, 0]
             if raw.get("design") in ("kappa", "drift"):
                 self.drift, self.scale = Extrapolation.from_dict(raw).joint_draws(self.S, rng)
@@ -237,11 +235,6 @@ class _Preposterior:
             self.base = np.log(n_opt[pick])
             if not np.isfinite(self.base).all():
                 raise ValueError(f"the compute-optimal N at {target.C:.3g} FLOPs is undefined for some draws")
-
-    def _points(self, runs: Sequence[tuple[float, float]]) -> pd.DataFrame:
-        frame = pd.DataFrame(list(runs), columns=["N", "D"], dtype=float)
-        frame["C"] = self.k * frame["N"] * frame["D"]
-        return frame
 
     def values(self, ranges: Mapping[str, tuple[float, float]]) -> np.ndarray:
         """The target per draw given the sweep's ranges (they set the extrapolation distance)."""
@@ -305,15 +298,30 @@ class _Preposterior:
                 "expected_upper": float(upper.mean()), "ess": float(ess.mean())}
 
 
-def _ladder(cost: float, sizes: np.ndarray, k: float) -> pd.DataFrame:
-    """A 20-tokens-per-parameter ladder over the candidates' sizes, largest first, costing at most ``cost``."""
+def ladder_design(cost: float, sizes: np.ndarray, *,
+                  flops_per_param_token: float = FLOPS_PER_PARAM_TOKEN) -> pd.DataFrame:
+    """A 20-tokens-per-parameter ladder over ``sizes``, largest first, costing at most ``cost`` FLOPs.
+
+    The baseline design of :func:`suggest_runs`. Columns ``N``, ``D``, ``C``.
+    """
     rows, total = [], 0.0
     for n in np.sort(np.unique(sizes))[::-1]:
-        c = k * 20.0 * n * n
+        c = flops_per_param_token * 20.0 * n * n
         if total + c <= cost:
             rows.append((n, 20.0 * n, c))
             total += c
     return pd.DataFrame(rows, columns=["N", "D", "C"])
+
+
+def random_design(pool: pd.DataFrame, cost: float, rng: np.random.Generator) -> list[int]:
+    """Positions of random candidates of ``pool`` (column ``C``), taken in random order while they fit ``cost``."""
+    picks, total = [], 0.0
+    for c in rng.permutation(len(pool)):
+        run_cost = float(pool["C"].iloc[c])
+        if total + run_cost <= cost:
+            picks.append(int(c))
+            total += run_cost
+    return picks
 
 
 def _greedy(pre: _Preposterior, pool: pd.DataFrame, ll: np.ndarray, width: float, budget: float, k: int | None,
@@ -444,19 +452,15 @@ def suggest_runs(
     baselines = [{"design": "suggested", "runs": len(runs), "C": spent, "expected_width": runs["expected_width"]
                   .iloc[-1] if len(runs) else before["width"]}]
     if spent > 0:
-        ladder = _ladder(spent, pool["N"].to_numpy(), flops_per_param_token)
+        ladder = ladder_design(spent, pool["N"].to_numpy(), flops_per_param_token=flops_per_param_token)
         baselines.append({"design": "ladder_20tpp", "runs": len(ladder), "C": float(ladder["C"].sum()),
-                          **{"expected_width": pre.expected(ladder)["expected_width"]}})
+                          "expected_width": pre.expected(ladder)["expected_width"]})
         widths, costs, counts = [], [], []
         for _ in range(random_designs):
-            order, total, pick = rng.permutation(len(pool)), 0.0, []
-            for c in order:
-                if total + pool["C"].iloc[c] <= spent:
-                    pick.append(c)
-                    total += float(pool["C"].iloc[c])
-            widths.append(pre.expected(pool.iloc[pick])["expected_width"])
-            costs.append(total)
-            counts.append(len(pick))
+            runs_ = pool.iloc[random_design(pool, spent, rng)]
+            widths.append(pre.expected(runs_)["expected_width"])
+            costs.append(float(runs_["C"].sum()))
+            counts.append(len(runs_))
         baselines.append({"design": "random", "runs": float(np.mean(counts)), "C": float(np.mean(costs)),
                           "expected_width": float(np.mean(widths))})
     low_ess = bool(len(runs) and runs["ess"].min() < MIN_ESS)

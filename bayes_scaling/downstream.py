@@ -470,12 +470,6 @@ class TaskFit:
         """R-hat, bulk ESS and divergences of the per-task and population parameters."""
         return diagnose(self.idata, [*TASK_PARAMS, *TASK_HYPER])
 
-    def expected(self, loss: np.ndarray, *, seed: int | np.random.Generator | None = 0) -> np.ndarray:
-        """Expected error per task for draws of the loss: ``loss`` (draws, points) -> (draws, points, tasks)."""
-        rng = np.random.default_rng(seed)
-        loss = np.atleast_2d(np.asarray(loss, float))
-        return self._expected(loss, self._pick(rng, loss.shape[0]))
-
     def _pick(self, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
         draws = self.draws()
         total = draws["delta"].shape[0]

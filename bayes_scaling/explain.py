@@ -141,12 +141,12 @@ class Explanation:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form."""
+        from bayes_scaling.outputs import json_records
+
         def records(table: pd.DataFrame | None, index: bool = True) -> Any:
             if table is None:
                 return None
-            frame = table.reset_index() if index else table
-            return [{k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in row.items()}
-                    for row in frame.to_dict(orient="records")]
+            return json_records(table.reset_index() if index else table)
 
         return {"counting": records(self.counting), "windows": records(self.windows, index=False),
                 "protocol": records(self.protocol), "effects": records(self.effects, index=False),

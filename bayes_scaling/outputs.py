@@ -15,13 +15,16 @@ Rules (the same for the Python API and the CLI):
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
-__all__ = ["REPORT_MARKER", "check_file_target", "check_report_folder", "publish_folder", "write_file"]
+__all__ = ["REPORT_MARKER", "check_file_target", "check_report_folder", "json_records", "publish_folder",
+           "write_file"]
 
 #: File a report folder carries to say which files the report wrote (and may replace with ``overwrite``).
 REPORT_MARKER = ".bayes_scaling_report.json"
@@ -184,3 +187,9 @@ def publish_folder(out: str | Path, fill: Callable[[Path], Iterable[str]], *, ov
         # only the temporary folder this call created with mkdtemp (holding only what fill() wrote) is removed
         if not renamed and tmp.is_dir():
             shutil.rmtree(tmp)
+
+
+def json_records(table: Any) -> list[dict[str, Any]]:
+    """The rows of a DataFrame as JSON-ready dicts: NaN and infinite floats (which JSON lacks) become None."""
+    return [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
+            for row in table.to_dict(orient="records")]

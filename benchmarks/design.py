@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bayes_scaling.design import candidate_grid, suggest_runs
+from bayes_scaling.design import candidate_grid, ladder_design, random_design, suggest_runs
 from bayes_scaling.fitting import fit
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -79,19 +79,9 @@ def simulate(sweeps: int, seed: int) -> pd.DataFrame:
         elapsed = time.perf_counter() - t0
         pool = candidate_grid(first, budget)
         spent = float(plan.runs["C"].sum())
-        designs = {"suggested": plan.runs[["N", "D"]]}
-        ladder, total = [], 0.0
-        for size in np.sort(pool["N"].unique())[::-1]:
-            if total + 120 * size * size <= spent:
-                ladder.append((size, 20 * size))
-                total += 120 * size * size
-        designs["ladder_20tpp"] = pd.DataFrame(ladder, columns=["N", "D"])
-        pick, total = [], 0.0
-        for c in rng.permutation(len(pool)):
-            if total + pool["C"].iloc[c] <= spent:
-                pick.append(c)
-                total += float(pool["C"].iloc[c])
-        designs["random"] = pool.iloc[pick][["N", "D"]]
+        designs = {"suggested": plan.runs[["N", "D"]],
+                   "ladder_20tpp": ladder_design(spent, pool["N"].to_numpy())[["N", "D"]],
+                   "random": pool.iloc[random_design(pool, spent, rng)][["N", "D"]]}
         truth_loss = float(_loss(truth, np.array([TARGET["N"]]), np.array([TARGET["D"]]))[0])
         before = _interval(first, TARGET)
         for name, runs in designs.items():
@@ -157,12 +147,7 @@ def replay(root: Path, seed: int, random_picks: int = 20) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     randoms = []
     for _ in range(random_picks):
-        pick, total = [], 0.0
-        for c in rng.permutation(len(pool)):
-            if total + pool["C"].iloc[c] <= spent:
-                pick.append(int(c))
-                total += float(pool["C"].iloc[c])
-        randoms.append(score("random", pick))
+        randoms.append(score("random", random_design(pool, spent, rng)))
     frame = pd.DataFrame(randoms)
     rows.append({"design": f"random (mean of {random_picks})", **frame.drop(columns="design").mean().to_dict()})
     rows.append({"design": "random: share the suggestion beats on width",
