@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PYTHON ?= $(shell for p in python3.12 $$(ls -d $$HOME/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null | sort -V | tail -1) python3.13 python3; do \
             $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1 && { echo $$p; break; }; done)
 
-.PHONY: demo test test-slow lint bench calibration backtests downstream design datasets clean venv
+.PHONY: demo test test-slow lint bench calibration backtests downstream design recipes datasets clean venv
 
 venv: $(STAMP)
 
@@ -53,6 +53,9 @@ downstream: $(STAMP)
 design: $(STAMP)
 	$(VENV)/bin/python -m pip install --quiet -e '.[bench]'
 	$(VENV)/bin/python -m benchmarks.design
+
+recipes: $(STAMP)
+	$(VENV)/bin/python -m benchmarks.recipes
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check bayes_scaling tests benchmarks

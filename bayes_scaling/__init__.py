@@ -25,6 +25,7 @@ from bayes_scaling.model import build_model
 from bayes_scaling.planning import compute_optimal, hardware_flops
 from bayes_scaling.posterior import Fit, FitFileError, load
 from bayes_scaling.priors import Prior, PriorError
+from bayes_scaling.recipes import RecipeComparison, compare_recipes
 from bayes_scaling.workflows import compare_hypotheses, extrapolation_scores
 
 __version__ = "0.1.0"
@@ -39,12 +40,14 @@ __all__ = [
     "FitMany",
     "Prior",
     "PriorError",
+    "RecipeComparison",
     "Sampling",
     "ScalingLaw",
     "Sweep",
     "build_model",
     "compare",
     "compare_hypotheses",
+    "compare_recipes",
     "compute_optimal",
     "datasets",
     "exponent_summary",

@@ -234,7 +234,8 @@ def fold_residuals(fit: Fit, *, seed: int = 0) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        One row per held-out run and fold: ``fold``, ``size`` (its model size N), ``distance`` (beyond the
+        One row per held-out run and fold: ``fold``, ``cut`` (the fold's smallest held-out size), ``size`` (its
+        model size N), ``tokens`` (its D, NaN for laws without one), ``distance`` (beyond the
         fold's training range, in its widths, see :func:`distance`), ``residual`` (log loss minus the fold's
         posterior median of log mean), ``var_param`` (variance of the fold's log mean), ``sigma`` and ``nu``
         (the fold's noise, ``nu`` infinite for a Normal likelihood).
@@ -270,7 +271,9 @@ def fold_residuals(fit: Fit, *, seed: int = 0) -> pd.DataFrame:
         noise = fold_fit.draws(fold_fit.noise_names)
         frame = pd.DataFrame({
             "fold": fold,
+            "cut": cut,
             "size": test.column("N"),
+            "tokens": test.column("D") if "D" in test.frame.columns else np.nan,
             "distance": distance(test.frame, train, distance_columns(law)),
             "residual": np.log(test.column("loss")) - np.median(log_mean, axis=0),
             "var_param": np.var(log_mean, axis=0),

@@ -49,8 +49,9 @@ def fit_hierarchical(
         Parameters common to all groups; default the law's exponents (``alpha``, ``beta``, ...).
         The others must have Normal or LogNormal priors (the defaults do) and get partially pooled
         group-level values.
-    parameterization : {"noncentred", "centred"}
-        How group values are drawn (see the module docstring).
+    parameterization : {"noncentred", "centred", "unpooled"}
+        How group values are drawn (see :mod:`bayes_scaling.model`; ``"unpooled"``: each group's values from the
+        law's prior on their own, as :func:`bayes_scaling.compare_recipes` does).
     priors, likelihood, sampling, warn, **options
         As in :func:`bayes_scaling.fit` (``options``: :class:`~bayes_scaling.inference.Sampling` fields). For
         pooled parameters the prior is that of the population location.

@@ -34,6 +34,7 @@ import pandas as pd
 from bayes_scaling.data import DataError, Sweep, centred_logs
 from bayes_scaling.laws import ScalingLaw, get_law
 from bayes_scaling.likelihoods import NOISE_MODELS, NU_PRIOR, SIGMA_PRIOR, get_noise_model
+from bayes_scaling.noise import NoiseSplit
 from bayes_scaling.priors import Prior, PriorError, merge_priors
 
 __all__ = ["LIKELIHOODS", "NOISE_PRIORS", "PARAMETERIZATIONS", "POOL_SCALE", "Likelihood", "build_model",
@@ -52,7 +53,10 @@ POOL_SCALE = 0.5
 _POOLABLE = ("Normal", "LogNormal")
 #: Measured on gadre2024 and marin_isoflop (3 groups each, 4 x 1000 draws): non-centred gave 0-7 divergences,
 #: centred 74-285 (the funnel between the spreads and the group values), so non-centred is the default.
-PARAMETERIZATIONS = ("noncentred", "centred")
+#: ``"unpooled"``: each group's value drawn from the law's prior on its own (no population, no spread): for a few
+#: groups with many runs each (recipes of one sweep), where a spread of 2-3 values is barely identified and its
+#: funnel slows NUTS down, and a comparison should not shrink groups toward each other.
+PARAMETERIZATIONS = ("noncentred", "centred", "unpooled")
 
 
 def group_codes(sweep: Sweep, group: str) -> tuple[np.ndarray, list[str]]:
@@ -69,13 +73,15 @@ def group_codes(sweep: Sweep, group: str) -> tuple[np.ndarray, list[str]]:
     return codes, [str(label) for label in labels]
 
 
-def pooled_names(law: ScalingLaw, priors: Mapping[str, Prior], shared: Sequence[str]) -> list[str]:
+def pooled_names(law: ScalingLaw, priors: Mapping[str, Prior], shared: Sequence[str],
+                 parameterization: str = "noncentred") -> list[str]:
     """The free variables behind a pooled fit's law parameters: shared ones, and population/spread/offsets."""
     names = []
     for name in law.param_names:
         if priors[name].is_fixed:
             continue
-        names += [name] if name in shared else [f"{name}_pop", f"{name}_tau", f"{name}_raw"]
+        pooled = name not in shared and parameterization != "unpooled"
+        names += [f"{name}_pop", f"{name}_tau", f"{name}_raw"] if pooled else [name]
     return names
 
 
@@ -106,6 +112,7 @@ def build_model(
     group: str | None = None,
     shared: Sequence[str] | None = None,
     parameterization: str = "noncentred",
+    split: NoiseSplit | None = None,
 ) -> Any:
     """Build the PyMC model of ``law`` for ``sweep``, one set of parameters or pooled across groups.
 
@@ -126,8 +133,13 @@ def build_model(
     shared : sequence of str, optional
         With ``group``: the parameters common to all groups (default: the law's exponents). The others need
         Normal or LogNormal priors.
-    parameterization : {"noncentred", "centred"}
-        With ``group``: how group values are drawn.
+    parameterization : {"noncentred", "centred", "unpooled"}
+        With ``group``: how group values are drawn (``"unpooled"``: each from the law's prior, no population).
+    split : NoiseSplit, optional
+        Evaluation noise and replicate runs of ``sweep`` (:func:`bayes_scaling.noise.find_split`): the likelihood
+        then separates them from the scatter around the law (see :mod:`bayes_scaling.noise`); ``sigma`` is that
+        scatter, and with replicates a ``sigma_seed`` is added. The observed variable covers the runs measured
+        once (dimension ``single``) and a potential ``replicate_cells`` the rest.
 
     Returns
     -------
@@ -182,7 +194,7 @@ def build_model(
             noise = {name: resolved[name].create(name) for name in noise_model.noise_names}
         else:
             index = pm.Data("group_index", codes, dims="run")
-            per_group, params = _pooled_params(law, resolved, shared, index, parameterization == "centred")
+            per_group, params = _pooled_params(law, resolved, shared, index, parameterization)
             for name, fn in law.derived.items():
                 value = fn(pt, per_group, log_ref)
                 pm.Deterministic(name, value, dims="group" if value.ndim == 1 else None)
@@ -192,12 +204,47 @@ def build_model(
                 noise[name] = (getattr(pm, prior.dist)(name, **prior.params, dims="group")[index]
                                if name == "sigma" and not prior.is_fixed else prior.create(name))
         mu = law.log_loss(pt, params, x)
-        noise_model.pymc(OBSERVED, mu, noise, observed, "run")
+        if split is None:
+            noise_model.pymc(OBSERVED, mu, noise, observed, "run")
+        else:
+            _split_likelihood(noise_model, mu, noise, y, split)
     return model
 
 
+def _split_likelihood(noise_model: Any, mu: Any, noise: Mapping[str, Any], y: np.ndarray, split: NoiseSplit) -> None:
+    """The likelihood with evaluation noise and replicate cells apart (inside the model context).
+
+    Without replicate cells every number is a data container (``eval_var``), so the compiled model can be reused.
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    from bayes_scaling.noise import cell_log_density, replicate_members
+
+    if len(split.cell) != len(y):
+        raise ValueError(f"split= describes {len(split.cell)} runs, the sweep has {len(y)}")
+    sigma_run = noise["sigma"] * pt.ones_like(mu)
+    if not split.has_replicates:
+        eval_var = pm.Data("eval_var", split.eval_sd**2, dims="run")
+        observed = pm.modelcontext(None)[f"{OBSERVED}_data"]
+        noise_model.pymc(OBSERVED, mu, {**noise, "sigma": pt.sqrt(sigma_run**2 + eval_var)}, observed, "run")
+        return
+    single, repeated = np.flatnonzero(split.cell < 0), np.flatnonzero(split.cell >= 0)
+    eval2 = split.eval_sd**2
+    seed2 = pm.HalfNormal("sigma_seed", sigma=SIGMA_PRIOR.params["sigma"]) ** 2
+    if len(single):
+        pm.modelcontext(None).add_coord("single", single)
+        observed = pm.Data(f"{OBSERVED}_single", y[single], dims="single")
+        scale = pt.sqrt(sigma_run[single] ** 2 + seed2 + eval2[single])
+        noise_model.pymc(OBSERVED, mu[single], {**noise, "sigma": scale}, observed, "single")
+    residual = pt.as_tensor_variable(y[repeated]) - mu[repeated]
+    variance = (seed2 + eval2[repeated]) * pt.ones_like(residual)
+    density = cell_log_density(pt, residual, variance, sigma_run[repeated] ** 2, replicate_members(split))
+    pm.Potential("replicate_cells", density.sum())
+
+
 def _pooled_params(law: ScalingLaw, resolved: Mapping[str, Prior], shared: Sequence[str], index: Any,
-                   centred: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+                   parameterization: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """(value per group, value per run) of each law parameter of a pooled model (inside its model context)."""
     import pymc as pm
     import pytensor.tensor as pt
@@ -209,6 +256,10 @@ def _pooled_params(law: ScalingLaw, resolved: Mapping[str, Prior], shared: Seque
         if name in shared or prior.is_fixed:
             per_group[name] = per_run[name] = prior.create(name)
             continue
+        if parameterization == "unpooled":
+            per_group[name] = getattr(pm, prior.dist)(name, **prior.params, dims="group")
+            per_run[name] = per_group[name][index]
+            continue
         if prior.dist not in _POOLABLE:
             raise PriorError(
                 f"partial pooling of {name!r} needs a Normal or LogNormal prior, got {prior}; share it "
@@ -216,7 +267,7 @@ def _pooled_params(law: ScalingLaw, resolved: Mapping[str, Prior], shared: Seque
             )
         location = pm.Normal(f"{name}_pop", mu=prior.params["mu"], sigma=prior.params["sigma"])
         spread = pm.HalfNormal(f"{name}_tau", sigma=POOL_SCALE * prior.params["sigma"])
-        if centred:
+        if parameterization == "centred":
             value = pm.Normal(f"{name}_raw", mu=location, sigma=spread, dims="group")
         else:
             value = location + spread * pm.Normal(f"{name}_raw", 0.0, 1.0, dims="group")

@@ -38,6 +38,7 @@ __all__ = [
     "plot_fit",
     "plot_frontier",
     "plot_isoflop",
+    "plot_multiplier",
     "plot_posterior",
 ]
 
@@ -342,6 +343,39 @@ def plot_a_by_compute(windows: pd.DataFrame, *, prob: float = 0.9, ax: Axes | No
     ax.set_xscale("log")
     ax.set_xlabel("C (FLOPs, window centre)")
     ax.set_ylabel("a in N_opt ~ C^a")
+    ax.legend(fontsize="small")
+    return ax
+
+
+def plot_multiplier(curve: pd.DataFrame, *, reference: str, data_budgets: Sequence[float] | None = None,
+                    prob: float = 0.9, ax: Axes | None = None) -> Axes:
+    """The effective-compute multiplier of each recipe against the reference's, with 50% and ``prob`` bands.
+
+    ``curve``: :attr:`bayes_scaling.recipes.RecipeComparison.curve` (``C``, ``recipe``, ``median``, ``lower``,
+    ``upper``, ``lower50``, ``upper50``); ``data_budgets`` (smallest, largest FLOPs of the sweep) shades the data's
+    range. Above 1: the recipe is worth more than the reference's compute. Infinite bounds (the reference never
+    reaches the recipe's loss) are drawn at the top of the axes.
+    """
+    ax = _ax(ax)
+    for i, (recipe, part) in enumerate(curve.groupby("recipe", sort=False)):
+        part = part.sort_values("C")
+        color = f"C{i}"
+        finite = part["upper"].to_numpy(dtype=float)
+        cap = 10 * float(np.max(finite[np.isfinite(finite)])) if np.isfinite(finite).any() else 10.0
+        band = {k: np.where(np.isfinite(part[k]), part[k], cap) for k in ("lower", "upper", "lower50", "upper50",
+                                                                           "median")}
+        ax.fill_between(part["C"], band["lower"], band["upper"], color=color, alpha=0.2, linewidth=0,
+                        label=f"{recipe}: {prob:.0%} credible")
+        ax.fill_between(part["C"], band["lower50"], band["upper50"], color=color, alpha=0.35, linewidth=0)
+        ax.plot(part["C"], band["median"], color=color, label=f"{recipe} (median)")
+    ax.axhline(1.0, color="black", lw=0.8, ls="--", label=f"{reference} (reference)")
+    if data_budgets is not None:
+        ax.axvspan(*data_budgets, color="grey", alpha=0.12, label="budgets in the data")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("C (FLOPs)")
+    ax.set_ylabel(f"compute {reference} needs / C")
+    ax.set_title(f"Effective-compute multiplier against {reference}")
     ax.legend(fontsize="small")
     return ax
 

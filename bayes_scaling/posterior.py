@@ -145,7 +145,9 @@ class Fit:
         """Parameters drawn by the sampler (fixed ones excluded; for a pooled fit, populations, spreads, offsets)."""
         noise = [n for n in self.noise_names if not self.priors[n].is_fixed]
         if self.group is not None:
-            return [*pooled_names(self.law, self.priors, self.shared), *noise]
+            extra = ["sigma_seed"] if "sigma_seed" in self.idata["posterior"] else []
+            return [*pooled_names(self.law, self.priors, self.shared, self.info.get("parameterization", "noncentred")),
+                    *noise, *extra]
         return [n for n in self.law.param_names if not self.priors[n].is_fixed] + noise
 
     def draws(self, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:

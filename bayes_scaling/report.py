@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from bayes_scaling.downstream import DownstreamFit, TaskFit
     from bayes_scaling.explain import Explanation
     from bayes_scaling.posterior import Fit
+    from bayes_scaling.recipes import RecipeComparison
 
 __all__ = ["REPORT_BUDGETS", "REPORT_POINTS", "Report", "write_report"]
 
@@ -58,6 +59,7 @@ def write_report(
     comparison: Hypotheses | None = None,
     downstream: DownstreamFit | TaskFit | None = None,
     explanation: Explanation | None = None,
+    recipes: RecipeComparison | None = None,
     points: Sequence[tuple[float, float]] = REPORT_POINTS,
     budgets: Sequence[float] = REPORT_BUDGETS,
     prob: float = 0.9,
@@ -71,7 +73,8 @@ def write_report(
     the comparison and its verdict; given ``downstream`` (:func:`bayes_scaling.downstream.fit_downstream`), the
     metric against the loss and its forecasts at ``points`` through the main fit (for a task fit,
     :func:`~bayes_scaling.downstream.fit_tasks`: the per-task table and forecasts, and a figure at the first
-    point). The first fit is the main one.
+    point); given ``recipes`` (:func:`bayes_scaling.compare_recipes`), which recipe wins, by how much loss and
+    compute, with the multiplier figure. The first fit is the main one.
     To fit and report in one step, see :func:`bayes_scaling.workflows.make_report`.
 
     ``out`` must be a new or empty folder, or one holding only an earlier report (recognised by its marker file
@@ -146,6 +149,12 @@ def write_report(
             save(plots.plot_a_by_compute(explanation.windows, prob=prob).figure, "a_by_compute.png",
                  "The compute-optimal exponent a by compute window, Kaplan's 0.73 and Chinchilla's 0.5 marked")
 
+        if recipes is not None:
+            ax = plots.plot_multiplier(recipes.curve, reference=recipes.reference,
+                                       data_budgets=recipes.info.get("data_budgets"), prob=recipes.prob)
+            save(ax.figure, "multiplier.png", f"Effective-compute multiplier against {recipes.reference} "
+                 "(50% and 90% credible; shaded: the data's budgets)")
+
     sections: list[tuple[str, pd.DataFrame | str]] = [("Data", sweep.describe())]
     diag = pd.DataFrame({name: f.diagnostics().to_dict() for name, f in fits.items()}).T
     diag.index.name = "law"
@@ -178,6 +187,16 @@ def write_report(
         for title, table in (("Parameter counting", explanation.counting), ("a by compute window",
                              explanation.windows), ("a by setup", explanation.protocol),
                              ("Protocol changes", explanation.effects)):
+            if table is not None and len(table):
+                sections.append((title, table))
+    if recipes is not None:
+        sections.append((f"Which recipe wins ({recipes.by}; reference {recipes.reference})",
+                         "\n".join(f"- {line}" for line in recipes.verdict())))
+        for title, table in ((f"Recipes at FLOP budgets ({recipes.prob:.0%} intervals)", recipes.budgets),
+                             (f"Recipes at the asked points ({recipes.prob:.0%} intervals)", recipes.target),
+                             ("Where the curves cross", recipes.crossing),
+                             ("What differs between recipes (PSIS-LOO, stacking weights)", recipes.variants),
+                             ("Noise: scatter around the law, evaluation and seed noise (log-loss)", recipes.noise)):
             if table is not None and len(table):
                 sections.append((title, table))
     if comparison is not None:

@@ -11,7 +11,7 @@ from bayes_scaling.data import FLOPS_PER_PARAM_TOKEN, centred_logs
 from bayes_scaling.laws import ScalingLaw, get_law
 from bayes_scaling.likelihoods import get_noise_model
 
-__all__ = ["reference_of", "simulate_sweep"]
+__all__ = ["optimal_loss", "reference_of", "simulate_sweep", "true_multiplier"]
 
 
 def reference_of(N: np.ndarray, D: np.ndarray) -> dict[str, float]:
@@ -74,3 +74,40 @@ def simulate_sweep(
     noise = noise_model.sample(rng, noise_values, (1, N.size))[0].reshape(N.shape)
     columns["loss"] = np.exp(law.evaluate(values, x) + noise)
     return pd.DataFrame(columns)
+
+
+def optimal_loss(law: str | ScalingLaw, params: Mapping[str, float], C: float, reference: Mapping[str, float],
+                 *, span: float = 4.0, points: int = 4001) -> float:
+    """The compute-optimal loss of a law with known parameters at budget ``C`` (min over N on a fine grid).
+
+    ``params`` are on the scale of ``reference`` (as in :func:`simulate_sweep`); N is searched ``span`` decades
+    either side of the Chinchilla-like split N = sqrt(C / 120).
+    """
+    law = get_law(law)
+    values = {k: v.value for k, v in law.default_priors.items() if v.is_fixed}
+    values.update(params)
+    centre = np.log10(np.sqrt(C / (FLOPS_PER_PARAM_TOKEN * 20.0)))
+    n = 10 ** np.linspace(centre - span, centre + span, points)
+    d = C / (FLOPS_PER_PARAM_TOKEN * n)
+    x = centred_logs(law.inputs, {"N": n, "D": d, "C": np.full_like(n, C)}, reference)
+    return float(np.exp(np.min(law.evaluate(values, x))))
+
+
+def true_multiplier(law: str | ScalingLaw, recipe: Mapping[str, float], reference_params: Mapping[str, float],
+                    C: float, reference: Mapping[str, float]) -> float:
+    """C_ref / C: the compute at which the reference law reaches the recipe's compute-optimal loss at ``C``.
+
+    The truth that :func:`bayes_scaling.compare_recipes`'s multiplier estimates, for simulated recipe pairs;
+    ``inf`` when the reference never reaches that loss (within 12 decades).
+    """
+    goal = optimal_loss(law, recipe, C, reference)
+    lo, hi = np.log(C) - 12 * np.log(10), np.log(C) + 12 * np.log(10)
+    if optimal_loss(law, reference_params, float(np.exp(hi)), reference) > goal:
+        return float("inf")
+    for _ in range(80):
+        mid = 0.5 * (lo + hi)
+        if optimal_loss(law, reference_params, float(np.exp(mid)), reference) > goal:
+            lo = mid
+        else:
+            hi = mid
+    return float(np.exp(0.5 * (lo + hi)) / C)
