@@ -19,7 +19,11 @@ or theta_g / log theta_g when centred):
 where the population location ``m`` takes the law's prior and the spread ``tau`` has a HalfNormal prior of
 :data:`POOL_SCALE` times the prior's scale. A small sweep then borrows strength from the others: its group values
 shrink toward the population where its own runs say little. Each group has its own noise scale ``sigma``;
-Student-t's ``nu`` is shared.
+Student-t's ``nu`` is shared. ``parameterization="unpooled"`` gives each group its own values from the law's prior
+instead (no population): what :func:`bayes_scaling.compare_recipes` uses for a few recipes with many runs each.
+
+**Noise split** (``split=``, see :mod:`bayes_scaling.noise`): known evaluation noise per run and replicate runs
+are kept apart from the scatter around the law; replicate cells enter through a closed-form marginal density.
 """
 
 from __future__ import annotations

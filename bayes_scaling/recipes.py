@@ -109,7 +109,7 @@ class RecipeComparison:
         (median and bounds over the draws that cross).
     curve : DataFrame
         The multiplier against C on a grid (for :func:`bayes_scaling.plots.plot_multiplier`): ``C``, ``recipe``,
-        ``median``, ``lower``, ``upper``, ``lower50``, ``upper50``, ``p_beats_reference``.
+        ``median``, ``lower``, ``upper`` (at ``prob``), ``lower50``, ``upper50``, ``p_beats_reference``.
     noise : DataFrame
         Per recipe: scatter around the law ``sigma``, median evaluation noise ``eval_sd`` (log-loss), runs and
         replicate cells; ``sigma_seed`` (seed noise, with replicates).
@@ -312,7 +312,7 @@ def compare_recipes(
     grid = _grid(lo_c / 10**REACH_DECADES, top * 10**REACH_DECADES, asked)
     curves = {r: _budget_curve(mixed[r], grid, ranges[r], coefficients[r]) for r in recipes}
     budgets_table = _budget_table(curves, grid, asked, recipes, reference, prob)
-    curve_table = _multiplier_curve(curves, grid, recipes, reference, lo_c, top)
+    curve_table = _multiplier_curve(curves, grid, recipes, reference, lo_c, top, prob)
     crossing = _crossing_table(curves, grid, recipes, reference, lo_c, hi_c, top * 100, prob)
     rho, matched = _shared_scatter(fits[best_variant], codes)
     target_table = None
@@ -586,7 +586,7 @@ def _budget_table(curves: Mapping[str, np.ndarray], grid: np.ndarray, asked: Seq
 
 
 def _multiplier_curve(curves: Mapping[str, np.ndarray], grid: np.ndarray, recipes: Sequence[str], reference: str,
-                      low: float, high: float) -> pd.DataFrame:
+                      low: float, high: float, prob: float) -> pd.DataFrame:
     log_grid = np.log(grid)
     columns = np.flatnonzero((grid >= low * (1 - 1e-9)) & (grid <= high * (1 + 1e-9)))
     rows = []
@@ -595,7 +595,7 @@ def _multiplier_curve(curves: Mapping[str, np.ndarray], grid: np.ndarray, recipe
             continue
         mult = _multipliers(curves, log_grid, recipe, reference, columns)
         beats = np.mean(curves[recipe][:, columns] < curves[reference][:, columns], axis=0)
-        median, lower, upper = _quantiles(mult, 0.9)
+        median, lower, upper = _quantiles(mult, prob)
         _, lower50, upper50 = _quantiles(mult, 0.5)
         rows.append(pd.DataFrame({"C": grid[columns], "recipe": recipe, "median": median, "lower": lower,
                                   "upper": upper, "lower50": lower50, "upper50": upper50,

@@ -153,7 +153,7 @@ def write_report(
             ax = plots.plot_multiplier(recipes.curve, reference=recipes.reference,
                                        data_budgets=recipes.info.get("data_budgets"), prob=recipes.prob)
             save(ax.figure, "multiplier.png", f"Effective-compute multiplier against {recipes.reference} "
-                 "(50% and 90% credible; shaded: the data's budgets)")
+                 f"(50% and {recipes.prob:.0%} credible; shaded: the data's budgets)")
 
     sections: list[tuple[str, pd.DataFrame | str]] = [("Data", sweep.describe())]
     diag = pd.DataFrame({name: f.diagnostics().to_dict() for name, f in fits.items()}).T
