@@ -34,11 +34,9 @@ import pandas as pd
 
 from bayes_scaling.data import DataError, DataWarning, Sweep
 
-__all__ = ["Z95", "NoiseSplit", "cell_log_density", "find_interval", "find_split", "replicate_members",
+__all__ = ["NoiseSplit", "cell_log_density", "find_interval", "find_split", "replicate_members",
            "unit_log_likelihood"]
 
-#: Half-width of a two-sided 95% Normal interval in standard deviations.
-Z95 = 1.959963984540054
 _INTERVAL = re.compile(r"^(?P<base>.+)_lo(?P<level>\d\d)$")
 
 
@@ -108,16 +106,16 @@ def find_interval(frame: pd.DataFrame) -> tuple[str, str] | None:
 
 def _eval_sd(frame: pd.DataFrame, interval: tuple[str, str]) -> np.ndarray:
     """Per-run sd of the evaluation noise on log-loss, from a two-sided interval of the loss."""
-    low_col, high_col = interval
-    level = int(_INTERVAL.match(low_col)["level"]) if _INTERVAL.match(low_col) else 95
     from scipy.stats import norm
 
-    z = float(norm.ppf(0.5 + level / 200)) if level != 95 else Z95
-    loss = frame["loss"].to_numpy(dtype=float)
-    out = np.zeros(len(frame))
     for name in interval:
         if name not in frame.columns:
             raise DataError(f"interval column {name!r} is not in the sweep")
+    low_col, high_col = interval
+    match = _INTERVAL.match(low_col)
+    z = float(norm.ppf(0.5 + (int(match["level"]) if match else 95) / 200))  # 1.96 for a 95% interval
+    loss = frame["loss"].to_numpy(dtype=float)
+    out = np.zeros(len(frame))
     low = pd.to_numeric(frame[low_col], errors="coerce").to_numpy(dtype=float)
     high = pd.to_numeric(frame[high_col], errors="coerce").to_numpy(dtype=float)
     given = np.isfinite(low) & np.isfinite(high)
@@ -187,11 +185,13 @@ def cell_log_density(xp: Any, residual: Any, variance: Any, tau2: Any, members: 
     (leading draw axes allowed) and on vectors in PyTensor; returns one value per cell.
     """
     w = 1.0 / variance
-    dot = (lambda a: xp.dot(a, members.T)) if xp is not np else (lambda a: a @ members.T)
-    big_w, s1, s2 = dot(w), dot(w * residual), dot(w * residual**2)
-    log_v, count = dot(xp.log(variance)), members.sum(axis=1)
+    def by_cell(a: Any) -> Any:  # sums over each cell's runs (last axis), in numpy and PyTensor alike
+        return xp.dot(a, members.T)
+
+    big_w, s1, s2 = by_cell(w), by_cell(w * residual), by_cell(w * residual**2)
+    log_v, count = by_cell(xp.log(variance)), members.sum(axis=1)
     # tau2 is per run; every run of a cell has the same, so the cell's value is its mean over members
-    tau2_c = dot(tau2 * xp.ones_like(residual)) / count
+    tau2_c = by_cell(tau2 * xp.ones_like(residual)) / count
     quad = s2 - tau2_c * s1**2 / (1.0 + tau2_c * big_w)
     return -0.5 * quad - 0.5 * (log_v + xp.log1p(tau2_c * big_w)) - 0.5 * count * math.log(2 * math.pi)
 

@@ -34,6 +34,7 @@ from bayes_scaling.posterior import Fit
 __all__ = [
     "PEAK_FLOPS",
     "IsoflopAnalysis",
+    "LawDraws",
     "compute_optimal",
     "compute_optimal_closed_form",
     "gain",
@@ -107,7 +108,7 @@ def _finish(table: pd.DataFrame, fit: Fit, answer: Mapping[str, str], *, reason:
     return pd.concat([table, fit.sweep.decades_outside(points).set_axis(table.index)], axis=1)
 
 
-class _LawDraws:
+class LawDraws:
     """The fitted law as a function of (log N, log D) for every posterior draw."""
 
     def __init__(self, fit: Fit) -> None:
@@ -126,6 +127,7 @@ class _LawDraws:
             return self.fit.law.log_loss(np, self.params, x)
 
     def loss(self, log_n: np.ndarray, log_d: np.ndarray) -> np.ndarray:
+        """L for arrays broadcastable to (draws, k)."""
         return np.exp(self.log_loss(log_n, log_d))
 
     def loss_along(self, fixed_log: float, v: np.ndarray, *, vary: str) -> np.ndarray:
@@ -171,7 +173,7 @@ def compute_optimal_closed_form(fit: Fit, C: float, *, flops_per_param_token: fl
     return {"N": np.exp(log_n), "D": np.exp(log_budget - log_n)}
 
 
-def _optimal_log_n(law: _LawDraws, log_budget: float) -> np.ndarray:
+def _optimal_log_n(law: LawDraws, log_budget: float) -> np.ndarray:
     """Per-draw log N minimising L(N, budget/N) along the iso-FLOP line (numerically)."""
 
     def condition(log_n: np.ndarray) -> np.ndarray:
@@ -188,7 +190,7 @@ def optimal_n_draws(fit: Fit, C: float, *, flops_per_param_token: float = FLOPS_
     if fit.law.allocation is not None:
         return compute_optimal_closed_form(fit, C, flops_per_param_token=flops_per_param_token)["N"]
     _check_nd_law(fit)
-    return np.exp(_optimal_log_n(_LawDraws(fit), math.log(C / flops_per_param_token)))
+    return np.exp(_optimal_log_n(LawDraws(fit), math.log(C / flops_per_param_token)))
 
 
 def compute_optimal(
@@ -220,7 +222,7 @@ def compute_optimal(
     """
     budgets = _positive("C", C)
     _positive("flops_per_param_token", flops_per_param_token)
-    law = _LawDraws(fit)
+    law = LawDraws(fit)
     rows: list[dict[str, Any]] = []
     for budget in budgets:
         log_budget = math.log(budget / flops_per_param_token)
@@ -295,7 +297,7 @@ def hardware_flops(
     return float(gpus) * float(days) * 86_400.0 * float(peak_flops) * float(mfu)
 
 
-def _within_tolerance(law: _LawDraws, fixed_log: float, tolerance: float, *, vary: str) -> np.ndarray:
+def _within_tolerance(law: LawDraws, fixed_log: float, tolerance: float, *, vary: str) -> np.ndarray:
     """Per-draw log of the N (or D) beyond which the loss is within ``tolerance`` nats of its limit."""
     limit = law.loss_along(fixed_log, np.full(law.n_draws, _LOG_UNLIMITED), vary=vary)
 
@@ -305,7 +307,7 @@ def _within_tolerance(law: _LawDraws, fixed_log: float, tolerance: float, *, var
     return _bisect(excess, np.full(law.n_draws, _LOG_RANGE[0]), np.full(law.n_draws, _LOG_RANGE[1]))
 
 
-def _balanced(law: _LawDraws, fixed_log: float, *, vary: str) -> np.ndarray:
+def _balanced(law: LawDraws, fixed_log: float, *, vary: str) -> np.ndarray:
     """Per-draw log of D (``vary="D"``, N fixed) or N (``vary="N"``, D fixed) at which the pair is compute-optimal.
 
     Optimality along the iso-FLOP line means dL/dlog N = dL/dlog D. The varied term's slope is the steeper
@@ -329,7 +331,7 @@ def tokens_for_model(fit: Fit, N: float, *, tolerance: float = 0.01, prob: float
     """
     n = float(_positive("N", N)[0])
     _positive("tolerance", tolerance)
-    law = _LawDraws(fit)
+    law = LawDraws(fit)
     log_n = math.log(n)
 
     log_d_opt = _balanced(law, log_n, vary="D")
@@ -353,7 +355,7 @@ def model_for_tokens(fit: Fit, D: float, *, tolerance: float = 0.01, prob: float
     """
     d = float(_positive("D", D)[0])
     _positive("tolerance", tolerance)
-    law = _LawDraws(fit)
+    law = LawDraws(fit)
     log_d = math.log(d)
 
     log_n_opt = _balanced(law, log_d, vary="N")
@@ -383,7 +385,7 @@ def gain(
     The difference ``loss(start) - loss(end)`` is computed draw by draw, so its interval accounts for
     the correlation between the two forecasts; ``p_exceeds`` is P(gain > threshold).
     """
-    law = _LawDraws(fit)
+    law = LawDraws(fit)
     configs = [_positive(name, c) for name, c in (("start", start), ("end", end))]
     for name, c in zip(("start", "end"), configs, strict=True):
         if c.size != 2:
@@ -420,7 +422,7 @@ def overtrain(
     t_inf = float(np.atleast_1d(np.asarray(inference_tokens, dtype=float))[0])
     if not (math.isfinite(t_inf) and t_inf >= 0):
         raise ValueError(f"inference_tokens must be finite and >= 0; got {inference_tokens!r}")
-    law = _LawDraws(fit)
+    law = LawDraws(fit)
     log_n_grid = np.linspace(math.log(1e6), math.log(1e14), grid)
     # D reaching the target for each (draw, N): L(N, D) - target changes sign from + to -.
     shape = (law.n_draws, grid)

@@ -376,15 +376,23 @@ def _group_params(fit: Fit, codes: np.ndarray) -> dict[str, np.ndarray]:
     return out
 
 
-def _attach_unit_log_likelihood(fit: Fit, codes: np.ndarray, split: NoiseSplit) -> None:
-    """Pointwise log-likelihood per unit (run measured once, or replicate cell) into ``fit.idata``."""
-    import xarray as xr
+def _run_residuals(fit: Fit, codes: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Log loss minus the law's log mean per draw and run of a pooled fit, and the parameters per draw and run.
 
+    Each run is evaluated under its own recipe's values (:func:`_group_params`).
+    """
     params = _group_params(fit, codes)
     sweep = fit.sweep
     x = centred_logs(fit.law.inputs, {c: sweep.column(c) for c in fit.law.columns}, fit.reference)
     mu = np.asarray(fit.law.log_loss(np, params, {k: v[None, :] for k, v in x.items()}))
-    residual = np.log(sweep.column("loss"))[None, :] - mu
+    return np.log(sweep.column("loss"))[None, :] - mu, params
+
+
+def _attach_unit_log_likelihood(fit: Fit, codes: np.ndarray, split: NoiseSplit) -> None:
+    """Pointwise log-likelihood per unit (run measured once, or replicate cell) into ``fit.idata``."""
+    import xarray as xr
+
+    residual, params = _run_residuals(fit, codes)
     posterior = fit.idata["posterior"]
     noise = {k: np.asarray(posterior[k].values, float).reshape(-1) for k in ("nu", "sigma_seed") if k in posterior}
     values = unit_log_likelihood(residual, split, noise, np.broadcast_to(params["sigma"], residual.shape))
@@ -510,19 +518,15 @@ def _grid(low: float, high: float, asked: Sequence[float]) -> np.ndarray:
 def _budget_curve(fit: Fit, grid: np.ndarray, ranges: Mapping[str, tuple[float, float]],
                   slope: np.ndarray) -> np.ndarray:
     """Per draw and budget: log of the recipe's compute-optimal loss, extrapolation error included."""
-    from bayes_scaling.planning import optimal_n_draws
+    from bayes_scaling.planning import LawDraws, optimal_n_draws
 
-    params = fit.draws(fit.law.param_names)
-    out = np.empty((len(slope), len(grid)))
+    law = LawDraws(fit)
+    out = np.empty((law.n_draws, len(grid)))
     for k, budget in enumerate(grid):
         log_n = np.log(optimal_n_draws(fit, budget))
         log_d = math.log(budget / FLOPS_PER_PARAM_TOKEN) - log_n
-        x = {"N": log_n - math.log(fit.reference["N"]), "D": log_d - math.log(fit.reference["D"])}
-        x["U"] = x["D"]  # fresh data: unique tokens = tokens
-        with np.errstate(invalid="ignore", over="ignore"):
-            log_loss = np.asarray(fit.law.log_loss(np, params, x), dtype=float)
         d = distance_to(pd.DataFrame({"N": np.exp(log_n), "D": np.exp(log_d)}), ranges, ["N", "D"])
-        out[:, k] = log_loss + slope * d
+        out[:, k] = law.log_loss(log_n[:, None], log_d[:, None])[:, 0] + slope * d
     return out
 
 
@@ -635,11 +639,9 @@ def _shared_scatter(fit: Fit, codes: np.ndarray) -> tuple[float, int]:
     different recipes: ``rho = sum r_a r_b / sqrt(sum r_a^2 sum r_b^2)``, clipped to [0, 0.95]; 0 with fewer
     than 5 pairs.
     """
-    params = _group_params(fit, codes)
+    residual, _ = _run_residuals(fit, codes)
     sweep = fit.sweep
-    x = centred_logs(fit.law.inputs, {c: sweep.column(c) for c in fit.law.columns}, fit.reference)
-    mu = np.median(np.asarray(fit.law.log_loss(np, params, {k: v[None, :] for k, v in x.items()})), axis=0)
-    frame = pd.DataFrame({"recipe": codes, "residual": np.log(sweep.column("loss")) - mu,
+    frame = pd.DataFrame({"recipe": codes, "residual": np.median(residual, axis=0),
                           "key": [f"{n:.4g}/{d:.4g}" for n, d in zip(sweep.column("N"), sweep.column("D"),
                                                                       strict=True)]})
     cells = frame.groupby(["key", "recipe"])["residual"].mean().unstack("recipe")

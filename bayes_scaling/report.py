@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from bayes_scaling.posterior import Fit
     from bayes_scaling.recipes import RecipeComparison
 
-__all__ = ["REPORT_BUDGETS", "REPORT_POINTS", "Report", "write_report"]
+__all__ = ["REPORT_BUDGETS", "REPORT_POINTS", "Report", "markdown_table", "write_report"]
 
 #: Default forecast points (N, D) of a report: Chinchilla-70B on 1.4T tokens and 100B on 2T.
 REPORT_POINTS: tuple[tuple[float, float], ...] = ((7e10, 1.4e12), (1e11, 2e12))
@@ -43,11 +43,12 @@ def _table_html(table: pd.DataFrame) -> str:
     return table.to_html(float_format=lambda v: f"{v:.4g}", na_rep="-", border=0, classes="table")
 
 
-def _table_md(table: pd.DataFrame) -> str:
+def markdown_table(table: pd.DataFrame, *, digits: int = 4) -> str:
+    """A table as Markdown (a named or non-default index becomes columns), floats to ``digits`` significant digits."""
     frame = table.reset_index() if table.index.name or not isinstance(table.index, pd.RangeIndex) else table
     head = "| " + " | ".join(map(str, frame.columns)) + " |"
     rule = "|" + "---|" * len(frame.columns)
-    fmt = lambda v: f"{v:.4g}" if isinstance(v, float | np.floating) else str(v)  # noqa: E731
+    fmt = lambda v: f"{v:.{digits}g}" if isinstance(v, float | np.floating) else str(v)  # noqa: E731
     body = ["| " + " | ".join(fmt(v) for v in row) + " |" for row in frame.itertuples(index=False)]
     return "\n".join([head, rule, *body])
 
@@ -215,7 +216,7 @@ def write_report(
             md += [content, ""]
             body.append(f"<p>{html.escape(content)}</p>")
         else:
-            md += [_table_md(content), ""]
+            md += [markdown_table(content), ""]
             body.append(_table_html(content))
     md += ["## Figures", ""]
     body.append("<h2>Figures</h2>")

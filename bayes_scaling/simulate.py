@@ -57,11 +57,7 @@ def simulate_sweep(
         Columns N, D, C, loss (and unique_tokens).
     """
     law = get_law(law)
-    values = {k: v.value for k, v in law.default_priors.items() if v.is_fixed}
-    values.update(params)
-    missing = set(law.param_names) - set(values)
-    if missing:
-        raise ValueError(f"simulate_sweep: missing values for {sorted(missing)}")
+    values = _law_values(law, params, "simulate_sweep")
     N, D = np.broadcast_arrays(np.asarray(N, float), np.asarray(D, float))
     columns = {"N": N, "D": D, "C": FLOPS_PER_PARAM_TOKEN * N * D}
     if unique_tokens is not None:
@@ -76,6 +72,16 @@ def simulate_sweep(
     return pd.DataFrame(columns)
 
 
+def _law_values(law: ScalingLaw, params: Mapping[str, float], caller: str) -> dict[str, float]:
+    """Every parameter of ``law``: its fixed priors' values, then ``params``; ``ValueError`` naming any missing."""
+    values = {k: v.value for k, v in law.default_priors.items() if v.is_fixed}
+    values.update(params)
+    missing = set(law.param_names) - set(values)
+    if missing:
+        raise ValueError(f"{caller}: missing values for {sorted(missing)}")
+    return values
+
+
 def optimal_loss(law: str | ScalingLaw, params: Mapping[str, float], C: float, reference: Mapping[str, float],
                  *, span: float = 4.0, points: int = 4001) -> float:
     """The compute-optimal loss of a law with known parameters at budget ``C`` (min over N on a fine grid).
@@ -84,8 +90,7 @@ def optimal_loss(law: str | ScalingLaw, params: Mapping[str, float], C: float, r
     either side of the Chinchilla-like split N = sqrt(C / 120).
     """
     law = get_law(law)
-    values = {k: v.value for k, v in law.default_priors.items() if v.is_fixed}
-    values.update(params)
+    values = _law_values(law, params, "optimal_loss")
     centre = np.log10(np.sqrt(C / (FLOPS_PER_PARAM_TOKEN * 20.0)))
     n = 10 ** np.linspace(centre - span, centre + span, points)
     d = C / (FLOPS_PER_PARAM_TOKEN * n)

@@ -27,6 +27,7 @@ import pandas as pd
 
 from bayes_scaling.inference import ConvergenceWarning
 from bayes_scaling.recipes import compare_recipes
+from bayes_scaling.report import markdown_table
 from bayes_scaling.simulate import optimal_loss, reference_of, simulate_sweep, true_multiplier
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -180,13 +181,6 @@ def simulated_pair(index: int, kind: str, *, seed: int = 0, draws: int = 1000) -
     return rows
 
 
-def _markdown(table: pd.DataFrame) -> str:
-    fmt = lambda v: f"{v:.3g}" if isinstance(v, float) else str(v)  # noqa: E731
-    lines = ["| " + " | ".join(map(str, table.columns)) + " |", "|" + "---|" * len(table.columns)]
-    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in table.itertuples(index=False)]
-    return "\n".join(lines)
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder of the shared public sweeps")
@@ -206,7 +200,7 @@ def main(argv: list[str] | None = None) -> None:
             print("## Part 1a: which recipe wins at the held-out largest sizes, point by point\n")
             print("Calls where one recipe has P > 0.9: `p_best` (lowest expected loss) and `p_best_run` (lowest "
                   "loss of one new run each, which is what a measured winner is).\n")
-            print(_markdown(table))
+            print(markdown_table(table, digits=3))
             for kind in ("", "_run"):
                 calls, right = int(table[f"calls{kind}"].sum()), int(table[f"right{kind}"].sum())
                 print(f"\nall sweeps, p_best{kind}: {right} of {calls} calls right ({right / max(calls, 1):.0%}) "
@@ -216,7 +210,7 @@ def main(argv: list[str] | None = None) -> None:
             if budget_rows:
                 table = pd.DataFrame(budget_rows)
                 print("\n## Part 1b: which recipe wins at the held-out largest IsoFLOP budgets (compute-optimal)\n")
-                print(_markdown(table))
+                print(markdown_table(table, digits=3))
                 calls, right = int(table["calls"].sum()), int(table["right"].sum())
                 print(f"\nall sweeps: {right} of {calls} calls right ({right / max(calls, 1):.0%}) over "
                       f"{int(table['budgets'].sum())} held-out budgets\n")
@@ -234,9 +228,9 @@ def main(argv: list[str] | None = None) -> None:
                                                  diff_coverage=("diff_covered", "mean")).reset_index()
         print(f"## Part 2: {args.pairs} simulated recipe pairs, 90% intervals "
               f"({time.perf_counter() - start:.0f} s)\n")
-        print(_markdown(summary))
+        print(markdown_table(summary, digits=3))
         print("\nby what differs in truth:\n")
-        print(_markdown(by_kind))
+        print(markdown_table(by_kind, digits=3))
         ok = bool((summary["multiplier_coverage"] >= 0.85).all())
         print(f"\ntarget: multiplier coverage >= 0.85 at every budget: {'met' if ok else 'NOT met'}")
 

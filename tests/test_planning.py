@@ -27,7 +27,7 @@ def true_optimum(C: float) -> tuple[float, float]:
 def test_closed_form_matches_brute_force_grid_per_draw(demo_fit):
     C = 5.76e23
     closed = planning.compute_optimal_closed_form(demo_fit, C)
-    law = planning._LawDraws(demo_fit)
+    law = planning.LawDraws(demo_fit)
     grid = np.linspace(math.log(1e9), math.log(1e13), 4001)  # step 0.0023 in log N
     loss = law.loss(grid[None, :], math.log(C / 6) - grid[None, :])
     brute = np.exp(grid[np.argmin(loss, axis=1)])
