@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from bayes_scaling.compiled import cached
+from bayes_scaling.compiled import cached, exact_math
 
 __all__ = ["SAMPLERS", "ConvergenceWarning", "Diagnostics", "Sampling", "diagnose", "interrupt_guard", "quiet_pymc",
            "sample"]
@@ -374,7 +374,7 @@ def _sample_once(model: Any, config: Sampling, cache_key: Hashable | None) -> An
         else:
             backend = {"nuts_sampler": "pymc", "cores": min(chains, 2), "compile_kwargs": {"mode": "FAST_RUN"},
                        "quiet": True}
-        with model:
+        with model, exact_math():  # PyMC compiles inside pm.sample
             return pm.sample(
                 draws=int(draws),
                 tune=int(tune),
