@@ -64,6 +64,16 @@ METHOD = _default(fitting.fit, "method")
 REPORT_LAWS = _default(workflows.make_report, "laws")
 
 
+def _seed(text: str) -> int:
+    """A seed on the command line: a whole number from 0 to 2**32 - 1 (what every sampler takes)."""
+    from bayes_scaling.inference import check_seed
+
+    try:
+        return check_seed(int(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a seed: give a whole number from 0 to 4294967295") from None
+
+
 def _prob(text: str) -> float:
     value = float(text)
     if not 0 < value < 1:
@@ -82,7 +92,7 @@ def _add_sampling(parser: argparse.ArgumentParser, *, law_options: bool = True) 
                        help=f"tuning steps per chain (default {default.tune})")
     group.add_argument("--chains", type=int, default=default.chains,
                        help=f"number of chains (default {default.chains})")
-    group.add_argument("--seed", type=int, default=default.seed,
+    group.add_argument("--seed", type=_seed, default=default.seed,
                        help="random seed for a reproducible posterior (default: a fresh random seed each run)")
     group.add_argument("--sampler", choices=SAMPLERS, default=default.sampler,
                        help=f"NUTS backend (default {default.sampler})")
@@ -214,17 +224,12 @@ def _print_fit(result: Any, as_json: bool) -> None:
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
-    from bayes_scaling.outputs import check_file_target
-
     if args.group:
         if args.method != "nuts":
             raise ValueError("--method laplace is for single fits; a hierarchical fit (--group) uses NUTS")
-        if args.out is not None:
-            check_file_target(args.out, overwrite=args.force)  # before any sampling
         return _fit_hierarchical(args)
-    if args.out is not None:
-        check_file_target(args.out, overwrite=args.force)  # before any sampling
     sweep = _load(args)
+    _say(args, f"fitting {len(sweep)} runs with {args.law} ({args.method}) ...")
     result = _quietly(fitting.fit, sweep, law=args.law, method=args.method, warn=False, **_sampling_kwargs(args))
     if args.out is not None:
         result.save(args.out, overwrite=args.force)
@@ -238,7 +243,9 @@ def _fit_hierarchical(args: argparse.Namespace) -> int:
     from bayes_scaling.hierarchical import fit_hierarchical
 
     shared = [n.strip() for n in args.shared.split(",") if n.strip()] if args.shared else None
-    result = _quietly(fit_hierarchical, _load(args), args.group, law=args.law, shared=shared, warn=False,
+    sweep = _load(args)
+    _say(args, f"fitting {len(sweep)} runs with {args.law}, pooled across the groups of {args.group!r} ...")
+    result = _quietly(fit_hierarchical, sweep, args.group, law=args.law, shared=shared, warn=False,
                       **_sampling_kwargs(args))
     if args.out is not None:
         result.save(args.out, overwrite=args.force)
@@ -266,11 +273,9 @@ def cmd_datasets(args: argparse.Namespace) -> int:
         else:
             print(_format_table(table[["rows", "groups", "downloadable", "title"]]))
         return 0
-    from bayes_scaling.outputs import check_file_target, write_file
+    from bayes_scaling.outputs import write_file
 
     entry = datasets.info(args.name)
-    if args.out is not None:
-        check_file_target(args.out, overwrite=args.force)
     frame = datasets.load(args.name, path=args.path, query=args.query, download=not args.no_download)
     if args.out is not None:
         write_file(args.out, lambda tmp: frame.to_csv(tmp, index=False), overwrite=args.force)
@@ -455,10 +460,7 @@ def _metric_columns(spec: str, columns: list[str]) -> list[str]:
 
 def cmd_fit_downstream(args: argparse.Namespace) -> int:
     from bayes_scaling.downstream import fit_downstream, fit_tasks
-    from bayes_scaling.outputs import check_file_target
 
-    if args.out is not None:
-        check_file_target(args.out, overwrite=args.force)  # before any sampling
     frame = _load(args).frame
     metrics = _metric_columns(args.metric, list(frame.columns))
     kwargs = _sampling_kwargs(args)
@@ -516,7 +518,8 @@ def _sentence(row: pd.Series, prob: float) -> str:
         f"{row['upper']:.3f}] with {prob:.0%} probability, and one training run would land in "
         f"[{row['pred_lower']:.3f}, {row['pred_upper']:.3f}] ({prob:.0%} predictive interval). Spread of the "
         f"log-loss: {row['sd_params']:.2%} from the parameters, {row['sd_extrapolation']:.2%} for extrapolating "
-        f"{row['decades_out']:.1f} decades beyond the sweep, {row['sd_scatter']:.2%} run-to-run scatter."
+        f"{row['decades_out']:.1f} decades beyond the sweep, {row['scatter_68']:.2%} run-to-run scatter (half-width "
+        f"of its central 68%; scale sigma {row['scatter_scale']:.2%})."
     )
 
 
@@ -529,6 +532,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from bayes_scaling.datasets import demo_path
 
     n, d = DEMO_QUESTION
+    _say(args, "fitting the demo sweep with chinchilla (the first fit compiles the model: about 10 s) ...")
     result = _quietly(fitting.fit, demo_path(), law="chinchilla", warn=False, **_sampling_kwargs(args))
     table = result.forecast(N=n, D=d, prob=args.prob)
     if args.json:
@@ -555,9 +559,11 @@ def _table_records(table: pd.DataFrame | None) -> dict[str, Any] | None:
 def cmd_compare(args: argparse.Namespace) -> int:
     laws = [name.strip() for name in args.laws.split(",") if name.strip()]
     fit_kwargs = _sampling_kwargs(args)
+    sweep = _load(args)
+    _say(args, f"comparing {', '.join(laws)} on {len(sweep)} runs ...")
     result = _quietly(
         workflows.compare_hypotheses,
-        _load(args),
+        sweep,
         laws,
         regions=args.region or DEFAULT_REGIONS,
         prob=args.prob,
@@ -720,7 +726,7 @@ def _add_plan_parsers(sub: Any) -> None:
     p = questions.add_parser("isoflop", help="IsoFLOP analysis of a sweep with several runs per budget")
     _add_data(p)
     p.add_argument("--budget-column", default=None, help="column naming each run's budget (default: group by C)")
-    p.add_argument("--seed", type=int, default=_default(planning.isoflop_analysis, "seed"), help="bootstrap seed")
+    p.add_argument("--seed", type=_seed, default=_default(planning.isoflop_analysis, "seed"), help="bootstrap seed")
     common(p, fit=False)
 
 
@@ -765,13 +771,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from bayes_scaling.outputs import check_report_folder
-
     counts = [c.strip() for c in args.counts.split(",") if c.strip()] if args.counts else None
     sweep = _load(args)
-    if args.report is not None:  # before any fitting
-        check_report_folder(args.report, overwrite=args.force,
-                            inputs=[sweep.source] if Path(sweep.source).is_file() else [])
     result = _quietly(workflows.explain, sweep, by=args.by, counts=counts, window=args.window, law=args.law,
                       prob=args.prob, fit_kwargs=_sampling_kwargs(args))
     if args.report is not None:
@@ -795,7 +796,6 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_recipes(args: argparse.Namespace) -> int:
-    from bayes_scaling.outputs import check_file_target, check_report_folder
     from bayes_scaling.recipes import VARIANTS, compare_recipes
     from bayes_scaling.report import write_report
 
@@ -814,11 +814,6 @@ def cmd_recipes(args: argparse.Namespace) -> int:
             raise ValueError(f"--interval takes LOW,HIGH column names, 'auto' or 'none'; got {args.interval!r}")
     if (args.N is None) != (args.D is None) or (args.N and len(args.N) != len(args.D)):
         raise ValueError("give --N and --D together, one --D per --N")
-    if args.plot is not None:  # before any fitting
-        check_file_target(args.plot, overwrite=args.force)
-    if args.report is not None:
-        check_report_folder(args.report, overwrite=args.force,
-                            inputs=[sweep.source] if Path(sweep.source).is_file() else [])
     target = (args.N, args.D) if args.N else None
     result = _quietly(compare_recipes, sweep, by=args.by, target=target, budgets=args.C, reference=args.reference,
                       law=args.law, variants=variants, interval=interval, prob=args.prob, **_sampling_kwargs(args))
@@ -926,7 +921,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="experts per routed layer, 1 = dense (for the routing law; one per --N)")
     p.add_argument("--prob", type=_prob, default=PROB, help=f"interval probability (default {PROB:g})")
     seed = _default(_forecast_function, "seed")
-    p.add_argument("--seed", type=int, default=seed, help=f"seed of the predictive noise (default {seed})")
+    p.add_argument("--seed", type=_seed, default=seed, help=f"seed of the predictive noise (default {seed})")
     p.add_argument("--downstream", type=Path, default=None, metavar="LINK.nc",
                    help="also forecast a benchmark metric through the loss (a file from `fit-downstream --out`)")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -949,7 +944,7 @@ def build_parser() -> argparse.ArgumentParser:
     from bayes_scaling.design import suggest_runs
 
     seed = _default(suggest_runs, "seed")
-    p.add_argument("--seed", type=int, default=seed, help=f"seed of the simulated outcomes (default {seed})")
+    p.add_argument("--seed", type=_seed, default=seed, help=f"seed of the simulated outcomes (default {seed})")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_suggest)
 
@@ -1083,6 +1078,60 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _input_paths(args: argparse.Namespace) -> list[Path]:
+    """The files a command reads: its data (when a file), priors, fit, link, candidates, local dataset copy."""
+    paths = []
+    data = getattr(args, "data", None)
+    if data is not None and Path(data).exists():
+        paths.append(Path(data))
+    for name in ("priors", "fit", "downstream", "candidates", "path"):
+        value = getattr(args, name, None)
+        if value is not None:
+            paths.append(Path(value))
+    return paths
+
+
+def _preflight(args: argparse.Namespace) -> None:
+    """Everything checkable before the work starts: every output path, law names and regions.
+
+    Output files (``--out``, ``--plot``) must be new or, with ``--force``, regular files, never one of the
+    command's inputs; report folders (``report --out``, ``--report``) new, empty or an earlier report.
+    """
+    from bayes_scaling.comparison import parse_region
+    from bayes_scaling.laws import get_law
+    from bayes_scaling.outputs import check_figure_target, check_file_target, check_report_folder
+
+    inputs = _input_paths(args)
+    force = getattr(args, "force", False)
+    out = getattr(args, "out", None)
+    if out is not None and args.command == "report":
+        check_report_folder(out, overwrite=force, inputs=inputs, option="--out")
+    elif out is not None:
+        check_file_target(out, overwrite=force, inputs=inputs, option="--out")
+    if getattr(args, "plot", None) is not None:
+        check_figure_target(args.plot, overwrite=force, inputs=inputs, option="--plot")
+    if getattr(args, "report", None) is not None:
+        check_report_folder(args.report, overwrite=force, inputs=inputs, option="--report")
+    if getattr(args, "laws", None) is not None and args.command in ("compare", "report"):
+        for name in (n.strip() for n in args.laws.split(",")):
+            if name:
+                get_law(name)
+    for region in getattr(args, "region", None) or ():
+        parse_region(region)
+
+
+def _say(args: argparse.Namespace, line: str) -> None:
+    """A first line on a terminal before the slow part starts (nothing with --quiet, --json or a pipe)."""
+    if _chatty(args):
+        print(line, file=sys.stderr, flush=True)
+
+
+def _one_line_warnings(message: Any, category: type, filename: str, lineno: int, file: Any = None,
+                       line: str | None = None) -> None:
+    """Show a warning as one ``warning: ...`` line on stderr (no file, line number or source line)."""
+    print(f"warning: {message}", file=sys.stderr if file is None else file)
+
+
 def _quietly(function: Any, *args: Any, **kwargs: Any) -> Any:
     """Call a fitting function with its LargeSweepWarning silenced (the CLI said it up front as a note)."""
     import warnings
@@ -1094,9 +1143,14 @@ def _quietly(function: Any, *args: Any, **kwargs: Any) -> Any:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (0 ok, 1 --strict failed, 2 bad input, 130 interrupted)."""
+    import warnings
+
+    shown = warnings.showwarning
+    warnings.showwarning = _one_line_warnings
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
+        _preflight(args)
         return int(args.func(args))
     except KeyboardInterrupt:
         print("\ninterrupted: stopped, nothing was saved", file=sys.stderr)
@@ -1116,6 +1170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         print(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
         return EXIT_USAGE
+    finally:
+        warnings.showwarning = shown
 
 
 def _entry() -> None:  # pragma: no cover - console script

@@ -9,6 +9,7 @@ holds with (α, β) → (α_N, α_D).
 
 from __future__ import annotations
 
+import math
 import re
 import warnings
 from collections.abc import Mapping, Sequence
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from bayes_scaling.posterior import Fit
 
 __all__ = ["DEFAULT_LAWS", "DEFAULT_REGIONS", "Hypotheses", "compare", "exponent_draws", "exponent_summary",
-           "hypotheses", "region_probability"]
+           "hypotheses", "parse_region", "region_probability"]
 
 #: Default hypotheses of a Kaplan-vs-Chinchilla comparison.
 DEFAULT_LAWS = ("chinchilla", "kaplan", "allocation_a073", "allocation_a050")
@@ -128,32 +129,36 @@ _REGION = re.compile(
 )
 
 
-def region_probability(fit_: Fit, region: str) -> float:
-    """Posterior probability of a region of the exponents.
+def parse_region(region: str) -> tuple[str, float, float]:
+    """Read a region of an exponent: ``(variable, low, high)`` with the open interval ``low < variable < high``.
 
-    Regions read like ``"a > 0.6"``, ``"b < 0.4"``, ``"0.45 < a < 0.55"`` or ``"|a - 0.5| < 0.05"``.
+    Regions read like ``"a > 0.6"``, ``"b < 0.4"``, ``"0.45 < a < 0.55"`` or ``"|a - 0.5| < 0.05"``; anything
+    else raises ``ValueError`` (checked before any fitting by :func:`bayes_scaling.workflows.compare_hypotheses`).
     """
-    match = _REGION.match(region)
+    match = _REGION.match(region) if isinstance(region, str) else None
     if match is None:
         raise ValueError(
             f"cannot read region {region!r}; write e.g. 'a > 0.6', 'b < 0.4', '0.45 < a < 0.55' or '|a - 0.5| < 0.05'"
         )
-    draws = exponent_draws(fit_)
     try:
         if match["var2"]:
-            values = draws[match["var2"]]
-            inside = np.abs(values - float(match["c"])) < float(match["w"])
-        else:
-            values = draws[match["var"]]
-            x = float(match["x"])
-            inside = values > x if match["op"] == ">" else values < x
-            if match["lo"] is not None:
-                if match["op"] != "<":
-                    raise ValueError(f"cannot read region {region!r}: write 'low < a < high'")
-                inside &= values > float(match["lo"])
+            centre, width = float(match["c"]), float(match["w"])
+            return match["var2"], centre - width, centre + width
+        x = float(match["x"])
+        if match["lo"] is not None:
+            if match["op"] != "<":
+                raise ValueError("write 'low < a < high'")
+            return match["var"], float(match["lo"]), x
+        return (match["var"], x, math.inf) if match["op"] == ">" else (match["var"], -math.inf, x)
     except ValueError as exc:
         raise ValueError(f"cannot read region {region!r}: {exc}") from None
-    return float(inside.mean())
+
+
+def region_probability(fit_: Fit, region: str) -> float:
+    """Posterior probability of a region of the exponents (see :func:`parse_region` for how regions read)."""
+    var, low, high = parse_region(region)
+    values = exponent_draws(fit_)[var]
+    return float(((values > low) & (values < high)).mean())
 
 
 @dataclass(frozen=True)

@@ -84,6 +84,13 @@ _UNIT_MISFIT = 2.5
 #: ...and another reading of the units brings it within this factor. On the seven public sweeps the median
 #: ratio of observed to reference loss lies within a factor 1.2; N in millions or a perplexity is off by > 4x.
 _UNIT_FIT = 1.6
+#: A loss in bits is ln 2 = 0.69 of itself in nats, closer than the checks above look. On the public sweeps the ratio
+#: of observed to reference loss is 0.87-1.25 in nats (1.25-1.80 if they were given in bits); a ratio above this,
+#: which the ln 2 reading brings back into that range, is questioned as bits.
+_BITS_RATIO = 1.35
+#: A loss that rises with N at fixed D (or D at fixed N) this clearly (t statistic of the slope of log loss on log N
+#: and log D, fitted together) is not a loss. The public sweeps give t from -90 to +1.2.
+_RISING_T = 4.0
 
 
 def _key(name: str) -> str:
@@ -379,7 +386,7 @@ def load_sweep(
     Warns
     -----
     DataWarning
-        When runs are duplicated.
+        When rows repeat an earlier row exactly (every column): they are dropped, as copies of one run.
     """
     if isinstance(data, Sweep):
         return data
@@ -438,6 +445,8 @@ def load_sweep(
     if check_units:
         _check_unit_relation(frame, {"loss_units": loss_units, "n_units": n_units, "d_units": d_units})
         _check_units(frame, loss_units)
+        _check_bits(frame, loss_units)
+        _check_falls_with_scale(frame)
     if "C" not in frame.columns:
         frame["C"] = FLOPS_PER_PARAM_TOKEN * frame["N"] * frame["D"]
     if "experts" in frame.columns and (frame["experts"].to_numpy() < 1).any():
@@ -450,15 +459,18 @@ def load_sweep(
                 f"column 'unique_tokens' must not exceed D (tokens seen); {_rows(too_many)} have more unique "
                 "tokens than training tokens"
             )
-    physical = [c for c in (*REQUIRED, *OPTIONAL) if c in frame.columns]
-    duplicated = frame.duplicated(subset=physical, keep="first").to_numpy()
+    duplicated = frame.duplicated(keep="first").to_numpy()
     if duplicated.any():
         warnings.warn(
-            f"{_rows(duplicated)} repeat earlier runs exactly (same {', '.join(physical)}); they are kept and "
-            "count as independent runs",
+            f"{_rows(duplicated)} repeat earlier rows exactly (every column, the loss included) and were dropped: "
+            "copies of one run, not replicates (a re-run with another seed differs in its loss)",
             DataWarning,
             stacklevel=2,
         )
+        frame = frame[~duplicated]
+        if len(frame) < MIN_ROWS:
+            raise DataError(f"a sweep needs at least {MIN_ROWS} distinct runs; got {len(frame)} after dropping "
+                            "exact copies")
     return Sweep(frame=frame.reset_index(drop=True), source=source, renamed=renamed)
 
 
@@ -536,6 +548,67 @@ def _check_units(frame: pd.DataFrame, loss_units: str) -> None:
             "perplexity, use loss_units='perplexity' (CLI: --loss-units perplexity)"
             + ("" if loss_units == "nats" else f" (after converting from {loss_units})")
         )
+
+
+def _check_bits(frame: pd.DataFrame, loss_units: str) -> None:
+    """Raise when the losses read as nats are far above the reference law and read as bits fit it."""
+    if loss_units != "nats":
+        return
+    n, d, loss = (frame[c].to_numpy(dtype=float) for c in ("N", "D", "loss"))
+    ratio = math.exp(_reference_misfit(n, d, loss))
+    as_bits = ratio * math.log(2.0)
+    if ratio > _BITS_RATIO and 1 / _UNIT_FIT < as_bits < _BITS_RATIO:
+        raise DataError(
+            f"the loss column looks like it is in bits, not nats: the losses ({loss.min():.3g}-{loss.max():.3g}) are "
+            f"{ratio:.2f}x what language models of N = {n.min():.3g}-{n.max():.3g} parameters trained on D = "
+            f"{d.min():.3g}-{d.max():.3g} tokens reach, and {as_bits:.2f}x when multiplied by ln 2. Fix it with "
+            "--loss-units bits (Python: loss_units='bits'); if the losses are nats, turn this check off with "
+            "--no-unit-check (check_units=False)"
+        )
+
+
+def _check_falls_with_scale(frame: pd.DataFrame) -> None:
+    """Raise when the 'loss' clearly rises with N at fixed D, or with D at fixed N: an accuracy or a score.
+
+    The slope of log loss along scale (log N + log D) is checked, and the slopes on log N and log D estimated
+    together (least squares) unless N and D move together (|correlation| above 0.98, e.g. a fixed
+    tokens-per-parameter ladder).
+    Multi-epoch sweeps (``unique_tokens`` below D) are not checked: repeating data can make larger runs worse.
+    """
+    if "unique_tokens" in frame.columns and (frame["unique_tokens"] < frame["D"] * (1 - 1e-9)).any():
+        return
+    y = np.log(frame["loss"].to_numpy(dtype=float))
+    log_n, log_d = (np.log(frame[c].to_numpy(dtype=float)) for c in ("N", "D"))
+    varies = [name for name, x in (("N", log_n), ("D", log_d)) if np.ptp(x) > 0]
+    if not varies:
+        return
+    fits: list[dict[str, np.ndarray]] = [{"scale (N and D together)": log_n + log_d}] if len(varies) == 2 else []
+    if len(varies) == 1 or abs(np.corrcoef(log_n, log_d)[0, 1]) <= 0.98:
+        fits.append({f"{name} at fixed {'D' if name == 'N' else 'N'}" if len(varies) == 2 else name:
+                     log_n if name == "N" else log_d for name in varies})
+    for slopes in fits:
+        _check_slopes(y, slopes)
+
+
+def _check_slopes(y: np.ndarray, slopes: Mapping[str, np.ndarray]) -> None:
+    """Raise when log loss clearly rises along any of ``slopes`` (least squares on all of them together)."""
+    design = np.column_stack([np.ones_like(y), *(x - x.mean() for x in slopes.values())])
+    if len(y) <= design.shape[1] + 1:
+        return
+    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+    residual = y - design @ coef
+    variance = residual @ residual / (len(y) - design.shape[1])
+    cov = variance * np.linalg.pinv(design.T @ design)
+    for k, what in enumerate(slopes, start=1):
+        t = coef[k] / math.sqrt(max(cov[k, k], 1e-300))
+        if coef[k] > 0 and t > _RISING_T:
+            raise DataError(
+                f"column 'loss' rises with {what} (slope of log-loss on log {what.split(' ')[0]} {coef[k]:+.3f}, "
+                f"t = {t:.1f}): a loss falls as models and data grow. Is it an accuracy or another score where "
+                "higher is better? Give the loss in nats/token (a benchmark error, 1 - accuracy, goes to "
+                "fit-downstream); if the column is a loss, turn this check off with --no-unit-check "
+                "(check_units=False)"
+            )
 
 
 def check_identifiable(law: ScalingLaw, sweep: Sweep) -> None:

@@ -301,11 +301,13 @@ def fit_downstream(
     frame = data[["loss", metric]].astype(float)
     bad = ~np.isfinite(frame.to_numpy()).all(axis=1)
     if bad.any():
-        raise ValueError(f"rows {np.flatnonzero(bad)[:5].tolist()} have a missing or infinite loss or {metric}")
+        raise ValueError(f"rows {(np.flatnonzero(bad)[:5] + 1).tolist()} (counted from 1) have a missing or "
+                         f"infinite loss or {metric}")
     y = frame[metric].to_numpy()
     if ((y < 0) | (y > 1)).any():
-        rows = np.flatnonzero((y < 0) | (y > 1))[:5].tolist()
-        raise ValueError(f"{metric} must be an error in [0, 1] (1 - accuracy); rows {rows} are outside")
+        rows = (np.flatnonzero((y < 0) | (y > 1))[:5] + 1).tolist()
+        raise ValueError(f"{metric} must be an error in [0, 1] (1 - accuracy); rows {rows} (counted from 1) are "
+                         "outside")
     if isinstance(chance, str):
         chance = float(data[chance].iloc[0])
     elif chance is None:
@@ -611,12 +613,14 @@ def fit_tasks(
     bad = ~np.isfinite(frame.to_numpy())
     if bad.any():
         row, col = np.argwhere(bad)[0]
-        raise ValueError(f"row {row} has a missing or infinite {frame.columns[col]} ({bad.sum()} such cells)")
+        raise ValueError(f"row {row + 1} (counted from 1) has a missing or infinite {frame.columns[col]} "
+                         f"({bad.sum()} such cells)")
     y = frame[metrics].to_numpy()
     outside = (y < 0) | (y > 1)
     if outside.any():
         row, col = np.argwhere(outside)[0]
-        raise ValueError(f"{metrics[col]} must be an error in [0, 1] (1 - accuracy); row {row} holds {y[row, col]}")
+        raise ValueError(f"{metrics[col]} must be an error in [0, 1] (1 - accuracy); row {row + 1} (counted from 1) "
+                         f"holds {y[row, col]}")
     chance_ = _per_task(data, metrics, chance, "random_", "chance")
     items_ = _per_task(data, metrics, items, "items_", "items")
     if not ((chance_ > 0) & (chance_ <= 1)).all():

@@ -21,7 +21,15 @@ import pandas as pd
 from bayes_scaling.approx import METHODS, laplace
 from bayes_scaling.data import DataError, Sweep, check_identifiable, load_sweep
 from bayes_scaling.extrapolation import DESIGNS, Extrapolation, distance, distance_columns, fold_cuts, learn
-from bayes_scaling.inference import ConvergenceWarning, Sampling, diagnose, quiet_pymc, sample, warn_if_unconverged
+from bayes_scaling.inference import (
+    MAX_SEED,
+    ConvergenceWarning,
+    Sampling,
+    diagnose,
+    quiet_pymc,
+    sample,
+    warn_if_unconverged,
+)
 from bayes_scaling.laws import ScalingLaw, get_law
 from bayes_scaling.model import OBSERVED, Likelihood, build_model, resolve_priors
 from bayes_scaling.posterior import Fit, attach_observations, package_versions
@@ -177,7 +185,7 @@ def fit(
         if not first.ok:
             settings = {"tune": config.tune * RETRY_TUNE_FACTOR, "draws": config.draws * RETRY_DRAWS_FACTOR,
                         "target_accept": RETRY_TARGET_ACCEPT}
-            retry_seed = None if config.seed is None else config.seed + 1
+            retry_seed = None if config.seed is None else (config.seed + 1) % (MAX_SEED + 1)
             idata = sample(model, config, cache_key=cache_key, seed=retry_seed, **settings)
             escalated = {"first_pass": first.to_dict(), "first_problems": first.problems, **settings}
     sampling_seconds = time.perf_counter() - sampling_start

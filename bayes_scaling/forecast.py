@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -23,8 +23,8 @@ from bayes_scaling.data import FLOPS_PER_PARAM_TOKEN
 if TYPE_CHECKING:
     from bayes_scaling.posterior import Fit
 
-__all__ = ["Curves", "band_table", "extrapolation_fan", "fit_curves", "forecast", "loss_draws", "points_frame",
-           "predictive_log_loss"]
+__all__ = ["Curves", "band_table", "check_law_inputs", "extrapolation_fan", "fit_curves", "forecast", "loss_draws",
+           "points_frame", "predictive_log_loss"]
 
 ArrayLike = float | int | np.ndarray | list[float] | pd.Series
 
@@ -33,6 +33,18 @@ def _check_prob(prob: float) -> float:
     if not 0 < prob < 1:
         raise ValueError(f"prob must be between 0 and 1 (exclusive), got {prob}")
     return float(prob)
+
+
+def check_law_inputs(law: Any, given: Sequence[str]) -> None:
+    """Raise ``ValueError`` when ``given`` names an input ``law`` does not use (N and D may give a law of C)."""
+    used = set(law.columns)
+    if "C" in used and "C" not in given:
+        used |= {"N", "D"}  # C = 6 N D
+    unused = [k for k in given if k not in used]
+    if unused:
+        raise ValueError(f"law {law.name!r} uses {', '.join(law.columns)}; {', '.join(unused)} "
+                         f"{'is' if len(unused) == 1 else 'are'} not among its inputs and would be ignored: leave "
+                         f"{'it' if len(unused) == 1 else 'them'} out")
 
 
 def points_frame(
@@ -73,6 +85,10 @@ def points_frame(
     return frame
 
 
+#: Tails of the central 68% used to report the run scatter (``scatter_68``): one sd for a Normal.
+SCATTER_TAILS = (0.15865525393145707, 0.8413447460685429)
+
+
 def predictive_log_loss(fit: Fit, log_mean: np.ndarray, *, seed: int | np.random.Generator | None = 0) -> np.ndarray:
     """Add the fitted run-to-run noise on log-loss to draws of the log mean."""
     from bayes_scaling.likelihoods import get_noise_model
@@ -92,8 +108,10 @@ def loss_draws(fit: Fit, points: pd.DataFrame, seed: int | np.random.Generator |
     -------
     dict
         ``mean`` and ``pred``: arrays (draws, points) in nats/token; ``distance``: decades beyond the sweep;
-        ``sd_params``, ``sd_scatter``, ``sd_extrapolation``: each part's standard deviation on log-loss (about
-        a relative error), per point.
+        ``sd_params``, ``sd_extrapolation``: those parts' standard deviations on log-loss (about a relative
+        error), per point; the run scatter as ``scatter_scale`` (posterior median of the noise scale sigma, the
+        Student-t's scale) and ``scatter_68`` (half-width of the central 68% of a new run's deviation on
+        log-loss): a Student-t with nu <= 2 has no standard deviation, so none is reported.
     """
     from bayes_scaling.extrapolation import widen
 
@@ -102,13 +120,16 @@ def loss_draws(fit: Fit, points: pd.DataFrame, seed: int | np.random.Generator |
     extra, d, sd_extra = widen(fit, points, log_mean, rng)
     expected = log_mean + extra
     predictive = predictive_log_loss(fit, expected, seed=rng)
+    low, high = np.quantile(predictive - expected, [SCATTER_TAILS[0], SCATTER_TAILS[1]], axis=0)
+    sigma = fit.draws(fit.noise_names).get("sigma", np.zeros(1))
     with np.errstate(over="ignore"):
         return {
             "mean": np.exp(expected),
             "pred": np.exp(predictive),
             "distance": d,
             "sd_params": np.std(log_mean, axis=0),
-            "sd_scatter": np.std(predictive - expected, axis=0),
+            "scatter_scale": np.full(points.shape[0], float(np.median(sigma))),
+            "scatter_68": (high - low) / 2,
             "sd_extrapolation": sd_extra,
         }
 
@@ -236,19 +257,24 @@ def forecast(
         One row per point: the inputs, ``mean`` and ``median`` of the expected
         loss, ``lower``/``upper`` (its credible interval) and
         ``pred_lower``/``pred_upper`` (predictive interval of a new run), in nats; where the spread comes from
-        (``sd_params``, ``sd_scatter``, ``sd_extrapolation``: standard deviations on log-loss, i.e. roughly
-        relative errors, of the parameters, the run-to-run scatter, and the extrapolation term that grows with
-        the distance beyond the sweep, see :mod:`bayes_scaling.extrapolation`); then how far the point
+        (``sd_params``, ``sd_extrapolation``: standard deviations on log-loss, i.e. roughly relative errors, of the
+        parameters and of the extrapolation term that grows with the distance beyond the sweep, see
+        :mod:`bayes_scaling.extrapolation`; the run-to-run scatter as ``scatter_scale``, the noise scale sigma,
+        and ``scatter_68``, the half-width of its central 68% on log-loss, which exists for any Student-t nu
+        where a standard deviation may not); then how far the point
         lies outside the sweep (``decades_N``, ``decades_D``, ``decades_C``: decades above the largest run,
         negative below the smallest, 0 within; ``decades_out``: the largest of them).
 
     Raises
     ------
     ValueError
-        When the law gives no finite loss at a point (outside its domain).
+        When the law gives no finite loss at a point (outside its domain), or an input is given that the law does
+        not use (e.g. ``experts`` for Chinchilla, ``D`` for ``params``): it would be echoed in the table and ignored.
     """
     prob = _check_prob(prob)
-    points = points_frame(N=N, D=D, C=C, unique_tokens=unique_tokens, experts=experts)
+    given = {"N": N, "D": D, "C": C, "unique_tokens": unique_tokens, "experts": experts}
+    check_law_inputs(fit.law, [k for k, v in given.items() if v is not None])
+    points = points_frame(**given)
     draws = loss_draws(fit, points, seed)
     loss, pred = draws["mean"], draws["pred"]
     tails = [(1 - prob) / 2, (1 + prob) / 2]
@@ -261,7 +287,7 @@ def forecast(
     out["upper"] = upper
     out["pred_lower"] = pred_lower
     out["pred_upper"] = pred_upper
-    for part in ("sd_params", "sd_scatter", "sd_extrapolation"):
+    for part in ("sd_params", "scatter_scale", "scatter_68", "sd_extrapolation"):
         out[part] = draws[part]
     if "extrapolation" not in fit.info and (draws["distance"] > 0).any():
         import warnings

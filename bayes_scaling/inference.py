@@ -24,8 +24,8 @@ import numpy as np
 
 from bayes_scaling.compiled import cached, exact_math
 
-__all__ = ["SAMPLERS", "ConvergenceWarning", "Diagnostics", "Sampling", "diagnose", "interrupt_guard", "quiet_pymc",
-           "sample"]
+__all__ = ["MAX_SEED", "SAMPLERS", "ConvergenceWarning", "Diagnostics", "Sampling", "check_seed", "diagnose",
+           "interrupt_guard", "quiet_pymc", "sample"]
 
 Sampler = Literal["nutpie", "nutpie-jax", "pymc", "numpyro"]
 #: NUTS backends: nutpie with numba (default, fastest to compile and on small sweeps), nutpie with a JAX
@@ -85,8 +85,8 @@ class Sampling:
             object.__setattr__(self, name, int(value))
         if not 0 < self.target_accept < 1:
             raise ValueError(f"target_accept must be in (0, 1), got {self.target_accept}")
-        if self.seed is not None and (isinstance(self.seed, bool) or int(self.seed) != self.seed):
-            raise ValueError(f"seed must be an integer or None, got {self.seed!r}")
+        if self.seed is not None:
+            object.__setattr__(self, "seed", check_seed(self.seed))
         if self.ess is not None and (isinstance(self.ess, bool) or int(self.ess) != self.ess or self.ess < 1):
             raise ValueError(f"ess must be a positive integer or None, got {self.ess!r}")
         if self.max_seconds is not None and not self.max_seconds > 0:
@@ -114,6 +114,22 @@ class Sampling:
     def to_dict(self) -> dict[str, Any]:
         """The options as a plain dict (kept in ``Fit.info``)."""
         return asdict(self)
+
+
+#: Largest seed: every backend (nutpie, PyMC, NumPyro) takes seeds from 0 to 2**32 - 1.
+MAX_SEED = 2**32 - 1
+
+
+def check_seed(seed: Any) -> int:
+    """``seed`` as an int, or ``ValueError`` unless it is a whole number from 0 to :data:`MAX_SEED`."""
+    try:
+        value = int(seed)
+        whole = not isinstance(seed, bool) and value == seed
+    except (TypeError, ValueError, OverflowError):
+        whole = False
+    if not whole or not 0 <= value <= MAX_SEED:
+        raise ValueError(f"seed must be a whole number from 0 to {MAX_SEED} (2**32 - 1), got {seed!r}")
+    return value
 
 
 #: Fewest draws per chain of one batch when sampling to an ESS target (fewer make ESS estimates unreliable).

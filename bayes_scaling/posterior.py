@@ -378,8 +378,39 @@ def write_saved(path: str | Path, idata: Any, key: str, meta: Mapping[str, Any],
     from bayes_scaling.outputs import write_file
 
     tree = idata.copy()
-    tree.attrs = {**tree.attrs, key: json.dumps(meta)}
+    text = json.dumps(meta)
+    tree.attrs = {**{k: v for k, v in tree.attrs.items() if k != DIGEST}, key: text}
+    tree.attrs[DIGEST] = content_digest(tree, text)
     return write_file(path, lambda tmp: tree.to_netcdf(tmp, engine="h5netcdf"), overwrite=overwrite)
+
+
+#: Attribute of a saved file holding :func:`content_digest` of its contents, checked on every load.
+DIGEST = "bayes_scaling_sha256"
+
+
+def content_digest(tree: Any, meta: str) -> str:
+    """SHA-256 of every array (values, dtype, shape, coordinates) of every group of ``tree``, and of ``meta``.
+
+    Stored in a saved file and recomputed on load: bytes damaged inside a posterior array leave a readable netCDF
+    file with other numbers, which only a digest of the contents catches.
+    """
+    import hashlib
+
+    digest = hashlib.sha256(meta.encode())
+    for node in sorted(tree.subtree, key=lambda n: n.path):
+        data = node.to_dataset()
+        for name in sorted([*map(str, data.data_vars), *map(str, data.coords)]):
+            values = np.asarray(data[name].values)
+            text = values.dtype.kind in "OUS"  # netCDF may read text back as another string dtype
+            items = [v for v in values.ravel().tolist() if v is not None and v == v and v != ""] if text else None
+            if (text and not items) or (values.dtype.kind == "f" and np.isnan(values).all()):
+                continue  # nothing stored (e.g. sampler messages that are all None, read back as NaN)
+            digest.update(f"{node.path}/{name}:{'text' if text else values.dtype.str}:{values.shape}".encode())
+            if text:
+                digest.update("\x00".join(map(str, items)).encode())
+            else:
+                digest.update(np.ascontiguousarray(values).tobytes())
+    return digest.hexdigest()
 
 
 def read_saved(path: str | Path, key: str, *, what: str, label: str, hint: str = "") -> tuple[Any, dict[str, Any]]:
@@ -404,11 +435,15 @@ def read_saved(path: str | Path, key: str, *, what: str, label: str, hint: str =
     raw = tree.attrs.get(key)
     if raw is None or "posterior" not in tree.children:
         raise FitFileError(f"{path} is a netCDF file but not a {label} (no {what} metadata or posterior){hint}")
+    stored = tree.attrs.get(DIGEST)
+    tree.attrs = {k: v for k, v in tree.attrs.items() if k not in (key, DIGEST)}
+    if stored is not None and stored != content_digest(tree, raw):
+        raise FitFileError(f"{path} is damaged: its contents no longer match the checksum written when it was saved "
+                           f"(bytes changed inside the file); refit or restore a copy")
     try:
         meta = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise FitFileError(f"{path} holds damaged {what} metadata: {exc}") from None
-    tree.attrs = {k: v for k, v in tree.attrs.items() if k != key}
     return tree, meta
 
 

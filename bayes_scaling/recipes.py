@@ -151,13 +151,13 @@ class RecipeComparison:
             if row["recipe"] == self.reference:
                 continue
             better = row["p_beats_reference"] >= 0.5
-            mult = _format_multiplier(row["multiplier"], row["multiplier_lower"], row["multiplier_upper"])
+            compute = _compute_clause(self.reference, row["recipe"], row["multiplier"], row["multiplier_lower"],
+                                      row["multiplier_upper"], pct)
             lines.append(
                 f"At {row['C']:.3g} FLOPs, {row['recipe']} {'beats' if better else 'trails'} {self.reference} with "
                 f"probability {row['p_beats_reference'] if better else 1 - row['p_beats_reference']:.2f}: loss "
                 f"difference {row['diff']:+.4f} nats ({pct} interval {row['diff_lower']:+.4f} to "
-                f"{row['diff_upper']:+.4f}); {self.reference} needs {mult} the compute to reach {row['recipe']}'s "
-                f"loss. P(best of all) = {row['p_best']:.2f}."
+                f"{row['diff_upper']:+.4f}); {compute}. P(best of all) = {row['p_best']:.2f}."
             )
         return lines
 
@@ -172,11 +172,15 @@ class RecipeComparison:
                 "verdict": self.verdict(), "info": self.info}
 
 
-def _format_multiplier(median: float, low: float, high: float) -> str:
-    def fmt(v: float) -> str:
-        return "never" if not np.isfinite(v) else f"{v:.3g}x"
-
-    return f"{fmt(median)} ({fmt(low)} to {fmt(high)})"
+def _compute_clause(reference: str, recipe: str, median: float, low: float, high: float, pct: str) -> str:
+    """How much compute the reference needs to reach the recipe's loss, in words ("never" is said as such)."""
+    if not np.isfinite(low):
+        return f"{reference} never reaches {recipe}'s loss at any compute (in over {pct} of the draws)"
+    if not np.isfinite(median):
+        return (f"{reference} most likely never reaches {recipe}'s loss at any compute (where it does, it needs at "
+                f"least {low:.3g}x the compute)")
+    upper = f"{high:.3g}x" if np.isfinite(high) else "never in some draws"
+    return f"{reference} needs {median:.3g}x the compute ({low:.3g}x to {upper}) to reach {recipe}'s loss"
 
 
 def compare_recipes(

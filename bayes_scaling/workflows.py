@@ -23,10 +23,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bayes_scaling.comparison import DEFAULT_LAWS, DEFAULT_REGIONS, Hypotheses, hypotheses
+from bayes_scaling.comparison import DEFAULT_LAWS, DEFAULT_REGIONS, Hypotheses, hypotheses, parse_region
 from bayes_scaling.data import load_sweep
 from bayes_scaling.fitting import fit
 from bayes_scaling.inference import ConvergenceWarning
+from bayes_scaling.laws import get_law
 from bayes_scaling.outputs import check_report_folder
 from bayes_scaling.pointfit import huber_point_fit
 from bayes_scaling.report import REPORT_BUDGETS, REPORT_POINTS, Report, write_report
@@ -102,10 +103,14 @@ def compare_hypotheses(
     -------
     Hypotheses
     """
-    sweep = load_sweep(data)
     laws = list(dict.fromkeys(laws))
     if len(laws) < 2:
         raise ValueError("give at least two laws to compare")
+    for law in laws:  # names and regions before any fitting
+        get_law(law)
+    for region in regions:
+        parse_region(region)
+    sweep = load_sweep(data)
     kwargs = dict(fit_kwargs or {})
     fits = {law: fit(sweep, law=law, **kwargs) for law in laws}
     extra = extrapolation_scores(sweep, laws, cutoff_N=cutoff_N, fit_kwargs=kwargs) if extrapolation else None

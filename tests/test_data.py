@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -133,9 +135,15 @@ def test_misnamed_column_gets_a_hint():
 
 def test_duplicate_rows_warn_with_row_numbers():
     df = pd.concat([frame(), frame().iloc[[2]]], ignore_index=True)
-    with pytest.warns(bs.DataWarning, match="row 9 repeat earlier runs exactly"):
+    with pytest.warns(bs.DataWarning, match="row 9 repeat earlier rows exactly .* were dropped"):
         sweep = load_sweep(df)
-    assert len(sweep) == 9
+    assert len(sweep) == 8
+    # a re-run with another loss is a replicate, kept; so is the same run under another label
+    kept = pd.concat([frame(), frame().iloc[[2]].assign(loss=lambda f: f["loss"] * 1.01)], ignore_index=True)
+    labelled = pd.concat([frame().assign(mix="a"), frame().iloc[[2]].assign(mix="b")], ignore_index=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", bs.DataWarning)
+        assert len(load_sweep(kept)) == 9 and len(load_sweep(labelled)) == 9
 
 
 def test_unit_mistakes_are_detected():

@@ -225,9 +225,9 @@ def test_task_fit_input_errors():
         fit_tasks(frame, ["err_a"])
     with pytest.raises(ValueError, match="no items for err_b"):
         fit_tasks(frame.drop(columns="items_err_b"), ["err_a", "err_b"])
-    with pytest.raises(ValueError, match=r"err_b must be an error in \[0, 1\].*row 3 holds 1.2"):
+    with pytest.raises(ValueError, match=r"err_b must be an error in \[0, 1\].*row 4 \(counted from 1\) holds 1.2"):
         fit_tasks(frame.assign(err_b=np.where(np.arange(8) == 3, 1.2, frame["err_b"])), ["err_a", "err_b"])
-    with pytest.raises(ValueError, match="row 2 has a missing or infinite err_a"):
+    with pytest.raises(ValueError, match=r"row 3 \(counted from 1\) has a missing or infinite err_a"):
         fit_tasks(frame.assign(err_a=np.where(np.arange(8) == 2, np.nan, frame["err_a"])), ["err_a", "err_b"])
     with pytest.raises(ValueError, match="chance= has no value for err_b"):
         fit_tasks(frame, ["err_a", "err_b"], chance={"err_a": 0.75})

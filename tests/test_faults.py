@@ -79,30 +79,30 @@ def test_report_folder_replaces_only_its_own_files(tmp_path):
     out = tmp_path / "report"
 
     def first(folder):
-        (folder / "a.png").write_text("old a")
-        (folder / "gone.png").write_text("old")
-        return ["a.png", "gone.png"]
+        (folder / "fit.png").write_text("old a")
+        (folder / "compare.png").write_text("old")
+        return ["fit.png", "compare.png"]
 
     def second(folder):
-        (folder / "a.png").write_text("new a")
-        return ["a.png"]
+        (folder / "fit.png").write_text("new a")
+        return ["fit.png"]
 
     outputs.publish_folder(out, first)
-    assert json.loads((out / outputs.REPORT_MARKER).read_text())["files"] == ["a.png", "gone.png"]
+    assert json.loads((out / outputs.REPORT_MARKER).read_text())["files"] == ["compare.png", "fit.png"]
     with pytest.raises(FileExistsError, match="earlier report; add --force"):
         outputs.publish_folder(out, second)
     outputs.publish_folder(out, second, overwrite=True)
-    assert (out / "a.png").read_text() == "new a" and not (out / "gone.png").exists()
+    assert (out / "fit.png").read_text() == "new a" and not (out / "compare.png").exists()
     # a file the user added to the report folder blocks the next replacement and is never removed
     (out / "mine.txt").write_text("user's")
     with pytest.raises(FileExistsError, match=r"mine.txt"):
         outputs.publish_folder(out, first, overwrite=True)
-    assert (out / "mine.txt").read_text() == "user's" and (out / "a.png").read_text() == "new a"
+    assert (out / "mine.txt").read_text() == "user's" and (out / "fit.png").read_text() == "new a"
     # a report that fails half-way leaves nothing: no folder, no temporary folder
     fresh = tmp_path / "fresh"
 
     def broken(folder):
-        (folder / "a.png").write_text("x")
+        (folder / "fit.png").write_text("x")
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
