@@ -377,7 +377,8 @@ def cmd_forecast(args: argparse.Namespace) -> int:
         _print_json(payload)
     else:
         print(f"forecast from {args.fit} (law {result.law.name}); intervals {args.prob:.0%}, loss in nats/token; "
-              "sd_*: spread of log-loss from the parameters, run scatter and extrapolation beyond the sweep; "
+              "sd_params, sd_extrapolation: sd of log-loss from the parameters and from extrapolating beyond the "
+              "sweep; scatter_scale, scatter_68: the run scatter's scale and the half-width of its central 68%; "
               "decades_*: distance outside the sweep")
         print(_format_table(table))
         if metric is not None and hasattr(link, "metrics"):

@@ -69,7 +69,7 @@ def test_downstream_input_errors():
         fit_downstream(frame, "err", form="cubic")
     with pytest.raises(ValueError, match="column 'acc' is not in the data"):
         fit_downstream(frame, "acc")
-    with pytest.raises(ValueError, match=r"must be an error in \[0, 1\].*rows \[2\]"):
+    with pytest.raises(ValueError, match=r"must be an error in \[0, 1\].*rows \[3\] \(counted from 1\)"):
         fit_downstream(frame.assign(err=np.where(np.arange(10) == 2, 1.5, frame["err"])), "err")
     with pytest.raises(ValueError, match="items must be a positive integer"):
         fit_downstream(frame, "err", items=0)

@@ -34,12 +34,14 @@ def test_routing_law_recovers_its_parameters_and_forecasts_by_experts():
     table = result.summary(prob=0.99)
     for name in ("a", "b", "c"):
         assert table.loc[name, "hdi_low"] <= TRUTH[name] <= table.loc[name, "hdi_high"], name
-    more = result.forecast(N=1.3e9, D=1.3e11, experts=[1, 64])
+    more = result.forecast(N=1.3e9, experts=[1, 64])
     assert more["median"].iloc[1] < more["median"].iloc[0]  # 64 experts beat the dense model
     with pytest.raises(ValueError, match="experts must be >= 1"):
-        result.forecast(N=1e9, D=1.3e11, experts=0.5)
+        result.forecast(N=1e9, experts=0.5)
     with pytest.raises(ValueError, match="needs experts"):
-        result.forecast(N=1e9, D=1.3e11)
+        result.forecast(N=1e9)
+    with pytest.raises(ValueError, match="law 'routing' uses N, experts; D is not among its inputs"):
+        result.forecast(N=1e9, D=1.3e11, experts=8)  # the law holds D fixed: a D would be echoed and ignored
 
 
 def test_cli_forecast_with_experts(tmp_path, capsys):
@@ -53,8 +55,8 @@ def test_cli_forecast_with_experts(tmp_path, capsys):
     assert main(["fit", str(data), "--law", "routing", "--draws", "200", "--tune", "300", "--chains", "2",
                  "--seed", "1", "--out", str(out), "--quiet"]) in (0, 1)
     capsys.readouterr()
-    assert main(["forecast", str(out), "--N", "1.3e9", "--N", "1.3e9", "--D", "1.3e11", "--D", "1.3e11",
-                 "--experts", "1", "--experts", "64", "--json"]) == 0
+    assert main(["forecast", str(out), "--N", "1.3e9", "--N", "1.3e9", "--experts", "1", "--experts", "64",
+                 "--json"]) == 0
     points = json.loads(capsys.readouterr().out)["points"]
     assert [p["experts"] for p in points] == [1, 64] and points[1]["median"] < points[0]["median"]
 
