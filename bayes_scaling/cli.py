@@ -605,12 +605,17 @@ def _print_plan(title: str, table: pd.DataFrame, as_json: bool, extra: dict[str,
         _print_json({"question": title, **(extra or {}), "rows": json_records(table), "warnings": warnings_})
         return
     print(title)
+    print("  (loss: expected, credible interval; one run: predictive interval of a training run; both include the "
+          "extrapolation term of the distance beyond the sweep)")
     for _, row in table.iterrows():
-        names = [c for c in table.columns if not c.endswith(("_lower", "_upper"))]
+        names = [c for c in table.columns if not c.endswith(("_lower", "_upper", "_sd_extrapolation"))]
         for name in names:
             value = row[name]
             if f"{name}_lower" in table.columns:
-                print(f"  {name:>20}: {value:.4g}  [{row[f'{name}_lower']:.4g}, {row[f'{name}_upper']:.4g}]")
+                line = f"  {name:>20}: {value:.4g}  [{row[f'{name}_lower']:.4g}, {row[f'{name}_upper']:.4g}]"
+                if f"{name}_pred_lower" in table.columns:
+                    line += f"  one run [{row[f'{name}_pred_lower']:.4g}, {row[f'{name}_pred_upper']:.4g}]"
+                print(line)
             else:
                 print(f"  {name:>20}: {value:.4g}" if isinstance(value, float) else f"  {name:>20}: {value}")
         print()

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_scaling.data import FLOPS_PER_PARAM_TOKEN
+from bayes_scaling.intervals import check_prob, tails
 
 if TYPE_CHECKING:
     from bayes_scaling.posterior import Fit
@@ -195,12 +196,12 @@ class _Preposterior:
 
     def __init__(self, fit: Fit, target: Target, *, prob: float, scenarios: int, draws: int,
                  flops_per_param_token: float, rng: np.random.Generator) -> None:
-        from bayes_scaling.extrapolation import Extrapolation, distance_columns
+        from bayes_scaling.extrapolation import distance_columns
         from bayes_scaling.forecast import points_frame
         from bayes_scaling.likelihoods import get_noise_model
 
         self.fit, self.target, self.rng = fit, target, rng
-        self.tails = ((1 - prob) / 2, (1 + prob) / 2)
+        self.tails = tails(prob)
         law_draws = fit.draws(fit.law.param_names)
         noise_draws = fit.draws(fit.noise_names)
         total = len(next(iter(law_draws.values())))
@@ -213,21 +214,16 @@ class _Preposterior:
         self.columns = distance_columns(fit.law)
         self.ranges = {c: (float(fit.sweep.column(c).min()), float(fit.sweep.column(c).max()))
                        for c in self.columns if c in fit.sweep.frame.columns}
-        # the target per draw: the law's log mean (loss) or log N_opt; the extrapolation term on top for a loss
-        raw = fit.info.get("extrapolation") or {}
-        self.drift = self.scale = np.zeros(self.S)
+        # the target per draw: the expected loss from the predictive engine (law's mean plus the extrapolation
+        # term, whose distance the sweep's range sets), or log N_opt; one engine seed, so every design is
+        # scored against the same extrapolation draws
         if target.kind in ("loss", "metric"):
-            point = points_frame(N=target.N, D=target.D, C=flops_per_param_token * target.N * target.D)
-            self.base = fit.log_mean(point, draws=self.params)[:, 0]
-            if raw.get("design") in ("kappa", "drift"):
-                self.drift, self.scale = Extrapolation.from_dict(raw).joint_draws(self.S, rng)
-            self.z = rng.standard_normal(self.S)
-            self.point = point
+            self.point = points_frame(N=target.N, D=target.D, C=flops_per_param_token * target.N * target.D)
+            self.engine_seed = int(rng.integers(2**31))
             if target.kind == "metric":
-                link_draws = target.link.draws()
-                n_link = len(next(iter(link_draws.values())))
-                pair = rng.choice(n_link, size=self.S, replace=self.S > n_link)
-                self.link_params = {k: v[pair] for k, v in link_draws.items()}
+                from bayes_scaling.predictive import pair_draws
+
+                self.link_params = pair_draws(target.link.draws(), self.S, rng)
         else:
             from bayes_scaling.planning import optimal_n_draws
 
@@ -238,12 +234,12 @@ class _Preposterior:
 
     def values(self, ranges: Mapping[str, tuple[float, float]]) -> np.ndarray:
         """The target per draw given the sweep's ranges (they set the extrapolation distance)."""
-        values = self.base
-        if self.target.kind != "n_opt" and (self.scale.any() or self.drift.any()):
-            from bayes_scaling.extrapolation import distance_to
+        if self.target.kind == "n_opt":
+            return self.base
+        from bayes_scaling.predictive import predict
 
-            d = float(distance_to(self.point, ranges, self.columns)[0])
-            values = self.base + (self.drift + self.scale * self.z) * d
+        values = predict(self.fit, self.point, params=self.params, noise=self.noise, seed=self.engine_seed,
+                         ranges=ranges).expected[:, 0]
         if self.target.kind == "metric":  # the error through the link, one link draw paired with each loss draw
             link = self.target.link
             with np.errstate(over="ignore"):
@@ -413,8 +409,7 @@ def suggest_runs(
         raise ValueError(f"suggest_runs needs a law of N and D; {fit.law.name!r} takes {', '.join(fit.law.inputs)}")
     if not (math.isfinite(budget) and budget > 0):
         raise ValueError(f"budget must be a positive number of FLOPs, got {budget}")
-    if not 0 < prob < 1:
-        raise ValueError(f"prob must be between 0 and 1, got {prob}")
+    prob = check_prob(prob)
     if k is not None and k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
     goal = Target.of(target)

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_scaling.inference import Diagnostics, Sampling, diagnose, sample
+from bayes_scaling.intervals import check_prob, equal_tailed, tails
 from bayes_scaling.priors import Prior
 
 if TYPE_CHECKING:
@@ -146,13 +147,13 @@ class DownstreamFit:
         """Posterior median and equal-tailed interval of each parameter, with R-hat and bulk ESS."""
         import arviz as az
 
-        tails = [(1 - prob) / 2, (1 + prob) / 2]
+        prob = check_prob(prob)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             table = az.summary(self.idata, var_names=self.param_names, round_to="none")
         rows = {}
         for name, values in self.draws().items():
-            low, high = np.quantile(values, tails)
+            low, high = equal_tailed(values, prob)
             rows[name] = {"median": float(np.median(values)), "lower": float(low), "upper": float(high),
                           "r_hat": float(table.loc[name, "r_hat"]), "ess_bulk": float(table.loc[name, "ess_bulk"])}
         out = pd.DataFrame(rows).T
@@ -176,12 +177,11 @@ class DownstreamFit:
         (resampled to as many draws). The new evaluation's noise is binomial over ``items`` (default: the fit's)
         or the fitted Student-t, clipped to [0, 1].
         """
+        from bayes_scaling.predictive import pair_draws
+
         rng = np.random.default_rng(seed)
         loss = np.atleast_2d(np.asarray(loss, float))
-        draws = self.draws()
-        total = len(next(iter(draws.values())))
-        pick = rng.choice(total, size=loss.shape[0], replace=loss.shape[0] > total)
-        params = {k: v[pick][:, None] for k, v in draws.items()}
+        params = {k: v[:, None] for k, v in pair_draws(self.draws(), loss.shape[0], rng).items()}
         mean = np.clip(self.link.mean(np, params, loss, self.chance, self.reference), 0.0, 1.0)
         n = items if items is not None else self.items
         if n is not None:
@@ -364,19 +364,18 @@ def chain(fit: Fit, link: DownstreamFit, *, N: Any, D: Any, prob: float = 0.9,
         loss; ``pred_lower``/``pred_upper``: one evaluation of one such model), and ``p_below_chance``: the
         posterior probability that the expected error is below chance.
     """
-    from bayes_scaling.forecast import loss_draws, points_frame
+    from bayes_scaling.forecast import points_frame
+    from bayes_scaling.predictive import predict
 
-    if not 0 < prob < 1:
-        raise ValueError(f"prob must be between 0 and 1, got {prob}")
+    prob = check_prob(prob)
     points = points_frame(N=N, D=D)
     rng = np.random.default_rng(seed)
-    loss = loss_draws(fit, points, seed=rng)["pred"]  # a new run's loss: parameters, scatter, extrapolation
+    loss = predict(fit, points, seed=rng).loss("total")  # a new run's loss: parameters, scatter, extrapolation
     mean, pred = link.predict(loss, seed=rng)
-    tails = [(1 - prob) / 2, 0.5, (1 + prob) / 2]
     out = points[["N", "D"]].copy()
-    out["loss_lower"], out["loss_median"], out["loss_upper"] = np.quantile(loss, tails, axis=0)
-    out["lower"], out["median"], out["upper"] = np.quantile(mean, tails, axis=0)
-    out["pred_lower"], _, out["pred_upper"] = np.quantile(pred, tails, axis=0)
+    out["loss_lower"], out["loss_median"], out["loss_upper"] = equal_tailed(loss, prob, median=True)
+    out["lower"], out["median"], out["upper"] = equal_tailed(mean, prob, median=True)
+    out["pred_lower"], out["pred_upper"] = equal_tailed(pred, prob)
     out["p_below_chance"] = (mean < link.chance).mean(axis=0)
     return out
 
@@ -390,18 +389,16 @@ def link_curve(link: DownstreamFit, *, loss: Any = None, prob: float = 0.9, seed
         ``loss``, ``median``, ``lower``/``upper`` (credible interval of the expected metric) and
         ``pred_lower``/``pred_upper`` (one evaluation), for :func:`bayes_scaling.plots.plot_downstream`.
     """
-    if not 0 < prob < 1:
-        raise ValueError(f"prob must be between 0 and 1, got {prob}")
+    prob = check_prob(prob)
     if loss is None:
         observed = link.data["loss"]
         loss = np.linspace(observed.min() - 0.5, observed.max(), 80)
     loss = np.asarray(loss, float)
     draws = len(next(iter(link.draws().values())))
     mean, pred = link.predict(np.broadcast_to(loss, (draws, len(loss))), seed=seed)
-    tails = [(1 - prob) / 2, 0.5, (1 + prob) / 2]
     out = pd.DataFrame({"loss": loss})
-    out["lower"], out["median"], out["upper"] = np.quantile(mean, tails, axis=0)
-    out["pred_lower"], _, out["pred_upper"] = np.quantile(pred, tails, axis=0)
+    out["lower"], out["median"], out["upper"] = equal_tailed(mean, prob, median=True)
+    out["pred_lower"], out["pred_upper"] = equal_tailed(pred, prob)
     return out
 
 
@@ -473,10 +470,9 @@ class TaskFit:
         return diagnose(self.idata, [*TASK_PARAMS, *TASK_HYPER])
 
     def _pick(self, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
-        draws = self.draws()
-        total = draws["delta"].shape[0]
-        pick = rng.choice(total, size=n, replace=n > total)
-        return {k: v[pick][:, None, :] for k, v in draws.items()}
+        from bayes_scaling.predictive import pair_draws
+
+        return {k: v[:, None, :] for k, v in pair_draws(self.draws(), n, rng).items()}
 
     def _expected(self, loss: np.ndarray, params: Mapping[str, np.ndarray]) -> np.ndarray:
         with np.errstate(over="ignore"):  # exp overflows far from the midpoint: the sigmoid is then 0, as it should
@@ -514,18 +510,19 @@ class TaskFit:
         (``floor``) and for the loss where the task leaves chance by ``margin`` (``leave_loss``; ``inf``: above
         chance at any loss, ``-inf``: never), and ``p_leaves`` (the posterior probability that it ever does).
         """
-        tails = [(1 - prob) / 2, 0.5, (1 + prob) / 2]
+        levels = [*tails(prob)]
+        levels.insert(1, 0.5)
         p = self.draws()
         floor = self.chance * p["floor_frac"]
         leave = self.leave_loss(margin)
         out = pd.DataFrame({"metric": self.metrics, "chance": self.chance, "items": self.items,
                             "plateau": np.median(self.chance + p["delta"], axis=0)})
-        out["floor_lower"], out["floor"], out["floor_upper"] = np.quantile(floor, tails, axis=0)
+        out["floor_lower"], out["floor"], out["floor_upper"] = np.quantile(floor, levels, axis=0)
         out["midpoint"] = np.median(p["midpoint"], axis=0)
         out["width"] = np.median(p["width"], axis=0)
         out["sigma"] = np.median(p["sigma"], axis=0)
         out["leave_loss_lower"], out["leave_loss"], out["leave_loss_upper"] = np.quantile(
-            leave, tails, axis=0, method="inverted_cdf")
+            leave, levels, axis=0, method="inverted_cdf")
         out["p_leaves"] = (leave > -np.inf).mean(axis=0)
         return out.set_index("metric")
 
@@ -687,27 +684,26 @@ def task_table(tasks: TaskFit, *, fit: Fit | None = None, N: Any = None, D: Any 
         ``p_above_chance`` (posterior probability that the expected error is ``margin`` or more under chance),
         and the loss at which the task leaves chance (``leave_loss`` with ``leave_loss_lower``/``_upper``).
     """
-    if not 0 < prob < 1:
-        raise ValueError(f"prob must be between 0 and 1, got {prob}")
+    prob = check_prob(prob)
     if not 0 <= margin < 1:
         raise ValueError(f"margin must be in [0, 1), got {margin}")
     rng = np.random.default_rng(seed)
     if fit is not None:
-        from bayes_scaling.forecast import loss_draws, points_frame
+        from bayes_scaling.forecast import points_frame
+        from bayes_scaling.predictive import predict
 
         if N is None or D is None or loss is not None:
             raise ValueError("with a loss fit, give N and D (and no loss)")
         points = points_frame(N=N, D=D)[["N", "D"]]
-        draws = loss_draws(fit, points, seed=rng)["pred"]
+        draws = predict(fit, points, seed=rng).loss("total")
     else:
         if loss is None:
             raise ValueError("give a loss fit with N and D, or loss values")
         points = pd.DataFrame({"loss": np.atleast_1d(np.asarray(loss, float))})
         draws = np.broadcast_to(points["loss"].to_numpy(), (4000, len(points)))
     mean, pred = tasks.predict(draws, seed=rng)
-    tails = [(1 - prob) / 2, 0.5, (1 + prob) / 2]
-    lower, median, upper = np.quantile(mean, tails, axis=0)
-    pred_lower, _, pred_upper = np.quantile(pred, tails, axis=0)
+    lower, median, upper = equal_tailed(mean, prob, median=True)
+    pred_lower, pred_upper = equal_tailed(pred, prob)
     above = (mean <= tasks.chance - margin).mean(axis=0)
     leave = tasks.summary(prob, margin)
     rows = []

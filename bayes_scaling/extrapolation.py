@@ -40,10 +40,9 @@ from bayes_scaling.likelihoods import student_t_logpdf
 
 if TYPE_CHECKING:
     from bayes_scaling.data import Sweep
-    from bayes_scaling.posterior import Fit
 
 __all__ = ["DESIGNS", "FOLD_QUANTILES", "KAPPA_PRIOR_SD", "Extrapolation", "distance", "distance_columns",
-           "distance_to", "fold_cuts", "learn", "widen"]
+           "distance_to", "fold_cuts", "learn"]
 
 #: Ways of widening forecasts beyond the data: ``"kappa"`` (error growing with distance, the default),
 #: ``"drift"`` (the same plus a learned signed drift ``b * d`` of the forecast), ``"inflation"`` (one factor on
@@ -222,27 +221,3 @@ def learn(residuals: pd.DataFrame, *, design: str = "kappa", seed: int = 0) -> E
     if design == "drift":
         return Extrapolation(design, grid, joint.sum(axis=0), folds, len(residuals), drift_grid=drift, joint=joint)
     return Extrapolation(design, grid, joint[0], folds, len(residuals))
-
-
-def widen(fit: Fit, points: pd.DataFrame, log_mean: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
-    """Extrapolation noise for draws of the log mean at ``points``: (noise per draw and point, distance, sd).
-
-    Without a learned term (fits made before it existed, or ``extrapolation="none"``) the noise is zero.
-    """
-    raw = fit.info.get("extrapolation")
-    d = distance(points, fit.sweep, distance_columns(fit.law))
-    if not raw or raw.get("design", "none") == "none":
-        return np.zeros_like(log_mean), d, np.zeros(len(points))
-    term = Extrapolation.from_dict(raw)
-    drift, scales = term.joint_draws(log_mean.shape[0], rng)
-    scales = scales[:, None]
-    z = rng.standard_normal(log_mean.shape)
-    if term.design in ("kappa", "drift"):
-        extra = scales * d[None, :]
-        shift = drift[:, None] * d[None, :]
-        return shift + extra * z, d, np.sqrt(np.mean(extra**2 + shift**2, axis=0))
-    # inflation: total sd = lam * sqrt(sigma^2 + v_param), so the added part has variance (lam^2 - 1) (...)
-    sigma = float(np.median(fit.draws(["sigma"])["sigma"]))
-    base = np.sqrt(sigma**2 + np.var(log_mean, axis=0))[None, :]
-    extra = np.sqrt(np.maximum(scales**2 - 1.0, 0.0)) * base
-    return extra * z, d, np.sqrt(np.mean(extra**2, axis=0))

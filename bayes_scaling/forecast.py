@@ -19,20 +19,15 @@ import numpy as np
 import pandas as pd
 
 from bayes_scaling.data import FLOPS_PER_PARAM_TOKEN
+from bayes_scaling.intervals import check_prob, equal_tailed
 
 if TYPE_CHECKING:
     from bayes_scaling.posterior import Fit
 
 __all__ = ["Curves", "band_table", "check_law_inputs", "extrapolation_fan", "fit_curves", "forecast", "loss_draws",
-           "points_frame", "predictive_log_loss"]
+           "points_frame"]
 
 ArrayLike = float | int | np.ndarray | list[float] | pd.Series
-
-
-def _check_prob(prob: float) -> float:
-    if not 0 < prob < 1:
-        raise ValueError(f"prob must be between 0 and 1 (exclusive), got {prob}")
-    return float(prob)
 
 
 def check_law_inputs(law: Any, given: Sequence[str]) -> None:
@@ -85,24 +80,12 @@ def points_frame(
     return frame
 
 
-#: Tails of the central 68% used to report the run scatter (``scatter_68``): one sd for a Normal.
-SCATTER_TAILS = (0.15865525393145707, 0.8413447460685429)
-
-
-def predictive_log_loss(fit: Fit, log_mean: np.ndarray, *, seed: int | np.random.Generator | None = 0) -> np.ndarray:
-    """Add the fitted run-to-run noise on log-loss to draws of the log mean."""
-    from bayes_scaling.likelihoods import get_noise_model
-
-    rng = np.random.default_rng(seed)
-    return log_mean + get_noise_model(fit.likelihood).sample(rng, fit.draws(fit.noise_names), log_mean.shape)
-
-
 def loss_draws(fit: Fit, points: pd.DataFrame, seed: int | np.random.Generator | None = 0) -> dict[str, np.ndarray]:
     """Draws of the expected loss and of a new run's loss at ``points``, and where their spread comes from.
 
-    The expected loss at a point is the law's mean times the extrapolation term learned for the fit (see
-    :mod:`bayes_scaling.extrapolation`: zero inside the sweep, growing with the distance beyond it); a new run
-    adds the run-to-run scatter.
+    A view of :func:`bayes_scaling.predictive.predict` (the predictive engine): the expected loss is the law's
+    mean plus the extrapolation term (zero inside the sweep, growing with the distance beyond it); a new run adds
+    the run-to-run scatter.
 
     Returns
     -------
@@ -113,25 +96,11 @@ def loss_draws(fit: Fit, points: pd.DataFrame, seed: int | np.random.Generator |
         Student-t's scale) and ``scatter_68`` (half-width of the central 68% of a new run's deviation on
         log-loss): a Student-t with nu <= 2 has no standard deviation, so none is reported.
     """
-    from bayes_scaling.extrapolation import widen
+    from bayes_scaling.predictive import predict
 
-    rng = np.random.default_rng(seed)
-    log_mean = fit.log_mean(points)
-    extra, d, sd_extra = widen(fit, points, log_mean, rng)
-    expected = log_mean + extra
-    predictive = predictive_log_loss(fit, expected, seed=rng)
-    low, high = np.quantile(predictive - expected, [SCATTER_TAILS[0], SCATTER_TAILS[1]], axis=0)
-    sigma = fit.draws(fit.noise_names).get("sigma", np.zeros(1))
-    with np.errstate(over="ignore"):
-        return {
-            "mean": np.exp(expected),
-            "pred": np.exp(predictive),
-            "distance": d,
-            "sd_params": np.std(log_mean, axis=0),
-            "scatter_scale": np.full(points.shape[0], float(np.median(sigma))),
-            "scatter_68": (high - low) / 2,
-            "sd_extrapolation": sd_extra,
-        }
+    draws = predict(fit, points, seed=seed)
+    return {"mean": draws.loss("expected"), "pred": draws.loss("total"), "distance": draws.distance,
+            **draws.spread()}
 
 
 def band_table(fit: Fit, points: pd.DataFrame, probs: Sequence[float] = (0.5, 0.9), seed: int = 0) -> pd.DataFrame:
@@ -146,10 +115,9 @@ def band_table(fit: Fit, points: pd.DataFrame, probs: Sequence[float] = (0.5, 0.
     loss, pred = draws["mean"], draws["pred"]
     out = points.copy()
     out["median"] = np.median(loss, axis=0)
-    for p in map(_check_prob, probs):
-        tails = [(1 - p) / 2, (1 + p) / 2]
-        out[f"lower_{p:g}"], out[f"upper_{p:g}"] = np.quantile(loss, tails, axis=0)
-        out[f"pred_lower_{p:g}"], out[f"pred_upper_{p:g}"] = np.quantile(pred, tails, axis=0)
+    for p in map(check_prob, probs):
+        out[f"lower_{p:g}"], out[f"upper_{p:g}"] = equal_tailed(loss, p)
+        out[f"pred_lower_{p:g}"], out[f"pred_upper_{p:g}"] = equal_tailed(pred, p)
     return out
 
 
@@ -271,15 +239,14 @@ def forecast(
         When the law gives no finite loss at a point (outside its domain), or an input is given that the law does
         not use (e.g. ``experts`` for Chinchilla, ``D`` for ``params``): it would be echoed in the table and ignored.
     """
-    prob = _check_prob(prob)
+    prob = check_prob(prob)
     given = {"N": N, "D": D, "C": C, "unique_tokens": unique_tokens, "experts": experts}
     check_law_inputs(fit.law, [k for k, v in given.items() if v is not None])
     points = points_frame(**given)
     draws = loss_draws(fit, points, seed)
     loss, pred = draws["mean"], draws["pred"]
-    tails = [(1 - prob) / 2, (1 + prob) / 2]
-    lower, upper = np.quantile(loss, tails, axis=0)
-    pred_lower, pred_upper = np.quantile(pred, tails, axis=0)
+    lower, upper = equal_tailed(loss, prob)
+    pred_lower, pred_upper = equal_tailed(pred, prob)
     out = points.copy()
     out["mean"] = loss.mean(axis=0)
     out["median"] = np.median(loss, axis=0)

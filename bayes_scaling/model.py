@@ -89,11 +89,6 @@ def pooled_names(law: ScalingLaw, priors: Mapping[str, Prior], shared: Sequence[
     return names
 
 
-def check_likelihood(likelihood: str) -> str:
-    """Return ``likelihood`` if known, else raise ``ValueError`` listing the choices."""
-    return get_noise_model(likelihood).name
-
-
 def resolve_priors(
     law: ScalingLaw, priors: Mapping[str, Any] | None, likelihood: str = "student_t"
 ) -> dict[str, Prior]:

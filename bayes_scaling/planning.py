@@ -29,6 +29,7 @@ import pandas as pd
 
 from bayes_scaling.data import FLOPS_PER_PARAM_TOKEN, load_sweep
 from bayes_scaling.forecast import band_table, check_finite
+from bayes_scaling.intervals import equal_tailed, tails
 from bayes_scaling.posterior import Fit
 
 __all__ = [
@@ -52,12 +53,6 @@ _LOG_RANGE = (math.log(1e3), math.log(1e18))  # search range for N or D (log sca
 _LOG_UNLIMITED = _LOG_RANGE[1] + 30.0  # log N or log D standing in for "unlimited" (~1e31)
 
 
-def _tails(prob: float) -> tuple[float, float]:
-    if not 0 < prob < 1:
-        raise ValueError(f"prob must be between 0 and 1, got {prob}")
-    return (1 - prob) / 2, (1 + prob) / 2
-
-
 def _positive(name: str, values: Any) -> np.ndarray:
     arr = np.atleast_1d(np.asarray(values, dtype=float))
     if arr.size == 0 or not np.all(np.isfinite(arr) & (arr > 0)):
@@ -72,23 +67,37 @@ def _check_nd_law(fit: Fit) -> None:
         )
 
 
-def _describe(values: np.ndarray, prob: float) -> dict[str, float]:
-    """Median and equal-tailed interval over draws (NaN draws, e.g. unreachable targets, are left out)."""
-    lo, hi = _tails(prob)
-    finite = values[np.isfinite(values)]
-    if finite.size == 0:
-        return {"median": math.nan, "lower": math.nan, "upper": math.nan}
-    low, med, high = np.quantile(finite, [lo, 0.5, hi])
-    return {"median": float(med), "lower": float(low), "upper": float(high)}
+def _wide(quantities: Mapping[str, np.ndarray], prob: float | None) -> dict[str, float]:
+    """One row: each quantity's median as ``name``, its interval as ``name_lower``/``name_upper``.
 
-
-def _wide(quantities: Mapping[str, np.ndarray], prob: float) -> dict[str, float]:
-    """One row: each quantity's median as ``name``, its interval as ``name_lower``/``name_upper``."""
+    Equal-tailed over the draws; NaN draws (e.g. unreachable targets) are left out.
+    """
     out: dict[str, float] = {}
     for name, values in quantities.items():
-        stats = _describe(values, prob)
-        out[name], out[f"{name}_lower"], out[f"{name}_upper"] = stats["median"], stats["lower"], stats["upper"]
+        low, median, high = equal_tailed(values, prob, median=True, finite=True)
+        out[name], out[f"{name}_lower"], out[f"{name}_upper"] = float(median), float(low), float(high)
     return out
+
+
+def _loss_columns(fit: Fit, name: str, log_mean: np.ndarray, point: Mapping[str, float], prob: float | None,
+                  seed: int | np.random.Generator | None, z: np.ndarray | None = None) -> dict[str, float]:
+    """A planned run's loss through the predictive engine: expected (credible) and one run (predictive).
+
+    ``log_mean`` is the law's log mean per draw at the draw's own answer (N, D); the extrapolation term is that
+    of ``point`` (the reported answer), as for a forecast there. Columns ``name`` (median expected loss),
+    ``name_lower``/``name_upper`` (credible), ``name_pred_lower``/``name_pred_upper`` (a new run's) and
+    ``name_sd_extrapolation``.
+    """
+    from bayes_scaling.predictive import predict
+
+    frame = pd.DataFrame({k: [float(v)] for k, v in point.items()})
+    if "C" not in frame:
+        frame["C"] = FLOPS_PER_PARAM_TOKEN * frame["N"] * frame["D"]
+    draws = predict(fit, frame, log_mean=np.asarray(log_mean, float).reshape(-1, 1), seed=seed, z=z)
+    row = _wide({name: draws.loss("expected")[:, 0]}, prob)
+    low, high = equal_tailed(draws.loss("total")[:, 0], prob, finite=True)
+    return {**row, f"{name}_pred_lower": float(low), f"{name}_pred_upper": float(high),
+            f"{name}_sd_extrapolation": float(draws.sd_extrapolation[0])}
 
 
 _SEARCH = f"searched {math.exp(_LOG_RANGE[0]):.0e} to {math.exp(_LOG_RANGE[1]):.0e}"
@@ -197,8 +206,9 @@ def compute_optimal(
     fit: Fit,
     C: float | Sequence[float],
     *,
-    prob: float = 0.9,
+    prob: float | None = None,
     flops_per_param_token: float = FLOPS_PER_PARAM_TOKEN,
+    seed: int = 0,
 ) -> pd.DataFrame:
     """Compute-optimal allocation for FLOP budgets, with intervals over the posterior.
 
@@ -208,17 +218,22 @@ def compute_optimal(
         A law of N and D.
     C : float or sequence
         Training budgets in FLOPs.
-    prob : float
-        Interval probability.
+    prob : float, optional
+        Interval probability (default :data:`bayes_scaling.intervals.rc` ``["prob"]``, 0.9).
     flops_per_param_token : float
         k in C = k·N·D (6 for dense transformers).
+    seed : int
+        Seed of the extrapolation and scatter draws of the loss (the predictive engine's).
 
     Returns
     -------
     pandas.DataFrame
-        One row per budget: ``N_opt``, ``D_opt``, ``tokens_per_param`` and ``loss`` (the law's
-        expected loss at the optimum), each as posterior median with ``_lower``/``_upper`` bounds,
-        and ``method`` (closed form or numerical).
+        One row per budget: ``N_opt``, ``D_opt``, ``tokens_per_param`` (posterior medians with
+        ``_lower``/``_upper``) and ``loss``: the expected loss at the optimum with its credible interval
+        (``loss_lower``/``loss_upper``) and a training run's predictive interval (``loss_pred_lower``/
+        ``loss_pred_upper``), both through :func:`bayes_scaling.predictive.predict`, so they carry the
+        extrapolation term of the answer's distance beyond the sweep (``decades_*``) like a forecast at the
+        plan's own N and D; ``method`` (closed form or numerical).
     """
     budgets = _positive("C", C)
     _positive("flops_per_param_token", flops_per_param_token)
@@ -233,17 +248,18 @@ def compute_optimal(
             log_n = _optimal_log_n(law, log_budget)
             method = "numerical"
         log_d = log_budget - log_n
-        loss = law.loss(log_n[:, None], log_d[:, None])[:, 0]
-        rows.append({**_wide({"N_opt": np.exp(log_n), "D_opt": np.exp(log_d),
-                               "tokens_per_param": np.exp(log_d - log_n), "loss": loss}, prob),
-                     "C": float(budget), "method": method})
+        row = _wide({"N_opt": np.exp(log_n), "D_opt": np.exp(log_d), "tokens_per_param": np.exp(log_d - log_n)},
+                    prob)
+        point = {"N": row["N_opt"], "D": row["D_opt"], "C": float(budget)}
+        loss = _loss_columns(fit, "loss", law.log_loss(log_n[:, None], log_d[:, None])[:, 0], point, prob, seed)
+        rows.append({**row, **loss, "C": float(budget), "method": method})
     table = pd.DataFrame(rows)
     table = table[["C", *[c for c in table.columns if c not in ("C", "method")], "method"]]
     return _finish(table, fit, {"N": "N_opt", "D": "D_opt", "C": "C"},
                    reason=f"no optimum for this budget: {_SEARCH} parameters")
 
 
-def isoflop_curves(fit: Fit, budgets: Sequence[float], *, prob: float = 0.9, span: float = 30.0,
+def isoflop_curves(fit: Fit, budgets: Sequence[float], *, prob: float | None = None, span: float = 30.0,
                    flops_per_param_token: float = FLOPS_PER_PARAM_TOKEN) -> pd.DataFrame:
     """Iso-FLOP curves from the posterior: the loss against N at each fixed budget C (D = C/(k N)).
 
@@ -322,12 +338,15 @@ def _balanced(law: LawDraws, fixed_log: float, *, vary: str) -> np.ndarray:
     return _bisect(balance, np.full(law.n_draws, _LOG_RANGE[0]), np.full(law.n_draws, _LOG_RANGE[1]))
 
 
-def tokens_for_model(fit: Fit, N: float, *, tolerance: float = 0.01, prob: float = 0.9) -> pd.DataFrame:
+def tokens_for_model(fit: Fit, N: float, *, tolerance: float = 0.01, prob: float | None = None,
+                     seed: int = 0) -> pd.DataFrame:
     """Answer "I plan an N-parameter model: how many tokens?".
 
     Returns the compute-optimal D for this N (the D at which N is the optimal size for C = k·N·D) and
     the D needed for the loss to come within ``tolerance`` nats of what N reaches with unlimited data,
-    each with median and interval.
+    each with median and interval; ``loss_at_D_opt`` with credible and predictive intervals through the
+    predictive engine (extrapolation term included); ``loss_limit`` is the law's own limit (no extrapolation
+    term: it lies infinitely far beyond any sweep).
     """
     n = float(_positive("N", N)[0])
     _positive("tolerance", tolerance)
@@ -336,22 +355,24 @@ def tokens_for_model(fit: Fit, N: float, *, tolerance: float = 0.01, prob: float
 
     log_d_opt = _balanced(law, log_n, vary="D")
     log_d_tol = _within_tolerance(law, log_n, tolerance, vary="D")
-    row = _wide({
-        "D_opt": np.exp(log_d_opt),
-        "tokens_per_param": np.exp(log_d_opt - log_n),
-        "loss_at_D_opt": law.loss_along(log_n, log_d_opt, vary="D"),
+    row = _wide({"D_opt": np.exp(log_d_opt), "tokens_per_param": np.exp(log_d_opt - log_n)}, prob)
+    row.update(_loss_columns(fit, "loss_at_D_opt", np.log(law.loss_along(log_n, log_d_opt, vary="D")),
+                             {"N": n, "D": row["D_opt"]}, prob, seed))
+    row.update(_wide({
         "D_within_tolerance": np.exp(log_d_tol),
         "loss_limit": law.loss_along(log_n, np.full(law.n_draws, _LOG_UNLIMITED), vary="D"),
-    }, prob)
+    }, prob))
     return _finish(pd.DataFrame([{**row, "N": n, "tolerance": tolerance}]), fit, {"N": "N", "D": "D_opt"},
                    reason=f"no D in the searched range ({_SEARCH} tokens) answers it; is N or the tolerance extreme?")
 
 
-def model_for_tokens(fit: Fit, D: float, *, tolerance: float = 0.01, prob: float = 0.9) -> pd.DataFrame:
+def model_for_tokens(fit: Fit, D: float, *, tolerance: float = 0.01, prob: float | None = None,
+                     seed: int = 0) -> pd.DataFrame:
     """Answer "I have D tokens: how large a model?".
 
     Returns the N that is compute-optimal for training on D tokens, and the N beyond which more
-    parameters bring the loss less than ``tolerance`` nats closer to what D tokens allow.
+    parameters bring the loss less than ``tolerance`` nats closer to what D tokens allow; ``loss_at_N_opt``
+    with credible and predictive intervals through the predictive engine; ``loss_limit`` the law's own limit.
     """
     d = float(_positive("D", D)[0])
     _positive("tolerance", tolerance)
@@ -360,13 +381,13 @@ def model_for_tokens(fit: Fit, D: float, *, tolerance: float = 0.01, prob: float
 
     log_n_opt = _balanced(law, log_d, vary="N")
     log_n_tol = _within_tolerance(law, log_d, tolerance, vary="N")
-    row = _wide({
-        "N_opt": np.exp(log_n_opt),
-        "tokens_per_param": np.exp(log_d - log_n_opt),
-        "loss_at_N_opt": law.loss_along(log_d, log_n_opt, vary="N"),
+    row = _wide({"N_opt": np.exp(log_n_opt), "tokens_per_param": np.exp(log_d - log_n_opt)}, prob)
+    row.update(_loss_columns(fit, "loss_at_N_opt", np.log(law.loss_along(log_d, log_n_opt, vary="N")),
+                             {"N": row["N_opt"], "D": d}, prob, seed))
+    row.update(_wide({
         "N_within_tolerance": np.exp(log_n_tol),
         "loss_limit": law.loss_along(log_d, np.full(law.n_draws, _LOG_UNLIMITED), vary="N"),
-    }, prob)
+    }, prob))
     return _finish(pd.DataFrame([{**row, "D": d, "tolerance": tolerance}]), fit, {"N": "N_opt", "D": "D"},
                    reason=f"no N in the searched range ({_SEARCH} parameters) answers it; is D or the tolerance "
                    "extreme?")
@@ -378,12 +399,16 @@ def gain(
     end: tuple[float, float],
     *,
     threshold: float = 0.0,
-    prob: float = 0.9,
+    prob: float | None = None,
+    seed: int = 0,
 ) -> pd.DataFrame:
     """Loss gained going from configuration ``start`` = (N, D) to ``end`` = (N, D).
 
-    The difference ``loss(start) - loss(end)`` is computed draw by draw, so its interval accounts for
-    the correlation between the two forecasts; ``p_exceeds`` is P(gain > threshold).
+    The expected losses come from the predictive engine with one shared extrapolation draw (the same misfit
+    of the law at both points, growing with each one's distance beyond the sweep), and the difference
+    ``loss(start) - loss(end)`` is computed draw by draw, so its interval accounts for the correlation between
+    the two forecasts; ``p_exceeds`` is P(gain > threshold). ``loss_start``/``loss_end`` also carry a run's
+    predictive interval (``*_pred_lower``/``*_pred_upper``).
     """
     law = LawDraws(fit)
     configs = [_positive(name, c) for name, c in (("start", start), ("end", end))]
@@ -391,10 +416,21 @@ def gain(
         if c.size != 2:
             raise ValueError(f"{name} must be a pair (N, D); got {c.tolist()}")
     (n1, d1), (n2, d2) = configs
-    loss1 = law.loss(np.log(n1), np.full((law.n_draws, 1), np.log(d1)))[:, 0]
-    loss2 = law.loss(np.log(n2), np.full((law.n_draws, 1), np.log(d2)))[:, 0]
+    from bayes_scaling.predictive import predict
+
+    z = np.random.default_rng([seed, 1]).standard_normal(law.n_draws)  # one misfit of the law for both points
+    expected, row = [], {}
+    for name, n, d in (("loss_start", n1, d1), ("loss_end", n2, d2)):
+        log_mean = law.log_loss(np.log(n), np.full((law.n_draws, 1), np.log(d)))
+        draws = predict(fit, pd.DataFrame({"N": [n], "D": [d], "C": [FLOPS_PER_PARAM_TOKEN * n * d]}),
+                        log_mean=log_mean, seed=seed, z=z)
+        expected.append(draws.loss("expected")[:, 0])
+        low, high = equal_tailed(draws.loss("total")[:, 0], prob, finite=True)
+        row.update({**_wide({name: expected[-1]}, prob), f"{name}_pred_lower": float(low),
+                    f"{name}_pred_upper": float(high)})
+    loss1, loss2 = expected
     delta = loss1 - loss2
-    row = _wide({"loss_start": loss1, "loss_end": loss2, "gain": delta, "relative_gain": delta / loss1}, prob)
+    row.update(_wide({"gain": delta, "relative_gain": delta / loss1}, prob))
     extra = {"N_start": n1, "D_start": d1, "N_end": n2, "D_end": d2, "threshold": threshold,
              "p_exceeds": float(np.mean(delta > threshold))}
     return _finish(pd.DataFrame([{**row, **extra}]), fit, {"N": "N_end", "D": "D_end"},
@@ -406,17 +442,21 @@ def overtrain(
     target_loss: float,
     inference_tokens: float,
     *,
-    prob: float = 0.9,
+    prob: float | None = None,
     flops_per_param_token: float = FLOPS_PER_PARAM_TOKEN,
     inference_flops_per_param_token: float = 2.0,
     grid: int = 160,
+    seed: int = 0,
 ) -> pd.DataFrame:
     """Model size and tokens reaching ``target_loss`` at the least training + inference compute.
 
     Minimises k·N·D + 2·N·T_inf subject to L(N, D) = target (Sardana & Frankle 2023; the LLaMA argument
     for training small models long), per posterior draw: for each N on a grid the D that reaches the
-    target is found by bisection, then the cheapest N is taken. Draws for which the target is below what
-    any model can reach are counted in ``p_reachable`` and left out of the intervals.
+    target is found by bisection, then the cheapest N is taken. The expected loss a run reaches is the law's
+    times the extrapolation term of the predictive engine (at the answer's distance beyond the sweep), so each
+    draw solves ``L(N, D) = target / exp(term)``: beyond the sweep the answer's interval widens as a forecast's
+    does. Draws for which the target is below what any model can reach are counted in ``p_reachable`` and left
+    out of the intervals.
     """
     target = float(_positive("target_loss", target_loss)[0])
     t_inf = float(np.atleast_1d(np.asarray(inference_tokens, dtype=float))[0])
@@ -424,30 +464,18 @@ def overtrain(
         raise ValueError(f"inference_tokens must be finite and >= 0; got {inference_tokens!r}")
     law = LawDraws(fit)
     log_n_grid = np.linspace(math.log(1e6), math.log(1e14), grid)
-    # D reaching the target for each (draw, N): L(N, D) - target changes sign from + to -.
-    shape = (law.n_draws, grid)
+    targets = np.full(law.n_draws, target)
+    log_n_best, log_d_best = _cheapest(law, targets, log_n_grid, t_inf, flops_per_param_token,
+                                       inference_flops_per_param_token)
+    if np.isfinite(log_d_best).any():  # the law's answer sets the distance of the extrapolation term
+        from bayes_scaling.predictive import predict
 
-    def excess(log_d: np.ndarray) -> np.ndarray:
-        return law.loss(log_n_grid[None, :], log_d) - target
-
-    lo = np.full(shape, _LOG_RANGE[0])
-    hi = np.full(shape, _LOG_UNLIMITED)
-    log_d = _bisect(excess, lo, hi, iters=60)
-    cost = flops_per_param_token * np.exp(log_n_grid[None, :] + log_d) + inference_flops_per_param_token * np.exp(
-        log_n_grid
-    )[None, :] * t_inf
-    cost = np.where(np.isfinite(cost), cost, np.inf)
-    best = np.clip(np.argmin(cost, axis=1), 1, grid - 2)
-    rows_idx = np.arange(law.n_draws)
-    # refine the grid minimum by a parabola through log cost at the three nearest grid points
-    with np.errstate(invalid="ignore", divide="ignore"):
-        y0, y1, y2 = (np.log(cost[rows_idx, best + k]) for k in (-1, 0, 1))
-        curvature = y0 - 2 * y1 + y2
-        shift = np.where(np.isfinite(curvature) & (curvature > 0), 0.5 * (y0 - y2) / curvature, 0.0)
-    step = log_n_grid[1] - log_n_grid[0]
-    log_n_best = log_n_grid[best] + np.clip(shift, -1, 1) * step
-    log_d_best = _bisect(lambda v: law.loss(log_n_best[:, None], v[:, None])[:, 0] - target,
-                         np.full(law.n_draws, _LOG_RANGE[0]), np.full(law.n_draws, _LOG_UNLIMITED), iters=80)
+        n_mid, d_mid = (float(np.exp(np.nanmedian(v))) for v in (log_n_best, log_d_best))
+        point = pd.DataFrame({"N": [n_mid], "D": [d_mid], "C": [flops_per_param_token * n_mid * d_mid]})
+        term = predict(fit, point, log_mean=np.zeros((law.n_draws, 1)), seed=seed).extrapolation[:, 0]
+        if term.any():
+            log_n_best, log_d_best = _cheapest(law, target * np.exp(-term), log_n_grid, t_inf,
+                                               flops_per_param_token, inference_flops_per_param_token)
     reachable = np.isfinite(log_d_best)
     n_best = np.where(reachable, np.exp(log_n_best), np.nan)
     d_best = np.exp(log_d_best)
@@ -464,6 +492,33 @@ def overtrain(
                          "draw); choose a higher target")
     return _finish(pd.DataFrame([{**row, **extra}]), fit, {"N": "N", "D": "D"},
                    reason="the target is unreachable for most draws")
+
+
+def _cheapest(law: LawDraws, targets: np.ndarray, log_n_grid: np.ndarray, t_inf: float, k_train: float,
+              k_inference: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per draw: log N and log D reaching ``targets`` (one per draw) at the least training + inference compute."""
+    grid = len(log_n_grid)
+    shape = (law.n_draws, grid)
+    target = targets[:, None]
+
+    def excess(log_d: np.ndarray) -> np.ndarray:  # L(N, D) - target changes sign from + to - along D
+        return law.loss(log_n_grid[None, :], log_d) - target
+
+    log_d = _bisect(excess, np.full(shape, _LOG_RANGE[0]), np.full(shape, _LOG_UNLIMITED), iters=60)
+    cost = k_train * np.exp(log_n_grid[None, :] + log_d) + k_inference * np.exp(log_n_grid)[None, :] * t_inf
+    cost = np.where(np.isfinite(cost), cost, np.inf)
+    best = np.clip(np.argmin(cost, axis=1), 1, grid - 2)
+    rows_idx = np.arange(law.n_draws)
+    # refine the grid minimum by a parabola through log cost at the three nearest grid points
+    with np.errstate(invalid="ignore", divide="ignore"):
+        y0, y1, y2 = (np.log(cost[rows_idx, best + k]) for k in (-1, 0, 1))
+        curvature = y0 - 2 * y1 + y2
+        shift = np.where(np.isfinite(curvature) & (curvature > 0), 0.5 * (y0 - y2) / curvature, 0.0)
+    step = log_n_grid[1] - log_n_grid[0]
+    log_n_best = log_n_grid[best] + np.clip(shift, -1, 1) * step
+    log_d_best = _bisect(lambda v: law.loss(log_n_best[:, None], v[:, None])[:, 0] - targets,
+                         np.full(law.n_draws, _LOG_RANGE[0]), np.full(law.n_draws, _LOG_UNLIMITED), iters=80)
+    return log_n_best, log_d_best
 
 
 def _group_budgets(c: np.ndarray, rel_tol: float) -> np.ndarray:
@@ -504,7 +559,7 @@ def isoflop_analysis(
     rel_tol: float = 0.25,
     min_runs: int = 3,
     n_boot: int = 500,
-    prob: float = 0.9,
+    prob: float | None = None,
     seed: int | np.random.Generator | None = 0,
 ) -> IsoflopAnalysis:
     """IsoFLOP analysis (Hoffmann et al. 2022, approach 2) with bootstrap intervals.
@@ -550,8 +605,8 @@ def isoflop_analysis(
     a_hat = np.polyfit(x, table["log_n_opt"].to_numpy(), 1)[0]
     slopes = np.array([_slope(x, row) for row in boot])
     slopes = slopes[np.isfinite(slopes)]
-    lo, hi = _tails(prob)
-    a_low, a_high = np.quantile(slopes, [lo, hi])
+    lo, hi = tails(prob)
+    a_low, a_high = equal_tailed(slopes, prob)
     table["N_opt"] = np.exp(table["log_n_opt"])
     table["N_opt_lower"], table["N_opt_upper"] = np.exp(np.nanquantile(boot, [lo, hi], axis=0))
     table["D_opt"] = table["C"] / (FLOPS_PER_PARAM_TOKEN * table["N_opt"])

@@ -30,8 +30,10 @@ if TYPE_CHECKING:
     from bayes_scaling.forecast import Curves
 
 __all__ = [
+    "plot_a_by_compute",
     "plot_calibration",
     "plot_compare",
+    "plot_design",
     "plot_downstream",
     "plot_exponents",
     "plot_extrapolation",
@@ -40,6 +42,7 @@ __all__ = [
     "plot_isoflop",
     "plot_multiplier",
     "plot_posterior",
+    "plot_tasks",
 ]
 
 CMAP = "viridis"

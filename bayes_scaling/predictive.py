@@ -35,7 +35,7 @@ from bayes_scaling.intervals import equal_tailed
 if TYPE_CHECKING:
     from bayes_scaling.posterior import Fit
 
-__all__ = ["PARTS", "SCATTER_TAILS", "Predictive", "predict"]
+__all__ = ["PARTS", "SCATTER_TAILS", "Predictive", "pair_draws", "predict"]
 
 #: The named parts of a prediction, on log-loss.
 PARTS = ("mean", "extrapolation", "scatter", "expected", "total")
@@ -131,6 +131,9 @@ def predict(
     z: np.ndarray | None = None,
     ranges: Mapping[str, tuple[float, float]] | None = None,
     log_mean: np.ndarray | None = None,
+    slope: np.ndarray | None = None,
+    distance: np.ndarray | None = None,
+    shared_scatter: tuple[float, np.ndarray] | None = None,
 ) -> Predictive:
     """Draws of the loss at ``points`` by part: the law's mean, extrapolation term, run scatter.
 
@@ -152,12 +155,22 @@ def predict(
     log_mean : array, optional
         The law's log mean per draw and point, for points that differ per draw (``points`` then gives the point
         whose distance is used).
+    slope : array, optional
+        Per draw, the extrapolation term per unit of distance (drift plus scale times a normal draw), replacing
+        the fit's own draws: for comparisons that split the term into parts shared between fits and parts of
+        their own (:func:`bayes_scaling.compare_recipes`).
+    distance : array, optional
+        The distance per point, or per draw and point (answers whose point differs per draw), replacing the
+        one measured from ``points``.
+    shared_scatter : (rho, common), optional
+        A share ``rho`` of the run scatter common to several predictions: ``common`` holds standardised draws
+        (scale 1) of it, shape (draws, points); the scatter is then ``sqrt(1 - rho) own + sqrt(rho) sigma common``.
 
     Returns
     -------
     Predictive
     """
-    from bayes_scaling.extrapolation import Extrapolation, distance_columns, distance_to
+    from bayes_scaling.extrapolation import distance_columns, distance_to
     from bayes_scaling.likelihoods import get_noise_model
 
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
@@ -168,12 +181,20 @@ def predict(
     if ranges is None:
         ranges = {c: (float(fit.sweep.column(c).min()), float(fit.sweep.column(c).max()))
                   for c in columns if c in fit.sweep.frame.columns}
-    d = distance_to(points, ranges, columns)
-    extra, sd_extra = _extrapolation(fit, log_mean, d, rng, z)
+    d = distance_to(points, ranges, columns) if distance is None else np.asarray(distance, dtype=float)
+    if slope is not None:
+        extra = np.broadcast_to(np.asarray(slope, dtype=float).reshape(-1, 1) * d, log_mean.shape)
+        sd_extra = np.sqrt(np.mean(extra**2, axis=0))
+    else:
+        extra, sd_extra = _extrapolation(fit, log_mean, d, rng, z)
+    d = d if d.ndim == 1 else np.median(d, axis=0)
     noise_draws = dict(noise) if noise is not None else fit.draws(fit.noise_names)
     if noise is None and params is not None:  # params replaced: the noise of as many draws, in order
         noise_draws = {k: v[: log_mean.shape[0]] for k, v in noise_draws.items()}
     scatter = get_noise_model(fit.likelihood).sample(rng, noise_draws, log_mean.shape)
+    if shared_scatter is not None:
+        rho, common = shared_scatter
+        scatter = np.sqrt(1 - rho) * scatter + np.sqrt(rho) * noise_draws["sigma"][:, None] * common
     chains = fit.idata["posterior"].sizes.get("chain", 1) if params is None and noise is None else 1
     return Predictive(points=points.reset_index(drop=True), mean=log_mean, extrapolation=extra, scatter=scatter,
                       distance=d, sd_extrapolation=sd_extra, sigma=np.asarray(noise_draws.get("sigma", np.zeros(1))),
@@ -202,3 +223,15 @@ def _extrapolation(fit: Fit, log_mean: np.ndarray, d: np.ndarray, rng: np.random
     base = np.sqrt(sigma**2 + np.var(log_mean, axis=0))[None, :]
     extra = np.sqrt(np.maximum(scales**2 - 1.0, 0.0)) * base
     return extra * normal, np.sqrt(np.mean(extra**2, axis=0))
+
+
+def pair_draws(draws: Mapping[str, np.ndarray], n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """``n`` draws of another posterior (a benchmark link's) to pair one-to-one with ``n`` draws of the loss.
+
+    Drawn at random (with replacement only when ``n`` exceeds the draws held), so that each loss draw meets an
+    independent draw of the other posterior: the one way answers chain two posteriors (benchmark forecasts
+    through a link, per-task tables, designs whose target is a benchmark error).
+    """
+    total = len(next(iter(draws.values())))
+    pick = rng.choice(total, size=n, replace=n > total)
+    return {k: np.asarray(v)[pick] for k, v in draws.items()}

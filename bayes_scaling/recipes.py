@@ -495,9 +495,10 @@ def _extrapolation_terms(fit: Fit, recipes: Sequence[str], seed: int
 
 def _error_coefficients(terms: Mapping[str, Extrapolation], contrast: Extrapolation | None, paired: bool,
                         recipes: Sequence[str], n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Per recipe and draw: the slope of its forecast error against distance (common part + own part).
+    """Per recipe and draw: the slope of its forecast error against distance (drift + common part + own part).
 
-    ``error_r = d_r * (kappa_c,r * z0 + kappa_u * z_r)``: ``z0`` shared by all recipes in a draw, ``z_r`` each
+    ``error_r = d_r * (b_r + kappa_c,r * z0 + kappa_u * z_r)`` (``b_r`` the recipe's drift, zero unless its term
+    was learned with ``extrapolation="drift"``): ``z0`` shared by all recipes in a draw, ``z_r`` each
     recipe's own; ``kappa_u`` (recipe-specific) is the contrast's scale over sqrt(2), since a difference of two
     recipes carries two independent parts; ``kappa_c,r^2 = kappa_r^2 - kappa_u^2`` (at least 0).
     """
@@ -505,10 +506,10 @@ def _error_coefficients(terms: Mapping[str, Extrapolation], contrast: Extrapolat
     own = contrast.joint_draws(n, rng)[1] / math.sqrt(2) if paired and contrast is not None else None
     out = {}
     for recipe in recipes:
-        kappa = terms[recipe].joint_draws(n, rng)[1]
+        drift, kappa = terms[recipe].joint_draws(n, rng)
         kappa_u = kappa if own is None else own
         kappa_c = np.sqrt(np.maximum(kappa**2 - kappa_u**2, 0.0))
-        out[recipe] = kappa_c * z0 + kappa_u * rng.standard_normal(n)
+        out[recipe] = drift + kappa_c * z0 + kappa_u * rng.standard_normal(n)
     return out
 
 
@@ -523,14 +524,17 @@ def _budget_curve(fit: Fit, grid: np.ndarray, ranges: Mapping[str, tuple[float, 
                   slope: np.ndarray) -> np.ndarray:
     """Per draw and budget: log of the recipe's compute-optimal loss, extrapolation error included."""
     from bayes_scaling.planning import LawDraws, optimal_n_draws
+    from bayes_scaling.predictive import predict
 
     law = LawDraws(fit)
     out = np.empty((law.n_draws, len(grid)))
     for k, budget in enumerate(grid):
         log_n = np.log(optimal_n_draws(fit, budget))
         log_d = math.log(budget / FLOPS_PER_PARAM_TOKEN) - log_n
-        d = distance_to(pd.DataFrame({"N": np.exp(log_n), "D": np.exp(log_d)}), ranges, ["N", "D"])
-        out[:, k] = law.log_loss(log_n[:, None], log_d[:, None])[:, 0] + slope * d
+        optimum = pd.DataFrame({"N": np.exp(log_n), "D": np.exp(log_d)})  # one per draw
+        draws = predict(fit, optimum.iloc[:1], log_mean=law.log_loss(log_n[:, None], log_d[:, None]), slope=slope,
+                        distance=distance_to(optimum, ranges, ["N", "D"])[:, None])
+        out[:, k] = draws.expected[:, 0]
     return out
 
 
@@ -667,6 +671,7 @@ def _target_table(mixed: Mapping[str, Fit], points: pd.DataFrame, ranges: Mappin
                   coefficients: Mapping[str, np.ndarray], recipes: Sequence[str], reference: str,
                   prob: float, rng: np.random.Generator, rho: float = 0.0) -> pd.DataFrame:
     from bayes_scaling.likelihoods import get_noise_model
+    from bayes_scaling.predictive import predict
 
     logs, runs, distances = {}, {}, {}
     shape = (mixed[reference].idata["posterior"].sizes["draw"], len(points))
@@ -674,12 +679,10 @@ def _target_table(mixed: Mapping[str, Fit], points: pd.DataFrame, ranges: Mappin
     common = get_noise_model(first.likelihood).sample(rng, {**first.draws(first.noise_names),
                                                            "sigma": np.ones(shape[0])}, shape)
     for recipe in recipes:
-        distances[recipe] = distance_to(points, ranges[recipe], ["N", "D"])
-        logs[recipe] = mixed[recipe].log_mean(points) + coefficients[recipe][:, None] * distances[recipe][None, :]
         # one run of each recipe: its scatter around the law, the part recipes share at a point drawn once
-        noise = mixed[recipe].draws(mixed[recipe].noise_names)
-        own = get_noise_model(mixed[recipe].likelihood).sample(rng, noise, shape)
-        runs[recipe] = logs[recipe] + math.sqrt(1 - rho) * own + math.sqrt(rho) * noise["sigma"][:, None] * common
+        draws = predict(mixed[recipe], points, seed=rng, ranges=ranges[recipe], slope=coefficients[recipe],
+                        shared_scatter=(rho, common))
+        distances[recipe], logs[recipe], runs[recipe] = draws.distance, draws.expected, draws.total
     winner = np.argmin(np.stack([logs[r] for r in recipes]), axis=0)  # (draws, points)
     run_winner = np.argmin(np.stack([runs[r] for r in recipes]), axis=0)
     rows = []
