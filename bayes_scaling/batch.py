@@ -19,6 +19,7 @@ import pandas as pd
 
 from bayes_scaling.data import DataError, Sweep, load_sweep
 from bayes_scaling.inference import Sampling
+from bayes_scaling.intervals import check_prob
 from bayes_scaling.laws import get_law
 from bayes_scaling.model import Likelihood
 
@@ -82,12 +83,13 @@ class FitMany:
     def __repr__(self) -> str:
         return f"<FitMany fits={len(self.fits)} errors={len(self.errors)} by={self.by}>"
 
-    def table(self, names: Sequence[str] | None = None, prob: float = 0.9) -> pd.DataFrame:
+    def table(self, names: Sequence[str] | None = None, prob: float | None = None) -> pd.DataFrame:
         """One row per fit: group columns, law, cutoff, runs, parameters and diagnostics.
 
         Each parameter in ``names`` (default: each law's summary quantities) gets its mean and HDI at
         ``prob`` (``<name>_low``, ``<name>_high``).
         """
+        prob = check_prob(prob)
         rows = []
         for task in self.tasks:
             result = self.fits.get(task.key)

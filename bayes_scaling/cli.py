@@ -24,6 +24,7 @@ from bayes_scaling.data import FLOPS_PER_PARAM_TOKEN, DataError
 from bayes_scaling.datasets import DEMO_QUESTION, DEMO_TRUE_PARAMS
 from bayes_scaling.forecast import forecast as _forecast_function
 from bayes_scaling.inference import SAMPLERS, Sampling
+from bayes_scaling.intervals import check_prob, default_prob
 from bayes_scaling.model import LIKELIHOODS
 from bayes_scaling.outputs import json_records
 from bayes_scaling.priors import PriorError
@@ -54,8 +55,8 @@ def _default(function: Any, name: str) -> Any:
     return inspect.signature(function).parameters[name].default
 
 
-#: Interval probability of forecasts, plans and reports (the library's default).
-PROB = _default(_forecast_function, "prob")
+#: Interval probability of forecasts, plans and reports (the library's default, ``intervals.rc["prob"]``).
+PROB = default_prob()
 #: Law fitted when none is named, its likelihood and method (read once, at import, from ``fit``).
 LAW = _default(fitting.fit, "law")
 LIKELIHOOD = _default(fitting.fit, "likelihood")
@@ -75,10 +76,10 @@ def _seed(text: str) -> int:
 
 
 def _prob(text: str) -> float:
-    value = float(text)
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be between 0 and 1")
-    return value
+    try:
+        return check_prob(float(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number between 0 and 1 (exclusive)") from None
 
 
 def _add_sampling(parser: argparse.ArgumentParser, *, law_options: bool = True) -> None:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from bayes_scaling.intervals import check_prob, equal_tailed
 from bayes_scaling.laws import laws as registered_laws
 
 if TYPE_CHECKING:
@@ -110,12 +111,12 @@ def exponent_draws(fit_: Fit) -> dict[str, np.ndarray]:
     return {"a": d_exp / (n_exp + d_exp), "b": n_exp / (n_exp + d_exp)}
 
 
-def exponent_summary(fit_: Fit, *, prob: float = 0.9) -> pd.DataFrame:
+def exponent_summary(fit_: Fit, *, prob: float | None = None) -> pd.DataFrame:
     """Median, mean, sd and equal-tailed interval of a and b."""
-    tails = [(1 - prob) / 2, (1 + prob) / 2]
+    prob = check_prob(prob)
     rows = {}
     for key, values in exponent_draws(fit_).items():
-        low, high = np.quantile(values, tails)
+        low, high = equal_tailed(values, prob)
         rows[key] = {"median": np.median(values), "mean": values.mean(), "sd": values.std(), "lower": low,
                      "upper": high}
     table = pd.DataFrame(rows).T
@@ -197,13 +198,14 @@ def hypotheses(
     *,
     extrapolation: pd.DataFrame | None = None,
     regions: Sequence[str] = DEFAULT_REGIONS,
-    prob: float = 0.9,
+    prob: float | None = None,
 ) -> Hypotheses:
     """Compare fits of competing laws to one sweep: LOO/stacking, exponent posteriors, region probabilities, verdict.
 
     ``extrapolation`` adds leave-largest-out scores to the verdict; :func:`bayes_scaling.workflows.compare_hypotheses`
     makes the fits and those scores from a sweep.
     """
+    prob = check_prob(prob)
     if len(fits) < 2:
         raise ValueError("give at least two laws to compare")
     with warnings.catch_warnings():

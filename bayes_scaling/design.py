@@ -363,7 +363,7 @@ def suggest_runs(
     *,
     candidates: pd.DataFrame | None = None,
     k: int | None = None,
-    prob: float = 0.9,
+    prob: float | None = None,
     scenarios: int = 32,
     draws: int = 2000,
     random_designs: int = 20,
@@ -403,6 +403,7 @@ def suggest_runs(
     Suggestion
         The chosen runs, the target's interval before and expected after each, baselines of the same cost.
     """
+    prob = check_prob(prob)
     if fit.group is not None:
         raise ValueError("suggest_runs takes a fit of one sweep; pick a group with fit.group_fit(label)")
     if not {"N", "D"} <= set(fit.law.inputs):

@@ -143,8 +143,9 @@ class DownstreamFit:
         """R-hat, bulk ESS and divergences of the link's parameters."""
         return diagnose(self.idata, self.param_names)
 
-    def summary(self, prob: float = 0.9) -> pd.DataFrame:
+    def summary(self, prob: float | None = None) -> pd.DataFrame:
         """Posterior median and equal-tailed interval of each parameter, with R-hat and bulk ESS."""
+        prob = check_prob(prob)
         import arviz as az
 
         prob = check_prob(prob)
@@ -352,7 +353,7 @@ def _attach_log_likelihood(result: DownstreamFit) -> None:
         coords={"chain": posterior["chain"].values, "draw": posterior["draw"].values, "run": np.arange(shape[2])}))
 
 
-def chain(fit: Fit, link: DownstreamFit, *, N: Any, D: Any, prob: float = 0.9,
+def chain(fit: Fit, link: DownstreamFit, *, N: Any, D: Any, prob: float | None = None,
           seed: int | None = 0) -> pd.DataFrame:
     """Forecast the metric of new runs at (N, D): the loss forecast carried through the link, draw by draw.
 
@@ -364,6 +365,7 @@ def chain(fit: Fit, link: DownstreamFit, *, N: Any, D: Any, prob: float = 0.9,
         loss; ``pred_lower``/``pred_upper``: one evaluation of one such model), and ``p_below_chance``: the
         posterior probability that the expected error is below chance.
     """
+    prob = check_prob(prob)
     from bayes_scaling.forecast import points_frame
     from bayes_scaling.predictive import predict
 
@@ -380,7 +382,8 @@ def chain(fit: Fit, link: DownstreamFit, *, N: Any, D: Any, prob: float = 0.9,
     return out
 
 
-def link_curve(link: DownstreamFit, *, loss: Any = None, prob: float = 0.9, seed: int | None = 0) -> pd.DataFrame:
+def link_curve(link: DownstreamFit, *, loss: Any = None, prob: float | None = None,
+               seed: int | None = 0) -> pd.DataFrame:
     """The fitted link along a grid of losses (default: the runs' range, widened by 0.5 nats on the low side).
 
     Returns
@@ -503,13 +506,14 @@ class TaskFit:
         # never: the best error is not that far under chance, or only at a loss no model has (<= 0)
         return np.where((q >= 1) | (top <= floor) | (out <= 0), -np.inf, out)
 
-    def summary(self, prob: float = 0.9, margin: float = 0.02) -> pd.DataFrame:
+    def summary(self, prob: float | None = None, margin: float = 0.02) -> pd.DataFrame:
         """Per task: chance, items, the plateau and best error, the midpoint loss, sigma, and the leave loss.
 
         Medians with ``lower``/``upper`` bounds of the equal-tailed ``prob`` interval for the best error
         (``floor``) and for the loss where the task leaves chance by ``margin`` (``leave_loss``; ``inf``: above
         chance at any loss, ``-inf``: never), and ``p_leaves`` (the posterior probability that it ever does).
         """
+        prob = check_prob(prob)
         levels = [*tails(prob)]
         levels.insert(1, 0.5)
         p = self.draws()
@@ -665,7 +669,7 @@ def fit_tasks(
 
 
 def task_table(tasks: TaskFit, *, fit: Fit | None = None, N: Any = None, D: Any = None, loss: Any = None,
-               margin: float = 0.02, prob: float = 0.9, seed: int | None = 0) -> pd.DataFrame:
+               margin: float = 0.02, prob: float | None = None, seed: int | None = 0) -> pd.DataFrame:
     """Per task and point: the forecast error, the probability of being above chance, and the leave loss.
 
     Give either a loss fit with ``N`` and ``D`` (the loss forecast of a new run is carried through each task's

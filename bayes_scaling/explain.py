@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_scaling.comparison import exponent_draws
+from bayes_scaling.intervals import check_prob, equal_tailed
 
 if TYPE_CHECKING:
     from bayes_scaling.posterior import Fit
@@ -39,14 +40,15 @@ CHINCHILLA_A = 0.5
 
 
 def _a_row(draws: np.ndarray, prob: float) -> dict[str, float]:
-    low, high = np.quantile(draws, [(1 - prob) / 2, (1 + prob) / 2])
+    low, high = equal_tailed(draws, prob)
     return {"a": float(np.median(draws)), "a_lower": float(low), "a_upper": float(high),
             "p_above_0.6": float((draws > 0.6).mean())}
 
 
 def counting_table(fits: Mapping[str, Fit], *, loo: pd.DataFrame | None = None,
-                   holdout: pd.DataFrame | None = None, prob: float = 0.9) -> pd.DataFrame:
+                   holdout: pd.DataFrame | None = None, prob: float | None = None) -> pd.DataFrame:
     """Per parameter count (fits of the same runs, N read from each count column): a, LOO and leave-largest-out."""
+    prob = check_prob(prob)
     rows = {count: _a_row(exponent_draws(f)["a"], prob) for count, f in fits.items()}
     table = pd.DataFrame(rows).T
     if loo is not None:
@@ -58,8 +60,9 @@ def counting_table(fits: Mapping[str, Fit], *, loo: pd.DataFrame | None = None,
     return table
 
 
-def window_table(fits: Mapping[float, Fit], *, prob: float = 0.9) -> pd.DataFrame:
+def window_table(fits: Mapping[float, Fit], *, prob: float | None = None) -> pd.DataFrame:
     """The exponent a per compute window: ``fits`` maps each window's geometric-mean budget (FLOPs) to its fit."""
+    prob = check_prob(prob)
     rows = []
     for centre, f in sorted(fits.items()):
         budgets = f.sweep.column("C")
@@ -85,8 +88,9 @@ def _group_a(pooled: Fit) -> dict[str, np.ndarray]:
     return {label: exponent_draws(pooled.group_fit(label))["a"] for label in pooled.groups}
 
 
-def protocol_table(pooled: Fit, *, prob: float = 0.9) -> pd.DataFrame:
+def protocol_table(pooled: Fit, *, prob: float | None = None) -> pd.DataFrame:
     """Each group's (setup's) a from a pooled fit with group-level exponents."""
+    prob = check_prob(prob)
     table = pd.DataFrame({label: _a_row(a, prob) for label, a in _group_a(pooled).items()}).T
     table.index.name = pooled.group
     return table

@@ -30,6 +30,7 @@ from bayes_scaling.inference import (
     sample,
     warn_if_unconverged,
 )
+from bayes_scaling.intervals import check_prob, equal_tailed
 from bayes_scaling.laws import ScalingLaw, get_law
 from bayes_scaling.model import OBSERVED, Likelihood, build_model, resolve_priors
 from bayes_scaling.posterior import Fit, attach_observations, package_versions
@@ -309,7 +310,7 @@ def prior_predictive(
     priors: Any = None,
     likelihood: Likelihood = "student_t",
     draws: int = 500,
-    prob: float = 0.9,
+    prob: float | None = None,
     seed: int | None = None,
 ) -> Any:
     """What the priors imply for the sweep's losses, before fitting.
@@ -332,10 +333,10 @@ def prior_predictive(
         Per run: N, D, observed ``loss``, prior-predictive ``median``, ``lower`` and
         ``upper`` loss, and ``inside`` (whether the observed loss lies in the interval).
     """
+    prob = check_prob(prob)
     import pymc as pm
 
-    if not 0 < prob < 1:
-        raise ValueError(f"prob must be between 0 and 1, got {prob}")
+    prob = check_prob(prob)
     sweep = load_sweep(data)
     model = build_model(law, sweep, priors=priors, likelihood=likelihood)
     with warnings.catch_warnings(), quiet_pymc(), model:
@@ -344,7 +345,7 @@ def prior_predictive(
     log_loss = np.asarray(tree["prior_predictive"][OBSERVED].values).reshape(-1, len(sweep))
     with np.errstate(over="ignore"):
         loss = np.exp(log_loss)
-    lower, median, upper = np.quantile(loss, [(1 - prob) / 2, 0.5, (1 + prob) / 2], axis=0)
+    lower, median, upper = equal_tailed(loss, prob, median=True)
     out = sweep.frame[["N", "D", "C", "loss"]].copy()
     out["median"], out["lower"], out["upper"] = median, lower, upper
     out["inside"] = (out["loss"] >= lower) & (out["loss"] <= upper)

@@ -152,11 +152,12 @@ class Curves:
     tokens_per_param: float | None = None
 
 
-def fit_curves(fit: Fit, *, prob: float = 0.9, max_curves: int = 8, seed: int = 0) -> Curves:
+def fit_curves(fit: Fit, *, prob: float | None = None, max_curves: int = 8, seed: int = 0) -> Curves:
     """The fitted law against its runs: one curve per model size (loss vs tokens D), up to ``max_curves`` sizes.
 
     Laws without D are one curve along C (or N). Each curve spans its size's runs (a factor 2 beyond them).
     """
+    prob = check_prob(prob)
     frame = fit.sweep.frame
     if "D" not in fit.law.inputs:
         x_col = "C" if "C" in fit.law.inputs else "N"
@@ -203,7 +204,7 @@ def forecast(
     C: ArrayLike | None = None,
     unique_tokens: ArrayLike | None = None,
     experts: ArrayLike | None = None,
-    prob: float = 0.9,
+    prob: float | None = None,
     seed: int | np.random.Generator | None = 0,
 ) -> pd.DataFrame:
     """Forecast the loss at new points with credible and predictive intervals.

@@ -25,6 +25,7 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
 from bayes_scaling.data import FLOPS_PER_PARAM_TOKEN
+from bayes_scaling.intervals import check_prob
 
 if TYPE_CHECKING:
     from bayes_scaling.forecast import Curves
@@ -161,11 +162,12 @@ def plot_frontier(table: pd.DataFrame, *, axes: Sequence[Axes] | None = None) ->
     return fig
 
 
-def plot_isoflop(table: pd.DataFrame, *, prob: float = 0.9, ax: Axes | None = None) -> Axes:
+def plot_isoflop(table: pd.DataFrame, *, prob: float | None = None, ax: Axes | None = None) -> Axes:
     """Iso-FLOP curves (:func:`bayes_scaling.planning.isoflop_curves`): loss vs N at fixed C.
 
     Median with credible band; the median compute-optimal N of each budget is marked.
     """
+    prob = check_prob(prob)
     ax = _ax(ax)
     budgets = np.unique(table["C"])
     norm = LogNorm(budgets.min(), budgets.max() * 1.0001)
@@ -255,12 +257,13 @@ def plot_exponents(a: np.ndarray, *, label: str = "", ax: Axes | None = None) ->
 
 
 def plot_downstream(curve: pd.DataFrame, runs: pd.DataFrame, *, metric: str, chance: float,
-                    prob: float = 0.9, ax: Axes | None = None) -> Axes:
+                    prob: float | None = None, ax: Axes | None = None) -> Axes:
     """A benchmark metric against the loss (:func:`bayes_scaling.downstream.link_curve`), chance marked.
 
     The fitted link's median with its credible (dark) and predictive (light) bands and the runs it was fitted to;
     ``runs`` has columns ``loss`` and ``metric``. The loss axis runs from high to low (better models to the right).
     """
+    prob = check_prob(prob)
     ax = _ax(ax)
     ax.fill_between(curve["loss"], curve["pred_lower"], curve["pred_upper"], color="C0", alpha=0.15, linewidth=0,
                     label=f"{prob:.0%} predictive (one evaluation)")
@@ -276,13 +279,14 @@ def plot_downstream(curve: pd.DataFrame, runs: pd.DataFrame, *, metric: str, cha
     return ax
 
 
-def plot_tasks(table: pd.DataFrame, *, prob: float = 0.9, ax: Axes | None = None) -> Axes:
+def plot_tasks(table: pd.DataFrame, *, prob: float | None = None, ax: Axes | None = None) -> Axes:
     """Per task at one point: the forecast error with its intervals, chance marked, ordered by the median.
 
     ``table`` holds one row per task (:func:`bayes_scaling.downstream.task_table` at one point): ``metric``,
     ``chance``, ``median``, ``lower``/``upper`` and ``pred_lower``/``pred_upper``. Tasks likely above chance
     (``p_above_chance`` >= 0.9) are drawn in the first colour, the others grey.
     """
+    prob = check_prob(prob)
     if table["metric"].duplicated().any():
         raise ValueError("plot_tasks draws one point: select the rows of one (N, D) or loss first")
     rows = table.sort_values("median").reset_index(drop=True)
@@ -331,11 +335,12 @@ def plot_design(candidates: pd.DataFrame, *, runs: pd.DataFrame | None = None, s
     return ax
 
 
-def plot_a_by_compute(windows: pd.DataFrame, *, prob: float = 0.9, ax: Axes | None = None) -> Axes:
+def plot_a_by_compute(windows: pd.DataFrame, *, prob: float | None = None, ax: Axes | None = None) -> Axes:
     """The compute-optimal exponent a against compute, one point per window, with Kaplan's and Chinchilla's marked.
 
     ``windows``: :attr:`bayes_scaling.explain.Explanation.windows` (``C``, ``a``, ``a_lower``, ``a_upper``).
     """
+    prob = check_prob(prob)
     ax = _ax(ax)
     order = windows.sort_values("C")
     ax.fill_between(order["C"], order["a_lower"], order["a_upper"], color="C0", alpha=0.3, linewidth=0,
@@ -351,7 +356,7 @@ def plot_a_by_compute(windows: pd.DataFrame, *, prob: float = 0.9, ax: Axes | No
 
 
 def plot_multiplier(curve: pd.DataFrame, *, reference: str, data_budgets: Sequence[float] | None = None,
-                    prob: float = 0.9, ax: Axes | None = None) -> Axes:
+                    prob: float | None = None, ax: Axes | None = None) -> Axes:
     """The effective-compute multiplier of each recipe against the reference's, with 50% and ``prob`` bands.
 
     ``curve``: :attr:`bayes_scaling.recipes.RecipeComparison.curve` (``C``, ``recipe``, ``median``, ``lower``,
@@ -359,6 +364,7 @@ def plot_multiplier(curve: pd.DataFrame, *, reference: str, data_budgets: Sequen
     range. Above 1: the recipe is worth more than the reference's compute. Infinite bounds (the reference never
     reaches the recipe's loss) are drawn at the top of the axes.
     """
+    prob = check_prob(prob)
     ax = _ax(ax)
     for i, (recipe, part) in enumerate(curve.groupby("recipe", sort=False)):
         part = part.sort_values("C")

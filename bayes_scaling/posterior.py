@@ -18,6 +18,7 @@ import pandas as pd
 
 from bayes_scaling.data import Sweep, centred_logs, load_sweep
 from bayes_scaling.inference import Diagnostics, diagnose
+from bayes_scaling.intervals import check_prob
 from bayes_scaling.laws import INPUT_COLUMNS, ScalingLaw, get_law
 from bayes_scaling.likelihoods import get_noise_model
 from bayes_scaling.model import OBSERVED, pooled_names
@@ -204,17 +205,17 @@ class Fit:
             self._diagnostics = diagnose(self.idata, self.sampled_names)
         return self._diagnostics
 
-    def summary(self, prob: float = 0.9) -> pd.DataFrame:
+    def summary(self, prob: float | None = None) -> pd.DataFrame:
         """Parameter table: mean, sd, HDI at ``prob``, R-hat and bulk ESS.
 
         Rows are the law's classical parameters (e.g. E, A, B, alpha, beta for
         Chinchilla) followed by the noise parameters. A pooled fit's table is indexed by (parameter, group):
         shared parameters have group ``"(shared)"``, and ``<name>_tau`` rows give the spread across groups.
         """
+        prob = check_prob(prob)
         import arviz as az
 
-        if not 0 < prob < 1:
-            raise ValueError(f"prob must be between 0 and 1, got {prob}")
+        prob = check_prob(prob)
         if self.group is not None:
             return self._pooled_summary(prob)
         names = [*self.law.summary_names, *self.noise_names]
@@ -281,16 +282,18 @@ class Fit:
         return result
 
     def forecast(self, *, N: Any = None, D: Any = None, C: Any = None, unique_tokens: Any = None,
-                 experts: Any = None, prob: float = 0.9, seed: int | None = 0) -> pd.DataFrame:
+                 experts: Any = None, prob: float | None = None, seed: int | None = 0) -> pd.DataFrame:
         """Forecast the loss at new points; see :func:`bayes_scaling.forecast.forecast`."""
+        prob = check_prob(prob)
         from bayes_scaling.forecast import forecast
 
         self._require_single("a forecast")
 
         return forecast(self, N=N, D=D, C=C, unique_tokens=unique_tokens, experts=experts, prob=prob, seed=seed)
 
-    def to_dict(self, prob: float = 0.9) -> dict[str, Any]:
+    def to_dict(self, prob: float | None = None) -> dict[str, Any]:
         """JSON-friendly summary: law, parameters, diagnostics, info (pooled fits: parameters by group)."""
+        prob = check_prob(prob)
         table = self.summary(prob)
         if self.group is not None:
             by_group: dict[str, dict[str, dict[str, float | None]]] = {}

@@ -46,6 +46,7 @@ import pandas as pd
 from bayes_scaling.data import FLOPS_PER_PARAM_TOKEN, DataError, DataWarning, Sweep, centred_logs, load_sweep
 from bayes_scaling.extrapolation import Extrapolation, distance_to, learn
 from bayes_scaling.inference import Sampling, sample, warn_if_unconverged
+from bayes_scaling.intervals import check_prob, tails
 from bayes_scaling.laws import ScalingLaw, get_law
 from bayes_scaling.model import Likelihood, build_model, group_codes, resolve_priors
 from bayes_scaling.noise import NoiseSplit, find_split, unit_log_likelihood
@@ -132,7 +133,7 @@ class RecipeComparison:
     noise: pd.DataFrame
     fits: dict[str, Fit] = field(repr=False)
     info: dict[str, Any] = field(default_factory=dict, repr=False)
-    prob: float = 0.9
+    prob: float | None = None
 
     @property
     def best_variant(self) -> str:
@@ -195,7 +196,7 @@ def compare_recipes(
     interval: tuple[str, str] | str | None = "auto",
     likelihood: Likelihood = "student_t",
     priors: Mapping[str, Any] | None = None,
-    prob: float = 0.9,
+    prob: float | None = None,
     sampling: Sampling | None = None,
     seed: int = 0,
     warn: bool = True,
@@ -247,9 +248,9 @@ def compare_recipes(
     ValueError
         Unknown ``reference`` or variant, a law without N and D, budgets or target not positive.
     """
+    prob = check_prob(prob)
     start = time.perf_counter()
-    if not 0 < prob < 1:
-        raise ValueError(f"prob must be between 0 and 1, got {prob}")
+    prob = check_prob(prob)
     law = get_law(law)
     if not {"N", "D"} <= set(law.inputs):
         raise ValueError(f"law {law.name!r} is not a law of N and D; compare_recipes needs one (e.g. 'chinchilla')")
@@ -556,10 +557,10 @@ def _needed(reference: np.ndarray, targets: np.ndarray, log_grid: np.ndarray) ->
 
 
 def _quantiles(values: np.ndarray, prob: float, axis: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    tails = [(1 - prob) / 2, 0.5, (1 + prob) / 2]
+    low, high = tails(prob)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        q = np.quantile(values, tails, axis=axis, method="inverted_cdf")
+        q = np.quantile(values, [low, 0.5, high], axis=axis, method="inverted_cdf")
     return q[1], q[0], q[2]
 
 

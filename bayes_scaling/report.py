@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from bayes_scaling.intervals import check_prob
 from bayes_scaling.outputs import publish_folder
 
 if TYPE_CHECKING:
@@ -63,7 +64,7 @@ def write_report(
     recipes: RecipeComparison | None = None,
     points: Sequence[tuple[float, float]] = REPORT_POINTS,
     budgets: Sequence[float] = REPORT_BUDGETS,
-    prob: float = 0.9,
+    prob: float | None = None,
     overwrite: bool = False,
 ) -> Report:
     """Write ``index.html``, ``report.md`` and PNG figures about ``fits`` (law name -> fit) into ``out``.
@@ -87,6 +88,7 @@ def write_report(
     -------
     Report
     """
+    prob = check_prob(prob)
     import matplotlib
 
     matplotlib.use("Agg")

@@ -27,6 +27,7 @@ from bayes_scaling.comparison import DEFAULT_LAWS, DEFAULT_REGIONS, Hypotheses, 
 from bayes_scaling.data import load_sweep
 from bayes_scaling.fitting import fit
 from bayes_scaling.inference import ConvergenceWarning
+from bayes_scaling.intervals import check_prob
 from bayes_scaling.laws import get_law
 from bayes_scaling.outputs import check_report_folder
 from bayes_scaling.pointfit import huber_point_fit
@@ -75,7 +76,7 @@ def compare_hypotheses(
     laws: Sequence[str] = DEFAULT_LAWS,
     *,
     regions: Sequence[str] = DEFAULT_REGIONS,
-    prob: float = 0.9,
+    prob: float | None = None,
     extrapolation: bool = True,
     cutoff_N: float | None = None,
     fit_kwargs: Mapping[str, Any] | None = None,
@@ -103,6 +104,7 @@ def compare_hypotheses(
     -------
     Hypotheses
     """
+    prob = check_prob(prob)
     laws = list(dict.fromkeys(laws))
     if len(laws) < 2:
         raise ValueError("give at least two laws to compare")
@@ -213,7 +215,7 @@ def make_report(
     laws: Sequence[str] = ("chinchilla",),
     points: Sequence[tuple[float, float]] = REPORT_POINTS,
     budgets: Sequence[float] = REPORT_BUDGETS,
-    prob: float = 0.9,
+    prob: float | None = None,
     fit_kwargs: Mapping[str, Any] | None = None,
     overwrite: bool = False,
     downstream: Any = None,
@@ -228,6 +230,7 @@ def make_report(
     whose section the report adds; ``explanation``: an :func:`explain` result whose verdict, tables and a(C)
     figure the report adds.
     """
+    prob = check_prob(prob)
     out = Path(out)
     sweep = load_sweep(data)
     inputs = [sweep.source] if Path(sweep.source).is_file() else []  # the data file read, also via a Sweep
@@ -259,7 +262,7 @@ def explain(
     counts: Sequence[str] | None = None,
     window: int = 4,
     law: str = "chinchilla",
-    prob: float = 0.9,
+    prob: float | None = None,
     threshold: float = 0.1,
     fit_kwargs: Mapping[str, Any] | None = None,
 ) -> Any:
@@ -290,6 +293,7 @@ def explain(
     -------
     bayes_scaling.explain.Explanation
     """
+    prob = check_prob(prob)
     from bayes_scaling.comparison import compare
     from bayes_scaling.explain import (
         Explanation,
