@@ -346,7 +346,7 @@ def _one_group(result: Any, args: argparse.Namespace) -> Any:
 
 
 def cmd_forecast(args: argparse.Namespace) -> int:
-    from bayes_scaling.posterior import load
+    from bayes_scaling.posterior import load_fit as load
 
     points = _points(args)
     result = _one_group(load(args.fit), args)
@@ -398,7 +398,7 @@ def cmd_forecast(args: argparse.Namespace) -> int:
 
 def cmd_suggest(args: argparse.Namespace) -> int:
     from bayes_scaling.design import suggest_runs
-    from bayes_scaling.posterior import load
+    from bayes_scaling.posterior import load_fit as load
 
     if args.optimal_at is not None:
         if args.N is not None or args.D is not None:
@@ -657,7 +657,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
             print(_format_table(result.exponents))
         return 0
 
-    from bayes_scaling.posterior import load
+    from bayes_scaling.posterior import load_fit as load
 
     result = _one_group(load(args.fit), args)
     if args.question == "compute":

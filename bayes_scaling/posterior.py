@@ -24,8 +24,8 @@ from bayes_scaling.likelihoods import get_noise_model
 from bayes_scaling.model import OBSERVED, pooled_names
 from bayes_scaling.priors import Prior, as_prior
 
-__all__ = ["Fit", "FitFileError", "SummaryTable", "attach_observations", "load", "package_versions", "read_saved",
-           "write_saved"]
+__all__ = ["Fit", "FitFileError", "SummaryTable", "attach_observations", "load", "load_fit", "package_versions",
+           "read_saved", "write_saved"]
 
 _META_KEY = "bayes_scaling"
 _FORMAT_VERSION = 1
@@ -450,13 +450,37 @@ def read_saved(path: str | Path, key: str, *, what: str, label: str, hint: str =
     return tree, meta
 
 
-def load(path: str | Path) -> Fit:
-    """Read a fit written by :meth:`Fit.save`.
+def load(path: str | Path) -> Any:
+    """Read any file this package saves: a fit, a link fit or a task fit.
+
+    Fits come from :meth:`Fit.save`, link and task fits from ``save()`` of
+    :class:`~bayes_scaling.downstream.DownstreamFit` / :class:`~bayes_scaling.downstream.TaskFit`.
 
     Raises
     ------
     FitFileError
         If the file is missing, unreadable, corrupted or was not written by bayes_scaling.
+    """
+    try:
+        return load_fit(path)
+    except FitFileError as exc:
+        if "not a bayes_scaling fit" not in str(exc):
+            raise
+        from bayes_scaling.downstream import load_downstream
+
+        try:
+            return load_downstream(path)
+        except FitFileError:
+            raise exc from None
+
+
+def load_fit(path: str | Path) -> Fit:
+    """Read a fit of a law written by :meth:`Fit.save` (nothing else: a link fit is refused).
+
+    Raises
+    ------
+    FitFileError
+        If the file is missing, unreadable, corrupted, or not a fit of a law.
     """
     tree, meta = read_saved(path, _META_KEY, what="fit", label="bayes_scaling fit")
     try:

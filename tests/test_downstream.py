@@ -210,6 +210,9 @@ def test_task_table_through_a_loss_fit_and_round_trip(tasks, demo_fit, tmp_path)
     assert (big["median"] <= small["median"] + 1e-9).all()  # a bigger model errs no more
     back = load_downstream(tasks.save(tmp_path / "tasks.nc"))
     assert isinstance(back, TaskFit) and back.metrics == tasks.metrics
+    assert isinstance(bs.load(tmp_path / "tasks.nc"), TaskFit)  # one loader reads every kind of saved file
+    with pytest.raises(bs.FitFileError, match="not a bayes_scaling fit"):
+        bs.posterior.load_fit(tmp_path / "tasks.nc")
     pd.testing.assert_frame_equal(back.summary(), tasks.summary())
     with pytest.raises(ValueError, match="with a loss fit, give N and D"):
         task_table(tasks, fit=demo_fit, loss=[3.0])
