@@ -465,6 +465,7 @@ def cmd_fit_downstream(args: argparse.Namespace) -> int:
 
     frame = _load(args).frame
     metrics = _metric_columns(args.metric, list(frame.columns))
+    _say(args, f"fitting {', '.join(metrics)} against the loss on {len(frame)} runs ...")
     kwargs = _sampling_kwargs(args)
     chance: float | str | None = args.chance
     if chance is not None:
@@ -480,8 +481,7 @@ def cmd_fit_downstream(args: argparse.Namespace) -> int:
             tasks.save(args.out, overwrite=args.force)
         table = tasks.summary(args.prob)
         if args.json:
-            _print_json({"tasks": tasks.metrics, "runs": len(tasks.data), "params": _table_records(table),
-                         "diagnostics": tasks.diagnostics().to_dict(), "out": str(args.out) if args.out else None})
+            _print_json({**tasks.to_dict(args.prob), "out": str(args.out) if args.out else None})
         else:
             print(f"{len(metrics)} tasks as functions of the loss, pooled: Err = top - (top - floor) "
                   f"sigmoid((midpoint - L) / width), {len(tasks.data)} runs; floor and leave_loss (the loss below "
@@ -500,9 +500,7 @@ def cmd_fit_downstream(args: argparse.Namespace) -> int:
         link.save(args.out, overwrite=args.force)
     table = link.summary(args.prob)
     if args.json:
-        _print_json({"metric": link.metric, "form": link.link.name, "formula": link.link.formula,
-                     "chance": link.chance, "runs": len(link.data), "params": _table_records(table),
-                     "diagnostics": link.diagnostics().to_dict(), "out": str(args.out) if args.out else None})
+        _print_json({**link.to_dict(args.prob), "out": str(args.out) if args.out else None})
     else:
         print(f"{link.metric} as a function of the loss: {link.link.formula} (chance {link.chance:.3g}), "
               f"{len(link.data)} runs")
@@ -552,12 +550,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return _strict_status(result, args)
 
 
-def _table_records(table: pd.DataFrame | None) -> dict[str, Any] | None:
-    if table is None:
-        return None
-    return {str(k): v for k, v in zip(table.index, json_records(table), strict=True)}
-
-
 def cmd_compare(args: argparse.Namespace) -> int:
     laws = [name.strip() for name in args.laws.split(",") if name.strip()]
     fit_kwargs = _sampling_kwargs(args)
@@ -574,16 +566,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         fit_kwargs={**fit_kwargs, "warn": False},
     )
     if args.json:
-        _print_json({
-            "laws": laws,
-            "loo": _table_records(result.loo),
-            "extrapolation": _table_records(result.extrapolation),
-            "exponents_law": result.exponents_law,
-            "exponents": _table_records(result.exponents),
-            "regions": result.regions,
-            "diagnostics": {name: f.diagnostics().to_dict() for name, f in result.fits.items()},
-            "verdict": result.verdict,
-        })
+        _print_json(result.to_dict())
         return _strict_status(result.fits, args)
     print("In-sample comparison (PSIS-LOO on log-loss, stacking weights):")
     print(_format_table(result.loo))
@@ -648,8 +631,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         result = planning.isoflop_analysis(_load(args), budget_column=args.budget_column, prob=args.prob,
                                            seed=args.seed)
         if args.json:
-            _print_json({"budgets": json_records(result.budgets), "exponents": _table_records(result.exponents),
-                         "skipped": json_records(result.skipped)})
+            _print_json(result.to_dict())
         else:
             print("IsoFLOP analysis (parabola per budget; bootstrap intervals):")
             print(_format_table(result.budgets))
@@ -751,7 +733,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         from bayes_scaling.downstream import load_downstream
 
         kwargs["downstream"] = load_downstream(args.downstream)  # read before any fitting
-    report = _quietly(workflows.make_report, _load(args), args.out, laws=laws, prob=args.prob,
+    sweep = _load(args)
+    _say(args, f"fitting {', '.join(laws)} on {len(sweep)} runs for the report ...")
+    report = _quietly(workflows.make_report, sweep, args.out, laws=laws, prob=args.prob,
                       fit_kwargs=_sampling_kwargs(args), overwrite=args.force, **kwargs)
     if args.json:
         _print_json({"html": str(report.html), "markdown": str(report.markdown), "figures": list(report.figures),
@@ -762,11 +746,13 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
-    result = _quietly(workflows.backtest, _load(args), law=args.law, cutoff_N=args.cutoff_N,
+    sweep = _load(args)
+    _say(args, f"backtesting {args.law} on {len(sweep)} runs ...")
+    result = _quietly(workflows.backtest, sweep, law=args.law, cutoff_N=args.cutoff_N,
                       fit_kwargs=_sampling_kwargs(args), point_fit=not args.no_point_fit)
     summary = result.summary
     if args.json:
-        _print_json({"summary": summary, "runs": json_records(result.runs)})
+        _print_json(result.to_dict())
     else:
         print(f"Backtest of {args.law}: fit on {summary['n_train']} runs with N < {summary['cutoff_N']:.3g}, "
               f"scored on {summary['n_holdout']} larger runs")
@@ -780,6 +766,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 def cmd_explain(args: argparse.Namespace) -> int:
     counts = [c.strip() for c in args.counts.split(",") if c.strip()] if args.counts else None
     sweep = _load(args)
+    _say(args, f"explaining a on {len(sweep)} runs (several fits) ...")
     result = _quietly(workflows.explain, sweep, by=args.by, counts=counts, window=args.window, law=args.law,
                       prob=args.prob, fit_kwargs=_sampling_kwargs(args))
     if args.report is not None:
@@ -822,6 +809,7 @@ def cmd_recipes(args: argparse.Namespace) -> int:
     if (args.N is None) != (args.D is None) or (args.N and len(args.N) != len(args.D)):
         raise ValueError("give --N and --D together, one --D per --N")
     target = (args.N, args.D) if args.N else None
+    _say(args, f"comparing the recipes in {args.by!r} on {len(sweep)} runs ...")
     result = _quietly(compare_recipes, sweep, by=args.by, target=target, budgets=args.C, reference=args.reference,
                       law=args.law, variants=variants, interval=interval, prob=args.prob, **_sampling_kwargs(args))
     if args.plot is not None:

@@ -192,6 +192,20 @@ class Hypotheses:
     regions: dict[str, float]
     verdict: str
 
+    def diagnostics(self) -> dict[str, Any]:
+        """Each law's fit :class:`~bayes_scaling.inference.Diagnostics`, by law name."""
+        return {name: fit_.diagnostics() for name, fit_ in self.fits.items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly form (``bayes-scaling compare --json``)."""
+        from bayes_scaling.outputs import table_records
+
+        return {"laws": list(self.fits), "loo": table_records(self.loo),
+                "extrapolation": table_records(self.extrapolation), "exponents_law": self.exponents_law,
+                "exponents": table_records(self.exponents), "regions": self.regions,
+                "diagnostics": {name: d.to_dict() for name, d in self.diagnostics().items()},
+                "verdict": self.verdict}
+
 
 def hypotheses(
     fits: Mapping[str, Fit],

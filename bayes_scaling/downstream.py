@@ -41,8 +41,8 @@ from bayes_scaling.priors import Prior
 if TYPE_CHECKING:
     from bayes_scaling.posterior import Fit
 
-__all__ = ["LINKS", "DownstreamFit", "Link", "TaskFit", "chain", "compare_links", "fit_downstream", "fit_tasks",
-           "link_curve", "load_downstream", "load_tasks", "task_table"]
+__all__ = ["LINKS", "SAVED_KEYS", "DownstreamFit", "Link", "TaskFit", "chain", "compare_links", "fit_downstream",
+           "fit_tasks", "link_curve", "load_downstream", "load_tasks", "task_table"]
 
 _META_KEY = "bayes_scaling_downstream"
 
@@ -142,6 +142,14 @@ class DownstreamFit:
     def diagnostics(self) -> Diagnostics:
         """R-hat, bulk ESS and divergences of the link's parameters."""
         return diagnose(self.idata, self.param_names)
+
+    def to_dict(self, prob: float | None = None) -> dict[str, Any]:
+        """JSON-friendly form (``bayes-scaling fit-downstream --json``): the link, its parameters, diagnostics."""
+        from bayes_scaling.outputs import table_records
+
+        return {"metric": self.metric, "form": self.link.name, "formula": self.link.formula, "chance": self.chance,
+                "runs": len(self.data), "params": table_records(self.summary(prob)),
+                "diagnostics": self.diagnostics().to_dict()}
 
     def summary(self, prob: float | None = None) -> pd.DataFrame:
         """Posterior median and equal-tailed interval of each parameter, with R-hat and bulk ESS."""
@@ -407,6 +415,8 @@ def link_curve(link: DownstreamFit, *, loss: Any = None, prob: float | None = No
 
 # --------------------------------------------------------------------------------------------- many tasks
 _TASKS_KEY = "bayes_scaling_tasks"
+#: The metadata keys of saved link and task fits (what :func:`bayes_scaling.load` recognises them by).
+SAVED_KEYS = (_META_KEY, _TASKS_KEY)
 #: Per-task parameters of the pooled sigmoid link (each drawn around a population mean, non-centred).
 TASK_PARAMS = ("delta", "floor_frac", "midpoint", "width", "sigma")
 #: Largest best error of a task as a fraction of its chance error: every task can be learned a little, so a task
@@ -505,6 +515,13 @@ class TaskFit:
         out = np.where(q <= 0, np.inf, out)
         # never: the best error is not that far under chance, or only at a loss no model has (<= 0)
         return np.where((q >= 1) | (top <= floor) | (out <= 0), -np.inf, out)
+
+    def to_dict(self, prob: float | None = None) -> dict[str, Any]:
+        """JSON-friendly form (``bayes-scaling fit-downstream --json`` with several tasks)."""
+        from bayes_scaling.outputs import table_records
+
+        return {"tasks": self.metrics, "runs": len(self.data), "params": table_records(self.summary(prob)),
+                "diagnostics": self.diagnostics().to_dict()}
 
     def summary(self, prob: float | None = None, margin: float = 0.02) -> pd.DataFrame:
         """Per task: chance, items, the plateau and best error, the midpoint loss, sigma, and the leave loss.

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["FIGURE_FORMATS", "REPORT_FILES", "REPORT_MARKER", "check_figure_target", "check_file_target",
-           "check_report_folder", "json_records", "publish_folder", "write_file"]
+           "check_report_folder", "json_records", "publish_folder", "table_records", "write_file"]
 
 #: File a report folder carries to say which files the report wrote (and may replace with ``overwrite``).
 REPORT_MARKER = ".bayes_scaling_report.json"
@@ -281,6 +281,13 @@ def publish_folder(out: str | Path, fill: Callable[[Path], Iterable[str]], *, ov
         # only the temporary folder this call created with mkdtemp (holding only what fill() wrote) is removed
         if not renamed and tmp.is_dir():
             shutil.rmtree(tmp)
+
+
+def table_records(table: Any) -> dict[str, Any] | None:
+    """A table keyed by its index (``{row label: {column: value}}``), JSON-ready; None for no table."""
+    if table is None:
+        return None
+    return {str(k): v for k, v in zip(table.index, json_records(table), strict=True)}
 
 
 def json_records(table: Any) -> list[dict[str, Any]]:

@@ -551,6 +551,13 @@ class IsoflopAnalysis:
     exponents: pd.DataFrame
     skipped: pd.DataFrame
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly form (``bayes-scaling plan isoflop --json``)."""
+        from bayes_scaling.outputs import json_records, table_records
+
+        return {"budgets": json_records(self.budgets), "exponents": table_records(self.exponents),
+                "skipped": json_records(self.skipped)}
+
 
 def isoflop_analysis(
     data: Any,

@@ -461,17 +461,20 @@ def load(path: str | Path) -> Any:
     FitFileError
         If the file is missing, unreadable, corrupted or was not written by bayes_scaling.
     """
-    try:
-        return load_fit(path)
-    except FitFileError as exc:
-        if "not a bayes_scaling fit" not in str(exc):
-            raise
-        from bayes_scaling.downstream import load_downstream
+    from bayes_scaling.downstream import SAVED_KEYS, load_downstream
 
-        try:
-            return load_downstream(path)
-        except FitFileError:
-            raise exc from None
+    return load_downstream(path) if _saved_keys(path) & set(SAVED_KEYS) else load_fit(path)
+
+
+def _saved_keys(path: str | Path) -> set[str]:
+    """The attribute names of a netCDF file's root (empty when it cannot be read: the loader then says why)."""
+    import xarray as xr
+
+    try:
+        with xr.open_datatree(path, engine="h5netcdf") as tree:
+            return set(map(str, tree.attrs))
+    except Exception:
+        return set()
 
 
 def load_fit(path: str | Path) -> Fit:

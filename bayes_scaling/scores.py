@@ -95,6 +95,17 @@ class BacktestScores:
     runs: pd.DataFrame
     fit: Any
 
+    def diagnostics(self) -> Any:
+        """The scored fit's :class:`~bayes_scaling.inference.Diagnostics`."""
+        return self.fit.diagnostics()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly form (``bayes-scaling backtest --json``): the summary scores and the held-out runs."""
+        from bayes_scaling.outputs import json_records
+
+        return {"summary": self.summary, "runs": json_records(self.runs),
+                "diagnostics": self.diagnostics().to_dict()}
+
 
 def backtest_scores(fit: Fit, test: Sweep, *, probs: Sequence[float] = (0.5, 0.9), seed: int = 0,
                     point: PointFit | None = None) -> BacktestScores:

@@ -6,6 +6,8 @@ import warnings
 from pathlib import Path
 
 import matplotlib
+import numpy as np
+import pandas as pd
 import pytest
 
 matplotlib.use("Agg")
@@ -52,3 +54,12 @@ def chinchilla_csv() -> Path:
 def chinchilla_fit(chinchilla_csv: Path) -> bs.Fit:
     """Chinchilla law on the real 245-run sweep."""
     return bs.fit(chinchilla_csv, law="chinchilla", draws=500, tune=700, chains=4, seed=1)
+
+
+def chinchilla_like(n_runs: int = 24) -> pd.DataFrame:
+    """A small Chinchilla-like sweep (N 7e7-1.6e10, about 20 tokens per parameter, 1% scatter), for unit checks."""
+    rng = np.random.default_rng(0)
+    n = np.geomspace(7e7, 1.6e10, n_runs)
+    d = 20 * n * rng.uniform(0.5, 2, n_runs)
+    loss = 1.82 + 482 / n**0.348 + 2085 / d**0.366
+    return pd.DataFrame({"N": n, "D": d, "loss": loss * np.exp(rng.normal(0, 0.01, n_runs))})

@@ -148,6 +148,7 @@ def test_cli_defaults_are_the_library_defaults():
     assert args.method == fit_defaults["method"].default
     plan = parser.parse_args(["plan", "compute", "f.nc", "--C", "1e22"])
     assert plan.flops_per_token == FLOPS_PER_PARAM_TOKEN
-    assert plan.prob == inspect.signature(bs.forecast).parameters["prob"].default
+    assert inspect.signature(bs.forecast).parameters["prob"].default is None  # None: the one default below
+    assert plan.prob == bs.intervals.default_prob() == 0.9
     assert parser.parse_args(["compare", "x.csv"]).laws == ",".join(DEFAULT_LAWS)
     assert DEFAULT_REGIONS  # the compare command falls back to these when no --region is given

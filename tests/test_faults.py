@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import chinchilla_like
 
 import bayes_scaling as bs
 from bayes_scaling import fitting, outputs
@@ -205,20 +206,12 @@ def test_nutpie_interrupt_raises_instead_of_returning_partial_draws():
 
 
 # ---------------------------------------------------------------- unit traps and identifiability
-def _chinchilla_like(n_runs: int = 24) -> pd.DataFrame:
-    rng = np.random.default_rng(0)
-    n = np.geomspace(7e7, 1.6e10, n_runs)
-    d = 20 * n * rng.uniform(0.5, 2, n_runs)
-    loss = 1.82 + 482 / n**0.348 + 2085 / d**0.366
-    return pd.DataFrame({"N": n, "D": d, "loss": loss * np.exp(rng.normal(0, 0.01, n_runs))})
-
-
 def test_n_in_millions_is_detected_with_the_fixing_option(capsys, tmp_path):
-    frame = _chinchilla_like().assign(N=lambda f: f["N"] / 1e6)  # 70 .. 16,000: above any single threshold
+    frame = chinchilla_like().assign(N=lambda f: f["N"] / 1e6)  # 70 .. 16,000: above any single threshold
     assert frame["N"].max() > 1e4
     with pytest.raises(DataError, match=r"N looks like it is in millions.*--n-units millions"):
         load_sweep(frame)
-    np.testing.assert_allclose(load_sweep(frame, n_units="millions").column("N"), _chinchilla_like()["N"])
+    np.testing.assert_allclose(load_sweep(frame, n_units="millions").column("N"), chinchilla_like()["N"])
     path = tmp_path / "m.csv"
     frame.to_csv(path, index=False)
     assert main(["fit", str(path), *FAST]) == 2
@@ -226,7 +219,7 @@ def test_n_in_millions_is_detected_with_the_fixing_option(capsys, tmp_path):
 
 
 def test_perplexity_is_detected_by_the_loss_n_d_relation():
-    frame = _chinchilla_like().query("N > 5e8").reset_index(drop=True)
+    frame = chinchilla_like().query("N > 5e8").reset_index(drop=True)
     ppl = frame.assign(loss=np.exp(frame["loss"]))
     assert ppl["loss"].max() < 20  # below the old single threshold
     with pytest.raises(DataError, match=r"looks like a perplexity.*--loss-units perplexity"):
@@ -258,7 +251,7 @@ def test_real_sweeps_pass_the_unit_check():
 @pytest.mark.parametrize(("column", "instead"), [("N", "tokens"), ("D", "params")])
 def test_a_single_n_or_d_is_refused_with_the_law_that_fits(monkeypatch, column, instead):
     monkeypatch.setattr(fitting, "sample", _never)
-    frame = _chinchilla_like().assign(**{column: 1e9})
+    frame = chinchilla_like().assign(**{column: 1e9})
     with pytest.raises(DataError, match=f"every run has the same.*fit law '{instead}'"):
         bs.fit(frame, law="chinchilla")
 
@@ -362,7 +355,7 @@ def test_fit_many_counts_fits_done(capsys):
 
 # ---------------------------------------------------------------- small things
 def test_semicolon_and_tab_csvs_get_the_right_hint(tmp_path, capsys):
-    frame = _chinchilla_like()
+    frame = chinchilla_like()
     for sep, name in ((";", "semicolon"), ("\t", "tab")):
         path = tmp_path / f"runs_{name}.csv"
         frame.to_csv(path, sep=sep, index=False)
@@ -375,7 +368,7 @@ def test_semicolon_and_tab_csvs_get_the_right_hint(tmp_path, capsys):
 
 def test_n_parameters_gets_a_column_hint():
     with pytest.raises(DataError, match=r"did you mean 'n_parameters'\? pass columns=\{'n_parameters': 'N'\}"):
-        load_sweep(_chinchilla_like().rename(columns={"N": "n_parameters"}))
+        load_sweep(chinchilla_like().rename(columns={"N": "n_parameters"}))
 
 
 def test_broken_pipe_is_silent(monkeypatch, tmp_path, capsys):

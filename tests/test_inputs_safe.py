@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import chinchilla_like
 
 import bayes_scaling as bs
 from bayes_scaling import fitting, outputs, workflows
@@ -152,16 +153,8 @@ def test_written_files_and_report_folders_follow_the_umask(tmp_path):
 
 
 # ---------------------------------------------------------------- units: bits and scores that rise with scale
-def _chinchilla_like(n_runs: int = 24) -> pd.DataFrame:
-    rng = np.random.default_rng(0)
-    n = np.geomspace(7e7, 1.6e10, n_runs)
-    d = 20 * n * rng.uniform(0.5, 2, n_runs)
-    loss = 1.82 + 482 / n**0.348 + 2085 / d**0.366
-    return pd.DataFrame({"N": n, "D": d, "loss": loss * np.exp(rng.normal(0, 0.01, n_runs))})
-
-
 def test_loss_in_bits_is_caught_with_the_fixing_option(work, capsys):
-    nats = _chinchilla_like()
+    nats = chinchilla_like()
     bits = nats.assign(loss=nats["loss"] / math.log(2))
     with pytest.raises(DataError, match=r"looks like it is in bits.*--loss-units bits"):
         load_sweep(bits)
@@ -174,7 +167,7 @@ def test_loss_in_bits_is_caught_with_the_fixing_option(work, capsys):
 
 @pytest.mark.parametrize("score", ["accuracy", "rises_with_d"])
 def test_a_score_that_rises_with_scale_is_not_a_loss(score):
-    frame = _chinchilla_like()
+    frame = chinchilla_like()
     if score == "accuracy":
         frame = frame.assign(loss=1 - 0.25 * frame["loss"])  # an accuracy, higher for larger runs
     else:
@@ -182,7 +175,7 @@ def test_a_score_that_rises_with_scale_is_not_a_loss(score):
     with pytest.raises(DataError, match=r"rises with .*accuracy or another score.*--no-unit-check"):
         load_sweep(frame)
     assert len(load_sweep(frame, check_units=False)) == len(frame)
-    assert len(load_sweep(_chinchilla_like())) == 24  # the loss itself passes
+    assert len(load_sweep(chinchilla_like())) == 24  # the loss itself passes
 
 
 # ---------------------------------------------------------------- seeds, law inputs, names: before any work
