@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_scaling.forecast import loss_draws
+from bayes_scaling.intervals import equal_tailed
 
 if TYPE_CHECKING:
     from bayes_scaling.data import Sweep
@@ -118,7 +119,7 @@ def backtest_scores(fit: Fit, test: Sweep, *, probs: Sequence[float] = (0.5, 0.9
     summary: dict[str, Any] = {"law": fit.law.name, "n_train": len(fit.sweep), "n_holdout": len(test),
                                "cutoff_N": float(test.column("N").min())}
     for p in probs:
-        low, high = np.quantile(pred, [(1 - p) / 2, (1 + p) / 2], axis=0)
+        low, high = equal_tailed(pred, p)
         runs[f"pred_lower_{p:g}"], runs[f"pred_upper_{p:g}"] = low, high
         summary[f"coverage_{p:g}"] = float(np.mean((loss >= low) & (loss <= high)))
     summary["mape"] = median_relative_error(runs["median"], loss)

@@ -27,7 +27,7 @@ from bayes_scaling.comparison import DEFAULT_LAWS, DEFAULT_REGIONS, Hypotheses, 
 from bayes_scaling.data import load_sweep
 from bayes_scaling.fitting import fit
 from bayes_scaling.inference import ConvergenceWarning
-from bayes_scaling.intervals import check_prob
+from bayes_scaling.intervals import check_prob, equal_tailed
 from bayes_scaling.laws import get_law
 from bayes_scaling.outputs import check_report_folder
 from bayes_scaling.pointfit import huber_point_fit
@@ -200,7 +200,7 @@ def calibration(
         draws = result.draws(list(truth))
         for name, value in truth.items():
             for p in probs:
-                low, high = np.quantile(draws[name], [(1 - p) / 2, (1 + p) / 2])
+                low, high = equal_tailed(draws[name], p)
                 rows.append({"sim": sim, "param": name, "prob": p, "inside": bool(low <= value <= high),
                              "max_r_hat": diag.max_r_hat, "divergences": diag.divergences})
         if progress is not None:
