@@ -344,6 +344,7 @@ def load_sweep(
     sep: str = ",",
     check_units: bool = True,
     source: str | None = None,
+    drop_copies: bool = True,
 ) -> Sweep:
     """Validate sweep data and return a :class:`Sweep`.
 
@@ -370,6 +371,9 @@ def load_sweep(
         another reading (N in millions, a perplexity, ...) fits far better. Turn off for unusual sweeps.
     source : str, optional
         Where the data came from (kept for reports).
+    drop_copies : bool
+        Drop rows that repeat an earlier row exactly (default). Loading a saved fit keeps the sweep as it was
+        fitted (``False``).
 
     Returns
     -------
@@ -460,7 +464,7 @@ def load_sweep(
                 "tokens than training tokens"
             )
     duplicated = frame.duplicated(keep="first").to_numpy()
-    if duplicated.any():
+    if drop_copies and duplicated.any():
         warnings.warn(
             f"{_rows(duplicated)} repeat earlier rows exactly (every column, the loss included) and were dropped: "
             "copies of one run, not replicates (a re-run with another seed differs in its loss)",

@@ -28,7 +28,11 @@ __all__ = ["Fit", "FitFileError", "SummaryTable", "attach_observations", "load",
            "read_saved", "write_saved"]
 
 _META_KEY = "bayes_scaling"
-_FORMAT_VERSION = 1
+#: 2: the sweep is stored as the ``constant_data`` group (one variable per column, dimension ``run``); files of
+#: format 1 (the sweep as JSON text in the metadata) still load.
+_FORMAT_VERSION = 2
+#: The group of a saved fit that holds its sweep.
+SWEEP_GROUP = "constant_data"
 
 
 class FitFileError(ValueError):
@@ -331,7 +335,7 @@ class Fit:
             "likelihood": self.likelihood,
             "priors": {k: v.to_dict() for k, v in self.priors.items()},
             "reference": self.reference,
-            "sweep": json.loads(self.sweep.frame.to_json(orient="split", index=False, double_precision=15)),
+            "sweep_columns": [str(c) for c in self.sweep.frame.columns],
             "sweep_source": self.sweep.source,
             "info": self.info,
             "group": self.group,
@@ -345,7 +349,44 @@ class Fit:
         :func:`bayes_scaling.outputs.write_file`): an interrupted save leaves nothing behind, and without
         ``overwrite`` a file that another process created in the meantime is never replaced.
         """
-        return write_saved(path, self.idata, _META_KEY, self._metadata(), overwrite=overwrite)
+        import xarray as xr
+
+        tree = self.idata.copy()
+        meta = self._metadata()
+        sweep = _sweep_dataset(self.sweep.frame)
+        if sweep is None:  # column names netCDF cannot hold: the sweep goes into the metadata as JSON (format 1)
+            meta["sweep"] = json.loads(self.sweep.frame.to_json(orient="split", index=False, double_precision=15))
+        else:
+            tree[SWEEP_GROUP] = xr.DataTree(sweep)
+        return write_saved(path, tree, _META_KEY, meta, overwrite=overwrite)
+
+
+def _sweep_dataset(frame: pd.DataFrame) -> Any:
+    """The sweep as an xarray Dataset (one variable per column over ``run``), or None if netCDF cannot hold it."""
+    import xarray as xr
+
+    if any("/" in str(c) or str(c) in ("run", "") for c in frame.columns):
+        return None
+    data = {}
+    for column in frame.columns:
+        values = frame[column]
+        if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
+            data[str(column)] = ("run", values.to_numpy())
+        else:  # labels: text, missing ones as empty strings
+            data[str(column)] = ("run", np.array(["" if pd.isna(v) else str(v) for v in values], dtype=str))
+    return xr.Dataset(data, coords={"run": np.arange(len(frame))})
+
+
+def _sweep_frame(tree: Any, meta: Mapping[str, Any]) -> pd.DataFrame:
+    """The saved sweep: from its group (format 2) or the metadata's JSON (format 1)."""
+    if "sweep" in meta:
+        return pd.DataFrame(**meta["sweep"])
+    data = tree[SWEEP_GROUP].to_dataset()
+    frame = pd.DataFrame({c: data[c].values for c in meta["sweep_columns"]})
+    for column in frame.columns:
+        if frame[column].dtype.kind in "OUS":
+            frame[column] = frame[column].astype(object).where(frame[column] != "", np.nan)
+    return frame
 
 
 def attach_observations(result: Fit, *, log_likelihood: bool) -> None:
@@ -488,8 +529,12 @@ def load_fit(path: str | Path) -> Fit:
     tree, meta = read_saved(path, _META_KEY, what="fit", label="bayes_scaling fit")
     try:
         law = get_law(meta["law"])
-        frame = pd.DataFrame(**meta["sweep"])
-        sweep = load_sweep(frame, source=meta.get("sweep_source"), check_units=False)  # checked when fitted
+        frame = _sweep_frame(tree, meta)
+        if SWEEP_GROUP in tree.children:
+            tree = tree.copy()
+            del tree[SWEEP_GROUP]  # the sweep lives in Fit.sweep (a save writes it again)
+        sweep = load_sweep(frame, source=meta.get("sweep_source"), check_units=False,  # checked when fitted
+                           drop_copies=False)
         priors = {k: as_prior(v, name=k) for k, v in meta["priors"].items()}
         return Fit(law=law, sweep=sweep, priors=priors, likelihood=meta["likelihood"], reference=meta["reference"],
                    idata=tree, info=meta.get("info", {}), group=meta.get("group"), shared=meta.get("shared", ()))

@@ -66,6 +66,23 @@ def test_save_load_round_trip(demo_fit, tmp_path):
     assert again.law is demo_fit.law and again.priors == demo_fit.priors
     assert again.info["seed"] == 11 and "pymc" in again.info["versions"]
     assert "log_likelihood" in again.idata.children
+    import xarray as xr
+
+    with xr.open_datatree(path, engine="h5netcdf") as saved:  # the sweep is an ArviZ group, not JSON text
+        assert set(demo_fit.sweep.frame.columns) <= set(saved["constant_data"].to_dataset().data_vars)
+        assert json.loads(saved.attrs["bayes_scaling"])["format_version"] == 2
+
+
+def test_files_of_the_previous_format_still_load(demo_fit, tmp_path):
+    from bayes_scaling.posterior import write_saved
+
+    meta = {**demo_fit._metadata(), "format_version": 1,
+            "sweep": json.loads(demo_fit.sweep.frame.to_json(orient="split", index=False, double_precision=15))}
+    meta.pop("sweep_columns")
+    path = write_saved(tmp_path / "old.nc", demo_fit.idata, "bayes_scaling", meta)
+    again = bs.load(path)
+    pd.testing.assert_frame_equal(again.sweep.frame, demo_fit.sweep.frame, check_dtype=False)
+    pd.testing.assert_frame_equal(again.summary(), demo_fit.summary())
 
 
 def test_save_refuses_to_overwrite(demo_fit, tmp_path):
