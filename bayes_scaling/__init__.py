@@ -11,7 +11,7 @@ Typical use::
     chinchilla = bs.datasets.load("chinchilla_epoch")   # public reference sweeps
 """
 
-from bayes_scaling import datasets, intervals, predictive
+from bayes_scaling import datasets, intervals, predictive, results
 from bayes_scaling.batch import FitMany, fit_many
 from bayes_scaling.comparison import compare, exponent_summary
 from bayes_scaling.data import DataError, DataWarning, Sweep, load_sweep
@@ -33,10 +33,11 @@ from bayes_scaling.inference import ConvergenceWarning, Diagnostics, Sampling
 from bayes_scaling.laws import ScalingLaw, get_law, laws, register_law
 from bayes_scaling.model import build_model
 from bayes_scaling.planning import compute_optimal, hardware_flops
-from bayes_scaling.posterior import Fit, FitFileError, load
+from bayes_scaling.posterior import Fit, FitFileError
 from bayes_scaling.predictive import Predictive, predict
 from bayes_scaling.priors import Prior, PriorError
 from bayes_scaling.recipes import RecipeComparison, compare_recipes
+from bayes_scaling.results import load
 from bayes_scaling.workflows import backtest, compare_hypotheses, explain, extrapolation_scores, make_report
 
 __version__ = "0.1.0"
@@ -90,6 +91,7 @@ __all__ = [
     "predictive",
     "prior_predictive",
     "register_law",
+    "results",
     "suggest_runs",
     "task_table",
 ]

@@ -14,13 +14,14 @@ import re
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
 from bayes_scaling.intervals import check_prob, equal_tailed
 from bayes_scaling.laws import laws as registered_laws
+from bayes_scaling.results import Result
 
 if TYPE_CHECKING:
     from bayes_scaling.posterior import Fit
@@ -163,7 +164,7 @@ def region_probability(fit_: Fit, region: str) -> float:
 
 
 @dataclass(frozen=True)
-class Hypotheses:
+class Hypotheses(Result):
     """Kaplan vs Chinchilla from one sweep (see :func:`hypotheses`).
 
     Attributes
@@ -183,6 +184,8 @@ class Hypotheses:
     verdict : str
         The answer in plain words.
     """
+
+    kind: ClassVar[str] = "hypotheses"
 
     fits: dict[str, Any]
     loo: pd.DataFrame
@@ -205,6 +208,10 @@ class Hypotheses:
                 "exponents": table_records(self.exponents), "regions": self.regions,
                 "diagnostics": {name: d.to_dict() for name, d in self.diagnostics().items()},
                 "verdict": self.verdict}
+
+    def summary(self) -> pd.DataFrame:
+        """The laws compared by PSIS-LOO (stacking weights)."""
+        return self.loo
 
 
 def hypotheses(

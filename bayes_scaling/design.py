@@ -22,13 +22,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
 from bayes_scaling.data import FLOPS_PER_PARAM_TOKEN
 from bayes_scaling.intervals import check_prob, tails
+from bayes_scaling.results import Result
 
 if TYPE_CHECKING:
     from bayes_scaling.posterior import Fit
@@ -103,7 +104,7 @@ class Target:
 
 
 @dataclass
-class Suggestion:
+class Suggestion(Result):
     """The runs :func:`suggest_runs` chose, with the expected interval of the target before and after.
 
     Attributes
@@ -130,6 +131,8 @@ class Suggestion:
     info : dict
         Scenarios, draws used, seed.
     """
+
+    kind: ClassVar[str] = "suggestion"
 
     target: Target
     budget: float
@@ -170,6 +173,10 @@ class Suggestion:
                 "budget": self.budget, "prob": self.prob, "before": self.before, "after": self.after,
                 "runs": json_records(self.runs), "baselines": json_records(self.baselines), "info": self.info,
                 "sentence": self.sentence()}
+
+    def summary(self) -> pd.DataFrame:
+        """The suggested runs in order, with the target's expected interval after each."""
+        return self.runs
 
 
 def _fmt(value: float, target: Target) -> str:

@@ -19,13 +19,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
 from bayes_scaling.comparison import exponent_draws
 from bayes_scaling.intervals import check_prob, equal_tailed
+from bayes_scaling.results import Result
 
 if TYPE_CHECKING:
     from bayes_scaling.posterior import Fit
@@ -130,8 +131,10 @@ def protocol_effects(pooled: Fit, data: pd.DataFrame, factors: Sequence[str], *,
 
 
 @dataclass
-class Explanation:
+class Explanation(Result):
     """The causes measured on one sweep (each table None where not asked or not measurable)."""
+
+    kind: ClassVar[str] = "explanation"
 
     counting: pd.DataFrame | None = None
     windows: pd.DataFrame | None = None
@@ -155,6 +158,10 @@ class Explanation:
         return {"counting": records(self.counting), "windows": records(self.windows, index=False),
                 "protocol": records(self.protocol), "effects": records(self.effects, index=False),
                 "notes": self.notes, "verdict": self.verdict()}
+
+    def summary(self) -> pd.DataFrame:
+        """The findings, one per line (:meth:`verdict`)."""
+        return pd.DataFrame({"finding": self.verdict()})
 
 
 def _fmt(row: pd.Series) -> str:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -31,6 +31,7 @@ from bayes_scaling.data import FLOPS_PER_PARAM_TOKEN, load_sweep
 from bayes_scaling.forecast import band_table, check_finite
 from bayes_scaling.intervals import equal_tailed, tails
 from bayes_scaling.posterior import Fit
+from bayes_scaling.results import Result
 
 __all__ = [
     "PEAK_FLOPS",
@@ -534,7 +535,7 @@ def _group_budgets(c: np.ndarray, rel_tol: float) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class IsoflopAnalysis:
+class IsoflopAnalysis(Result):
     """Result of :func:`isoflop_analysis`.
 
     Attributes
@@ -547,6 +548,8 @@ class IsoflopAnalysis:
         Budgets left out (``C``, ``runs``, ``reason``: too few runs or no interior minimum).
     """
 
+    kind: ClassVar[str] = "isoflop"
+
     budgets: pd.DataFrame
     exponents: pd.DataFrame
     skipped: pd.DataFrame
@@ -557,6 +560,10 @@ class IsoflopAnalysis:
 
         return {"budgets": json_records(self.budgets), "exponents": table_records(self.exponents),
                 "skipped": json_records(self.skipped)}
+
+    def summary(self) -> pd.DataFrame:
+        """The loss-minimising N per budget, with bootstrap intervals."""
+        return self.budgets
 
 
 def isoflop_analysis(

@@ -491,33 +491,6 @@ def read_saved(path: str | Path, key: str, *, what: str, label: str, hint: str =
     return tree, meta
 
 
-def load(path: str | Path) -> Any:
-    """Read any file this package saves: a fit, a link fit or a task fit.
-
-    Fits come from :meth:`Fit.save`, link and task fits from ``save()`` of
-    :class:`~bayes_scaling.downstream.DownstreamFit` / :class:`~bayes_scaling.downstream.TaskFit`.
-
-    Raises
-    ------
-    FitFileError
-        If the file is missing, unreadable, corrupted or was not written by bayes_scaling.
-    """
-    from bayes_scaling.downstream import SAVED_KEYS, load_downstream
-
-    return load_downstream(path) if _saved_keys(path) & set(SAVED_KEYS) else load_fit(path)
-
-
-def _saved_keys(path: str | Path) -> set[str]:
-    """The attribute names of a netCDF file's root (empty when it cannot be read: the loader then says why)."""
-    import xarray as xr
-
-    try:
-        with xr.open_datatree(path, engine="h5netcdf") as tree:
-            return set(map(str, tree.attrs))
-    except Exception:
-        return set()
-
-
 def load_fit(path: str | Path) -> Fit:
     """Read a fit of a law written by :meth:`Fit.save` (nothing else: a link fit is refused).
 
@@ -540,3 +513,7 @@ def load_fit(path: str | Path) -> Fit:
                    idata=tree, info=meta.get("info", {}), group=meta.get("group"), shared=meta.get("shared", ()))
     except (KeyError, TypeError, ValueError) as exc:
         raise FitFileError(f"{path} holds damaged bayes_scaling metadata: {exc}") from None
+
+
+#: The fit loader under its older name (:func:`bayes_scaling.load` reads every kind of saved file).
+load = load_fit

@@ -38,7 +38,7 @@ import time
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -51,6 +51,7 @@ from bayes_scaling.laws import ScalingLaw, get_law
 from bayes_scaling.model import Likelihood, build_model, group_codes, resolve_priors
 from bayes_scaling.noise import NoiseSplit, find_split, unit_log_likelihood
 from bayes_scaling.posterior import Fit
+from bayes_scaling.results import Result
 
 __all__ = ["VARIANTS", "RecipeComparison", "compare_recipes", "recipe_variant_shared"]
 
@@ -82,7 +83,7 @@ def recipe_variant_shared(law: ScalingLaw, variant: str) -> tuple[str, ...]:
 
 
 @dataclass
-class RecipeComparison:
+class RecipeComparison(Result):
     """The answer of :func:`compare_recipes`: tables, the pooled fits behind them, and how they were made.
 
     Attributes
@@ -121,6 +122,8 @@ class RecipeComparison:
     prob : float
         Interval probability.
     """
+
+    kind: ClassVar[str] = "recipes"
 
     by: str
     recipes: list[str]
@@ -171,6 +174,14 @@ class RecipeComparison:
                 "target": json_records(self.target) if self.target is not None else None,
                 "crossing": json_records(self.crossing), "noise": json_records(self.noise),
                 "verdict": self.verdict(), "info": self.info}
+
+    def summary(self) -> pd.DataFrame:
+        """Per budget and recipe: compute-optimal loss, P(best), loss difference and multiplier."""
+        return self.budgets
+
+    def diagnostics(self) -> dict[str, Any]:
+        """Each variant's pooled fit :class:`~bayes_scaling.inference.Diagnostics`, by variant."""
+        return {name: fit_.diagnostics() for name, fit_ in self.fits.items()}
 
 
 def _compute_clause(reference: str, recipe: str, median: float, low: float, high: float, pct: str) -> str:

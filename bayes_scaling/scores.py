@@ -10,13 +10,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
 from bayes_scaling.forecast import loss_draws
 from bayes_scaling.intervals import equal_tailed
+from bayes_scaling.results import Result
 
 if TYPE_CHECKING:
     from bayes_scaling.data import Sweep
@@ -77,7 +78,7 @@ def holdout_scores(fits: Mapping[str, Fit], test: Sweep) -> pd.DataFrame:
 
 
 @dataclass(frozen=True)
-class BacktestScores:
+class BacktestScores(Result):
     """A fit scored on held-out larger runs.
 
     Attributes
@@ -91,6 +92,8 @@ class BacktestScores:
     fit : Fit
         The fit that was scored.
     """
+
+    kind: ClassVar[str] = "backtest"
 
     summary: dict[str, Any]
     runs: pd.DataFrame

@@ -123,3 +123,18 @@ def test_pair_draws_pairs_each_loss_draw_with_one_link_draw():
     assert few.shape == many.shape == (25,) and len(np.unique(many)) == 25
     assert set(np.unique(few)) <= set(range(10))
     assert isinstance(pd.DataFrame(many), pd.DataFrame)
+
+
+def test_results_share_one_protocol_and_one_loader(demo_fit, tmp_path):
+    suggestion = suggest_runs(demo_fit, 1e19, {"N": 3e10, "D": 6e11}, scenarios=8, random_designs=1)
+    assert isinstance(suggestion, bs.results.Result)
+    assert suggestion.summary().equals(suggestion.runs) and suggestion.diagnostics() is None
+    path = suggestion.save(tmp_path / "next.json")
+    with pytest.raises(FileExistsError):
+        suggestion.save(path)
+    back = bs.load(path)
+    assert back.kind == "suggestion" and back["sentence"] == suggestion.sentence()
+    assert isinstance(bs.load(demo_fit.save(tmp_path / "fit.nc")), bs.Fit)
+    (tmp_path / "other.json").write_text('{"a": 1}')
+    with pytest.raises(bs.FitFileError, match="not a saved bayes_scaling result"):
+        bs.load(tmp_path / "other.json")
