@@ -223,3 +223,13 @@ def test_cli_recipes(tmp_path, capsys):
     assert "beats a" in text and "multiplier" in text
     report = (out / "report.md").read_text()
     assert "Which recipe wins" in report and (out / "multiplier.png").exists()
+
+
+def test_a_recipes_own_loss_is_the_forecast_of_that_recipe(comparison):
+    """The engine's promise: the recipe table at (N, D) and a forecast of the recipe's fit there agree."""
+    for recipe in comparison.recipes:
+        row = comparison.target.set_index("recipe").loc[recipe]
+        forecast = comparison.fits[comparison.best_variant].group_fit(recipe).forecast(N=row["N"], D=row["D"])
+        width = float(forecast["upper"].iloc[0] - forecast["lower"].iloc[0])
+        assert abs(row["loss_lower"] - forecast["lower"].iloc[0]) < 0.15 * width, recipe
+        assert abs(row["loss_upper"] - forecast["upper"].iloc[0]) < 0.15 * width, recipe
