@@ -180,7 +180,7 @@ def test_ctrl_c_before_sampling_is_one_line(monkeypatch, capsys):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("bayes_scaling.cli._load", interrupted)
+    monkeypatch.setattr("bayes_scaling.cli.common.load_data", interrupted)
     assert main(["fit", str(demo_path()), *FAST]) == EXIT_INTERRUPTED
     assert capsys.readouterr().err.strip() == "interrupted: stopped, nothing was saved"
 
@@ -322,7 +322,7 @@ def test_large_sweep_says_up_front_how_long_and_offers_laplace(monkeypatch, caps
 
 
 def test_progress_only_on_a_terminal_and_not_with_quiet_or_json(monkeypatch):
-    from bayes_scaling.cli import _chatty
+    from bayes_scaling.cli import chatty as _chatty
 
     parser = build_parser()
     monkeypatch.setattr("sys.stderr", type("Tty", (io.StringIO,), {"isatty": lambda self: True})())

@@ -113,5 +113,6 @@ def test_readme_module_map_matches_the_tree():
     readme = (PACKAGE.parent / "README.md").read_text(encoding="utf-8")
     layout = readme[readme.index("## Layout"):]
     rows = set(re.findall(r"^\| `([\w/]+(?:\.py)?)` \|", layout, flags=re.MULTILINE))
-    tree = {p.name for p in PACKAGE.glob("*.py") if p.name != "__init__.py"} | {"datasets/"}
+    tree = {p.name for p in PACKAGE.glob("*.py") if p.name != "__init__.py"}
+    tree |= {f"{p.name}/" for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()}
     assert rows == tree, f"README lacks {sorted(tree - rows)}; README names missing {sorted(rows - tree)}"

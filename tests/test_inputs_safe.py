@@ -258,7 +258,7 @@ def test_warnings_print_as_one_line(work, capsys, monkeypatch):
     assert main(["fit", "dup.csv", *FAST]) == 130
     err = capsys.readouterr().err
     line = next(x for x in err.splitlines() if "repeat earlier rows" in x)
-    assert line.startswith("warning: ") and "cli.py" not in err and "DataWarning" not in err
+    assert line.startswith("warning: ") and "bayes_scaling/cli" not in err and "DataWarning" not in err
 
 
 def test_a_first_line_on_a_terminal_before_the_slow_part(work, monkeypatch):

@@ -1,0 +1,75 @@
+"""``bayes-scaling fit``: fit a law to a sweep (one sweep, or pooled with --group)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from bayes_scaling import fitting
+from bayes_scaling.approx import METHODS
+from bayes_scaling.cli import common
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the command with parsed ``args``; returns the exit status."""
+    if args.group:
+        if args.method != "nuts":
+            raise ValueError("--method laplace is for single fits; a hierarchical fit (--group) uses NUTS")
+        return _fit_hierarchical(args)
+    sweep = common.load_data(args)
+    common.say(args, f"fitting {len(sweep)} runs with {args.law} ({args.method}) ...")
+    result = common.quietly(fitting.fit, sweep, law=args.law, method=args.method, warn=False,
+                            **common.sampling_kwargs(args))
+    if args.out is not None:
+        result.save(args.out, overwrite=args.force)
+    common.print_fit(result, args.json)
+    if args.out is not None and not args.json:
+        print(f"saved to {args.out}")
+    return common.strict_status(result, args)
+
+
+def _fit_hierarchical(args: argparse.Namespace) -> int:
+    from bayes_scaling.hierarchical import fit_hierarchical
+
+    shared = [n.strip() for n in args.shared.split(",") if n.strip()] if args.shared else None
+    sweep = common.load_data(args)
+    common.say(args, f"fitting {len(sweep)} runs with {args.law}, pooled across the groups of {args.group!r} ...")
+    result = common.quietly(fit_hierarchical, sweep, args.group, law=args.law, shared=shared, warn=False,
+                      **common.sampling_kwargs(args))
+    if args.out is not None:
+        result.save(args.out, overwrite=args.force)
+    if args.json:
+        common.print_json(result.to_dict())
+    else:
+        diag = result.diagnostics()
+        print(f"law {result.law.name}: {result.law.formula}; shared across {len(result.groups)} groups of "
+              f"{args.group!r}: {', '.join(result.shared)}")
+        print(common.format_table(result.summary()))
+        print(f"diagnostics: max R-hat {diag.max_r_hat:.3f}, min bulk ESS {diag.min_ess_bulk:.0f}, "
+              f"divergences {diag.divergences}" + ("" if diag.ok else f"  WARNING: {'; '.join(diag.problems)}"))
+        if args.out is not None:
+            print(f"saved to {args.out}; forecast or plan one group with --group-label LABEL")
+    return common.strict_status(result, args)
+
+
+def add_parser(sub: Any) -> None:
+    """Add the ``fit`` command to the sub-command parsers ``sub``."""
+    from bayes_scaling.laws import laws
+
+    p = sub.add_parser("fit", help="fit a law to a sweep CSV and print the parameter table")
+    common.add_data(p)
+    p.add_argument("--law", default=common.LAW, choices=list(laws()), metavar="LAW",
+                   help=f"law to fit (see `bayes-scaling laws`; default {common.LAW})")
+    p.add_argument("--out", type=Path, default=None, help="save the fit to this netCDF file")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    p.add_argument("--group", default=None, metavar="COLUMN",
+                   help="hierarchical fit across the groups of this column: exponents shared, E and term "
+                   "levels partially pooled")
+    p.add_argument("--shared", default=None, metavar="NAMES",
+                   help="with --group: comma-separated parameters shared by all groups (default: the exponents)")
+    p.add_argument("--method", choices=METHODS, default=common.METHOD,
+                   help="nuts (default), or laplace: a fast Gaussian APPROXIMATION for quick looks at large sweeps")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    common.add_sampling(p)
+    p.set_defaults(func=run)
