@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_scaling.data import FLOPS_PER_PARAM_TOKEN
-from bayes_scaling.intervals import check_prob, tails
+from bayes_scaling.intervals import check_prob, tails, weighted_quantiles
 from bayes_scaling.results import Result
 
 if TYPE_CHECKING:
@@ -277,11 +277,7 @@ class _Preposterior:
         """Per scenario: lower and upper bounds of the reweighted target, its width, and the weights' ESS."""
         w = np.exp(log_weights - log_weights.max(axis=-1, keepdims=True))
         w /= w.sum(axis=-1, keepdims=True)
-        order = np.argsort(values)
-        cum = np.cumsum(w[..., order], axis=-1)
-        sorted_values = values[order]
-        lo = sorted_values[np.minimum((cum < self.tails[0]).sum(axis=-1), self.S - 1)]
-        hi = sorted_values[np.minimum((cum < self.tails[1]).sum(axis=-1), self.S - 1)]
+        lo, hi = weighted_quantiles(values, w, self.tails)
         ess = 1.0 / (w**2).sum(axis=-1)
         lower, upper = self._scale(lo), self._scale(hi)
         return lower, upper, self._width(lower, upper), ess

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_scaling.inference import Diagnostics, Sampling, diagnose, sample
-from bayes_scaling.intervals import check_prob, equal_tailed, tails
+from bayes_scaling.intervals import check_prob, equal_tailed
 from bayes_scaling.priors import Prior
 
 if TYPE_CHECKING:
@@ -531,19 +531,17 @@ class TaskFit:
         chance at any loss, ``-inf``: never), and ``p_leaves`` (the posterior probability that it ever does).
         """
         prob = check_prob(prob)
-        levels = [*tails(prob)]
-        levels.insert(1, 0.5)
         p = self.draws()
         floor = self.chance * p["floor_frac"]
         leave = self.leave_loss(margin)
         out = pd.DataFrame({"metric": self.metrics, "chance": self.chance, "items": self.items,
                             "plateau": np.median(self.chance + p["delta"], axis=0)})
-        out["floor_lower"], out["floor"], out["floor_upper"] = np.quantile(floor, levels, axis=0)
+        out["floor_lower"], out["floor"], out["floor_upper"] = equal_tailed(floor, prob, median=True)
         out["midpoint"] = np.median(p["midpoint"], axis=0)
         out["width"] = np.median(p["width"], axis=0)
         out["sigma"] = np.median(p["sigma"], axis=0)
-        out["leave_loss_lower"], out["leave_loss"], out["leave_loss_upper"] = np.quantile(
-            leave, levels, axis=0, method="inverted_cdf")
+        out["leave_loss_lower"], out["leave_loss"], out["leave_loss_upper"] = equal_tailed(
+            leave, prob, median=True, method="inverted_cdf")
         out["p_leaves"] = (leave > -np.inf).mean(axis=0)
         return out.set_index("metric")
 

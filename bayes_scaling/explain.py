@@ -122,7 +122,7 @@ def protocol_effects(pooled: Fit, data: pd.DataFrame, factors: Sequence[str], *,
             if not diffs:
                 continue
             d = np.concatenate(diffs)
-            low, high = np.quantile(d, [0.05, 0.95])
+            low, high = equal_tailed(d, 0.9)
             rows.append({"factor": factor, "from": first, "to": second, "pairs": len(diffs),
                          "delta_a": float(np.median(d)), "delta_lower": float(low), "delta_upper": float(high),
                          "p_moves": float((np.abs(d) > threshold).mean())})

@@ -146,9 +146,10 @@ class Extrapolation:
         return b, np.maximum(self.grid[j] + rng.uniform(-step / 2, step / 2, n), self.grid[0])
 
     def quantiles(self, probs: Sequence[float] = (0.05, 0.5, 0.95)) -> list[float]:
-        """Posterior quantiles of the scale."""
-        cdf = np.cumsum(self.weights)
-        return [float(self.grid[min(np.searchsorted(cdf, p), len(self.grid) - 1)]) for p in probs]
+        """Posterior quantiles of the scale (of its grid posterior)."""
+        from bayes_scaling.intervals import weighted_quantiles
+
+        return [float(q) for q in weighted_quantiles(self.grid, self.weights, probs)]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form (kept in ``Fit.info["extrapolation"]`` and saved with the fit)."""

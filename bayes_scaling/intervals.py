@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["KIND", "check_prob", "default_prob", "equal_tailed", "rc", "tails"]
+__all__ = ["KIND", "check_prob", "default_prob", "equal_tailed", "rc", "tails", "weighted_quantiles"]
 
 #: Settings read when an interval probability is not given (``prob=None``).
 rc: dict[str, Any] = {"prob": 0.9}
@@ -49,7 +49,7 @@ def tails(prob: float | None) -> tuple[float, float]:
 
 
 def equal_tailed(values: Any, prob: float | None, *, axis: int | None = 0, median: bool = False,
-                 finite: bool = False) -> tuple[np.ndarray, ...]:
+                 finite: bool = False, skip_nan: bool = False, method: str = "linear") -> tuple[np.ndarray, ...]:
     """Lower and upper bounds (and the median between them, with ``median=True``) of an equal-tailed interval.
 
     Parameters
@@ -63,6 +63,11 @@ def equal_tailed(values: Any, prob: float | None, *, axis: int | None = 0, media
     finite : bool
         Leave non-finite draws out (1-D ``values`` only): e.g. draws for which a target is unreachable. All NaN
         when no draw is finite.
+    skip_nan : bool
+        Ignore NaN draws along ``axis`` (any shape; ``numpy.nanquantile``).
+    method : str
+        ``numpy.quantile``'s method; ``"inverted_cdf"`` returns draws themselves (never interpolates between an
+        infinite draw and a finite one).
     """
     low, high = tails(prob)
     levels: Sequence[float] = (low, 0.5, high) if median else (low, high)
@@ -71,4 +76,20 @@ def equal_tailed(values: Any, prob: float | None, *, axis: int | None = 0, media
         values = values[np.isfinite(values)]
         if values.size == 0:
             return tuple(np.full((), np.nan) for _ in levels)
-    return tuple(np.quantile(values, levels, axis=axis))
+    quantile = np.nanquantile if skip_nan else np.quantile
+    return tuple(quantile(values, levels, axis=axis, method=method))
+
+
+def weighted_quantiles(values: Any, weights: Any, levels: Any) -> np.ndarray:
+    """Quantiles of weighted draws: the smallest value whose cumulative weight reaches each level.
+
+    ``values`` has shape (draws,), ``weights`` (..., draws) summing to 1 along the last axis; the result has
+    shape (levels, ...). Used for reweighted posteriors (next-run designs) and grid posteriors (the
+    extrapolation term's scale).
+    """
+    values = np.asarray(values, dtype=float)
+    order = np.argsort(values)
+    cumulative = np.cumsum(np.asarray(weights, dtype=float)[..., order], axis=-1)
+    ranked = values[order]
+    return np.stack([ranked[np.minimum((cumulative < level).sum(axis=-1), len(values) - 1)]
+                     for level in np.atleast_1d(levels)])

@@ -251,9 +251,9 @@ def publish_folder(out: str | Path, fill: Callable[[Path], Iterable[str]], *, ov
     check_report_folder(out, overwrite=overwrite, inputs=inputs)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.resolve().parent))
-    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; the report folder gets what the umask gives
     renamed = False  # once tmp has become ``out`` it is the user's report, never to be removed here
     try:
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; the report folder gets what the umask gives
         files = sorted(dict.fromkeys(fill(tmp)))
         unknown = [f for f in files if f not in REPORT_FILES]
         if unknown:

@@ -29,7 +29,7 @@ import pandas as pd
 
 from bayes_scaling.data import FLOPS_PER_PARAM_TOKEN, load_sweep
 from bayes_scaling.forecast import band_table, check_finite
-from bayes_scaling.intervals import equal_tailed, tails
+from bayes_scaling.intervals import equal_tailed
 from bayes_scaling.posterior import Fit
 from bayes_scaling.results import Result
 
@@ -81,13 +81,14 @@ def _wide(quantities: Mapping[str, np.ndarray], prob: float | None) -> dict[str,
 
 
 def _loss_columns(fit: Fit, name: str, log_mean: np.ndarray, point: Mapping[str, float], prob: float | None,
-                  seed: int | np.random.Generator | None, z: np.ndarray | None = None) -> dict[str, float]:
+                  seed: int | np.random.Generator | None, z: np.ndarray | None = None,
+                  ) -> tuple[dict[str, float], np.ndarray]:
     """A planned run's loss through the predictive engine: expected (credible) and one run (predictive).
 
     ``log_mean`` is the law's log mean per draw at the draw's own answer (N, D); the extrapolation term is that
     of ``point`` (the reported answer), as for a forecast there. Columns ``name`` (median expected loss),
     ``name_lower``/``name_upper`` (credible), ``name_pred_lower``/``name_pred_upper`` (a new run's) and
-    ``name_sd_extrapolation``.
+    ``name_sd_extrapolation``; and the draws of the expected loss (for answers built on them, e.g. a gain).
     """
     from bayes_scaling.predictive import predict
 
@@ -95,10 +96,10 @@ def _loss_columns(fit: Fit, name: str, log_mean: np.ndarray, point: Mapping[str,
     if "C" not in frame:
         frame["C"] = FLOPS_PER_PARAM_TOKEN * frame["N"] * frame["D"]
     draws = predict(fit, frame, log_mean=np.asarray(log_mean, float).reshape(-1, 1), seed=seed, z=z)
-    row = _wide({name: draws.loss("expected")[:, 0]}, prob)
+    expected = draws.loss("expected")[:, 0]
     low, high = equal_tailed(draws.loss("total")[:, 0], prob, finite=True)
-    return {**row, f"{name}_pred_lower": float(low), f"{name}_pred_upper": float(high),
-            f"{name}_sd_extrapolation": float(draws.sd_extrapolation[0])}
+    return {**_wide({name: expected}, prob), f"{name}_pred_lower": float(low), f"{name}_pred_upper": float(high),
+            f"{name}_sd_extrapolation": float(draws.sd_extrapolation[0])}, expected
 
 
 _SEARCH = f"searched {math.exp(_LOG_RANGE[0]):.0e} to {math.exp(_LOG_RANGE[1]):.0e}"
@@ -252,7 +253,7 @@ def compute_optimal(
         row = _wide({"N_opt": np.exp(log_n), "D_opt": np.exp(log_d), "tokens_per_param": np.exp(log_d - log_n)},
                     prob)
         point = {"N": row["N_opt"], "D": row["D_opt"], "C": float(budget)}
-        loss = _loss_columns(fit, "loss", law.log_loss(log_n[:, None], log_d[:, None])[:, 0], point, prob, seed)
+        loss, _ = _loss_columns(fit, "loss", law.log_loss(log_n[:, None], log_d[:, None])[:, 0], point, prob, seed)
         rows.append({**row, **loss, "C": float(budget), "method": method})
     table = pd.DataFrame(rows)
     table = table[["C", *[c for c in table.columns if c not in ("C", "method")], "method"]]
@@ -358,7 +359,7 @@ def tokens_for_model(fit: Fit, N: float, *, tolerance: float = 0.01, prob: float
     log_d_tol = _within_tolerance(law, log_n, tolerance, vary="D")
     row = _wide({"D_opt": np.exp(log_d_opt), "tokens_per_param": np.exp(log_d_opt - log_n)}, prob)
     row.update(_loss_columns(fit, "loss_at_D_opt", np.log(law.loss_along(log_n, log_d_opt, vary="D")),
-                             {"N": n, "D": row["D_opt"]}, prob, seed))
+                             {"N": n, "D": row["D_opt"]}, prob, seed)[0])
     row.update(_wide({
         "D_within_tolerance": np.exp(log_d_tol),
         "loss_limit": law.loss_along(log_n, np.full(law.n_draws, _LOG_UNLIMITED), vary="D"),
@@ -384,7 +385,7 @@ def model_for_tokens(fit: Fit, D: float, *, tolerance: float = 0.01, prob: float
     log_n_tol = _within_tolerance(law, log_d, tolerance, vary="N")
     row = _wide({"N_opt": np.exp(log_n_opt), "tokens_per_param": np.exp(log_d - log_n_opt)}, prob)
     row.update(_loss_columns(fit, "loss_at_N_opt", np.log(law.loss_along(log_d, log_n_opt, vary="N")),
-                             {"N": row["N_opt"], "D": d}, prob, seed))
+                             {"N": row["N_opt"], "D": d}, prob, seed)[0])
     row.update(_wide({
         "N_within_tolerance": np.exp(log_n_tol),
         "loss_limit": law.loss_along(log_d, np.full(law.n_draws, _LOG_UNLIMITED), vary="N"),
@@ -417,18 +418,13 @@ def gain(
         if c.size != 2:
             raise ValueError(f"{name} must be a pair (N, D); got {c.tolist()}")
     (n1, d1), (n2, d2) = configs
-    from bayes_scaling.predictive import predict
-
     z = np.random.default_rng([seed, 1]).standard_normal(law.n_draws)  # one misfit of the law for both points
     expected, row = [], {}
     for name, n, d in (("loss_start", n1, d1), ("loss_end", n2, d2)):
-        log_mean = law.log_loss(np.log(n), np.full((law.n_draws, 1), np.log(d)))
-        draws = predict(fit, pd.DataFrame({"N": [n], "D": [d], "C": [FLOPS_PER_PARAM_TOKEN * n * d]}),
-                        log_mean=log_mean, seed=seed, z=z)
-        expected.append(draws.loss("expected")[:, 0])
-        low, high = equal_tailed(draws.loss("total")[:, 0], prob, finite=True)
-        row.update({**_wide({name: expected[-1]}, prob), f"{name}_pred_lower": float(low),
-                    f"{name}_pred_upper": float(high)})
+        log_mean = law.log_loss(np.log(n), np.full((law.n_draws, 1), np.log(d)))[:, 0]
+        columns, draws = _loss_columns(fit, name, log_mean, {"N": n, "D": d}, prob, seed, z=z)
+        row.update({k: v for k, v in columns.items() if not k.endswith("_sd_extrapolation")})
+        expected.append(draws)
     loss1, loss2 = expected
     delta = loss1 - loss2
     row.update(_wide({"gain": delta, "relative_gain": delta / loss1}, prob))
@@ -619,10 +615,9 @@ def isoflop_analysis(
     a_hat = np.polyfit(x, table["log_n_opt"].to_numpy(), 1)[0]
     slopes = np.array([_slope(x, row) for row in boot])
     slopes = slopes[np.isfinite(slopes)]
-    lo, hi = tails(prob)
     a_low, a_high = equal_tailed(slopes, prob)
     table["N_opt"] = np.exp(table["log_n_opt"])
-    table["N_opt_lower"], table["N_opt_upper"] = np.exp(np.nanquantile(boot, [lo, hi], axis=0))
+    table["N_opt_lower"], table["N_opt_upper"] = np.exp(equal_tailed(boot, prob, skip_nan=True))
     table["D_opt"] = table["C"] / (FLOPS_PER_PARAM_TOKEN * table["N_opt"])
     exponents = pd.DataFrame(
         {"estimate": [a_hat, 1 - a_hat], "lower": [a_low, 1 - a_high], "upper": [a_high, 1 - a_low]},

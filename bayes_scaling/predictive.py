@@ -35,13 +35,13 @@ from bayes_scaling.intervals import equal_tailed
 if TYPE_CHECKING:
     from bayes_scaling.posterior import Fit
 
-__all__ = ["PARTS", "SCATTER_TAILS", "Predictive", "pair_draws", "predict"]
+__all__ = ["PARTS", "SCATTER_PROB", "Predictive", "pair_draws", "predict"]
 
 #: The named parts of a prediction, on log-loss.
 PARTS = ("mean", "extrapolation", "scatter", "expected", "total")
-#: Tails of the central 68% used to report the run scatter (``scatter_68``): one sd for a Normal, and defined for
-#: a Student-t of any nu (whose sd does not exist for nu <= 2).
-SCATTER_TAILS = (0.15865525393145707, 0.8413447460685429)
+#: Probability of the central interval used to report the run scatter (``scatter_68``): one sd either side for a
+#: Normal, and defined for a Student-t of any nu (whose sd does not exist for nu <= 2).
+SCATTER_PROB = 0.6826894921370859
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,7 @@ class Predictive:
         ``scatter_68`` (half-width of the central 68% of a new run's deviation: exists for any Student-t) and
         ``sd_extrapolation``.
         """
-        low, high = np.quantile(self.scatter, SCATTER_TAILS, axis=0)
+        low, high = equal_tailed(self.scatter, SCATTER_PROB)
         return {"sd_params": np.std(self.mean, axis=0),
                 "scatter_scale": np.full(self.mean.shape[1], float(np.median(self.sigma))),
                 "scatter_68": (high - low) / 2,

@@ -46,7 +46,7 @@ import pandas as pd
 from bayes_scaling.data import FLOPS_PER_PARAM_TOKEN, DataError, DataWarning, Sweep, centred_logs, load_sweep
 from bayes_scaling.extrapolation import Extrapolation, distance_to, learn
 from bayes_scaling.inference import Sampling, sample, warn_if_unconverged
-from bayes_scaling.intervals import check_prob, tails
+from bayes_scaling.intervals import check_prob, equal_tailed
 from bayes_scaling.laws import ScalingLaw, get_law
 from bayes_scaling.model import Likelihood, build_model, group_codes, resolve_priors
 from bayes_scaling.noise import NoiseSplit, find_split, unit_log_likelihood
@@ -568,11 +568,10 @@ def _needed(reference: np.ndarray, targets: np.ndarray, log_grid: np.ndarray) ->
 
 
 def _quantiles(values: np.ndarray, prob: float, axis: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    low, high = tails(prob)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        q = np.quantile(values, [low, 0.5, high], axis=axis, method="inverted_cdf")
-    return q[1], q[0], q[2]
+        low, median, high = equal_tailed(values, prob, axis=axis, median=True, method="inverted_cdf")
+    return median, low, high
 
 
 def _multipliers(curves: Mapping[str, np.ndarray], log_grid: np.ndarray, recipe: str, reference: str,

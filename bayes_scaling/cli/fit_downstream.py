@@ -46,39 +46,31 @@ def run(args: argparse.Namespace) -> int:
     if len(metrics) > 1:
         if isinstance(chance, str):
             raise ValueError("--chance with several metrics must be a number (default: the random_<metric> columns)")
-        tasks = common.quietly(fit_tasks, frame, metrics, chance=chance, items=args.items, **kwargs)
-        if args.out is not None:
-            tasks.save(args.out, overwrite=args.force)
-        table = tasks.summary(args.prob)
-        if args.json:
-            common.print_json({**tasks.to_dict(args.prob), "out": str(args.out) if args.out else None})
-        else:
-            print(f"{len(metrics)} tasks as functions of the loss, pooled: Err = top - (top - floor) "
-                  f"sigmoid((midpoint - L) / width), {len(tasks.data)} runs; floor and leave_loss (the loss below "
-                  f"which a task is 2 points under chance) with {args.prob:.0%} intervals")
-            print(common.format_table(table))
-            diag = tasks.diagnostics()
+        result = common.quietly(fit_tasks, frame, metrics, chance=chance, items=args.items, **kwargs)
+        heading = (f"{len(metrics)} tasks as functions of the loss, pooled: Err = top - (top - floor) "
+                   f"sigmoid((midpoint - L) / width), {len(result.data)} runs; floor and leave_loss (the loss below "
+                   f"which a task is 2 points under chance) with {args.prob:.0%} intervals")
+    else:
+        result = common.quietly(fit_downstream, frame, metrics[0], form=args.form, chance=chance, items=args.items,
+                                **kwargs)
+        heading = (f"{result.metric} as a function of the loss: {result.link.formula} (chance "
+                   f"{result.chance:.3g}), {len(result.data)} runs")
+    if args.out is not None:
+        result.save(args.out, overwrite=args.force)
+    diag = result.diagnostics()
+    if args.json:
+        common.print_json({**result.to_dict(args.prob), "out": str(args.out) if args.out else None})
+    else:
+        print(heading)
+        print(common.format_table(result.summary(args.prob)))
+        if len(metrics) > 1:
             print(f"diagnostics: max R-hat {diag.max_r_hat:.3f}, min bulk ESS {diag.min_ess_bulk:.0f}, "
                   f"{diag.divergences} divergences" + ("" if diag.ok else " (NOT converged: sample longer with "
                                                          "--draws/--tune, or fit fewer tasks)"))
-            if args.out is not None:
-                print(f"saved to {args.out}; use it with `bayes-scaling forecast FIT.nc --N .. --D .. --downstream "
-                      f"{args.out}`")
-        return 0 if not args.strict or tasks.diagnostics().ok else 1
-    link = common.quietly(fit_downstream, frame, metrics[0], form=args.form, chance=chance, items=args.items, **kwargs)
-    if args.out is not None:
-        link.save(args.out, overwrite=args.force)
-    table = link.summary(args.prob)
-    if args.json:
-        common.print_json({**link.to_dict(args.prob), "out": str(args.out) if args.out else None})
-    else:
-        print(f"{link.metric} as a function of the loss: {link.link.formula} (chance {link.chance:.3g}), "
-              f"{len(link.data)} runs")
-        print(common.format_table(table))
         if args.out is not None:
             print(f"saved to {args.out}; use it with `bayes-scaling forecast FIT.nc --N .. --D .. --downstream "
                   f"{args.out}`")
-    return 0 if not args.strict or link.diagnostics().ok else 1
+    return 0 if not args.strict or diag.ok else 1
 
 
 def add_parser(sub: Any) -> None:

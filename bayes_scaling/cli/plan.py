@@ -123,18 +123,14 @@ def add_parser(sub: Any) -> None:
                    help=f"k in C = k N D (default {FLOPS_PER_PARAM_TOKEN:g})")
     hardware(p, required=False)
     shared_options(p)
-    p = questions.add_parser("tokens", help="tokens for a model size")
-    p.add_argument("--N", type=common.positive_float, required=True, help="parameters")
-    p.add_argument("--tolerance", type=common.positive_float,
-                   default=common.default_of(planning.tokens_for_model, "tolerance"),
-                   help="nats from the N-limited loss")
-    shared_options(p)
-    p = questions.add_parser("model", help="model size for a token budget")
-    p.add_argument("--D", type=common.positive_float, required=True, help="tokens")
-    p.add_argument("--tolerance", type=common.positive_float,
-                   default=common.default_of(planning.model_for_tokens, "tolerance"),
-                   help="nats from the D-limited loss")
-    shared_options(p)
+    for question, given, answer, what in (("tokens", "N", planning.tokens_for_model, "tokens for a model size"),
+                                          ("model", "D", planning.model_for_tokens, "model size for a token budget")):
+        p = questions.add_parser(question, help=what)
+        p.add_argument(f"--{given}", type=common.positive_float, required=True,
+                       help="parameters" if given == "N" else "tokens")
+        p.add_argument("--tolerance", type=common.positive_float, default=common.default_of(answer, "tolerance"),
+                       help=f"nats from the {given}-limited loss")
+        shared_options(p)
     p = questions.add_parser("gain", help="loss gained between two (N, D) configurations")
     p.add_argument("--start", type=common.positive_float, nargs=2, required=True, metavar=("N", "D"))
     p.add_argument("--end", type=common.positive_float, nargs=2, required=True, metavar=("N", "D"))
