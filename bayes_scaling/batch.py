@@ -19,7 +19,7 @@ import pandas as pd
 
 from bayes_scaling.data import DataError, Sweep, load_sweep
 from bayes_scaling.inference import Sampling
-from bayes_scaling.intervals import check_prob
+from bayes_scaling.intervals import check_prob, interval_table
 from bayes_scaling.laws import get_law
 from bayes_scaling.model import Likelihood
 
@@ -86,8 +86,8 @@ class FitMany:
     def table(self, names: Sequence[str] | None = None, prob: float | None = None) -> pd.DataFrame:
         """One row per fit: group columns, law, cutoff, runs, parameters and diagnostics.
 
-        Each parameter in ``names`` (default: each law's summary quantities) gets its mean and HDI at
-        ``prob`` (``<name>_low``, ``<name>_high``).
+        Each parameter in ``names`` (default: each law's summary quantities) gets its mean and equal-tailed
+        interval at ``prob`` (``<name>_lower``, ``<name>_upper``).
         """
         prob = check_prob(prob)
         rows = []
@@ -102,12 +102,12 @@ class FitMany:
             for name in names if names is not None else summary.index:
                 if name in summary.index:
                     row[name] = summary.loc[name, "mean"]
-                    row[f"{name}_low"] = summary.loc[name, "hdi_low"]
-                    row[f"{name}_high"] = summary.loc[name, "hdi_high"]
+                    row[f"{name}_lower"] = summary.loc[name, "lower"]
+                    row[f"{name}_upper"] = summary.loc[name, "upper"]
             row.update({"max_r_hat": diag.max_r_hat, "min_ess_bulk": diag.min_ess_bulk,
                         "divergences": diag.divergences, "fit_seconds": result.info.get("fit_seconds")})
             rows.append(row)
-        return pd.DataFrame(rows)
+        return interval_table(pd.DataFrame(rows), prob)
 
 
 def _groups(sweep: Sweep, by: list[str]) -> list[tuple[tuple[Any, ...], pd.DataFrame]]:

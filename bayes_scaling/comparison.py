@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from bayes_scaling.intervals import check_prob, equal_tailed
+from bayes_scaling.intervals import check_prob, equal_tailed, interval_table
 from bayes_scaling.laws import laws as registered_laws
 from bayes_scaling.results import Result
 
@@ -122,7 +122,7 @@ def exponent_summary(fit_: Fit, *, prob: float | None = None) -> pd.DataFrame:
                      "upper": high}
     table = pd.DataFrame(rows).T
     table.index.name = "exponent"
-    return table
+    return interval_table(table, prob)
 
 
 _REGION = re.compile(
@@ -205,7 +205,9 @@ class Hypotheses(Result):
 
         return {"laws": list(self.fits), "loo": table_records(self.loo),
                 "extrapolation": table_records(self.extrapolation), "exponents_law": self.exponents_law,
-                "exponents": table_records(self.exponents), "regions": self.regions,
+                "exponents": table_records(self.exponents),
+                "interval": getattr(self.exponents, "attrs", {}).get("interval"),
+                "regions": self.regions,
                 "diagnostics": {name: d.to_dict() for name, d in self.diagnostics().items()},
                 "verdict": self.verdict}
 

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_scaling.data import FLOPS_PER_PARAM_TOKEN
-from bayes_scaling.intervals import check_prob, tails, weighted_quantiles
+from bayes_scaling.intervals import KIND, check_prob, interval_table, tails, weighted_quantiles
 from bayes_scaling.results import Result
 
 if TYPE_CHECKING:
@@ -170,7 +170,8 @@ class Suggestion(Result):
         link = self.target.link
         return {"target": {"kind": self.target.kind, "N": self.target.N, "D": self.target.D, "C": self.target.C,
                            "metric": link.metric if link is not None else None, "units": self.target.units},
-                "budget": self.budget, "prob": self.prob, "before": self.before, "after": self.after,
+                "budget": self.budget, "prob": self.prob, "interval": {"kind": KIND, "prob": self.prob},
+                "before": self.before, "after": self.after,
                 "runs": json_records(self.runs), "baselines": json_records(self.baselines), "info": self.info,
                 "sentence": self.sentence()}
 
@@ -443,8 +444,8 @@ def suggest_runs(
     chosen, rows, _ = min(designs, key=lambda d: (d[1][-1]["expected_width"] if d[1] else before["width"],
                                                   sum(r["C"] for r in d[1])))
     value = designs[0][2]  # the first step's narrowing per FLOP of every candidate
-    runs = pd.DataFrame(rows, columns=["N", "D", "C", "tokens_per_param", "total_C", "expected_width",
-                                       "expected_lower", "expected_upper", "ess"])
+    runs = interval_table(pd.DataFrame(rows, columns=["N", "D", "C", "tokens_per_param", "total_C", "expected_width",
+                                                      "expected_lower", "expected_upper", "ess"]), prob)
     spent = float(runs["C"].sum())
     table = pool.assign(value_per_flop=value, chosen=[i in chosen for i in range(len(pool))])
 

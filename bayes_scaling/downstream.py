@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_scaling.inference import Diagnostics, Sampling, diagnose, sample
-from bayes_scaling.intervals import check_prob, equal_tailed
+from bayes_scaling.intervals import check_prob, equal_tailed, interval_table
 from bayes_scaling.priors import Prior
 
 if TYPE_CHECKING:
@@ -153,7 +153,6 @@ class DownstreamFit:
 
     def summary(self, prob: float | None = None) -> pd.DataFrame:
         """Posterior median and equal-tailed interval of each parameter, with R-hat and bulk ESS."""
-        prob = check_prob(prob)
         import arviz as az
 
         prob = check_prob(prob)
@@ -167,7 +166,7 @@ class DownstreamFit:
                           "r_hat": float(table.loc[name, "r_hat"]), "ess_bulk": float(table.loc[name, "ess_bulk"])}
         out = pd.DataFrame(rows).T
         out.index.name = "parameter"
-        return out
+        return interval_table(out, prob)
 
     def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
         """Write the link fit to a netCDF file (refuses to replace one unless ``overwrite``; atomic)."""
@@ -368,12 +367,12 @@ def chain(fit: Fit, link: DownstreamFit, *, N: Any, D: Any, prob: float | None =
     Returns
     -------
     pandas.DataFrame
-        Per point: ``N``, ``D``, the loss (``loss_median``, ``loss_lower``, ``loss_upper``: predictive), and the
+        Per point: ``N``, ``D``, the loss of a new run (``loss_median``, ``loss_pred_lower``, ``loss_pred_upper``:
+        predictive; ``loss_lower``/``loss_upper`` before this release), and the
         metric (``median``, ``lower``/``upper``: its credible interval, the expected error of a model with that
         loss; ``pred_lower``/``pred_upper``: one evaluation of one such model), and ``p_below_chance``: the
         posterior probability that the expected error is below chance.
     """
-    prob = check_prob(prob)
     from bayes_scaling.forecast import points_frame
     from bayes_scaling.predictive import predict
 
@@ -383,11 +382,11 @@ def chain(fit: Fit, link: DownstreamFit, *, N: Any, D: Any, prob: float | None =
     loss = predict(fit, points, seed=rng).loss("total")  # a new run's loss: parameters, scatter, extrapolation
     mean, pred = link.predict(loss, seed=rng)
     out = points[["N", "D"]].copy()
-    out["loss_lower"], out["loss_median"], out["loss_upper"] = equal_tailed(loss, prob, median=True)
+    out["loss_pred_lower"], out["loss_median"], out["loss_pred_upper"] = equal_tailed(loss, prob, median=True)
     out["lower"], out["median"], out["upper"] = equal_tailed(mean, prob, median=True)
     out["pred_lower"], out["pred_upper"] = equal_tailed(pred, prob)
     out["p_below_chance"] = (mean < link.chance).mean(axis=0)
-    return out
+    return interval_table(out, prob, renamed={"loss_lower": "loss_pred_lower", "loss_upper": "loss_pred_upper"})
 
 
 def link_curve(link: DownstreamFit, *, loss: Any = None, prob: float | None = None,
@@ -410,7 +409,7 @@ def link_curve(link: DownstreamFit, *, loss: Any = None, prob: float | None = No
     out = pd.DataFrame({"loss": loss})
     out["lower"], out["median"], out["upper"] = equal_tailed(mean, prob, median=True)
     out["pred_lower"], out["pred_upper"] = equal_tailed(pred, prob)
-    return out
+    return interval_table(out, prob)
 
 
 # --------------------------------------------------------------------------------------------- many tasks
@@ -543,7 +542,7 @@ class TaskFit:
         out["leave_loss_lower"], out["leave_loss"], out["leave_loss_upper"] = equal_tailed(
             leave, prob, median=True, method="inverted_cdf")
         out["p_leaves"] = (leave > -np.inf).mean(axis=0)
-        return out.set_index("metric")
+        return interval_table(out.set_index("metric"), prob)
 
     def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
         """Write the task fit to a netCDF file (refuses to replace one unless ``overwrite``; atomic)."""
@@ -736,4 +735,4 @@ def task_table(tasks: TaskFit, *, fit: Fit | None = None, N: Any = None, D: Any 
         for column in reversed(points.columns):
             block.insert(0, column, points[column].iloc[i])
         rows.append(block)
-    return pd.concat(rows, ignore_index=True)
+    return interval_table(pd.concat(rows, ignore_index=True), prob)

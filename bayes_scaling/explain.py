@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_scaling.comparison import exponent_draws
-from bayes_scaling.intervals import check_prob, equal_tailed
+from bayes_scaling.intervals import check_prob, equal_tailed, interval_table
 from bayes_scaling.results import Result
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ def counting_table(fits: Mapping[str, Fit], *, loo: pd.DataFrame | None = None,
     if holdout is not None:
         table["elpd_holdout"] = holdout["elpd_holdout"].reindex(table.index)
     table.index.name = "count"
-    return table
+    return interval_table(table, prob)
 
 
 def window_table(fits: Mapping[float, Fit], *, prob: float | None = None) -> pd.DataFrame:
@@ -67,9 +67,9 @@ def window_table(fits: Mapping[float, Fit], *, prob: float | None = None) -> pd.
     rows = []
     for centre, f in sorted(fits.items()):
         budgets = f.sweep.column("C")
-        rows.append({"C": float(centre), "C_low": float(budgets.min()), "C_high": float(budgets.max()),
+        rows.append({"C": float(centre), "C_min": float(budgets.min()), "C_max": float(budgets.max()),
                      "runs": len(f.sweep), **_a_row(exponent_draws(f)["a"], prob)})
-    return pd.DataFrame(rows)
+    return interval_table(pd.DataFrame(rows), prob)
 
 
 def protocol_factors(data: pd.DataFrame, by: str, *, max_levels: int = 5) -> list[str]:
@@ -94,11 +94,11 @@ def protocol_table(pooled: Fit, *, prob: float | None = None) -> pd.DataFrame:
     prob = check_prob(prob)
     table = pd.DataFrame({label: _a_row(a, prob) for label, a in _group_a(pooled).items()}).T
     table.index.name = pooled.group
-    return table
+    return interval_table(table, prob)
 
 
 def protocol_effects(pooled: Fit, data: pd.DataFrame, factors: Sequence[str], *,
-                     threshold: float = 0.1) -> pd.DataFrame:
+                     threshold: float = 0.1, prob: float | None = None) -> pd.DataFrame:
     """Per factor: the change in a between setups that differ in that factor alone, draw by draw.
 
     Every pair of groups whose protocol columns agree except ``factor`` contributes its paired draws of the
@@ -106,6 +106,7 @@ def protocol_effects(pooled: Fit, data: pd.DataFrame, factors: Sequence[str], *,
     a(level_2) - a(level_1) over the pooled pair draws), its interval and ``p_moves`` (posterior probability that
     the change exceeds ``threshold`` in size).
     """
+    prob = check_prob(prob)
     a = _group_a(pooled)
     levels = data.groupby(pooled.group)[list(factors)].first()
     rows = []
@@ -122,12 +123,12 @@ def protocol_effects(pooled: Fit, data: pd.DataFrame, factors: Sequence[str], *,
             if not diffs:
                 continue
             d = np.concatenate(diffs)
-            low, high = equal_tailed(d, 0.9)
+            low, high = equal_tailed(d, prob)
             rows.append({"factor": factor, "from": first, "to": second, "pairs": len(diffs),
                          "delta_a": float(np.median(d)), "delta_lower": float(low), "delta_upper": float(high),
                          "p_moves": float((np.abs(d) > threshold).mean())})
-    return pd.DataFrame(rows, columns=["factor", "from", "to", "pairs", "delta_a", "delta_lower", "delta_upper",
-                                       "p_moves"])
+    return interval_table(pd.DataFrame(rows, columns=["factor", "from", "to", "pairs", "delta_a", "delta_lower",
+                                                      "delta_upper", "p_moves"]), prob)
 
 
 @dataclass
@@ -155,7 +156,9 @@ class Explanation(Result):
                 return None
             return json_records(table.reset_index() if index else table)
 
-        return {"counting": records(self.counting), "windows": records(self.windows, index=False),
+        stated = next((t.attrs["interval"] for t in (self.counting, self.windows, self.protocol, self.effects)
+                       if t is not None and "interval" in t.attrs), None)
+        return {"interval": stated, "counting": records(self.counting), "windows": records(self.windows, index=False),
                 "protocol": records(self.protocol), "effects": records(self.effects, index=False),
                 "notes": self.notes, "verdict": self.verdict()}
 

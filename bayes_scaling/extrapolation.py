@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from bayes_scaling.intervals import KIND, weighted_quantiles
 from bayes_scaling.likelihoods import student_t_logpdf
 
 if TYPE_CHECKING:
@@ -147,8 +148,6 @@ class Extrapolation:
 
     def quantiles(self, probs: Sequence[float] = (0.05, 0.5, 0.95)) -> list[float]:
         """Posterior quantiles of the scale (of its grid posterior)."""
-        from bayes_scaling.intervals import weighted_quantiles
-
         return [float(q) for q in weighted_quantiles(self.grid, self.weights, probs)]
 
     def to_dict(self) -> dict[str, Any]:
@@ -156,7 +155,7 @@ class Extrapolation:
         low, median, high = self.quantiles()
         out = {"design": self.design, "grid": [float(g) for g in self.grid],
                "weights": [float(w) for w in self.weights], "folds": self.folds, "residuals": self.residuals,
-               "median": median, "q05": low, "q95": high}
+               "median": median, "lower": low, "upper": high, "interval": {"kind": KIND, "prob": 0.9}}
         if self.joint is not None and self.drift_grid is not None:
             out["drift_grid"] = [float(g) for g in self.drift_grid]
             out["joint"] = [[float(w) for w in row] for row in self.joint]

@@ -30,7 +30,7 @@ from bayes_scaling.inference import (
     sample,
     warn_if_unconverged,
 )
-from bayes_scaling.intervals import check_prob, equal_tailed
+from bayes_scaling.intervals import check_prob, equal_tailed, interval_table
 from bayes_scaling.laws import ScalingLaw, get_law
 from bayes_scaling.model import OBSERVED, Likelihood, build_model, resolve_priors
 from bayes_scaling.posterior import Fit, attach_observations, package_versions
@@ -349,4 +349,4 @@ def prior_predictive(
     out = sweep.frame[["N", "D", "C", "loss"]].copy()
     out["median"], out["lower"], out["upper"] = median, lower, upper
     out["inside"] = (out["loss"] >= lower) & (out["loss"] <= upper)
-    return out
+    return interval_table(out, prob)

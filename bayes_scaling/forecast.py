@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_scaling.data import FLOPS_PER_PARAM_TOKEN
-from bayes_scaling.intervals import check_prob, equal_tailed
+from bayes_scaling.intervals import check_prob, equal_tailed, interval_table
 
 if TYPE_CHECKING:
     from bayes_scaling.posterior import Fit
@@ -106,19 +106,23 @@ def loss_draws(fit: Fit, points: pd.DataFrame, seed: int | np.random.Generator |
 def band_table(fit: Fit, points: pd.DataFrame, probs: Sequence[float] = (0.5, 0.9), seed: int = 0) -> pd.DataFrame:
     """Median and nested credible/predictive bands of the loss at ``points`` (columns N, D and/or C).
 
-    Columns: the inputs, ``median``, and for each p in ``probs``: ``lower_p``/``upper_p`` (credible
-    interval of the law's mean) and ``pred_lower_p``/``pred_upper_p`` (predictive interval of a run).
+    A long table: one row per point and probability ``prob`` (in the order of ``probs``). Columns: the inputs,
+    ``prob``, ``median``, ``lower``/``upper`` (credible interval of the expected loss) and
+    ``pred_lower``/``pred_upper`` (predictive interval of a new run).
     """
     points = points_frame(**{c: points[c].to_numpy() for c in ("N", "D", "C", "unique_tokens", "experts")
                              if c in points})
     draws = loss_draws(fit, points, seed)
     loss, pred = draws["mean"], draws["pred"]
-    out = points.copy()
-    out["median"] = np.median(loss, axis=0)
+    parts = []
     for p in map(check_prob, probs):
-        out[f"lower_{p:g}"], out[f"upper_{p:g}"] = equal_tailed(loss, p)
-        out[f"pred_lower_{p:g}"], out[f"pred_upper_{p:g}"] = equal_tailed(pred, p)
-    return out
+        out = points.copy()
+        out["prob"] = p
+        out["median"] = np.median(loss, axis=0)
+        out["lower"], out["upper"] = equal_tailed(loss, p)
+        out["pred_lower"], out["pred_upper"] = equal_tailed(pred, p)
+        parts.append(out)
+    return interval_table(pd.concat(parts, ignore_index=True), long=True)
 
 
 @dataclass(frozen=True)
@@ -179,7 +183,8 @@ def fit_curves(fit: Fit, *, prob: float | None = None, max_curves: int = 8, seed
         if "U" in fit.law.inputs:
             points["unique_tokens"] = d
         parts.append(band_table(fit, points, probs=(prob,), seed=seed))
-    return Curves(bands=pd.concat(parts, ignore_index=True), runs=frame, x="D", probs=(prob,), law=fit.law.name,
+    bands = interval_table(pd.concat(parts, ignore_index=True), long=True)
+    return Curves(bands=bands, runs=frame, x="D", probs=(prob,), law=fit.law.name,
                   by="N")
 
 
@@ -267,7 +272,7 @@ def forecast(
             stacklevel=2,
         )
     check_finite(out, ["mean", "median", "lower", "upper", "pred_lower", "pred_upper"], what="forecast")
-    return pd.concat([out, fit.sweep.decades_outside(out)], axis=1)
+    return interval_table(pd.concat([out, fit.sweep.decades_outside(out)], axis=1), prob)
 
 
 def check_finite(table: pd.DataFrame, columns: Sequence[str], *, what: str, reason: str = "") -> None:

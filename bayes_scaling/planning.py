@@ -29,7 +29,7 @@ import pandas as pd
 
 from bayes_scaling.data import FLOPS_PER_PARAM_TOKEN, load_sweep
 from bayes_scaling.forecast import band_table, check_finite
-from bayes_scaling.intervals import equal_tailed
+from bayes_scaling.intervals import BOOTSTRAP, equal_tailed, interval_table
 from bayes_scaling.posterior import Fit
 from bayes_scaling.results import Result
 
@@ -105,9 +105,11 @@ def _loss_columns(fit: Fit, name: str, log_mean: np.ndarray, point: Mapping[str,
 _SEARCH = f"searched {math.exp(_LOG_RANGE[0]):.0e} to {math.exp(_LOG_RANGE[1]):.0e}"
 
 
-def _finish(table: pd.DataFrame, fit: Fit, answer: Mapping[str, str], *, reason: str) -> pd.DataFrame:
+def _finish(table: pd.DataFrame, fit: Fit, answer: Mapping[str, str], *, reason: str,
+            prob: float | None) -> pd.DataFrame:
     """Refuse non-finite answers (outside the law's domain) and add how far the answer lies outside the data.
 
+    Returns the table as an :class:`~bayes_scaling.intervals.IntervalTable` stating its ``prob`` intervals.
     ``answer`` maps ``N``, ``D`` (and optionally ``C``) to the table's columns holding the planned run.
     """
     main = [c for c in table.columns if not c.endswith(("_lower", "_upper")) and table[c].dtype.kind == "f"]
@@ -116,7 +118,7 @@ def _finish(table: pd.DataFrame, fit: Fit, answer: Mapping[str, str], *, reason:
         points["C"] = FLOPS_PER_PARAM_TOKEN * points["N"] * points["D"]
     values = pd.concat([points, table[[c for c in main if c not in points.columns]].reset_index(drop=True)], axis=1)
     check_finite(values, main, what="answer", reason=reason)
-    return pd.concat([table, fit.sweep.decades_outside(points).set_axis(table.index)], axis=1)
+    return interval_table(pd.concat([table, fit.sweep.decades_outside(points).set_axis(table.index)], axis=1), prob)
 
 
 class LawDraws:
@@ -258,7 +260,7 @@ def compute_optimal(
     table = pd.DataFrame(rows)
     table = table[["C", *[c for c in table.columns if c not in ("C", "method")], "method"]]
     return _finish(table, fit, {"N": "N_opt", "D": "D_opt", "C": "C"},
-                   reason=f"no optimum for this budget: {_SEARCH} parameters")
+                   reason=f"no optimum for this budget: {_SEARCH} parameters", prob=prob)
 
 
 def isoflop_curves(fit: Fit, budgets: Sequence[float], *, prob: float | None = None, span: float = 30.0,
@@ -283,7 +285,7 @@ def isoflop_curves(fit: Fit, budgets: Sequence[float], *, prob: float | None = N
         table = band_table(fit, points, probs=(prob,))
         table["C"], table["N_opt"] = budget, n_opt
         parts.append(table)
-    return pd.concat(parts, ignore_index=True)
+    return interval_table(pd.concat(parts, ignore_index=True), prob)
 
 
 def hardware_flops(
@@ -365,7 +367,8 @@ def tokens_for_model(fit: Fit, N: float, *, tolerance: float = 0.01, prob: float
         "loss_limit": law.loss_along(log_n, np.full(law.n_draws, _LOG_UNLIMITED), vary="D"),
     }, prob))
     return _finish(pd.DataFrame([{**row, "N": n, "tolerance": tolerance}]), fit, {"N": "N", "D": "D_opt"},
-                   reason=f"no D in the searched range ({_SEARCH} tokens) answers it; is N or the tolerance extreme?")
+                   reason=f"no D in the searched range ({_SEARCH} tokens) answers it; is N or the tolerance extreme?",
+                   prob=prob)
 
 
 def model_for_tokens(fit: Fit, D: float, *, tolerance: float = 0.01, prob: float | None = None,
@@ -392,7 +395,7 @@ def model_for_tokens(fit: Fit, D: float, *, tolerance: float = 0.01, prob: float
     }, prob))
     return _finish(pd.DataFrame([{**row, "D": d, "tolerance": tolerance}]), fit, {"N": "N_opt", "D": "D"},
                    reason=f"no N in the searched range ({_SEARCH} parameters) answers it; is D or the tolerance "
-                   "extreme?")
+                   "extreme?", prob=prob)
 
 
 def gain(
@@ -431,7 +434,7 @@ def gain(
     extra = {"N_start": n1, "D_start": d1, "N_end": n2, "D_end": d2, "threshold": threshold,
              "p_exceeds": float(np.mean(delta > threshold))}
     return _finish(pd.DataFrame([{**row, **extra}]), fit, {"N": "N_end", "D": "D_end"},
-                   reason="the law gives no finite loss there")
+                   reason="the law gives no finite loss there", prob=prob)
 
 
 def overtrain(
@@ -488,7 +491,7 @@ def overtrain(
                          f"under the fitted law (the loss floor, about {floor:.3g} nats/token, for every posterior "
                          "draw); choose a higher target")
     return _finish(pd.DataFrame([{**row, **extra}]), fit, {"N": "N", "D": "D"},
-                   reason="the target is unreachable for most draws")
+                   reason="the target is unreachable for most draws", prob=prob)
 
 
 def _cheapest(law: LawDraws, targets: np.ndarray, log_n_grid: np.ndarray, t_inf: float, k_train: float,
@@ -554,7 +557,8 @@ class IsoflopAnalysis(Result):
         """JSON-friendly form (``bayes-scaling plan isoflop --json``)."""
         from bayes_scaling.outputs import json_records, table_records
 
-        return {"budgets": json_records(self.budgets), "exponents": table_records(self.exponents),
+        return {"interval": self.budgets.attrs.get("interval"), "budgets": json_records(self.budgets),
+                "exponents": table_records(self.exponents),
                 "skipped": json_records(self.skipped)}
 
     def summary(self) -> pd.DataFrame:
@@ -623,7 +627,8 @@ def isoflop_analysis(
         {"estimate": [a_hat, 1 - a_hat], "lower": [a_low, 1 - a_high], "upper": [a_high, 1 - a_low]},
         index=pd.Index(["a", "b"], name="exponent"),
     )
-    return IsoflopAnalysis(budgets=table.drop(columns="log_n_opt"), exponents=exponents,
+    return IsoflopAnalysis(budgets=interval_table(table.drop(columns="log_n_opt"), prob, kind=BOOTSTRAP),
+                           exponents=interval_table(exponents, prob, kind=BOOTSTRAP),
                            skipped=pd.DataFrame(skipped))
 
 

@@ -85,11 +85,15 @@ def plot_fit(curves: Curves, *, ax: Axes | None = None) -> Axes:
     return ax
 
 
+def _at(table: pd.DataFrame, prob: float) -> pd.DataFrame:
+    """The rows of a long band table (one row per point and ``prob``) at one probability."""
+    return table[np.isclose(table["prob"], prob)] if "prob" in table.columns else table
+
+
 def _draw_band(ax: Axes, table: pd.DataFrame, x: str, prob: float, *, color: Any, label: str | None = None) -> None:
-    ax.fill_between(table[x], table[f"pred_lower_{prob:g}"], table[f"pred_upper_{prob:g}"], color=color, alpha=0.12,
-                    linewidth=0)
-    ax.fill_between(table[x], table[f"lower_{prob:g}"], table[f"upper_{prob:g}"], color=color, alpha=0.35,
-                    linewidth=0)
+    table = _at(table, prob)
+    ax.fill_between(table[x], table["pred_lower"], table["pred_upper"], color=color, alpha=0.12, linewidth=0)
+    ax.fill_between(table[x], table["lower"], table["upper"], color=color, alpha=0.35, linewidth=0)
     ax.plot(table[x], table["median"], color=color, linewidth=1.2, label=label)
 
 
@@ -113,12 +117,14 @@ def plot_extrapolation(
     tokens_per_param = fan.tokens_per_param or 20.0
     probs = sorted(fan.probs)
     widest = probs[-1]
-    ax.fill_between(table[x], table[f"pred_lower_{widest:g}"], table[f"pred_upper_{widest:g}"], color="C0",
+    wide = _at(table, widest)
+    ax.fill_between(wide[x], wide["pred_lower"], wide["pred_upper"], color="C0",
                     alpha=0.1, linewidth=0, label=f"{widest:.0%} predictive (one run)")
     for i, p in enumerate(reversed(probs)):
-        ax.fill_between(table[x], table[f"lower_{p:g}"], table[f"upper_{p:g}"], color="C0", alpha=0.25 + 0.2 * i,
+        band = _at(table, p)
+        ax.fill_between(band[x], band["lower"], band["upper"], color="C0", alpha=0.25 + 0.2 * i,
                         linewidth=0, label=f"{p:.0%} credible")
-    ax.plot(table[x], table["median"], color="C0", label="median")
+    ax.plot(wide[x], wide["median"], color="C0", label="median")
     near = np.abs(np.log(frame["D"] / frame["N"] / tokens_per_param)) < np.log(2)
     ax.scatter(frame.loc[near, x], frame.loc[near, "loss"], s=12, color="0.2", zorder=3,
                label=f"runs at {tokens_per_param / 2:g}-{tokens_per_param * 2:g} tokens/param")
@@ -173,10 +179,10 @@ def plot_isoflop(table: pd.DataFrame, *, prob: float | None = None, ax: Axes | N
     norm = LogNorm(budgets.min(), budgets.max() * 1.0001)
     cmap = plt.get_cmap("plasma")
     for budget in budgets:
-        part = table[table["C"] == budget]
+        part = _at(table[table["C"] == budget], prob)
         n, n_opt = part["N"].to_numpy(), float(part["N_opt"].iloc[0])
         color = cmap(norm(budget) * 0.85)
-        ax.fill_between(n, part[f"lower_{prob:g}"], part[f"upper_{prob:g}"], color=color, alpha=0.3, linewidth=0)
+        ax.fill_between(n, part["lower"], part["upper"], color=color, alpha=0.3, linewidth=0)
         ax.plot(n, part["median"], color=color, label=f"C = {budget:.1e}")
         ax.scatter([n_opt], [np.interp(np.log(n_opt), np.log(n), part["median"])], color=color, marker="o",
                    edgecolor="k", zorder=3)
@@ -359,24 +365,28 @@ def plot_multiplier(curve: pd.DataFrame, *, reference: str, data_budgets: Sequen
                     prob: float | None = None, ax: Axes | None = None) -> Axes:
     """The effective-compute multiplier of each recipe against the reference's, with 50% and ``prob`` bands.
 
-    ``curve``: :attr:`bayes_scaling.recipes.RecipeComparison.curve` (``C``, ``recipe``, ``median``, ``lower``,
-    ``upper``, ``lower50``, ``upper50``); ``data_budgets`` (smallest, largest FLOPs of the sweep) shades the data's
-    range. Above 1: the recipe is worth more than the reference's compute. Infinite bounds (the reference never
-    reaches the recipe's loss) are drawn at the top of the axes.
+    ``curve``: :attr:`bayes_scaling.recipes.RecipeComparison.curve` (``C``, ``recipe``, ``prob``, ``median``,
+    ``lower``, ``upper``: rows at ``prob`` and at 0.5); ``data_budgets`` (smallest, largest FLOPs of the sweep)
+    shades the data's range. Above 1: the recipe is worth more than the reference's compute. Infinite bounds (the
+    reference never reaches the recipe's loss) are drawn at the top of the axes.
     """
     prob = check_prob(prob)
     ax = _ax(ax)
-    for i, (recipe, part) in enumerate(curve.groupby("recipe", sort=False)):
-        part = part.sort_values("C")
+    for i, (recipe, rows) in enumerate(curve.groupby("recipe", sort=False)):
+        part, inner = _at(rows, prob).sort_values("C"), _at(rows, 0.5).sort_values("C")
         color = f"C{i}"
         finite = part["upper"].to_numpy(dtype=float)
         cap = 10 * float(np.max(finite[np.isfinite(finite)])) if np.isfinite(finite).any() else 10.0
-        band = {k: np.where(np.isfinite(part[k]), part[k], cap) for k in ("lower", "upper", "lower50", "upper50",
-                                                                           "median")}
-        ax.fill_between(part["C"], band["lower"], band["upper"], color=color, alpha=0.2, linewidth=0,
-                        label=f"{recipe}: {prob:.0%} credible")
-        ax.fill_between(part["C"], band["lower50"], band["upper50"], color=color, alpha=0.35, linewidth=0)
-        ax.plot(part["C"], band["median"], color=color, label=f"{recipe} (median)")
+
+        def capped(values: pd.Series, cap: float = cap) -> np.ndarray:
+            return np.where(np.isfinite(values), values, cap)
+
+        ax.fill_between(part["C"], capped(part["lower"]), capped(part["upper"]), color=color, alpha=0.2,
+                        linewidth=0, label=f"{recipe}: {prob:.0%} credible")
+        if len(inner) and not np.isclose(prob, 0.5):
+            ax.fill_between(inner["C"], capped(inner["lower"]), capped(inner["upper"]), color=color, alpha=0.35,
+                            linewidth=0)
+        ax.plot(part["C"], capped(part["median"]), color=color, label=f"{recipe} (median)")
     ax.axhline(1.0, color="black", lw=0.8, ls="--", label=f"{reference} (reference)")
     if data_budgets is not None:
         ax.axvspan(*data_budgets, color="grey", alpha=0.12, label="budgets in the data")

@@ -18,7 +18,7 @@ import pandas as pd
 
 from bayes_scaling.data import Sweep, centred_logs, load_sweep
 from bayes_scaling.inference import Diagnostics, diagnose
-from bayes_scaling.intervals import check_prob
+from bayes_scaling.intervals import IntervalTable, check_prob, interval_table
 from bayes_scaling.laws import INPUT_COLUMNS, ScalingLaw, get_law
 from bayes_scaling.likelihoods import get_noise_model
 from bayes_scaling.model import OBSERVED, pooled_names
@@ -50,18 +50,8 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-class SummaryTable(pd.DataFrame):
-    """A parameter table that prints every column: 4 significant digits, never cut to ``...`` in a terminal.
-
-    A plain :class:`pandas.DataFrame` in every other way (notebooks render it as HTML as usual).
-    """
-
-    @property
-    def _constructor(self) -> type[SummaryTable]:
-        return SummaryTable
-
-    def __repr__(self) -> str:
-        return self.to_string(float_format=lambda v: f"{v:.4g}", na_rep="-")
+#: Earlier name of the parameter table's class (now :class:`~bayes_scaling.intervals.IntervalTable`).
+SummaryTable = IntervalTable
 
 
 class Fit:
@@ -210,13 +200,15 @@ class Fit:
         return self._diagnostics
 
     def summary(self, prob: float | None = None) -> pd.DataFrame:
-        """Parameter table: mean, sd, HDI at ``prob``, R-hat and bulk ESS.
+        """Parameter table: mean, sd, equal-tailed interval at ``prob`` (``lower``/``upper``), R-hat and bulk ESS.
+
+        Earlier releases gave an HDI as ``hdi_low``/``hdi_high``; those names still read the bounds (with a
+        ``DeprecationWarning``), which are now equal-tailed like every other interval of the package.
 
         Rows are the law's classical parameters (e.g. E, A, B, alpha, beta for
         Chinchilla) followed by the noise parameters. A pooled fit's table is indexed by (parameter, group):
         shared parameters have group ``"(shared)"``, and ``<name>_tau`` rows give the spread across groups.
         """
-        prob = check_prob(prob)
         import arviz as az
 
         prob = check_prob(prob)
@@ -225,15 +217,15 @@ class Fit:
         names = [*self.law.summary_names, *self.noise_names]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # R-hat of a fixed parameter divides by zero
-            table = az.summary(self.idata, var_names=names, ci_prob=prob, ci_kind="hdi", round_to="none")
+            table = az.summary(self.idata, var_names=names, ci_prob=prob, ci_kind="eti", round_to="none")
         table = table.astype(float)
-        low, high = [c for c in table.columns if c.startswith("hdi")][:2]
-        table = table.rename(columns={low: "hdi_low", high: "hdi_high"})
-        table = table[["mean", "sd", "hdi_low", "hdi_high", "r_hat", "ess_bulk"]]
+        low, high = [c for c in table.columns if c.startswith("eti")][:2]
+        table = table.rename(columns={low: "lower", high: "upper"})
+        table = table[["mean", "sd", "lower", "upper", "r_hat", "ess_bulk"]]
         fixed = [n for n in names if self.priors.get(n) is not None and self.priors[n].is_fixed]
         table.loc[fixed, ["sd", "r_hat", "ess_bulk"]] = np.nan
         table.index.name = "parameter"
-        return SummaryTable(table.loc[names])
+        return interval_table(table.loc[names], prob)
 
     def _pooled_summary(self, prob: float) -> pd.DataFrame:
         import arviz as az
@@ -245,15 +237,15 @@ class Fit:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             for name in [*self.law.summary_names, *noise, *spreads]:
-                table = az.summary(self.idata, var_names=[name], ci_prob=prob, ci_kind="hdi", round_to="none")
+                table = az.summary(self.idata, var_names=[name], ci_prob=prob, ci_kind="eti", round_to="none")
                 table = table.astype(float)
-                low, high = [c for c in table.columns if c.startswith("hdi")][:2]
+                low, high = [c for c in table.columns if c.startswith("eti")][:2]
                 labels = self.groups if "group" in posterior[name].dims else ["(shared)"]
                 for label, (_, row) in zip(labels, table.iterrows(), strict=True):
                     rows.append({"parameter": name, "group": label, "mean": row["mean"], "sd": row["sd"],
-                                 "hdi_low": row[low], "hdi_high": row[high], "r_hat": row["r_hat"],
+                                 "lower": row[low], "upper": row[high], "r_hat": row["r_hat"],
                                  "ess_bulk": row["ess_bulk"]})
-        return pd.DataFrame(rows).set_index(["parameter", "group"])
+        return interval_table(pd.DataFrame(rows).set_index(["parameter", "group"]), prob)
 
     def group_fit(self, label: str) -> Fit:
         """The posterior of one group of a pooled fit as a plain :class:`Fit` (forecasts, planning).
@@ -288,7 +280,6 @@ class Fit:
     def forecast(self, *, N: Any = None, D: Any = None, C: Any = None, unique_tokens: Any = None,
                  experts: Any = None, prob: float | None = None, seed: int | None = 0) -> pd.DataFrame:
         """Forecast the loss at new points; see :func:`bayes_scaling.forecast.forecast`."""
-        prob = check_prob(prob)
         from bayes_scaling.forecast import forecast
 
         self._require_single("a forecast")
@@ -305,13 +296,14 @@ class Fit:
                 by_group.setdefault(name, {})[label] = {key: _num(value) for key, value in row.items()}
             return {"law": self.law.name, "group_column": self.group, "groups": self.groups,
                     "shared": list(self.shared), "likelihood": self.likelihood, "runs": len(self.sweep),
-                    "prob": prob, "params": by_group, "diagnostics": self.diagnostics().to_dict(), "info": self.info}
+                    "prob": prob, "interval": table.attrs["interval"], "params": by_group,
+                    "diagnostics": self.diagnostics().to_dict(), "info": self.info}
         params = {
             name: {
                 "mean": _num(row["mean"]),
                 "sd": _num(row["sd"]),
-                "hdi_low": _num(row["hdi_low"]),
-                "hdi_high": _num(row["hdi_high"]),
+                "lower": _num(row["lower"]),
+                "upper": _num(row["upper"]),
                 "r_hat": _num(row["r_hat"]),
                 "ess_bulk": _num(row["ess_bulk"]),
             }
@@ -322,6 +314,7 @@ class Fit:
             "likelihood": self.likelihood,
             "runs": len(self.sweep),
             "prob": prob,
+            "interval": table.attrs["interval"],
             "params": params,
             "diagnostics": self.diagnostics().to_dict(),
             "info": self.info,

@@ -46,7 +46,7 @@ import pandas as pd
 from bayes_scaling.data import FLOPS_PER_PARAM_TOKEN, DataError, DataWarning, Sweep, centred_logs, load_sweep
 from bayes_scaling.extrapolation import Extrapolation, distance_to, learn
 from bayes_scaling.inference import Sampling, sample, warn_if_unconverged
-from bayes_scaling.intervals import check_prob, equal_tailed
+from bayes_scaling.intervals import check_prob, equal_tailed, interval_table
 from bayes_scaling.laws import ScalingLaw, get_law
 from bayes_scaling.model import Likelihood, build_model, group_codes, resolve_priors
 from bayes_scaling.noise import NoiseSplit, find_split, unit_log_likelihood
@@ -111,7 +111,8 @@ class RecipeComparison(Result):
         (median and bounds over the draws that cross).
     curve : DataFrame
         The multiplier against C on a grid (for :func:`bayes_scaling.plots.plot_multiplier`): ``C``, ``recipe``,
-        ``median``, ``lower``, ``upper`` (at ``prob``), ``lower50``, ``upper50``, ``p_beats_reference``.
+        ``prob`` (a long table: rows at ``prob`` and at 0.5), ``median``, ``lower``, ``upper``,
+        ``p_beats_reference``.
     noise : DataFrame
         Per recipe: scatter around the law ``sigma``, median evaluation noise ``eval_sd`` (log-loss), runs and
         replicate cells; ``sigma_seed`` (seed noise, with replicates).
@@ -170,6 +171,7 @@ class RecipeComparison(Result):
         from bayes_scaling.outputs import json_records
 
         return {"by": self.by, "recipes": self.recipes, "reference": self.reference, "prob": self.prob,
+                "interval": self.budgets.attrs.get("interval"),
                 "variants": json_records(self.variants.reset_index()), "budgets": json_records(self.budgets),
                 "target": json_records(self.target) if self.target is not None else None,
                 "crossing": json_records(self.crossing), "noise": json_records(self.noise),
@@ -605,7 +607,7 @@ def _budget_table(curves: Mapping[str, np.ndarray], grid: np.ndarray, asked: Seq
                          "diff": dm, "diff_lower": dl, "diff_upper": du,
                          "multiplier": mm, "multiplier_lower": ml, "multiplier_upper": mu,
                          "p_multiplier_infinite": float(np.mean(~np.isfinite(mult[:, k])))})
-    return pd.DataFrame(rows)
+    return interval_table(pd.DataFrame(rows), prob)
 
 
 def _multiplier_curve(curves: Mapping[str, np.ndarray], grid: np.ndarray, recipes: Sequence[str], reference: str,
@@ -618,12 +620,11 @@ def _multiplier_curve(curves: Mapping[str, np.ndarray], grid: np.ndarray, recipe
             continue
         mult = _multipliers(curves, log_grid, recipe, reference, columns)
         beats = np.mean(curves[recipe][:, columns] < curves[reference][:, columns], axis=0)
-        median, lower, upper = _quantiles(mult, prob)
-        _, lower50, upper50 = _quantiles(mult, 0.5)
-        rows.append(pd.DataFrame({"C": grid[columns], "recipe": recipe, "median": median, "lower": lower,
-                                  "upper": upper, "lower50": lower50, "upper50": upper50,
-                                  "p_beats_reference": beats}))
-    return pd.concat(rows, ignore_index=True)
+        for level in (prob, 0.5):
+            median, lower, upper = _quantiles(mult, level)
+            rows.append(pd.DataFrame({"C": grid[columns], "recipe": recipe, "prob": level, "median": median,
+                                      "lower": lower, "upper": upper, "p_beats_reference": beats}))
+    return interval_table(pd.concat(rows, ignore_index=True), long=True)
 
 
 def _crossing_table(curves: Mapping[str, np.ndarray], grid: np.ndarray, recipes: Sequence[str], reference: str,
@@ -648,7 +649,7 @@ def _crossing_table(curves: Mapping[str, np.ndarray], grid: np.ndarray, recipes:
                      "p_cross_within": float(np.mean(inside)),
                      "p_cross_beyond": float(np.mean(crosses & ~inside)),
                      "C_cross": cm, "C_cross_lower": cl, "C_cross_upper": cu, "searched_to": float(search_to)})
-    return pd.DataFrame(rows)
+    return interval_table(pd.DataFrame(rows), prob)
 
 
 def _shared_scatter(fit: Fit, codes: np.ndarray) -> tuple[float, int]:
@@ -708,7 +709,7 @@ def _target_table(mixed: Mapping[str, Fit], points: pd.DataFrame, ranges: Mappin
                          "p_best_run": float(np.mean(run_winner[:, k] == j)),
                          "p_beats_reference": float(np.mean(diff < 0)) if recipe != reference else np.nan,
                          "diff": dm, "diff_lower": dl, "diff_upper": du, "distance": float(distances[recipe][k])})
-    return pd.DataFrame(rows)
+    return interval_table(pd.DataFrame(rows), prob)
 
 
 def _noise_table(fit: Fit, sweep: Sweep, split: NoiseSplit, codes: np.ndarray, recipes: Sequence[str]) -> pd.DataFrame:

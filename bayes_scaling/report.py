@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from bayes_scaling.intervals import check_prob
+from bayes_scaling.intervals import check_prob, interval_statement
 from bayes_scaling.outputs import publish_folder
 
 if TYPE_CHECKING:
@@ -162,7 +162,7 @@ def write_report(
     diag = pd.DataFrame({name: f.diagnostics().to_dict() for name, f in fits.items()}).T
     diag.index.name = "law"
     sections.append(("Diagnostics", diag))
-    sections.append((f"Parameters of {main.law.name} ({prob:.0%} HDI)", main.summary(prob)))
+    sections.append((f"Parameters of {main.law.name} ({prob:.0%} intervals)", main.summary(prob)))
     if points and nd_law:
         n, d = zip(*points, strict=True)
         sections.append((f"Forecasts ({prob:.0%} intervals, nats/token)", main.forecast(N=n, D=d, prob=prob)))
@@ -220,6 +220,10 @@ def write_report(
         else:
             md += [markdown_table(content), ""]
             body.append(_table_html(content))
+            stated = interval_statement(content)
+            if stated:
+                md += [f"*{stated}*", ""]
+                body.append(f"<p><em>{html.escape(stated)}</em></p>")
     md += ["## Figures", ""]
     body.append("<h2>Figures</h2>")
     for name, caption in figures:

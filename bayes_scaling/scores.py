@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_scaling.forecast import loss_draws
-from bayes_scaling.intervals import equal_tailed
+from bayes_scaling.intervals import check_prob, equal_tailed, interval_table
 from bayes_scaling.results import Result
 
 if TYPE_CHECKING:
@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     from bayes_scaling.pointfit import PointFit
     from bayes_scaling.posterior import Fit
 
-__all__ = ["BacktestScores", "backtest_scores", "calibration_summary", "coverage_band", "holdout_scores",
-           "log_predictive_density", "median_relative_error"]
+__all__ = ["BacktestScores", "CallableScores", "backtest_scores", "calibration_summary", "coverage_band",
+           "holdout_scores", "log_predictive_density", "median_relative_error"]
 
 
 def log_predictive_density(fit: Fit, sweep: Sweep) -> np.ndarray:
@@ -77,27 +77,54 @@ def holdout_scores(fits: Mapping[str, Fit], test: Sweep) -> pd.DataFrame:
     return table
 
 
+class CallableScores(dict):
+    """What ``BacktestScores.summary`` is: call it for the scores (a dict); indexing it directly is deprecated."""
+
+    def __call__(self) -> dict[str, Any]:
+        """The scores, as a plain dict."""
+        return dict(self)
+
+    def __getitem__(self, key: Any) -> Any:
+        import warnings
+
+        warnings.warn("BacktestScores.summary is a method now: use result.summary()[key] (or result.scores)",
+                      DeprecationWarning, stacklevel=2)
+        return super().__getitem__(key)
+
+
 @dataclass(frozen=True)
 class BacktestScores(Result):
     """A fit scored on held-out larger runs.
 
     Attributes
     ----------
-    summary : dict
+    scores : dict
         ``law``, ``n_train``, ``n_holdout``, ``cutoff_N``, ``coverage_<p>`` (fraction of held-out runs inside
         the central ``p`` predictive interval), ``mape`` (median absolute relative error of the posterior
-        median, %), ``mape_point_fit`` when a point fit was scored, ``max_r_hat`` and ``divergences``.
+        median, %), ``mape_point_fit`` when a point fit was scored, ``max_r_hat`` and ``divergences``; also
+        what :meth:`summary` returns.
     runs : pandas.DataFrame
-        The held-out runs with the posterior median, the predictive intervals and the point fit's prediction.
+        A long table: each held-out run once per probability (``prob``), with the posterior median, the
+        predictive interval (``pred_lower``/``pred_upper``), whether the run fell ``inside`` it, and the point
+        fit's prediction.
     fit : Fit
         The fit that was scored.
     """
 
     kind: ClassVar[str] = "backtest"
 
-    summary: dict[str, Any]
+    scores: dict[str, Any]
     runs: pd.DataFrame
     fit: Any
+
+    @property
+    def summary(self) -> Any:
+        """The scores: call it, ``result.summary()`` (the result protocol).
+
+        Indexing it directly, as before this release (``result.summary["mape"]``), still works with a
+        ``DeprecationWarning``.
+        """
+        return CallableScores(self.scores)
 
     def diagnostics(self) -> Any:
         """The scored fit's :class:`~bayes_scaling.inference.Diagnostics`."""
@@ -107,7 +134,8 @@ class BacktestScores(Result):
         """JSON-friendly form (``bayes-scaling backtest --json``): the summary scores and the held-out runs."""
         from bayes_scaling.outputs import json_records
 
-        return {"summary": self.summary, "runs": json_records(self.runs),
+        return {"summary": dict(self.scores), "interval": self.runs.attrs.get("interval"),
+                "runs": json_records(self.runs),
                 "diagnostics": self.diagnostics().to_dict()}
 
 
@@ -117,22 +145,28 @@ def backtest_scores(fit: Fit, test: Sweep, *, probs: Sequence[float] = (0.5, 0.9
     draws = loss_draws(fit, test.frame, seed=seed)
     pred = draws["pred"]
     loss = test.column("loss")
-    runs = test.frame[[c for c in ("N", "D", "C", "loss") if c in test.frame]].copy()
-    runs["median"] = np.median(draws["mean"], axis=0)
+    held = test.frame[[c for c in ("N", "D", "C", "loss") if c in test.frame]].reset_index(drop=True)
+    held["median"] = np.median(draws["mean"], axis=0)
     summary: dict[str, Any] = {"law": fit.law.name, "n_train": len(fit.sweep), "n_holdout": len(test),
                                "cutoff_N": float(test.column("N").min())}
-    for p in probs:
-        low, high = equal_tailed(pred, p)
-        runs[f"pred_lower_{p:g}"], runs[f"pred_upper_{p:g}"] = low, high
-        summary[f"coverage_{p:g}"] = float(np.mean((loss >= low) & (loss <= high)))
-    summary["mape"] = median_relative_error(runs["median"], loss)
     if point is not None:
-        runs["point_fit"] = point.predict(runs["N"], runs["D"])
-        summary["mape_point_fit"] = median_relative_error(runs["point_fit"], loss)
+        held["point_fit"] = point.predict(held["N"], held["D"])
+    parts = []
+    for p in map(check_prob, probs):
+        part = held.copy()
+        part.insert(len(held.columns), "prob", p)
+        part["pred_lower"], part["pred_upper"] = equal_tailed(pred, p)
+        part["inside"] = (loss >= part["pred_lower"]) & (loss <= part["pred_upper"])
+        summary[f"coverage_{p:g}"] = float(part["inside"].mean())
+        parts.append(part)
+    runs = interval_table(pd.concat(parts, ignore_index=True), long=True)
+    summary["mape"] = median_relative_error(held["median"], loss)
+    if point is not None:
+        summary["mape_point_fit"] = median_relative_error(held["point_fit"], loss)
     diagnostics = fit.diagnostics()
     summary["max_r_hat"] = diagnostics.max_r_hat
     summary["divergences"] = diagnostics.divergences
-    return BacktestScores(summary=summary, runs=runs, fit=fit)
+    return BacktestScores(scores=summary, runs=runs, fit=fit)
 
 
 def coverage_band(n: int, p: float, level: float = 0.99) -> tuple[float, float]:
@@ -150,7 +184,8 @@ def calibration_summary(table: pd.DataFrame, level: float = 0.99) -> pd.DataFram
     """
     out = table.groupby(["param", "prob"])["inside"].agg(["mean", "count"]).reset_index()
     bands = [coverage_band(int(n), p, level) for n, p in zip(out["count"], out["prob"], strict=True)]
-    out["band_low"] = [b[0] for b in bands]
-    out["band_high"] = [b[1] for b in bands]
-    out["ok"] = (out["mean"] >= out["band_low"]) & (out["mean"] <= out["band_high"])
-    return out.rename(columns={"mean": "coverage", "count": "sims"})
+    out["lower"] = [b[0] for b in bands]
+    out["upper"] = [b[1] for b in bands]
+    out["ok"] = (out["mean"] >= out["lower"]) & (out["mean"] <= out["upper"])
+    return interval_table(out.rename(columns={"mean": "coverage", "count": "sims"}), level,
+                          kind="binomial band of nominal coverage")

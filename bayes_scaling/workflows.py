@@ -348,5 +348,5 @@ def explain(
             result.protocol = protocol_table(pooled, prob=prob)
             factors = protocol_factors(frame, by)
             if factors:
-                result.effects = protocol_effects(pooled, frame, factors, threshold=threshold)
+                result.effects = protocol_effects(pooled, frame, factors, threshold=threshold, prob=prob)
     return result

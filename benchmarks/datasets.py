@@ -39,7 +39,7 @@ EXPONENTS = ("alpha", "beta")
 def _fmt(row: pd.Series, name: str) -> str:
     if name not in row or pd.isna(row[name]):
         return ""
-    return f"{row[name]:.3f} [{row[f'{name}_low']:.3f}, {row[f'{name}_high']:.3f}]"
+    return f"{row[name]:.3f} [{row[f'{name}_lower']:.3f}, {row[f'{name}_upper']:.3f}]"
 
 
 def main(argv=None) -> None:
@@ -69,7 +69,7 @@ def main(argv=None) -> None:
             part = frame if law == "chinchilla" else frame[frame["epochs"] <= 1]
             label = part[group].astype(str) if group else ""
             pooled.append(part[["N", "D", "C", "loss"]].assign(sweep=(name + (":" + label if group else ""))))
-    print("\nPer dataset (90% HDI):")
+    print("\nPer dataset (90% equal-tailed intervals):")
     print(pd.DataFrame(rows).fillna("").to_string(index=False))
 
     everything = pd.concat(pooled, ignore_index=True)

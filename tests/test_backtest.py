@@ -39,13 +39,17 @@ def test_point_fit_recovers_demo_truth_and_bootstraps():
 
 def test_backtest_on_demo_covers_held_out_runs():
     result = backtest(load_demo(), fit_kwargs=FAST)
-    s = result.summary
+    s = result.summary()
     assert s["n_holdout"] == 18 and s["n_train"] == 54 and s["cutoff_N"] == pytest.approx(5.96e9, rel=0.01)
     # the demo sweep is drawn from the fitted law: the 90% predictive interval covers most held-out runs
     assert s["coverage_0.9"] >= 0.75 and s["coverage_0.5"] <= s["coverage_0.9"]
     assert s["mape"] < 2.0 and s["mape_point_fit"] < 2.0
     runs = result.runs
-    assert (runs["pred_lower_0.9"] <= runs["pred_lower_0.5"]).all()
+    inner, outer = (runs[runs["prob"] == p].reset_index(drop=True) for p in (0.5, 0.9))
+    assert (outer["pred_lower"] <= inner["pred_lower"]).all()
+    assert outer["inside"].mean() == s["coverage_0.9"]
+    with pytest.warns(DeprecationWarning, match="method"):
+        assert result.summary["mape"] == s["mape"]
     assert (runs["N"] >= s["cutoff_N"]).all()
 
 
@@ -59,7 +63,8 @@ def test_backtest_cli_json(tmp_path, capsys):
                  "--tune", "300", "--chains", "2", "--seed", "1"]) == 0
     payload = json.loads(capsys.readouterr().out)
     assert payload["summary"]["cutoff_N"] >= 2e9 and "mape_point_fit" not in payload["summary"]
-    assert len(payload["runs"]) == payload["summary"]["n_holdout"]
+    assert len(payload["runs"]) == 2 * payload["summary"]["n_holdout"]  # one row per run and probability
+    assert payload["interval"]["kind"] == "equal-tailed"
 
 
 def test_coverage_band():

@@ -47,7 +47,7 @@ def test_tasks_and_table(serial):
     table = serial.table(["alpha", "E"])
     assert list(table["mix"]) == ["even", "even", "odd", "odd"]
     chinchilla = table[table["law"] == "chinchilla"]
-    assert ((chinchilla["alpha_low"] < 0.3478) & (0.3478 < chinchilla["alpha_high"])).all()
+    assert ((chinchilla["alpha_lower"] < 0.3478) & (0.3478 < chinchilla["alpha_upper"])).all()
     assert (table["runs"] == 36).all()
 
 

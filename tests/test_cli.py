@@ -22,7 +22,7 @@ def test_fit_json_then_forecast_json(tmp_path, capsys):
     payload = json.loads(capsys.readouterr().out)
     assert payload["law"] == "chinchilla"
     assert set(payload["params"]) == {"E", "A", "B", "alpha", "beta", "sigma", "nu"}
-    assert set(payload["params"]["alpha"]) == {"mean", "sd", "hdi_low", "hdi_high", "r_hat", "ess_bulk"}
+    assert set(payload["params"]["alpha"]) == {"mean", "sd", "lower", "upper", "r_hat", "ess_bulk"}
     assert 0.25 < payload["params"]["alpha"]["mean"] < 0.45
     assert {"max_r_hat", "min_ess_bulk", "divergences"} <= set(payload["diagnostics"])
     assert out.exists()

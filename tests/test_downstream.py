@@ -57,7 +57,8 @@ def test_predict_pairs_loss_draws_with_link_draws(link):
 def test_chained_forecast_carries_both_stages(link, demo_fit):
     table = chain(demo_fit, link, N=[1e9, 1e11], D=[2e10, 2e12], prob=0.9)
     assert list(table["N"]) == [1e9, 1e11]
-    assert (table["loss_lower"] < table["loss_median"]).all() and (table["loss_median"] < table["loss_upper"]).all()
+    assert (table["loss_pred_lower"] < table["loss_median"]).all()
+    assert (table["loss_median"] < table["loss_pred_upper"]).all()
     assert (table["pred_lower"] <= table["lower"]).all() and (table["upper"] <= table["pred_upper"]).all()
     assert table["median"].iloc[1] < table["median"].iloc[0]  # the bigger model errs less
     assert table["p_below_chance"].between(0, 1).all()

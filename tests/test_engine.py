@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -75,8 +77,8 @@ def test_chain_loss_columns_are_the_forecast_of_a_new_run(demo_fit):
 
     table = chain(demo_fit, Link(), N=[1e9, 5e10], D=[2e10, 1e12], prob=0.9, seed=4)
     forecast = demo_fit.forecast(N=[1e9, 5e10], D=[2e10, 1e12], prob=0.9, seed=4)
-    np.testing.assert_allclose(table["loss_lower"], forecast["pred_lower"])
-    np.testing.assert_allclose(table["loss_upper"], forecast["pred_upper"])
+    np.testing.assert_allclose(table["loss_pred_lower"], forecast["pred_lower"])
+    np.testing.assert_allclose(table["loss_pred_upper"], forecast["pred_upper"])
 
 
 def test_a_plan_far_beyond_the_sweep_is_as_wide_as_the_forecast_there(demo_fit):
@@ -138,3 +140,44 @@ def test_results_share_one_protocol_and_one_loader(demo_fit, tmp_path):
     (tmp_path / "other.json").write_text('{"a": 1}')
     with pytest.raises(bs.FitFileError, match="not a saved bayes_scaling result"):
         bs.load(tmp_path / "other.json")
+
+
+BOUND = re.compile(r"^(?:.+_)?(?:pred_)?(?:lower|upper)$")
+
+
+def test_every_table_states_its_interval_and_uses_one_bound_scheme(demo_fit):
+    """Parameter table, forecast, bands, plans and exponents: equal-tailed, stated, bounds named one way."""
+    from bayes_scaling.comparison import exponent_summary
+    from bayes_scaling.forecast import band_table
+
+    tables = {"summary": demo_fit.summary(0.8), "forecast": demo_fit.forecast(N=1e10, D=2e11, prob=0.8),
+              "plan": planning.compute_optimal(demo_fit, 1e21, prob=0.8),
+              "exponents": exponent_summary(demo_fit, prob=0.8),
+              "bands": band_table(demo_fit, pd.DataFrame({"N": [1e9], "D": [2e10]}), probs=(0.5, 0.8))}
+    for name, table in tables.items():
+        assert isinstance(table, intervals.IntervalTable), name
+        stated = table.attrs["interval"]
+        assert stated["kind"] == "equal-tailed" and stated["prob"] == (None if name == "bands" else 0.8), name
+        assert "intervals: equal-tailed" in repr(table), name
+        bounds = [c for c in table.columns if re.search(r"(low|high|upper|q\d\d)(_|$)", str(c))]
+        assert bounds and all(BOUND.match(c) for c in bounds), (name, bounds)
+    # the parameter table is equal-tailed now: its bounds are the draws' 10% and 90% quantiles
+    alpha = demo_fit.draws(["alpha"])["alpha"]
+    assert tables["summary"].loc["alpha", ["lower", "upper"]].tolist() == pytest.approx(
+        np.quantile(alpha, [0.1, 0.9]), rel=1e-6)
+    assert demo_fit.to_dict(0.8)["interval"] == {"kind": "equal-tailed", "prob": 0.8}
+    payload = tables["forecast"].to_payload()
+    assert payload["interval"]["prob"] == 0.8 and payload["rows"][0]["pred_lower"] < payload["rows"][0]["lower"]
+
+
+def test_old_bound_names_still_read_with_a_deprecation_warning(demo_fit):
+    summary = demo_fit.summary()
+    with pytest.warns(DeprecationWarning, match="'hdi_low' is now 'lower'"):
+        assert summary["hdi_low"].equals(summary["lower"])
+    with pytest.warns(DeprecationWarning):
+        assert summary[["mean", "hdi_high"]]["upper"].equals(summary["upper"])
+    plan = planning.compute_optimal(demo_fit, 1e21)
+    with pytest.warns(DeprecationWarning, match="'N_opt_low' is now 'N_opt_lower'"):
+        assert plan["N_opt_low"].iloc[0] == plan["N_opt_lower"].iloc[0]
+    with pytest.raises(KeyError):
+        plan["no_such_column"]

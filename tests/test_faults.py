@@ -398,7 +398,7 @@ def test_laplace_fit_prints_no_sampler_statistics(capsys):
 def test_summary_shows_every_column_in_a_narrow_terminal(demo_fit):
     with pd.option_context("display.width", 80, "display.max_columns", 0):
         text = repr(demo_fit.summary())
-    assert "..." not in text and "hdi_low" in text and "hdi_high" in text and "ess_bulk" in text
+    assert "..." not in text and "lower" in text and "upper" in text and "ess_bulk" in text
 
 
 def test_help_states_defaults_and_prefixes_are_refused(capsys):

@@ -16,13 +16,13 @@ from bayes_scaling.likelihoods import NOISE_MODELS
 
 def test_recovers_true_parameters_of_demo_sweep(demo_fit):
     table = demo_fit.summary(prob=0.9)
-    assert list(table.columns) == ["mean", "sd", "hdi_low", "hdi_high", "r_hat", "ess_bulk"]
+    assert list(table.columns) == ["mean", "sd", "lower", "upper", "r_hat", "ess_bulk"]
     assert list(table.index) == ["E", "A", "B", "alpha", "beta", "sigma", "nu"]
     for name, truth in DEMO_TRUE_PARAMS.items():
-        low, high = table.loc[name, ["hdi_low", "hdi_high"]]
+        low, high = table.loc[name, ["lower", "upper"]]
         assert low <= truth <= high, f"{name}={truth} outside 90% HDI [{low}, {high}]"
     # the generating noise was 1% on log-loss
-    assert table.loc["sigma", "hdi_low"] < 0.011 and table.loc["sigma", "hdi_high"] > 0.007
+    assert table.loc["sigma", "lower"] < 0.011 and table.loc["sigma", "upper"] > 0.007
     diag = demo_fit.diagnostics()
     assert diag.max_r_hat < 1.02 and diag.divergences == 0
 

@@ -46,11 +46,11 @@ def test_shared_exponents_and_group_levels_recovered(hier):
     table = hier.summary(prob=0.99)
     for name, truth in (("alpha", TRUE_ALPHA), ("beta", TRUE_BETA)):
         row = table.loc[(name, "(shared)")]
-        assert row["hdi_low"] <= truth <= row["hdi_high"], (name, row.to_dict())
+        assert row["lower"] <= truth <= row["upper"], (name, row.to_dict())
     for label, (e, a, b, _) in GROUPS.items():
         for name, truth in (("E", e), ("A", a), ("B", b)):
             row = table.loc[(name, label)]
-            assert row["hdi_low"] <= truth <= row["hdi_high"], (name, label, row.to_dict())
+            assert row["lower"] <= truth <= row["upper"], (name, label, row.to_dict())
     assert hier.groups == ["a", "b", "c"] and hier.shared == ("alpha", "beta")
     assert hier.diagnostics().max_r_hat < 1.05
 

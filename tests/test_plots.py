@@ -32,8 +32,12 @@ def _close():
 
 def test_band_table_nests_intervals(demo_fit):
     table = band_table(demo_fit, pd.DataFrame({"N": [1e9, 1e10], "D": [2e10, 2e11]}), probs=(0.5, 0.9))
-    assert (table["lower_0.9"] <= table["lower_0.5"]).all() and (table["upper_0.5"] <= table["upper_0.9"]).all()
-    assert (table["pred_lower_0.9"] < table["lower_0.9"]).all()
+    assert list(table["prob"]) == [0.5, 0.5, 0.9, 0.9] and table.attrs["interval"]["kind"] == "equal-tailed"
+    inner, outer = (table[table["prob"] == p].reset_index(drop=True) for p in (0.5, 0.9))
+    assert (outer["lower"] <= inner["lower"]).all() and (inner["upper"] <= outer["upper"]).all()
+    assert (outer["pred_lower"] < outer["lower"]).all()
+    with pytest.raises(KeyError, match="long now"):
+        table["lower_0.9"]
 
 
 def test_plot_fit_one_curve_and_two_bands_per_size(demo_fit):

@@ -33,7 +33,7 @@ def test_routing_law_recovers_its_parameters_and_forecasts_by_experts():
     assert result.diagnostics().max_r_hat < 1.02
     table = result.summary(prob=0.99)
     for name in ("a", "b", "c"):
-        assert table.loc[name, "hdi_low"] <= TRUTH[name] <= table.loc[name, "hdi_high"], name
+        assert table.loc[name, "lower"] <= TRUTH[name] <= table.loc[name, "upper"], name
     more = result.forecast(N=1.3e9, experts=[1, 64])
     assert more["median"].iloc[1] < more["median"].iloc[0]  # 64 experts beat the dense model
     with pytest.raises(ValueError, match="experts must be >= 1"):
@@ -82,4 +82,4 @@ def test_routing_law_on_clark2022():
         result = fit(runs, law="routing", draws=500, tune=500, chains=2, seed=1)
     assert result.diagnostics().max_r_hat <= 1.01
     table = result.summary(prob=0.9)
-    assert table.loc["b", "hdi_high"] < 0 < table.loc["c", "hdi_low"]  # Clark et al.: b < 0, c > 0
+    assert table.loc["b", "upper"] < 0 < table.loc["c", "lower"]  # Clark et al.: b < 0, c > 0

@@ -15,7 +15,7 @@ def run(args: argparse.Namespace) -> int:
     common.say(args, f"backtesting {args.law} on {len(sweep)} runs ...")
     result = common.quietly(workflows.backtest, sweep, law=args.law, cutoff_N=args.cutoff_N,
                       fit_kwargs=common.sampling_kwargs(args), point_fit=not args.no_point_fit)
-    summary = result.summary
+    summary = result.summary()
     if args.json:
         common.print_json(result.to_dict())
     else:

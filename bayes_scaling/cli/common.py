@@ -169,7 +169,11 @@ def sampling_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def format_table(table: pd.DataFrame) -> str:
-    """A table as text: 4 significant digits, missing values as ``-``."""
+    """A table as text: 4 significant digits, missing values as ``-``, and the kind of its intervals under it."""
+    from bayes_scaling.intervals import IntervalTable
+
+    if isinstance(table, IntervalTable):
+        return repr(table)
     return table.to_string(float_format=lambda v: f"{v:.4g}", na_rep="-")
 
 

@@ -10,7 +10,6 @@ import pandas as pd
 from bayes_scaling import fitting
 from bayes_scaling.cli import common
 from bayes_scaling.datasets import DEMO_QUESTION, DEMO_TRUE_PARAMS
-from bayes_scaling.outputs import json_records
 
 
 def _sentence(row: pd.Series, prob: float) -> str:
@@ -41,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         payload = result.to_dict(args.prob)
         payload["question"] = _demo_question()
-        payload["forecast"] = json_records(table)[0]
+        payload["forecast"] = table.to_payload()["rows"][0]
         common.print_json(payload)
         return common.strict_status(result, args)
     truth = ", ".join(f"{k}={v:.4g}" for k, v in DEMO_TRUE_PARAMS.items())

@@ -8,7 +8,6 @@ from typing import Any
 
 from bayes_scaling.cli import common
 from bayes_scaling.forecast import forecast as _forecast_function
-from bayes_scaling.outputs import json_records
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,13 +34,11 @@ def run(args: argparse.Namespace) -> int:
         else:
             metric = chain(result, link, N=points["N"], D=points["D"], prob=args.prob, seed=args.seed)
     if args.json:
-        payload = {"law": result.law.name, "prob": args.prob, "points": json_records(table), "warnings": warnings_}
+        payload = {"law": result.law.name, "prob": args.prob, **table.to_payload("points"), "warnings": warnings_}
         if metric is not None:
-            if hasattr(link, "metrics"):
-                payload["downstream"] = {"tasks": link.metrics, "points": json_records(metric)}
-            else:
-                payload["downstream"] = {"metric": link.metric, "form": link.link.name, "chance": link.chance,
-                                         "points": json_records(metric)}
+            about = ({"tasks": link.metrics} if hasattr(link, "metrics") else
+                     {"metric": link.metric, "form": link.link.name, "chance": link.chance})
+            payload["downstream"] = {**about, **metric.to_payload("points")}
         common.print_json(payload)
     else:
         print(f"forecast from {args.fit} (law {result.law.name}); intervals {args.prob:.0%}, loss in nats/token; "

@@ -11,17 +11,17 @@ import pandas as pd
 from bayes_scaling import planning
 from bayes_scaling.cli import common
 from bayes_scaling.data import FLOPS_PER_PARAM_TOKEN
-from bayes_scaling.outputs import json_records
+from bayes_scaling.intervals import interval_statement
 
 
 def _print_plan(title: str, table: pd.DataFrame, as_json: bool, extra: dict[str, Any] | None = None) -> None:
     warnings_ = common.warn_range(table) if "decades_out" in table.columns else []
     if as_json:
-        common.print_json({"question": title, **(extra or {}), "rows": json_records(table), "warnings": warnings_})
+        common.print_json({"question": title, **(extra or {}), **table.to_payload(), "warnings": warnings_})
         return
     print(title)
-    print("  (loss: expected, credible interval; one run: predictive interval of a training run; both include the "
-          "extrapolation term of the distance beyond the sweep)")
+    print(f"  ({interval_statement(table)}; loss: expected, credible interval; one run: predictive interval of a "
+          "training run; both include the extrapolation term of the distance beyond the sweep)")
     for _, row in table.iterrows():
         names = [c for c in table.columns if not c.endswith(("_lower", "_upper", "_sd_extrapolation"))]
         for name in names:
