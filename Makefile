@@ -23,9 +23,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/bayes-scaling demo --seed 1
 
+# Two pytest workers, a test file each at a time (module fixtures fit once): 9.0 min here against 12.4 min in one
+# process; the samplers' chains already use both cores, so most of what is left is compiling each model (numba).
 test: $(STAMP)
 	$(VENV)/bin/ruff check bayes_scaling tests
-	$(VENV)/bin/python -m pytest -m "not slow"
+	$(VENV)/bin/python -m pytest -m "not slow" -n 2 --dist loadfile
 
 test-slow: $(STAMP)
 	$(VENV)/bin/python -m pytest -m slow
