@@ -35,9 +35,8 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser("backtest", help="fit on the smaller models, score the held-out larger runs")
     common.add_data(p)
     p.add_argument("--law", default=common.LAW, choices=list(laws()), metavar="LAW", help=f"law (default {common.LAW})")
-    p.add_argument("--cutoff-N", type=common.positive_float, default=None,
-                   help="hold out runs with N >= this (default: largest quarter of model sizes)")
+    common.add_cutoff(p, "to score")
     p.add_argument("--no-point-fit", action="store_true", help="skip the Huber/L-BFGS point-fit baseline")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    common.add_json(p)
     common.add_sampling(p)
     p.set_defaults(func=run)

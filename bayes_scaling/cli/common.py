@@ -308,3 +308,14 @@ class Parser(argparse.ArgumentParser):
 def add_prob(parser: argparse.ArgumentParser) -> None:
     """The ``--prob`` option: the interval probability, defaulting to the library's (``intervals.rc``)."""
     parser.add_argument("--prob", type=prob_arg, default=PROB, help=f"interval probability (default {PROB:g})")
+
+
+def add_json(parser: argparse.ArgumentParser) -> None:
+    """The ``--json`` flag: print the result's ``to_dict()`` as JSON instead of text."""
+    parser.add_argument("--json", action="store_true", help="print JSON")
+
+
+def add_cutoff(parser: argparse.ArgumentParser, what: str) -> None:
+    """The ``--cutoff-N`` option: hold out the runs with N at or above it (``what``: for what)."""
+    parser.add_argument("--cutoff-N", type=positive_float, default=None,
+                        help=f"hold out runs with N >= this {what} (default: largest quarter of model sizes)")

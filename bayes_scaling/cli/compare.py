@@ -53,9 +53,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--region", action="append", metavar="EXPR",
                    help="exponent region to report, e.g. 'a > 0.6' or '|a - 0.5| < 0.05' (repeatable)")
     common.add_prob(p)
-    p.add_argument("--cutoff-N", type=common.positive_float, default=None,
-                   help="hold out runs with N >= this for the extrapolation score (default: largest quarter of sizes)")
+    common.add_cutoff(p, "for the extrapolation score")
     p.add_argument("--no-extrapolation", action="store_true", help="skip the leave-largest-out refits")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    common.add_json(p)
     common.add_sampling(p)
     p.set_defaults(func=run)

@@ -47,5 +47,5 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--no-download", action="store_true", help="never fetch; use local or cached copies only")
     p.add_argument("--out", type=Path, default=None, help="write the table to this CSV")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    common.add_json(p)
     p.set_defaults(func=run)

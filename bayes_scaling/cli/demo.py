@@ -56,6 +56,6 @@ def add_parser(sub: Any) -> None:
     """Add the ``demo`` command to the sub-command parsers ``sub``."""
     p = sub.add_parser("demo", help="fit the embedded demo sweep and forecast a 100B model on 2T tokens")
     common.add_prob(p)
-    p.add_argument("--json", action="store_true", help="print JSON")
+    common.add_json(p)
     common.add_sampling(p)
     p.set_defaults(func=run)

@@ -55,6 +55,6 @@ def add_parser(sub: Any) -> None:
                    help="also write a report (the law's fit and this explanation) into this folder")
     p.add_argument("--force", action="store_true", help="replace an earlier report in --report")
     common.add_prob(p)
-    p.add_argument("--json", action="store_true", help="print JSON")
+    common.add_json(p)
     common.add_sampling(p)
     p.set_defaults(func=run)

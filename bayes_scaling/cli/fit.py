@@ -70,6 +70,6 @@ def add_parser(sub: Any) -> None:
                    help="with --group: comma-separated parameters shared by all groups (default: the exponents)")
     p.add_argument("--method", choices=METHODS, default=common.METHOD,
                    help="nuts (default), or laplace: a fast Gaussian APPROXIMATION for quick looks at large sweeps")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    common.add_json(p)
     common.add_sampling(p)
     p.set_defaults(func=run)

@@ -91,6 +91,6 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--out", type=Path, default=None, help="save the link fit to this netCDF file")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     common.add_prob(p)
-    p.add_argument("--json", action="store_true", help="print JSON")
+    common.add_json(p)
     common.add_sampling(p, law_options=False)
     p.set_defaults(func=run)

@@ -75,5 +75,5 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--seed", type=common.seed_arg, default=seed, help=f"seed of the predictive noise (default {seed})")
     p.add_argument("--downstream", type=Path, default=None, metavar="LINK.nc",
                    help="also forecast a benchmark metric through the loss (a file from `fit-downstream --out`)")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    common.add_json(p)
     p.set_defaults(func=run)

@@ -32,5 +32,5 @@ def run(args: argparse.Namespace) -> int:
 def add_parser(sub: Any) -> None:
     """Add the ``laws`` command to the sub-command parsers ``sub``."""
     p = sub.add_parser("laws", help="list the available laws with formulas and default priors")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    common.add_json(p)
     p.set_defaults(func=run)

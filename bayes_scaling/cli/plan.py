@@ -104,7 +104,7 @@ def add_parser(sub: Any) -> None:
             p.add_argument("fit", type=Path, help="fit file written by `bayes-scaling fit --out`")
             common.add_group_label(p)
         common.add_prob(p)
-        p.add_argument("--json", action="store_true", help="print JSON")
+        common.add_json(p)
         p.set_defaults(func=run)
 
     def hardware(p: argparse.ArgumentParser, *, required: bool) -> None:

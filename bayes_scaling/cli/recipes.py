@@ -95,6 +95,6 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--report", type=Path, default=None, metavar="OUT", help="also write a report into this folder")
     p.add_argument("--force", action="store_true", help="replace --plot or an earlier report in --report")
     common.add_prob(p)
-    p.add_argument("--json", action="store_true", help="print JSON")
+    common.add_json(p)
     common.add_sampling(p)
     p.set_defaults(func=run)

@@ -54,6 +54,6 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--downstream", type=Path, default=None, metavar="LINK.nc",
                    help="add a section on a benchmark metric through the loss (a file from `fit-downstream --out`)")
     common.add_prob(p)
-    p.add_argument("--json", action="store_true", help="print JSON")
+    common.add_json(p)
     common.add_sampling(p)
     p.set_defaults(func=run)

@@ -78,5 +78,5 @@ def add_parser(sub: Any) -> None:
     seed = common.default_of(suggest_runs, "seed")
     p.add_argument("--seed", type=common.seed_arg, default=seed,
                    help=f"seed of the simulated outcomes (default {seed})")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    common.add_json(p)
     p.set_defaults(func=run)
