@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_scaling.data import FLOPS_PER_PARAM_TOKEN
+from bayes_scaling.extrapolation import distance_columns, sweep_ranges
 from bayes_scaling.intervals import KIND, check_prob, interval_table, tails, weighted_quantiles
 from bayes_scaling.results import Result
 
@@ -204,7 +205,6 @@ class _Preposterior:
 
     def __init__(self, fit: Fit, target: Target, *, prob: float, scenarios: int, draws: int,
                  flops_per_param_token: float, rng: np.random.Generator) -> None:
-        from bayes_scaling.extrapolation import distance_columns
         from bayes_scaling.forecast import points_frame
         from bayes_scaling.likelihoods import get_noise_model
 
@@ -220,8 +220,7 @@ class _Preposterior:
         self.noise_model = get_noise_model(fit.likelihood)
         self.scenario_draws = rng.choice(self.S, size=scenarios, replace=scenarios > self.S)
         self.columns = distance_columns(fit.law)
-        self.ranges = {c: (float(fit.sweep.column(c).min()), float(fit.sweep.column(c).max()))
-                       for c in self.columns if c in fit.sweep.frame.columns}
+        self.ranges = sweep_ranges(fit.sweep, self.columns)
         # the target per draw: the expected loss from the predictive engine (law's mean plus the extrapolation
         # term, whose distance the sweep's range sets), or log N_opt; one engine seed, so every design is
         # scored against the same extrapolation draws
@@ -256,10 +255,8 @@ class _Preposterior:
         return values
 
     def extended(self, ranges: Mapping[str, tuple[float, float]], runs: pd.DataFrame) -> dict[str, tuple[float, float]]:
-        out = dict(ranges)
-        for c in out:
-            out[c] = (min(out[c][0], float(runs[c].min())), max(out[c][1], float(runs[c].max())))
-        return out
+        added = sweep_ranges(runs, list(ranges))
+        return {c: (min(low, added[c][0]), max(high, added[c][1])) for c, (low, high) in ranges.items()}
 
     def log_likelihoods(self, runs: pd.DataFrame) -> np.ndarray:
         """Per run, scenario and draw: the log density of the scenario's simulated outcome under the draw.

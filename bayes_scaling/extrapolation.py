@@ -7,8 +7,13 @@ is several times the in-sample scatter (0.3%), so the plain interval covers far 
 **Forward-chaining calibration** (the default). Inside the training sweep, refit the law on the smaller model sizes
 only (cut at several sizes in the upper half of the sweep), predict the larger sizes of the same sweep, and
 measure how each held-out run's error exceeds what that fold's own posterior expected (parameter uncertainty plus
-scatter). The excess is modelled as growing linearly with the distance ``d`` beyond the fold's training range,
-in decades (Euclidean over the law's inputs N, D, or C):
+scatter). For laws of N and D the same is done in the two other directions users forecast in: cut by compute
+6ND (fit below a budget, forecast above it: the next compute budget) and by tokens per parameter D/N (fit the
+less-trained runs, forecast the over-trained ones); :attr:`Extrapolation.directions` says what each direction's
+folds alone would give. The excess is modelled as growing linearly with the distance ``d`` beyond the fold's
+training range, in widths of that range (Euclidean over the law's inputs N, D, or C and, for laws of N and D,
+over 6ND and D/N as well, so that a point beyond the largest budget is "out" although its N and D each lie inside
+the sweep's box):
 
     log y - log L_fold(x)  ~  StudentT(nu, 0, sqrt(sigma^2 + v_param(x) + (kappa * d)^2))
 
@@ -42,8 +47,9 @@ from bayes_scaling.likelihoods import student_t_logpdf
 if TYPE_CHECKING:
     from bayes_scaling.data import Sweep
 
-__all__ = ["DESIGNS", "FOLD_QUANTILES", "KAPPA_PRIOR_SD", "Extrapolation", "distance", "distance_columns",
-           "distance_to", "fold_cuts", "learn"]
+__all__ = ["DESIGNS", "DIRECTIONS", "FOLD_QUANTILES", "KAPPA_PRIOR_SD", "Extrapolation", "distance",
+           "distance_columns", "distance_to", "fold_cuts", "fold_directions", "learn", "sweep_ranges",
+           "with_directions"]
 
 #: Ways of widening forecasts beyond the data: ``"kappa"`` (error growing with distance, the default),
 #: ``"drift"`` (the same plus a learned signed drift ``b * d`` of the forecast), ``"inflation"`` (one factor on
@@ -63,6 +69,16 @@ _KAPPA_GRID = np.linspace(0.0, 0.15, 301)
 _LAMBDA_GRID = np.linspace(1.0, 15.0, 281)
 #: The inputs extrapolation distance is measured over, by law input key.
 _DISTANCE_COLUMNS = {"N": "N", "D": "D", "C": "C"}
+#: For laws of N and D, the two directions beyond N and D themselves: the compute 6ND (the next budget) and the
+#: tokens per parameter D/N (over-training). A point beyond the sweep's budgets is "out" even when its N and D
+#: each lie inside the sweep's box.
+COMPUTE, TOKENS_PER_PARAM = "compute_6ND", "tokens_per_param"
+#: The directions forward-chaining folds are cut in (held out: the runs at or above a cut), with the quantity that
+#: is cut: model size N, compute 6ND, tokens per parameter D/N.
+DIRECTIONS = ("size", "compute", "tokens_per_param")
+#: Quantiles of the distinct values at which the folds of the compute and over-training directions are cut
+#: (fewer than by size: they add to its folds).
+EXTRA_FOLD_QUANTILES = (0.6, 0.8)
 
 
 #: Narrowest range (decades) a distance is measured against, so that a sweep spanning a sliver of sizes does
@@ -71,8 +87,33 @@ MIN_WIDTH = 0.5
 
 
 def distance_columns(law: Any) -> list[str]:
-    """The sweep columns the law's extrapolation distance is measured over."""
-    return [_DISTANCE_COLUMNS[k] for k in law.inputs if k in _DISTANCE_COLUMNS]
+    """The columns the law's extrapolation distance is measured over.
+
+    Its inputs among N, D, C and, for laws of N and D, the compute 6ND and the tokens per parameter D/N (see
+    :func:`with_directions`).
+    """
+    columns = [_DISTANCE_COLUMNS[k] for k in law.inputs if k in _DISTANCE_COLUMNS]
+    if "N" in columns and "D" in columns:
+        columns += [COMPUTE, TOKENS_PER_PARAM]
+    return columns
+
+
+def with_directions(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with the derived directions (``compute_6ND``, ``tokens_per_param``) where it has N and D.
+
+    Computed from N and D, never read from a ``C`` column, so that a sweep's own compute convention and a
+    forecast point's are measured alike.
+    """
+    if not {"N", "D"} <= set(frame.columns) or {COMPUTE, TOKENS_PER_PARAM} <= set(frame.columns):
+        return frame
+    n, d = frame["N"].to_numpy(dtype=float), frame["D"].to_numpy(dtype=float)
+    return frame.assign(**{COMPUTE: 6.0 * n * d, TOKENS_PER_PARAM: d / n})
+
+
+def sweep_ranges(runs: Any, columns: Sequence[str]) -> dict[str, tuple[float, float]]:
+    """(smallest, largest) value of each of ``columns`` over ``runs`` (a Sweep or a DataFrame), derived ones too."""
+    frame = with_directions(getattr(runs, "frame", runs))
+    return {c: (float(frame[c].min()), float(frame[c].max())) for c in columns if c in frame.columns}
 
 
 def distance(points: pd.DataFrame, sweep: Sweep, columns: Sequence[str]) -> np.ndarray:
@@ -83,13 +124,12 @@ def distance(points: pd.DataFrame, sweep: Sweep, columns: Sequence[str]) -> np.n
     decade is a longer reach than from one spanning three, and the folds, which are narrower than the whole
     sweep, are comparable to forecasts only in these units. Points lacking a column are at distance 0.
     """
-    ranges = {c: (float(sweep.column(c).min()), float(sweep.column(c).max())) for c in columns
-              if c in sweep.frame.columns}
-    return distance_to(points, ranges, columns)
+    return distance_to(points, sweep_ranges(sweep, columns), columns)
 
 
 def distance_to(points: pd.DataFrame, ranges: Mapping[str, tuple[float, float]], columns: Sequence[str]) -> np.ndarray:
     """:func:`distance` against given (smallest, largest) values per column, e.g. a sweep with runs added."""
+    points = with_directions(points)
     if not all(c in points.columns for c in columns):
         return np.zeros(len(points))
     total = np.zeros(len(points))
@@ -119,6 +159,9 @@ class Extrapolation:
         Held-out runs scored across the folds.
     drift_grid, joint : ndarray, optional
         ``"drift"`` design: values of ``b`` and the joint posterior over (``b``, ``kappa``), shape (b, kappa).
+    directions : dict, optional
+        Per fold direction (size, compute, tokens per parameter): its ``folds``, ``residuals`` and the posterior
+        median of the term learned from that direction's folds alone (``median``): which direction drove it.
     """
 
     design: str
@@ -128,6 +171,7 @@ class Extrapolation:
     residuals: int
     drift_grid: np.ndarray | None = None
     joint: np.ndarray | None = None
+    directions: dict[str, dict[str, float]] | None = None
 
     def joint_draws(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """``n`` draws of (drift ``b``, scale) from the grid posterior, jittered within a grid cell.
@@ -161,6 +205,8 @@ class Extrapolation:
             out["joint"] = [[float(w) for w in row] for row in self.joint]
             b = self.joint.sum(axis=1)
             out["drift_mean"] = float(np.dot(b, self.drift_grid))
+        if self.directions:
+            out["directions"] = self.directions
         return out
 
     @classmethod
@@ -170,17 +216,41 @@ class Extrapolation:
                    weights=np.asarray(data["weights"], float), folds=int(data["folds"]),
                    residuals=int(data["residuals"]),
                    drift_grid=np.asarray(data["drift_grid"], float) if "drift_grid" in data else None,
-                   joint=np.asarray(data["joint"], float) if "joint" in data else None)
+                   joint=np.asarray(data["joint"], float) if "joint" in data else None,
+                   directions=data.get("directions"))
 
 
-def fold_cuts(sizes: np.ndarray) -> list[float]:
-    """Model sizes at which forward-chaining folds are cut (sizes at or above a cut are held out)."""
+def fold_cuts(sizes: np.ndarray, quantiles: Sequence[float] = FOLD_QUANTILES) -> list[float]:
+    """Values at which forward-chaining folds are cut (values at or above a cut are held out).
+
+    The cuts are ``quantiles`` of the distinct values, above the third smallest (at least three remain to fit).
+    """
     distinct = np.unique(sizes)
     if len(distinct) < 4:
         return []
     cuts = {float(distinct[min(len(distinct) - 1, max(2, round(q * (len(distinct) - 1))))])
-            for q in FOLD_QUANTILES}
+            for q in quantiles}
     return sorted(c for c in cuts if c > distinct[2])
+
+
+def fold_directions(frame: pd.DataFrame) -> list[tuple[str, np.ndarray, list[float]]]:
+    """The folds to cut, per direction of :data:`DIRECTIONS` the runs have: (direction, value per run, cuts).
+
+    By size every sweep with N; by compute (6ND) and by tokens per parameter (D/N, rounded to 0.05 decades so
+    that a ladder's levels count once) where the runs have N and D and span at least half a decade of D/N.
+    """
+    out = []
+    if "N" not in frame.columns:
+        return out
+    n = frame["N"].to_numpy(dtype=float)
+    out.append(("size", n, fold_cuts(n)))
+    if "D" in frame.columns:
+        d = frame["D"].to_numpy(dtype=float)
+        out.append(("compute", n * d, fold_cuts(n * d, EXTRA_FOLD_QUANTILES)))
+        tpp = 10 ** (np.round(np.log10(d / n) * 20) / 20)
+        if np.log10(tpp.max() / tpp.min()) >= 0.5:
+            out.append(("tokens_per_param", tpp, fold_cuts(tpp, EXTRA_FOLD_QUANTILES)))
+    return out
 
 
 def learn(residuals: pd.DataFrame, *, design: str = "kappa", seed: int = 0) -> Extrapolation:
@@ -218,6 +288,20 @@ def learn(residuals: pd.DataFrame, *, design: str = "kappa", seed: int = 0) -> E
         folds = int(residuals["fold"].nunique())
     joint = np.exp(log_post - log_post.max())
     joint /= joint.sum()
+    directions = _by_direction(residuals, design, seed) if "direction" in residuals else None
     if design == "drift":
-        return Extrapolation(design, grid, joint.sum(axis=0), folds, len(residuals), drift_grid=drift, joint=joint)
-    return Extrapolation(design, grid, joint[0], folds, len(residuals))
+        return Extrapolation(design, grid, joint.sum(axis=0), folds, len(residuals), drift_grid=drift, joint=joint,
+                             directions=directions)
+    return Extrapolation(design, grid, joint[0], folds, len(residuals), directions=directions)
+
+
+def _by_direction(residuals: pd.DataFrame, design: str, seed: int) -> dict[str, dict[str, float]] | None:
+    """Folds, residuals and the term's median learned from each direction's folds alone (for reporting)."""
+    if residuals["direction"].nunique() < 2:
+        return None
+    out = {}
+    for direction, part in residuals.groupby("direction", sort=False):
+        alone = learn(part.drop(columns="direction"), design=design, seed=seed)
+        out[str(direction)] = {"folds": alone.folds, "residuals": alone.residuals,
+                               "median": alone.quantiles([0.5])[0]}
+    return out

@@ -11,7 +11,7 @@ import json
 import math
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,15 @@ import pandas as pd
 
 from bayes_scaling.approx import METHODS, laplace
 from bayes_scaling.data import DataError, Sweep, check_identifiable, load_sweep
-from bayes_scaling.extrapolation import DESIGNS, Extrapolation, distance, distance_columns, fold_cuts, learn
+from bayes_scaling.extrapolation import (
+    DESIGNS,
+    DIRECTIONS,
+    Extrapolation,
+    distance,
+    distance_columns,
+    fold_directions,
+    learn,
+)
 from bayes_scaling.inference import (
     MAX_SEED,
     ConvergenceWarning,
@@ -234,16 +242,19 @@ def fit(
     return result
 
 
-def fold_residuals(fit: Fit, *, seed: int = 0) -> pd.DataFrame:
-    """Forward-chaining residuals inside the fit's sweep.
+def fold_residuals(fit: Fit, *, seed: int = 0, directions: Sequence[str] = DIRECTIONS) -> pd.DataFrame:
+    """Forward-chaining residuals inside the fit's sweep, in each direction a forecast may go.
 
-    For each cut (a model size in the upper half of the sweep), the law is refitted (Laplace approximation, the
-    fit's priors and likelihood) to the runs below the cut and scored on the runs at or above it.
+    For each cut, the law is refitted (Laplace approximation, the fit's priors and likelihood) to the runs below
+    the cut and scored on the runs at or above it. Cuts are made by model size (in the upper half of the sweep),
+    and for laws of N and D also by compute 6ND (the next budget) and by tokens per parameter D/N
+    (over-training): see :func:`~bayes_scaling.extrapolation.fold_directions`. ``directions`` picks some.
 
     Returns
     -------
     pandas.DataFrame
-        One row per held-out run and fold: ``fold``, ``cut`` (the fold's smallest held-out size), ``size`` (its
+        One row per held-out run and fold: ``fold``, ``direction`` (what the fold was cut by), ``cut`` (the
+        fold's smallest held-out value in that direction), ``size`` (its
         model size N), ``tokens`` (its D, NaN for laws without one), ``distance`` (beyond the
         fold's training range, in its widths, see :func:`distance`), ``residual`` (log loss minus the fold's
         posterior median of log mean), ``var_param`` (variance of the fold's log mean), ``sigma`` and ``nu``
@@ -252,13 +263,17 @@ def fold_residuals(fit: Fit, *, seed: int = 0) -> pd.DataFrame:
     sweep, law = fit.sweep, fit.law
     if "N" not in sweep.frame.columns:
         return pd.DataFrame()
-    n = sweep.column("N")
+    unknown = sorted(set(directions) - set(DIRECTIONS))
+    if unknown:
+        raise ValueError(f"unknown fold direction(s) {', '.join(unknown)}; use {', '.join(DIRECTIONS)}")
     free = sum(not p.is_fixed for p in fit.priors.values())
     cache_key = ("extrapolation-folds", law.name, id(law), fit.likelihood,
                  tuple(sorted((k, repr(v)) for k, v in fit.priors.items())))
+    folds = [(direction, values, cut) for direction, values, cuts in fold_directions(sweep.frame)
+             if direction in directions for cut in cuts]
     rows = []
-    for fold, cut in enumerate(fold_cuts(n)):
-        train, test = sweep.subset(n < cut), sweep.subset(n >= cut)
+    for fold, (direction, values, cut) in enumerate(folds):
+        train, test = sweep.subset(values < cut), sweep.subset(values >= cut)
         if len(train) <= free + 2:
             continue
         try:
@@ -280,6 +295,7 @@ def fold_residuals(fit: Fit, *, seed: int = 0) -> pd.DataFrame:
         noise = fold_fit.draws(fold_fit.noise_names)
         frame = pd.DataFrame({
             "fold": fold,
+            "direction": direction,
             "cut": cut,
             "size": test.column("N"),
             "tokens": test.column("D") if "D" in test.frame.columns else np.nan,

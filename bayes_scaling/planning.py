@@ -40,6 +40,7 @@ __all__ = [
     "compute_optimal",
     "compute_optimal_closed_form",
     "gain",
+    "group_budgets",
     "hardware_flops",
     "isoflop_analysis",
     "isoflop_curves",
@@ -521,7 +522,7 @@ def _cheapest(law: LawDraws, targets: np.ndarray, log_n_grid: np.ndarray, t_inf:
     return log_n_best, log_d_best
 
 
-def _group_budgets(c: np.ndarray, rel_tol: float) -> np.ndarray:
+def group_budgets(c: np.ndarray, rel_tol: float) -> np.ndarray:
     """Group runs whose C lie within a factor (1 + rel_tol) of their group's smallest C."""
     order = np.argsort(c)
     groups = np.empty(len(c), dtype=int)
@@ -594,7 +595,7 @@ def isoflop_analysis(
             raise ValueError(f"budget column {budget_column!r} is not in the data; columns: {list(frame.columns)}")
         groups = pd.factorize(frame[budget_column])[0]
     else:
-        groups = _group_budgets(sweep.column("C"), rel_tol)
+        groups = group_budgets(sweep.column("C"), rel_tol)
     rng = np.random.default_rng(seed)
     log_n, log_loss, log_c = np.log(sweep.column("N")), np.log(sweep.column("loss")), np.log(sweep.column("C"))
     budgets, boots, skipped = [], [], []

@@ -170,7 +170,7 @@ def predict(
     -------
     Predictive
     """
-    from bayes_scaling.extrapolation import distance_columns, distance_to
+    from bayes_scaling.extrapolation import distance_columns, distance_to, sweep_ranges
     from bayes_scaling.likelihoods import get_noise_model
 
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
@@ -179,8 +179,7 @@ def predict(
     log_mean = np.asarray(log_mean, dtype=float)
     columns = distance_columns(fit.law)
     if ranges is None:
-        ranges = {c: (float(fit.sweep.column(c).min()), float(fit.sweep.column(c).max()))
-                  for c in columns if c in fit.sweep.frame.columns}
+        ranges = sweep_ranges(fit.sweep, columns)
     d = distance_to(points, ranges, columns) if distance is None else np.asarray(distance, dtype=float)
     if slope is not None:
         extra = np.broadcast_to(np.asarray(slope, dtype=float).reshape(-1, 1) * d, log_mean.shape)

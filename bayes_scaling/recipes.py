@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_scaling.data import FLOPS_PER_PARAM_TOKEN, DataError, DataWarning, Sweep, centred_logs, load_sweep
-from bayes_scaling.extrapolation import Extrapolation, distance_to, learn
+from bayes_scaling.extrapolation import Extrapolation, distance_columns, distance_to, learn, sweep_ranges
 from bayes_scaling.inference import Sampling, sample, warn_if_unconverged
 from bayes_scaling.intervals import check_prob, equal_tailed, interval_table
 from bayes_scaling.laws import ScalingLaw, get_law
@@ -321,8 +321,7 @@ def compare_recipes(
     terms, contrast, paired = _extrapolation_terms(fits[best_variant], recipes, seed)
     n_draws = mixed[recipes[0]].idata["posterior"].sizes["draw"]
     coefficients = _error_coefficients(terms, contrast, paired, recipes, n_draws, rng)
-    ranges = {r: {c: (float(mixed[r].sweep.column(c).min()), float(mixed[r].sweep.column(c).max()))
-                  for c in ("N", "D")} for r in recipes}
+    ranges = {r: sweep_ranges(mixed[r].sweep, distance_columns(law)) for r in recipes}
 
     data_c = FLOPS_PER_PARAM_TOKEN * sweep.column("N") * sweep.column("D")
     lo_c, hi_c = float(data_c.min()), float(data_c.max())
@@ -547,7 +546,7 @@ def _budget_curve(fit: Fit, grid: np.ndarray, ranges: Mapping[str, tuple[float, 
         log_d = math.log(budget / FLOPS_PER_PARAM_TOKEN) - log_n
         optimum = pd.DataFrame({"N": np.exp(log_n), "D": np.exp(log_d)})  # one per draw
         draws = predict(fit, optimum.iloc[:1], log_mean=law.log_loss(log_n[:, None], log_d[:, None]), slope=slope,
-                        distance=distance_to(optimum, ranges, ["N", "D"])[:, None])
+                        distance=distance_to(optimum, ranges, distance_columns(fit.law))[:, None])
         out[:, k] = draws.expected[:, 0]
     return out
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import bayes_scaling as bs
-from bayes_scaling.extrapolation import Extrapolation, distance, learn
+from bayes_scaling.extrapolation import DIRECTIONS, Extrapolation, distance, distance_columns, learn
 from bayes_scaling.fitting import fold_residuals
 
 FAST = {"draws": 300, "tune": 400, "chains": 2}
@@ -47,6 +47,22 @@ def test_distance_is_zero_inside_and_grows_beyond():
     np.testing.assert_allclose(distance(points, sweep, ["N", "D"]), d / 2)  # both ranges span two decades
 
 
+def test_beyond_the_largest_budget_or_tokens_per_parameter_is_out_though_n_and_d_are_inside():
+    """The next compute budget and over-training are directions of their own (a sweep on a diagonal)."""
+    n = np.geomspace(1e8, 1e10, 6)
+    sweep = bs.load_sweep(pd.DataFrame({"N": n, "D": 20 * n, "loss": 3.0}), check_units=False)
+    columns = distance_columns(bs.get_law("chinchilla"))
+    assert columns == ["N", "D", "compute_6ND", "tokens_per_param"]
+    points = pd.DataFrame({"N": [1e9, 1e10, 1e8], "D": [2e10, 1.9e11, 1.9e11]})
+    inside_box = sweep.decades_outside(points)[["decades_N", "decades_D"]].abs().sum(axis=1)
+    assert (inside_box == 0).all()  # each N and each D lies inside the sweep's range
+    d = distance(points, sweep, columns)
+    assert d[0] == 0  # on the sweep's diagonal
+    assert d[1] > 0  # N and D at their largest: beyond the largest budget (log 6ND 0.98 decade past)
+    assert d[2] > 0  # a small model on many tokens: beyond the sweep's 20 tokens per parameter
+    assert distance(points, sweep, ["N", "D"]).max() == 0  # what the box alone saw
+
+
 def test_learn_recovers_a_known_growth_rate():
     rng = np.random.default_rng(0)
     d = rng.uniform(0, 1.5, 2500)
@@ -73,8 +89,16 @@ def bent_fit():
 def test_folds_see_the_error_grow_and_forecasts_widen_beyond_the_sweep(bent_fit):
     residuals = fold_residuals(bent_fit)
     assert residuals["fold"].nunique() >= 3 and (residuals["distance"] > 0).any()
+    # folds in every direction a forecast may go: size, the next budget, over-training
+    assert set(residuals["direction"]) == set(DIRECTIONS)
+    for direction, part in residuals.groupby("direction"):
+        assert (part["distance"] > 0).mean() > 0.5, direction
     term = bent_fit.info["extrapolation"]
     assert term["design"] == "kappa" and term["folds"] >= 3 and term["median"] > 0
+    assert set(term["directions"]) == set(DIRECTIONS)  # which direction drove the term, reported
+    assert sum(v["folds"] for v in term["directions"].values()) == term["folds"]
+    with pytest.raises(ValueError, match="unknown fold direction"):
+        fold_residuals(bent_fit, directions=("width",))
     table = bent_fit.forecast(N=[1e8, 1e10, 1e11], D=[2e9, 2e11, 2e12])
     assert table.loc[0, "sd_extrapolation"] == 0  # inside the sweep nothing changes
     assert 0 < table.loc[1, "sd_extrapolation"] < table.loc[2, "sd_extrapolation"]
