@@ -319,6 +319,8 @@ def compare_recipes(
     mixed = _mixed_fits(fits, table["weight"], recipes, rng)
     best_variant = str(table.index[0])
     terms, contrast, paired = _extrapolation_terms(fits[best_variant], recipes, seed)
+    for pooled in fits.values():  # a recipe's own fit (group_fit) forecasts with the recipe's term, as its table
+        pooled.info["extrapolation_by_group"] = {r: terms[r].to_dict() for r in recipes}
     n_draws = mixed[recipes[0]].idata["posterior"].sizes["draw"]
     coefficients = _error_coefficients(terms, contrast, paired, recipes, n_draws, rng)
     ranges = {r: sweep_ranges(mixed[r].sweep, distance_columns(law)) for r in recipes}
