@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from bayes_scaling.data import FLOPS_PER_PARAM_TOKEN
 from bayes_scaling.intervals import KIND, weighted_quantiles
 from bayes_scaling.likelihoods import student_t_logpdf
 
@@ -107,7 +108,7 @@ def with_directions(frame: pd.DataFrame) -> pd.DataFrame:
     if not {"N", "D"} <= set(frame.columns) or {COMPUTE, TOKENS_PER_PARAM} <= set(frame.columns):
         return frame
     n, d = frame["N"].to_numpy(dtype=float), frame["D"].to_numpy(dtype=float)
-    return frame.assign(**{COMPUTE: 6.0 * n * d, TOKENS_PER_PARAM: d / n})
+    return frame.assign(**{COMPUTE: FLOPS_PER_PARAM_TOKEN * n * d, TOKENS_PER_PARAM: d / n})
 
 
 def sweep_ranges(runs: Any, columns: Sequence[str]) -> dict[str, tuple[float, float]]:

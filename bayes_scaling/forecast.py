@@ -114,11 +114,12 @@ def band_table(fit: Fit, points: pd.DataFrame, probs: Sequence[float] = (0.5, 0.
                              if c in points})
     draws = loss_draws(fit, points, seed)
     loss, pred = draws["mean"], draws["pred"]
+    median = np.median(loss, axis=0)
     parts = []
     for p in map(check_prob, probs):
         out = points.copy()
         out["prob"] = p
-        out["median"] = np.median(loss, axis=0)
+        out["median"] = median
         out["lower"], out["upper"] = equal_tailed(loss, p)
         out["pred_lower"], out["pred_upper"] = equal_tailed(pred, p)
         parts.append(out)

@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["BOOTSTRAP", "DEPRECATED_COLUMNS", "KIND", "IntervalTable", "bounds", "check_prob", "default_prob",
-           "describe", "equal_tailed", "interval_statement", "interval_table", "rc", "tails", "weighted_quantiles"]
+__all__ = ["BOOTSTRAP", "DEPRECATED_COLUMNS", "KIND", "IntervalTable", "check_prob", "default_prob",
+           "equal_tailed", "interval_statement", "interval_table", "rc", "tails", "weighted_quantiles"]
 
 #: Settings read when an interval probability is not given (``prob=None``).
 rc: dict[str, Any] = {"prob": 0.9}
@@ -117,17 +117,6 @@ DEPRECATED_COLUMNS: dict[str, str] = {"hdi_low": "lower", "hdi_high": "upper", "
                                       "C_low": "C_min", "C_high": "C_max"}
 _OLD_SUFFIX = re.compile(r"^(?P<name>.+)_(?P<end>low|high)$")
 _OLD_WIDE = re.compile(r"^(?P<bound>(?:pred_)?(?:lower|upper))_(?P<prob>0?\.\d+)$")
-
-
-def bounds(quantity: str | None = None, *, pred: bool = False) -> tuple[str, str]:
-    """The two column names of an interval: ``[<quantity>_][pred_]lower`` and ``...upper``."""
-    stem = (f"{quantity}_" if quantity else "") + ("pred_" if pred else "")
-    return f"{stem}lower", f"{stem}upper"
-
-
-def describe(prob: float | None = None) -> str:
-    """How a table's intervals are made, in words: e.g. ``"equal-tailed 90%"``."""
-    return f"{KIND} {check_prob(prob):.0%}"
 
 
 class IntervalTable(pd.DataFrame):
