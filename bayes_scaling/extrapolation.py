@@ -17,9 +17,11 @@ the sweep's box):
 
     log y - log L_fold(x)  ~  StudentT(nu, 0, sqrt(sigma^2 + v_param(x) + (kappa * d)^2))
 
-``kappa`` (log-loss per decade) gets a posterior on a grid: a HalfNormal prior of scale :data:`KAPPA_PRIOR_SD`
-and the fold residuals, each held-out *model size* counting as one observation (the runs of one size share
-their fold's fit error, so counting runs would overstate what the folds know). Forecasts then add
+``kappa`` (log-loss per decade) gets a posterior on a grid: a prior shared across sweeps (the population
+predictive of a hierarchical model over the public sweeps' own folds, shipped with the package, see
+:mod:`bayes_scaling.shared_prior`; ``prior="halfnormal"`` gives the earlier HalfNormal of scale
+:data:`KAPPA_PRIOR_SD`) and the fold residuals, each held-out *model size* counting as one observation (the
+runs of one size share their fold's fit error, so counting runs would overstate what the folds know). Forecasts then add
 ``kappa * d * z`` (``d`` now measured from the whole sweep, one ``kappa`` draw per posterior draw) to both the
 credible and the predictive interval. Inside the sweep ``d = 0`` and nothing changes.
 
@@ -44,13 +46,14 @@ import pandas as pd
 from bayes_scaling.data import FLOPS_PER_PARAM_TOKEN
 from bayes_scaling.intervals import KIND, weighted_quantiles
 from bayes_scaling.likelihoods import student_t_logpdf
+from bayes_scaling.shared_prior import load_shared_prior
 
 if TYPE_CHECKING:
     from bayes_scaling.data import Sweep
 
-__all__ = ["DESIGNS", "DIRECTIONS", "FOLD_QUANTILES", "KAPPA_PRIOR_SD", "Extrapolation", "distance",
-           "distance_columns", "distance_to", "fold_cuts", "fold_directions", "learn", "sweep_ranges",
-           "with_directions"]
+__all__ = ["DESIGNS", "DIRECTIONS", "FOLD_QUANTILES", "KAPPA_PRIORS", "KAPPA_PRIOR_SD", "Extrapolation", "distance",
+           "distance_columns", "distance_to", "fold_cuts", "fold_directions", "fold_log_likelihood",
+           "kappa_grid", "kappa_log_prior", "learn", "sweep_ranges", "with_directions"]
 
 #: Ways of widening forecasts beyond the data: ``"kappa"`` (error growing with distance, the default),
 #: ``"drift"`` (the same plus a learned signed drift ``b * d`` of the forecast), ``"inflation"`` (one factor on
@@ -67,6 +70,12 @@ KAPPA_PRIOR_SD = 0.02
 #: Quantiles of the distinct model sizes at which folds are cut (sizes at or above the cut are held out).
 FOLD_QUANTILES = (0.5, 0.6, 0.7, 0.8, 0.9)
 _KAPPA_GRID = np.linspace(0.0, 0.15, 301)
+
+
+def kappa_grid() -> np.ndarray:
+    """The grid kappa's posterior (and the shared prior) is computed on."""
+    return _KAPPA_GRID.copy()
+
 _LAMBDA_GRID = np.linspace(1.0, 15.0, 281)
 #: The inputs extrapolation distance is measured over, by law input key.
 _DISTANCE_COLUMNS = {"N": "N", "D": "D", "C": "C"}
@@ -173,6 +182,7 @@ class Extrapolation:
     drift_grid: np.ndarray | None = None
     joint: np.ndarray | None = None
     directions: dict[str, dict[str, float]] | None = None
+    prior: str = "halfnormal"
 
     def joint_draws(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """``n`` draws of (drift ``b``, scale) from the grid posterior, jittered within a grid cell.
@@ -208,6 +218,7 @@ class Extrapolation:
             out["drift_mean"] = float(np.dot(b, self.drift_grid))
         if self.directions:
             out["directions"] = self.directions
+        out["prior"] = self.prior
         return out
 
     @classmethod
@@ -218,7 +229,7 @@ class Extrapolation:
                    residuals=int(data["residuals"]),
                    drift_grid=np.asarray(data["drift_grid"], float) if "drift_grid" in data else None,
                    joint=np.asarray(data["joint"], float) if "joint" in data else None,
-                   directions=data.get("directions"))
+                   directions=data.get("directions"), prior=str(data.get("prior", "halfnormal")))
 
 
 def fold_cuts(sizes: np.ndarray, quantiles: Sequence[float] = FOLD_QUANTILES) -> list[float]:
@@ -254,55 +265,107 @@ def fold_directions(frame: pd.DataFrame) -> list[tuple[str, np.ndarray, list[flo
     return out
 
 
-def learn(residuals: pd.DataFrame, *, design: str = "kappa", seed: int = 0) -> Extrapolation:
-    """The grid posterior of the extrapolation term from forward-chaining residuals (see the module docstring)."""
+#: Priors of kappa :func:`learn` knows by name: ``"shared"`` (the population predictive learned across the
+#: public sweeps, :mod:`bayes_scaling.shared_prior`, the default) and ``"halfnormal"`` (HalfNormal of scale
+#: :data:`KAPPA_PRIOR_SD`, what the package used before).
+KAPPA_PRIORS = ("shared", "halfnormal")
+
+
+def kappa_log_prior(prior: Any = "shared", grid: np.ndarray | None = None) -> np.ndarray:
+    """Log prior of kappa on ``grid`` (default the term's grid).
+
+    ``prior`` is a name of :data:`KAPPA_PRIORS` or a :class:`~bayes_scaling.shared_prior.SharedPrior` (e.g. one
+    leaving a source out).
+    """
+    grid = _KAPPA_GRID if grid is None else grid
+    if isinstance(prior, str):
+        if prior not in KAPPA_PRIORS:
+            raise ValueError(f"unknown kappa prior {prior!r}; use one of {', '.join(KAPPA_PRIORS)} or a SharedPrior")
+        if prior == "halfnormal":
+            return -0.5 * (grid / KAPPA_PRIOR_SD) ** 2
+        prior = load_shared_prior()
+    if not np.array_equal(np.asarray(prior.grid), grid):
+        raise ValueError("the shared prior is on another kappa grid than the term's: refresh it "
+                         "(make extrapolation-prior)")
+    with np.errstate(divide="ignore"):
+        return np.log(np.asarray(prior.weights))
+
+
+def fold_log_likelihood(residuals: pd.DataFrame, grid: np.ndarray | None = None, *, design: str = "kappa",
+                        drift: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
+    """Log-likelihood of the term's scale on ``grid`` (and drift values) given forward-chaining residuals.
+
+    Each held-out model size of each fold counts once (its runs share the fold's fit error). Returns shape
+    (drift values, grid values); one row of zeros drift when ``drift`` is None.
+    """
+    grid = (_KAPPA_GRID if design != "inflation" else _LAMBDA_GRID) if grid is None else grid
+    drift = np.zeros(1) if drift is None else drift
+    out = np.zeros((len(drift), len(grid)))
+    if not len(residuals):
+        return out
+    keys = residuals["fold"].astype(str) + "/" + residuals["size"].astype(str)
+    weight_all = 1.0 / keys.map(keys.value_counts()).to_numpy()
+    if len(residuals) > MAX_RESIDUALS:
+        keep = np.random.default_rng(seed).choice(len(residuals), MAX_RESIDUALS, replace=False)
+        residuals, weight_all = residuals.iloc[keep], weight_all[keep] * len(residuals) / MAX_RESIDUALS
+    r = residuals["residual"].to_numpy()
+    base = residuals["sigma"].to_numpy() ** 2 + residuals["var_param"].to_numpy()
+    d = residuals["distance"].to_numpy()
+    nu = residuals["nu"].to_numpy()
+    if design == "inflation":
+        scale = grid[:, None] * np.sqrt(base)[None, :]
+    else:
+        scale = np.sqrt(base[None, :] + (grid[:, None] * d[None, :]) ** 2)
+    for i, b in enumerate(drift):
+        density = student_t_logpdf((r - b * d)[None, :], scale, nu[None, :])
+        out[i] = (density * weight_all[None, :]).sum(axis=1)
+    return out
+
+
+def learn(residuals: pd.DataFrame, *, design: str = "kappa", seed: int = 0, prior: Any = "shared") -> Extrapolation:
+    """The grid posterior of the extrapolation term from forward-chaining residuals (see the module docstring).
+
+    ``prior`` is kappa's prior (``"kappa"`` and ``"drift"`` designs): ``"shared"`` (default, learned across the
+    public sweeps, see :mod:`bayes_scaling.shared_prior`), ``"halfnormal"``, or a
+    :class:`~bayes_scaling.shared_prior.SharedPrior`. The ``"inflation"`` factor keeps its LogNormal prior.
+    """
     if design not in DESIGNS:
         raise ValueError(f"unknown extrapolation design {design!r}; use one of {', '.join(DESIGNS)}")
     if design == "none":
-        return Extrapolation("none", np.array([0.0, 1e-12]), np.array([1.0, 0.0]), 0, 0)
+        return Extrapolation("none", np.array([0.0, 1e-12]), np.array([1.0, 0.0]), 0, 0, prior="none")
     grid = _KAPPA_GRID if design != "inflation" else _LAMBDA_GRID
     if design == "inflation":
         log_prior = -0.5 * (np.log(grid) / 0.7) ** 2  # LogNormal(0, 0.7) on the factor, truncated at 1
     else:
-        log_prior = -0.5 * (grid / KAPPA_PRIOR_SD) ** 2
+        log_prior = kappa_log_prior(prior, grid)
     drift = _DRIFT_GRID if design == "drift" else np.zeros(1)
     log_post = log_prior[None, :] - 0.5 * (drift[:, None] / DRIFT_PRIOR_SD) ** 2
-    folds = 0
-    if len(residuals):
-        # each held-out model size of each fold counts once: its runs share the fold's fit error
-        keys = residuals["fold"].astype(str) + "/" + residuals["size"].astype(str)
-        weight_all = 1.0 / keys.map(keys.value_counts()).to_numpy()
-        if len(residuals) > MAX_RESIDUALS:
-            keep = np.random.default_rng(seed).choice(len(residuals), MAX_RESIDUALS, replace=False)
-            residuals, weight_all = residuals.iloc[keep], weight_all[keep] * len(residuals) / MAX_RESIDUALS
-        r = residuals["residual"].to_numpy()
-        base = residuals["sigma"].to_numpy() ** 2 + residuals["var_param"].to_numpy()
-        d = residuals["distance"].to_numpy()
-        nu = residuals["nu"].to_numpy()
-        if design == "inflation":
-            scale = grid[:, None] * np.sqrt(base)[None, :]
-        else:
-            scale = np.sqrt(base[None, :] + (grid[:, None] * d[None, :]) ** 2)
-        for i, b in enumerate(drift):
-            density = student_t_logpdf((r - b * d)[None, :], scale, nu[None, :])
-            log_post[i] += (density * weight_all[None, :]).sum(axis=1)
-        folds = int(residuals["fold"].nunique())
+    log_post = log_post + fold_log_likelihood(residuals, grid, design=design, drift=drift, seed=seed)
+    folds = int(residuals["fold"].nunique()) if len(residuals) else 0
     joint = np.exp(log_post - log_post.max())
     joint /= joint.sum()
-    directions = _by_direction(residuals, design, seed) if "direction" in residuals else None
+    directions = _by_direction(residuals, design, seed, prior) if "direction" in residuals else None
     if design == "drift":
         return Extrapolation(design, grid, joint.sum(axis=0), folds, len(residuals), drift_grid=drift, joint=joint,
-                             directions=directions)
-    return Extrapolation(design, grid, joint[0], folds, len(residuals), directions=directions)
+                             directions=directions, prior=_prior_name(prior))
+    return Extrapolation(design, grid, joint[0], folds, len(residuals), directions=directions,
+                         prior=_prior_name(prior) if design != "inflation" else "lognormal")
 
 
-def _by_direction(residuals: pd.DataFrame, design: str, seed: int) -> dict[str, dict[str, float]] | None:
+def _prior_name(prior: Any) -> str:
+    if isinstance(prior, str):
+        return prior
+    left = getattr(prior, "excluded", ())
+    return "shared" + (f" (without {', '.join(left)})" if left else "")
+
+
+def _by_direction(residuals: pd.DataFrame, design: str, seed: int, prior: Any) -> dict[str, dict[str, float]] | None:
     """Folds, residuals and the term's median learned from each direction's folds alone (for reporting)."""
     if residuals["direction"].nunique() < 2:
         return None
     out = {}
     for direction, part in residuals.groupby("direction", sort=False):
-        alone = learn(part.drop(columns="direction"), design=design, seed=seed)
+        alone = learn(part.drop(columns="direction"), design=design, seed=seed, prior=prior)
         out[str(direction)] = {"folds": alone.folds, "residuals": alone.residuals,
                                "median": alone.quantiles([0.5])[0]}
     return out

@@ -23,6 +23,7 @@ from bayes_scaling.data import DataError, Sweep, check_identifiable, load_sweep
 from bayes_scaling.extrapolation import (
     DESIGNS,
     DIRECTIONS,
+    KAPPA_PRIORS,
     Extrapolation,
     distance,
     distance_columns,
@@ -88,6 +89,7 @@ def fit(
     method: str = "nuts",
     warn: bool = True,
     extrapolation: str = "kappa",
+    extrapolation_prior: str = "shared",
     retry: bool | None = None,
     **options: Any,
 ) -> Fit:
@@ -126,6 +128,10 @@ def fit(
         growing with the distance beyond the data; ``"drift"`` also a learned signed drift; ``"inflation"`` one
         factor on the predictive scale; ``"none"`` parameter uncertainty and scatter only. Stored in
         ``info["extrapolation"]``.
+    extrapolation_prior : {"shared", "halfnormal"}
+        Prior of the term's scale: ``"shared"`` (default) is learned across the public sweeps' own folds and
+        shipped with the package (:mod:`bayes_scaling.shared_prior`), so a sweep with few folds starts from what
+        sweeps in general do; ``"halfnormal"`` is the earlier fixed HalfNormal(0.02).
     retry : bool, optional
         When the NUTS diagnostics fail (R-hat, bulk ESS, divergences, tree depth), sample once more with three
         times the tuning, four times the draws and ``target_accept=0.99``: the weakly identified posteriors of real
@@ -156,6 +162,8 @@ def fit(
         raise ValueError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
     if extrapolation not in DESIGNS:
         raise ValueError(f"unknown extrapolation {extrapolation!r}; use one of {', '.join(DESIGNS)}")
+    if extrapolation_prior not in KAPPA_PRIORS:
+        raise ValueError(f"unknown extrapolation_prior {extrapolation_prior!r}; use one of {', '.join(KAPPA_PRIORS)}")
     sweep = load_sweep(data)
     law = get_law(law)
     resolved = resolve_priors(law, priors, likelihood)
@@ -226,7 +234,8 @@ def fit(
     if approximation is not None:
         result.info["approximation"] = approximation
     calibration_start = time.perf_counter()
-    term = calibrate(result, design=extrapolation, seed=0 if config.seed is None else config.seed)
+    term = calibrate(result, design=extrapolation, seed=0 if config.seed is None else config.seed,
+                     prior=extrapolation_prior)
     result.info["extrapolation"] = term.to_dict()
     result.info["extrapolation"]["seconds"] = round(time.perf_counter() - calibration_start, 3)
     result.info["fit_seconds"] = round(time.perf_counter() - start, 3)
@@ -309,14 +318,14 @@ def fold_residuals(fit: Fit, *, seed: int = 0, directions: Sequence[str] = DIREC
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
 
 
-def calibrate(fit: Fit, *, design: str = "kappa", seed: int = 0) -> Extrapolation:
+def calibrate(fit: Fit, *, design: str = "kappa", seed: int = 0, prior: Any = "shared") -> Extrapolation:
     """Learn the extrapolation term of ``fit`` from forward-chaining folds inside its own sweep.
 
-    See :mod:`bayes_scaling.extrapolation` for the designs.
+    See :mod:`bayes_scaling.extrapolation` for the designs and ``prior`` (kappa's prior).
     """
     if design == "none":
         return learn(pd.DataFrame(), design="none")
-    return learn(fold_residuals(fit, seed=seed), design=design, seed=seed)
+    return learn(fold_residuals(fit, seed=seed), design=design, seed=seed, prior=prior)
 
 
 def prior_predictive(

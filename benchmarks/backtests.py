@@ -45,6 +45,7 @@ from bayes_scaling.data import load_sweep
 from bayes_scaling.extrapolation import DESIGNS, learn
 from bayes_scaling.fitting import fit, fold_residuals
 from bayes_scaling.forecast import loss_draws
+from bayes_scaling.shared_prior import load_shared_prior
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 LEVELS = (0.5, 0.8, 0.9, 0.95)
@@ -72,6 +73,12 @@ def cases(root: Path):
         yield f"porian2024/{name.split('/')[0]}", group, "chinchilla"
     yield "muennighoff2023 (paper fit)", load("muennighoff2023_datablations", "default"), "data_constrained"
     yield "clark2022_routing (dense)", load("clark2022_routing", "default"), "params"
+
+
+def source_of(case: str) -> str:
+    """The catalog dataset a case comes from (its sweeps share a source: the shared prior counts it once)."""
+    stem = case.split("/")[0].split(" ")[0]
+    return next((name for name in datasets.CATALOG if name == stem or name.startswith(stem + "_")), stem)
 
 
 #: The splits, in the order they are run (``--splits`` picks some).
@@ -118,23 +125,32 @@ def _quantiles_from_draws(draws: np.ndarray) -> np.ndarray:
     return np.quantile(draws, TAUS, axis=0)
 
 
-def bayes_methods(train: pd.DataFrame, test: pd.DataFrame, law: str, seed: int) -> dict[str, tuple]:
-    """Quantiles of each Bayesian variant: one NUTS fit, three extrapolation designs."""
+def bayes_methods(train: pd.DataFrame, test: pd.DataFrame, law: str, seed: int, source: str) -> dict[str, tuple]:
+    """Quantiles of each Bayesian variant: one NUTS fit, the extrapolation designs.
+
+    kappa's shared prior is rebuilt without the case's own source (:mod:`bayes_scaling.shared_prior`), so no
+    sweep is forecast with a prior that saw it; ``bayes-kappa-halfnormal`` is the default design with the earlier
+    fixed prior.
+    """
     result = fit(train, law=law, seed=seed, warn=False, extrapolation="none")
     residuals = fold_residuals(result, seed=seed)
+    prior = load_shared_prior(exclude=[source])
     out = {}
     base_info = dict(result.info)
-    for design in DESIGNS:
+    for design in (*DESIGNS, "kappa-halfnormal"):
         method = f"bayes-{design}"
-        term = learn(residuals, design=design) if design != "none" else None
+        if design == "kappa-halfnormal":
+            term = learn(residuals, prior="halfnormal")
+        else:
+            term = learn(residuals, design=design, prior=prior) if design != "none" else None
         result.info = {**base_info, "extrapolation": term.to_dict() if term is not None else {"design": "none"}}
         draws = loss_draws(result, test, seed=seed)
         out[method] = (_quantiles_from_draws(draws["pred"]), np.median(draws["mean"], axis=0))
     diag = result.diagnostics()
-    drift = learn(residuals, design="drift").to_dict()
+    drift = learn(residuals, design="drift", prior=prior).to_dict()
     out["_diagnostics"] = {"max_r_hat": diag.max_r_hat, "min_ess_bulk": diag.min_ess_bulk,
                            "divergences": diag.divergences,
-                           "kappa": learn(residuals).quantiles()[1],
+                           "kappa": learn(residuals, prior=prior).quantiles()[1],
                            "drift": drift["drift_mean"], "folds": drift["folds"]}
     return out
 
@@ -218,7 +234,7 @@ def run(root: Path, *, seed: int = 1, use_ssl: bool = True, only: str | None = N
             methods = {}
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                bayes = bayes_methods(train, test, law, seed)
+                bayes = bayes_methods(train, test, law, seed, source_of(name))
                 diagnostics = bayes.pop("_diagnostics")
                 methods.update(bayes)
                 if law in CHINCHILLA_FORM:

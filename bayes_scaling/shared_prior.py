@@ -1,0 +1,211 @@
+"""A shared prior for the extrapolation term: what public sweeps in general do, learned across them.
+
+A sweep with few forward-chaining folds says little about how fast its forecasts' error grows beyond it
+(:mod:`bayes_scaling.extrapolation`). Rather than a constant prior, the term's scale ``kappa`` starts from what
+the public sweeps' own folds say, pooled by a hierarchical model (empirical Bayes):
+
+    kappa_s ~ Gamma(shape k, mean m)            for each public sweep s
+    folds of s | kappa_s                         (the same likelihood as a fit's own term)
+    (m, k) ~ uniform on a grid (log-uniform in m)
+
+The grid posterior of ``(m, k)`` given every sweep's fold likelihood, integrated over, gives the population
+predictive of a *new* sweep's ``kappa``: the prior a fit starts from. Its own folds then update it as before
+(:func:`bayes_scaling.extrapolation.learn`). Sweeps from one source (the mixes of one paper) are not independent
+draws of the population, so each source counts once: a sweep's log marginal likelihood is weighted by one over
+the number of sweeps from its source.
+
+The data are shipped with the package (``extrapolation_prior.json``: each public sweep's fold log-likelihood on
+the ``kappa`` grid, its source and provenance) and refreshed by ``python -m benchmarks.shared_prior``
+(``make extrapolation-prior``). Because the per-sweep likelihoods are kept, the prior can be rebuilt without any
+source (:func:`population_prior` with ``exclude=``): the backtests forecast each sweep with the prior learned from
+the *other* sources only, so no sweep is judged with a prior that saw it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+import numpy as np
+
+__all__ = ["MEAN_GRID", "PRIOR_FILE", "SHAPE_GRID", "SharedPrior", "SweepLikelihood", "load_shared_prior",
+           "population_prior"]
+
+#: The shipped data, inside the package.
+PRIOR_FILE = "extrapolation_prior.json"
+#: Grid of the population mean ``m`` of kappa (log-spaced; log-uniform hyperprior).
+MEAN_GRID = np.geomspace(0.002, 0.12, 41)
+#: Grid of the population shape ``k`` of kappa's Gamma distribution (1: exponential; large: concentrated near m).
+SHAPE_GRID = np.array([0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0])
+
+
+@dataclass(frozen=True)
+class SweepLikelihood:
+    """One public sweep's fold log-likelihood of kappa on the grid, and where it came from."""
+
+    name: str
+    source: str
+    law: str
+    runs: int
+    folds: int
+    residuals: int
+    log_likelihood: np.ndarray
+    drift: float = math.nan
+    median: float = math.nan
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly form (log-likelihood relative to its maximum, 4 decimals)."""
+        ll = self.log_likelihood - self.log_likelihood.max()
+        return {"name": self.name, "source": self.source, "law": self.law, "runs": self.runs, "folds": self.folds,
+                "residuals": self.residuals, "median": round(self.median, 5), "drift": round(self.drift, 5),
+                "log_likelihood": [round(float(v), 4) for v in ll]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SweepLikelihood:
+        """Inverse of :meth:`to_dict`."""
+        return cls(name=str(data["name"]), source=str(data["source"]), law=str(data["law"]), runs=int(data["runs"]),
+                   folds=int(data["folds"]), residuals=int(data["residuals"]),
+                   log_likelihood=np.asarray(data["log_likelihood"], float), drift=float(data.get("drift", math.nan)),
+                   median=float(data.get("median", math.nan)))
+
+
+@dataclass(frozen=True)
+class SharedPrior:
+    """The population predictive of kappa on the grid, with the sweeps and hyperparameters behind it.
+
+    Attributes
+    ----------
+    grid, weights : ndarray
+        Values of kappa and their prior probabilities (summing to one).
+    sweeps : list of SweepLikelihood
+        The sweeps it was learned from.
+    excluded : tuple of str
+        Sources left out (see :func:`population_prior`).
+    mean, shape : float
+        Posterior means of the population's mean and shape.
+    provenance : dict
+        When, by which package version and script the sweeps' likelihoods were computed.
+    """
+
+    grid: np.ndarray
+    weights: np.ndarray
+    sweeps: list[SweepLikelihood]
+    excluded: tuple[str, ...] = ()
+    mean: float = math.nan
+    shape: float = math.nan
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def sources(self) -> list[str]:
+        """The distinct sources the prior was learned from."""
+        return sorted({s.source for s in self.sweeps})
+
+    def quantiles(self, probs: Sequence[float] = (0.05, 0.5, 0.95)) -> list[float]:
+        """Quantiles of kappa under the prior."""
+        cdf = np.cumsum(self.weights)
+        return [float(np.interp(p, cdf, self.grid)) for p in probs]
+
+    def describe(self) -> str:
+        """One line: what the prior says and what it was learned from."""
+        low, median, high = self.quantiles()
+        left = f"; left out {', '.join(self.excluded)}" if self.excluded else ""
+        return (f"shared prior of kappa: median {median:.4f}, 90% [{low:.4f}, {high:.4f}] from {len(self.sweeps)} "
+                f"sweeps of {len(self.sources)} sources{left}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A short JSON-friendly summary (the sources, hyperparameters and quantiles; not the likelihoods)."""
+        low, median, high = self.quantiles()
+        return {"sources": self.sources, "sweeps": len(self.sweeps), "excluded": list(self.excluded),
+                "mean": self.mean, "shape": self.shape, "median": median, "lower": low, "upper": high,
+                "created": self.provenance.get("created")}
+
+
+def _cell_probabilities(grid: np.ndarray, mean: float, shape: float) -> np.ndarray:
+    """Probability of each grid cell (edges halfway between grid points) under Gamma(shape, mean)."""
+    from scipy.special import gammainc
+
+    edges = np.concatenate([[0.0], (grid[1:] + grid[:-1]) / 2, [np.inf]])
+    cdf = gammainc(shape, edges * shape / mean)
+    cdf[-1] = 1.0
+    probs = np.diff(cdf)
+    return probs / probs.sum()
+
+
+@lru_cache(maxsize=4)
+def _hyper_table(grid_key: tuple[float, ...]) -> np.ndarray:
+    """Log p(kappa_j | m, k) for every (m, k) of the hyper grid: shape (means, shapes, kappa)."""
+    grid = np.asarray(grid_key)
+    with np.errstate(divide="ignore"):
+        return np.log(np.array([[_cell_probabilities(grid, m, k) for k in SHAPE_GRID] for m in MEAN_GRID]))
+
+
+def population_prior(grid: np.ndarray, sweeps: Sequence[SweepLikelihood], *, exclude: Iterable[str] = (),
+                     provenance: dict[str, Any] | None = None) -> SharedPrior:
+    """The population predictive of a new sweep's kappa from ``sweeps`` (see the module docstring).
+
+    Parameters
+    ----------
+    grid : ndarray
+        The kappa grid the sweeps' log-likelihoods are on.
+    sweeps : sequence of SweepLikelihood
+    exclude : iterable of str
+        Sources (or sweep names) to leave out, e.g. the one a backtest forecasts.
+    provenance : dict, optional
+
+    Raises
+    ------
+    ValueError
+        A sweep's likelihood is not on ``grid``, or nothing is left after ``exclude``.
+    """
+    grid = np.asarray(grid, float)
+    excluded = tuple(sorted(set(exclude)))
+    kept = [s for s in sweeps if s.source not in excluded and s.name not in excluded]
+    if not kept:
+        raise ValueError(f"no sweep is left to learn the shared prior from after leaving out {list(excluded)}")
+    for sweep in kept:
+        if sweep.log_likelihood.shape != grid.shape:
+            raise ValueError(f"sweep {sweep.name!r} has a log-likelihood on {sweep.log_likelihood.size} kappa values, "
+                             f"the grid has {grid.size}: refresh the shared prior (make extrapolation-prior)")
+    table = _hyper_table(tuple(float(g) for g in grid))  # (means, shapes, kappa)
+    counts: dict[str, int] = {}
+    for sweep in kept:
+        counts[sweep.source] = counts.get(sweep.source, 0) + 1
+    log_post = np.zeros(table.shape[:2])
+    for sweep in kept:
+        joint = table + sweep.log_likelihood[None, None, :]
+        peak = joint.max(axis=2, keepdims=True)
+        marginal = peak[..., 0] + np.log(np.exp(joint - peak).sum(axis=2))
+        log_post += marginal / counts[sweep.source]
+    post = np.exp(log_post - log_post.max())
+    post /= post.sum()
+    weights = np.einsum("ms,msk->k", post, np.exp(table))
+    weights /= weights.sum()
+    mean = float(np.dot(post.sum(axis=1), MEAN_GRID))
+    shape = float(np.dot(post.sum(axis=0), SHAPE_GRID))
+    return SharedPrior(grid=grid, weights=weights, sweeps=list(kept), excluded=excluded, mean=mean, shape=shape,
+                       provenance=dict(provenance or {}))
+
+
+@lru_cache(maxsize=1)
+def _shipped() -> dict[str, Any]:
+    text = resources.files("bayes_scaling").joinpath(PRIOR_FILE).read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+def load_shared_prior(*, exclude: Iterable[str] = ()) -> SharedPrior:
+    """The shared prior shipped with the package (optionally without some sources).
+
+    Raises
+    ------
+    FileNotFoundError
+        The package's ``extrapolation_prior.json`` is missing (a broken install).
+    """
+    data = _shipped()
+    sweeps = [SweepLikelihood.from_dict(s) for s in data["sweeps"]]
+    provenance = {k: v for k, v in data.items() if k not in ("sweeps", "grid")}
+    return population_prior(np.asarray(data["grid"], float), sweeps, exclude=exclude, provenance=provenance)
