@@ -43,6 +43,7 @@ from bayes_scaling.intervals import check_prob, equal_tailed, interval_table
 from bayes_scaling.laws import ScalingLaw, get_law
 from bayes_scaling.model import OBSERVED, Likelihood, build_model, resolve_priors
 from bayes_scaling.posterior import Fit, attach_observations, package_versions
+from bayes_scaling.scatter import SCATTERS, edge_spec
 
 __all__ = ["AUTO_RETRY_DRAWS", "LARGE_SWEEP", "LargeSweepWarning", "calibrate", "fit", "fold_residuals",
            "large_sweep_message", "prior_predictive"]
@@ -90,6 +91,7 @@ def fit(
     warn: bool = True,
     extrapolation: str = "kappa",
     extrapolation_prior: str = "shared",
+    scatter: str = "constant",
     retry: bool | None = None,
     **options: Any,
 ) -> Fit:
@@ -132,6 +134,10 @@ def fit(
         Prior of the term's scale: ``"shared"`` (default) is learned across the public sweeps' own folds and
         shipped with the package (:mod:`bayes_scaling.shared_prior`), so a sweep with few folds starts from what
         sweeps in general do; ``"halfnormal"`` is the earlier fixed HalfNormal(0.02).
+    scatter : {"constant", "edges"}
+        The run-to-run scatter: one ``sigma`` everywhere (default), or growing toward the sweep's edges (tokens per
+        parameter and size for laws of N and D: the ends of IsoFLOP profiles), with parameters
+        ``sigma_edge_*`` (see :mod:`bayes_scaling.scatter`). Stored in ``info["scatter"]``.
     retry : bool, optional
         When the NUTS diagnostics fail (R-hat, bulk ESS, divergences, tree depth), sample once more with three
         times the tuning, four times the draws and ``target_accept=0.99``: the weakly identified posteriors of real
@@ -164,9 +170,12 @@ def fit(
         raise ValueError(f"unknown extrapolation {extrapolation!r}; use one of {', '.join(DESIGNS)}")
     if extrapolation_prior not in KAPPA_PRIORS:
         raise ValueError(f"unknown extrapolation_prior {extrapolation_prior!r}; use one of {', '.join(KAPPA_PRIORS)}")
+    if scatter not in SCATTERS:
+        raise ValueError(f"unknown scatter {scatter!r}; use one of {', '.join(SCATTERS)}")
     sweep = load_sweep(data)
     law = get_law(law)
-    resolved = resolve_priors(law, priors, likelihood)
+    spec = edge_spec(law, sweep) if scatter == "edges" else None
+    resolved = resolve_priors(law, priors, likelihood, spec)
     n_law = sum(not resolved[n].is_fixed for n in law.param_names)
     n_free = sum(not prior.is_fixed for prior in resolved.values())
     if len(sweep) <= n_free:
@@ -181,11 +190,11 @@ def fit(
                       LargeSweepWarning, stacklevel=2)
     reference = sweep.reference()
     start = time.perf_counter()
-    model = build_model(law, sweep, priors=resolved, likelihood=likelihood, reference=reference)
+    model = build_model(law, sweep, priors=resolved, likelihood=likelihood, reference=reference, scatter=spec)
     if log_likelihood is None:
         log_likelihood = len(sweep) <= 20_000
     # the structure, not the data: a compiled model is reused for any sweep of this law (any number of runs)
-    cache_key = (law.name, id(law), likelihood, tuple(sorted((k, repr(v)) for k, v in resolved.items())))
+    cache_key = (law.name, id(law), likelihood, tuple(sorted((k, repr(v)) for k, v in resolved.items())), scatter)
     sampling_start = time.perf_counter()
     approximation = None
     if method == "laplace":
@@ -220,6 +229,8 @@ def fit(
         "sampling_seconds": round(sampling_seconds, 3),
         "versions": package_versions(),
     }
+    if spec is not None:
+        info["scatter"] = spec
     if escalated is not None:
         info["escalated"] = escalated
         info.update(draws=escalated["draws"], tune=escalated["tune"], target_accept=escalated["target_accept"])
@@ -267,7 +278,7 @@ def fold_residuals(fit: Fit, *, seed: int = 0, directions: Sequence[str] = DIREC
         model size N), ``tokens`` (its D, NaN for laws without one), ``distance`` (beyond the
         fold's training range, in its widths, see :func:`distance`), ``residual`` (log loss minus the fold's
         posterior median of log mean), ``var_param`` (variance of the fold's log mean), ``sigma`` and ``nu``
-        (the fold's noise, ``nu`` infinite for a Normal likelihood).
+        (the fold's noise at that run, ``nu`` infinite for a Normal likelihood).
     """
     sweep, law = fit.sweep, fit.law
     if "N" not in sweep.frame.columns:
@@ -276,8 +287,9 @@ def fold_residuals(fit: Fit, *, seed: int = 0, directions: Sequence[str] = DIREC
     if unknown:
         raise ValueError(f"unknown fold direction(s) {', '.join(unknown)}; use {', '.join(DIRECTIONS)}")
     free = sum(not p.is_fixed for p in fit.priors.values())
+    scatter = fit.info.get("scatter")
     cache_key = ("extrapolation-folds", law.name, id(law), fit.likelihood,
-                 tuple(sorted((k, repr(v)) for k, v in fit.priors.items())))
+                 tuple(sorted((k, repr(v)) for k, v in fit.priors.items())), scatter is not None)
     folds = [(direction, values, cut) for direction, values, cuts in fold_directions(sweep.frame)
              if direction in directions for cut in cuts]
     rows = []
@@ -290,7 +302,9 @@ def fold_residuals(fit: Fit, *, seed: int = 0, directions: Sequence[str] = DIREC
         except DataError:
             continue  # too few distinct sizes below this cut
         reference = train.reference()
-        model = build_model(law, train, priors=fit.priors, likelihood=fit.likelihood, reference=reference)
+        spec = edge_spec(law, train) if scatter is not None else None
+        model = build_model(law, train, priors=fit.priors, likelihood=fit.likelihood, reference=reference,
+                            scatter=spec)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -299,9 +313,9 @@ def fold_residuals(fit: Fit, *, seed: int = 0, directions: Sequence[str] = DIREC
         except (RuntimeError, ValueError, np.linalg.LinAlgError):
             continue  # no usable mode for this fold: it contributes nothing
         fold_fit = Fit(law=law, sweep=train, priors=fit.priors, likelihood=fit.likelihood, reference=reference,
-                       idata=idata)
+                       idata=idata, info={"scatter": spec} if spec is not None else None)
         log_mean = fold_fit.log_mean(test.frame)
-        noise = fold_fit.draws(fold_fit.noise_names)
+        noise = fold_fit.noise_at(test.frame)
         frame = pd.DataFrame({
             "fold": fold,
             "direction": direction,
@@ -311,7 +325,7 @@ def fold_residuals(fit: Fit, *, seed: int = 0, directions: Sequence[str] = DIREC
             "distance": distance(test.frame, train, distance_columns(law)),
             "residual": np.log(test.column("loss")) - np.median(log_mean, axis=0),
             "var_param": np.var(log_mean, axis=0),
-            "sigma": float(np.median(noise["sigma"])),
+            "sigma": np.median(noise["sigma"], axis=0),
             "nu": float(np.median(noise["nu"])) if "nu" in noise else math.inf,
         })
         rows.append(frame[np.isfinite(frame["residual"])])

@@ -72,8 +72,12 @@ class NoiseModel:
         return student_t_logpdf(residual, noise["sigma"], self._nu(noise))
 
     def sample(self, rng: np.random.Generator, noise: Mapping[str, np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
-        """Noise of new runs: one row per draw of the noise parameters (arrays of shape (draws,))."""
-        sigma = np.asarray(noise["sigma"], float)[:, None]
+        """Noise of new runs: one row per draw of the noise parameters (arrays of shape (draws,)).
+
+        ``sigma`` may also be per draw and point (shape (draws, points)): a scatter that varies over points.
+        """
+        sigma = np.asarray(noise["sigma"], float)
+        sigma = sigma if sigma.ndim == 2 else sigma[:, None]
         if "nu" in noise:
             eps = rng.standard_t(np.broadcast_to(np.asarray(noise["nu"], float)[:, None], shape))
         else:

@@ -90,10 +90,17 @@ def pooled_names(law: ScalingLaw, priors: Mapping[str, Prior], shared: Sequence[
 
 
 def resolve_priors(
-    law: ScalingLaw, priors: Mapping[str, Any] | None, likelihood: str = "student_t"
+    law: ScalingLaw, priors: Mapping[str, Any] | None, likelihood: str = "student_t",
+    scatter: Mapping[str, Any] | None = None,
 ) -> dict[str, Prior]:
-    """The full prior set of a fit: law defaults and noise priors, with user priors merged over them."""
-    noise = dict(get_noise_model(likelihood).noise_priors)
+    """The full prior set of a fit: law defaults and noise priors, with user priors merged over them.
+
+    ``scatter`` (an :func:`~bayes_scaling.scatter.edge_spec`) adds the priors of the scatter's growth toward the
+    sweep's edges.
+    """
+    from bayes_scaling.scatter import growth_priors
+
+    noise = {**get_noise_model(likelihood).noise_priors, **growth_priors(scatter)}
     merged = merge_priors({**law.default_priors, **noise}, priors, law_name=f"law {law.name!r}")
     for key in noise:
         if merged[key].is_fixed and merged[key].value <= 0:
@@ -112,6 +119,7 @@ def build_model(
     shared: Sequence[str] | None = None,
     parameterization: str = "noncentred",
     split: NoiseSplit | None = None,
+    scatter: Mapping[str, Any] | None = None,
 ) -> Any:
     """Build the PyMC model of ``law`` for ``sweep``, one set of parameters or pooled across groups.
 
@@ -158,9 +166,13 @@ def build_model(
     import pymc as pm
     import pytensor.tensor as pt
 
+    from bayes_scaling.scatter import edge_names, edge_position
+
     law = get_law(law)
     sweep.require(law.columns, law=law.name)
-    resolved = resolve_priors(law, priors, likelihood)
+    if scatter is not None and group is not None:
+        raise ValueError("a scatter growing toward the edges is for a fit of one sweep, not a pooled fit (group=)")
+    resolved = resolve_priors(law, priors, likelihood, scatter)
     reference = dict(reference or sweep.reference())
     columns = {col: sweep.column(col) for col in law.columns}
     x_values = centred_logs(law.inputs, columns, reference)
@@ -191,6 +203,11 @@ def build_model(
             for name, fn in law.derived.items():
                 pm.Deterministic(name, fn(pt, params, log_ref))
             noise = {name: resolved[name].create(name) for name in noise_model.noise_names}
+            if scatter is not None:
+                position = edge_position(sweep.frame, scatter)
+                growth = sum(resolved[name].create(name) * pm.Data(f"edge_{name}", position[i], dims="run")
+                             for i, name in enumerate(edge_names(scatter)))
+                noise["sigma"] = noise["sigma"] * pt.exp(growth)
         else:
             index = pm.Data("group_index", codes, dims="run")
             per_group, params = _pooled_params(law, resolved, shared, index, parameterization)

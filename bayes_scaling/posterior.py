@@ -23,6 +23,7 @@ from bayes_scaling.laws import INPUT_COLUMNS, ScalingLaw, get_law
 from bayes_scaling.likelihoods import get_noise_model
 from bayes_scaling.model import OBSERVED, pooled_names
 from bayes_scaling.priors import Prior, as_prior
+from bayes_scaling.scatter import edge_names, scatter_at
 
 __all__ = ["Fit", "FitFileError", "SummaryTable", "attach_observations", "load", "load_fit", "package_versions",
            "read_saved", "write_saved"]
@@ -132,8 +133,17 @@ class Fit:
 
     @property
     def noise_names(self) -> list[str]:
-        """Names of the noise parameters (``sigma`` and, for Student-t, ``nu``)."""
-        return list(get_noise_model(self.likelihood).noise_names)
+        """Names of the noise parameters (``sigma``, for Student-t ``nu``, and any growth of the scatter)."""
+        return [*get_noise_model(self.likelihood).noise_names, *edge_names(self.info.get("scatter"))]
+
+    def noise_at(self, points: pd.DataFrame, draws: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """Noise draws at ``points``: ``sigma`` per draw and point (shape (draws, points)), ``nu`` per draw.
+
+        The scatter is the same everywhere unless the fit's scatter grows toward the sweep's edges
+        (``fit(scatter="edges")``, :mod:`bayes_scaling.scatter`). ``draws`` replaces the posterior's noise draws.
+        """
+        noise = dict(draws) if draws is not None else self.draws(self.noise_names)
+        return scatter_at(noise, points, self.info.get("scatter"))
 
     @property
     def sampled_names(self) -> list[str]:
@@ -190,7 +200,7 @@ class Fit:
         """
         mu = self.log_mean(frame)
         y = np.log(frame["loss"].to_numpy(dtype=float))[None, :]
-        noise = {k: v[:, None] for k, v in self.draws(self.noise_names).items()}
+        noise = {k: v if v.ndim == 2 else v[:, None] for k, v in self.noise_at(frame).items()}
         return get_noise_model(self.likelihood).logpdf(y - mu, noise)
 
     def diagnostics(self) -> Diagnostics:

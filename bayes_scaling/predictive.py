@@ -60,7 +60,8 @@ class Predictive:
     sd_extrapolation : ndarray
         Per point, the root mean square of the extrapolation term.
     sigma : ndarray
-        The noise scale's draws (the Student-t's scale), per draw.
+        The noise scale's draws (the Student-t's scale), per draw and point (shape (draws, points)): the same
+        for every point unless the scatter grows toward the sweep's edges.
     chains : int
         Chains the draws came from (draws are chain-major), for :meth:`to_dataset`.
     """
@@ -104,7 +105,8 @@ class Predictive:
         """
         low, high = equal_tailed(self.scatter, SCATTER_PROB)
         return {"sd_params": np.std(self.mean, axis=0),
-                "scatter_scale": np.full(self.mean.shape[1], float(np.median(self.sigma))),
+                "scatter_scale": (np.median(self.sigma, axis=0) if self.sigma.ndim == 2
+                                  else np.full(self.mean.shape[1], float(np.median(self.sigma)))),
                 "scatter_68": (high - low) / 2,
                 "sd_extrapolation": self.sd_extrapolation}
 
@@ -190,10 +192,11 @@ def predict(
     noise_draws = dict(noise) if noise is not None else fit.draws(fit.noise_names)
     if noise is None and params is not None:  # params replaced: the noise of as many draws, in order
         noise_draws = {k: v[: log_mean.shape[0]] for k, v in noise_draws.items()}
+    noise_draws = fit.noise_at(points, noise_draws)  # sigma per draw and point
     scatter = get_noise_model(fit.likelihood).sample(rng, noise_draws, log_mean.shape)
     if shared_scatter is not None:
         rho, common = shared_scatter
-        scatter = np.sqrt(1 - rho) * scatter + np.sqrt(rho) * noise_draws["sigma"][:, None] * common
+        scatter = np.sqrt(1 - rho) * scatter + np.sqrt(rho) * noise_draws["sigma"] * common
     chains = fit.idata["posterior"].sizes.get("chain", 1) if params is None and noise is None else 1
     return Predictive(points=points.reset_index(drop=True), mean=log_mean, extrapolation=extra, scatter=scatter,
                       distance=d, sd_extrapolation=sd_extra, sigma=np.asarray(noise_draws.get("sigma", np.zeros(1))),

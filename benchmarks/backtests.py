@@ -1,6 +1,7 @@
 """Backtests a skeptic would accept: every shared sweep, two held-out splits, this package against two baselines.
 
-Usage: ``python -m benchmarks.backtests [--data ../shared/data] [--no-ssl] [--out table.csv] [--plot pit.png]``
+Usage: ``python -m benchmarks.backtests [--data ../shared/data] [--no-ssl] [--scatter edges] [--out table.csv]
+[--plot pit.png]``
 (``make backtests`` installs the benchmark-only baseline ``simple-scaling-laws`` first).
 
 For each shared sweep (per group where losses are not comparable across groups) and each split
@@ -125,14 +126,15 @@ def _quantiles_from_draws(draws: np.ndarray) -> np.ndarray:
     return np.quantile(draws, TAUS, axis=0)
 
 
-def bayes_methods(train: pd.DataFrame, test: pd.DataFrame, law: str, seed: int, source: str) -> dict[str, tuple]:
+def bayes_methods(train: pd.DataFrame, test: pd.DataFrame, law: str, seed: int, source: str,
+                  scatter: str = "constant") -> dict[str, tuple]:
     """Quantiles of each Bayesian variant: one NUTS fit, the extrapolation designs.
 
     kappa's shared prior is rebuilt without the case's own source (:mod:`bayes_scaling.shared_prior`), so no
     sweep is forecast with a prior that saw it; ``bayes-kappa-halfnormal`` is the default design with the earlier
     fixed prior.
     """
-    result = fit(train, law=law, seed=seed, warn=False, extrapolation="none")
+    result = fit(train, law=law, seed=seed, warn=False, extrapolation="none", scatter=scatter)
     residuals = fold_residuals(result, seed=seed)
     prior = load_shared_prior(exclude=[source])
     out = {}
@@ -214,7 +216,7 @@ def score(quantiles: np.ndarray, median: np.ndarray, y: np.ndarray) -> pd.DataFr
 
 
 def run(root: Path, *, seed: int = 1, use_ssl: bool = True, only: str | None = None,
-        which: tuple[str, ...] = SPLITS) -> pd.DataFrame:
+        which: tuple[str, ...] = SPLITS, scatter: str = "constant") -> pd.DataFrame:
     """Score every method on every case and split; one row per (case, split, method, held-out run)."""
     rows = []
     for name, frame, law in cases(root):
@@ -234,7 +236,7 @@ def run(root: Path, *, seed: int = 1, use_ssl: bool = True, only: str | None = N
             methods = {}
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                bayes = bayes_methods(train, test, law, seed, source_of(name))
+                bayes = bayes_methods(train, test, law, seed, source_of(name), scatter)
                 diagnostics = bayes.pop("_diagnostics")
                 methods.update(bayes)
                 if law in CHINCHILLA_FORM:
@@ -353,6 +355,8 @@ def main(argv=None) -> pd.DataFrame:
     parser.add_argument("--only", default=None, help="run the cases whose name contains this")
     parser.add_argument("--splits", default=",".join(SPLITS),
                         help=f"comma-separated splits to run (default: all of {','.join(SPLITS)})")
+    parser.add_argument("--scatter", default="constant", choices=("constant", "edges"),
+                        help="the Bayesian fits' run-to-run scatter (fit(scatter=...))")
     parser.add_argument("--out", type=Path, default=None, help="write the per-run scores to this CSV")
     parser.add_argument("--plot", type=Path, default=None, help="write the PIT/coverage figure to this PNG")
     args = parser.parse_args(argv)
@@ -369,7 +373,7 @@ def main(argv=None) -> pd.DataFrame:
     unknown = sorted(set(which) - set(SPLITS))
     if unknown:
         raise SystemExit(f"unknown split(s) {', '.join(unknown)}; choose from {', '.join(SPLITS)}")
-    runs = run(args.data, seed=args.seed, use_ssl=use_ssl, only=args.only, which=which)
+    runs = run(args.data, seed=args.seed, use_ssl=use_ssl, only=args.only, which=which, scatter=args.scatter)
     per_case, pooled = summarise(runs)
     fmt = lambda v: f"{v:.3g}"  # noqa: E731
     with pd.option_context("display.width", 250, "display.max_rows", 500, "display.max_columns", 20):

@@ -72,11 +72,14 @@ def test_learn_recovers_a_known_growth_rate():
     term = learn(frame)
     low, median, high = term.quantiles()
     assert low < 0.03 < high and abs(median - 0.03) < 0.003
+    # the same with the earlier fixed prior: enough residuals outweigh either prior
+    assert abs(learn(frame, prior="halfnormal").quantiles()[1] - 0.03) < 0.003
     # no residuals: the prior alone (HalfNormal with scale 0.02)
-    prior = learn(frame.iloc[:0])
-    assert 0.01 < prior.quantiles()[1] < 0.02 and prior.folds == 0
+    prior = learn(frame.iloc[:0], prior="halfnormal")
+    assert 0.01 < prior.quantiles()[1] < 0.02 and prior.folds == 0 and prior.prior == "halfnormal"
     again = Extrapolation.from_dict(prior.to_dict())
     np.testing.assert_allclose(again.weights, prior.weights)
+    assert again.prior == "halfnormal"
 
 
 @pytest.fixture(scope="module")

@@ -190,18 +190,20 @@ def test_failed_diagnostics_trigger_one_retry_with_safer_settings():
     assert "escalated" not in quick.info
 
 
-@pytest.mark.parametrize("likelihood", sorted(NOISE_MODELS))
-def test_numpy_log_likelihood_matches_the_pymc_model(likelihood):
-    """Every noise model's numpy log density (behind LOO) must equal its PyMC distribution's, draw by draw."""
+@pytest.mark.parametrize(("likelihood", "scatter"), [*[(n, "constant") for n in sorted(NOISE_MODELS)],
+                                                      ("student_t", "edges")])
+def test_numpy_log_likelihood_matches_the_pymc_model(likelihood, scatter):
+    """Every noise model's numpy log density (behind LOO) must equal its PyMC distribution's, draw by draw; the
+    scatter growing toward the sweep's edges too."""
     from bayes_scaling.model import OBSERVED
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = bs.fit(bs.load_demo(), likelihood=likelihood, draws=20, tune=50, chains=2, seed=6,
-                        extrapolation="none")
+                        extrapolation="none", scatter=scatter)
     numpy_ll = result.log_likelihood(result.sweep.frame)
     model = bs.build_model(result.law, result.sweep, priors=result.priors, likelihood=likelihood,
-                           reference=result.reference)
+                           reference=result.reference, scatter=result.info.get("scatter"))
     posterior = result.idata["posterior"].to_dataset()
     with model, warnings.catch_warnings():
         warnings.simplefilter("ignore")

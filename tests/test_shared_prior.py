@@ -1,0 +1,89 @@
+"""The shared prior of the extrapolation term: shipped data, the hierarchical pooling, leaving a source out."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayes_scaling.extrapolation import kappa_grid, learn
+from bayes_scaling.shared_prior import PRIOR_FILE, SweepLikelihood, load_shared_prior, population_prior
+
+GRID = kappa_grid()
+
+
+def peaked(name: str, source: str, kappa: float, sharpness: float = 2e5) -> SweepLikelihood:
+    """A sweep whose folds pin kappa near ``kappa`` (a Gaussian log-likelihood on the grid)."""
+    return SweepLikelihood(name=name, source=source, law="chinchilla", runs=50, folds=5, residuals=100,
+                           log_likelihood=-0.5 * sharpness * (GRID - kappa) ** 2)
+
+
+def test_the_shipped_prior_has_its_sources_and_provenance():
+    data = json.loads(resources.files("bayes_scaling").joinpath(PRIOR_FILE).read_text())
+    assert {"created", "package_version", "script", "data", "grid", "sweeps"} <= set(data)
+    np.testing.assert_allclose(data["grid"], GRID)  # on the term's grid
+    prior = load_shared_prior()
+    assert len(prior.sources) >= 5 and len(prior.sweeps) >= len(prior.sources)
+    assert prior.weights.sum() == pytest.approx(1.0) and (prior.weights >= 0).all()
+    low, median, high = prior.quantiles()
+    assert 0 < low < median < high <= GRID[-1]
+    assert "sources" in prior.describe() and prior.to_dict()["sweeps"] == len(prior.sweeps)
+    # leaving a source out: fewer sweeps, and it is said
+    first = prior.sources[0]
+    without = load_shared_prior(exclude=[first])
+    assert first not in without.sources and without.excluded == (first,) and first in without.describe()
+
+
+def test_the_population_prior_follows_what_the_sweeps_say():
+    """Sweeps that all pin kappa near 0.05 give a prior centred there; near 0.01, a prior centred there."""
+    high = population_prior(GRID, [peaked(f"s{i}", f"src{i}", 0.05 + 0.004 * (i - 3)) for i in range(7)])
+    low = population_prior(GRID, [peaked(f"s{i}", f"src{i}", 0.01 + 0.001 * (i - 3)) for i in range(7)])
+    assert high.quantiles()[1] == pytest.approx(0.05, abs=0.012)
+    assert low.quantiles()[1] == pytest.approx(0.01, abs=0.005)
+    assert high.mean == pytest.approx(0.05, rel=0.3)
+    # sweeps that disagree give a wider prior than sweeps that agree
+    spread = population_prior(GRID, [peaked(f"s{i}", f"src{i}", k) for i, k in
+                                     enumerate([0.01, 0.02, 0.04, 0.06, 0.09, 0.12, 0.03])])
+    width = lambda p: p.quantiles()[2] - p.quantiles()[0]  # noqa: E731
+    assert width(spread) > 1.5 * width(high)
+
+
+def test_each_source_counts_once():
+    """Five copies of one source's sweep weigh as much as one: slices of a paper are not independent sweeps."""
+    base = [peaked("a", "paperA", 0.02), peaked("b", "paperB", 0.06)]
+    copies = base + [peaked(f"a{i}", "paperA", 0.02) for i in range(4)]
+    np.testing.assert_allclose(population_prior(GRID, copies).weights, population_prior(GRID, base).weights)
+    # as separate sources they would pull the prior toward 0.02
+    separate = base + [peaked(f"a{i}", f"paperA{i}", 0.02) for i in range(4)]
+    assert population_prior(GRID, separate).quantiles()[1] < population_prior(GRID, base).quantiles()[1]
+
+
+def test_bad_inputs_are_refused():
+    with pytest.raises(ValueError, match="no sweep is left"):
+        population_prior(GRID, [peaked("a", "paperA", 0.02)], exclude=["paperA"])
+    short = SweepLikelihood("x", "y", "chinchilla", 10, 2, 5, np.zeros(10))
+    with pytest.raises(ValueError, match="refresh the shared prior"):
+        population_prior(GRID, [short])
+    with pytest.raises(ValueError, match="unknown kappa prior 'flat'"):
+        learn(pd.DataFrame(), prior="flat")
+
+
+def test_a_sweep_starts_from_the_shared_prior_and_its_folds_update_it():
+    shared = load_shared_prior()
+    alone = learn(pd.DataFrame())  # no folds: the shared prior itself
+    assert alone.prior == "shared"
+    np.testing.assert_allclose(alone.quantiles(), shared.quantiles(), atol=1e-3)
+    # residuals that say kappa is about 0.01 move it there from the prior's median
+    rng = np.random.default_rng(1)
+    d = rng.uniform(0, 1.5, 400)
+    frame = pd.DataFrame({"fold": rng.integers(0, 5, d.size), "size": np.arange(d.size), "distance": d,
+                          "residual": rng.normal(0, np.sqrt(0.003**2 + (0.01 * d) ** 2)), "var_param": 0.0,
+                          "sigma": 0.003, "nu": np.inf})
+    term = learn(frame)
+    assert abs(term.quantiles()[1] - 0.01) < abs(shared.quantiles()[1] - 0.01)
+    assert term.quantiles()[1] == pytest.approx(0.01, abs=0.004)
+    # a prior leaving a source out is recorded by name
+    assert learn(frame, prior=load_shared_prior(exclude=[shared.sources[0]])).prior.startswith("shared (without")
