@@ -6,7 +6,8 @@ STAMP := $(VENV)/.installed
 PYTHON ?= $(shell for p in python3.12 $$(ls -d $$HOME/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null | sort -V | tail -1) python3.13 python3; do \
             $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1 && { echo $$p; break; }; done)
 
-.PHONY: demo test test-slow lint bench calibration backtests downstream design recipes datasets clean venv
+.PHONY: demo test test-slow lint bench calibration backtests downstream design recipes datasets clean venv \
+	extrapolation-prior scatter
 
 venv: $(STAMP)
 
@@ -47,6 +48,14 @@ calibration: $(STAMP)
 backtests: $(STAMP)
 	$(VENV)/bin/python -m pip install --quiet -e '.[bench]'
 	$(VENV)/bin/python -m benchmarks.backtests --plot backtests_pit.png
+
+# Refresh the extrapolation term's shared prior (bayes_scaling/extrapolation_prior.json) from ../shared/data.
+extrapolation-prior: $(STAMP)
+	$(VENV)/bin/python -m benchmarks.shared_prior
+
+# Constant scatter against scatter growing toward the sweep's edges, by PSIS-LOO on every shared sweep.
+scatter: $(STAMP)
+	$(VENV)/bin/python -m benchmarks.scatter
 
 downstream: $(STAMP)
 	$(VENV)/bin/python -m benchmarks.downstream

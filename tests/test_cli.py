@@ -44,6 +44,15 @@ def test_fit_json_then_forecast_json(tmp_path, capsys):
     assert "pred_lower" in text and "nats/token" in text
 
 
+def test_fit_with_a_scatter_growing_toward_the_edges(capsys):
+    assert main(["fit", str(demo_path()), "--scatter", "edges", "--json", *FAST]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert {"sigma_edge_tpp", "sigma_edge_N"} <= set(payload["params"])
+    assert payload["info"]["scatter"]["design"] == "edges"
+    assert main(["fit", str(demo_path()), "--scatter", "edges", "--group", "N", *FAST]) == 2
+    assert "--scatter edges is for single fits" in capsys.readouterr().err
+
+
 def test_demo_answers_the_question_in_words(capsys):
     assert main(["demo", *FAST]) == 0
     text = capsys.readouterr().out

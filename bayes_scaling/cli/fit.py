@@ -9,6 +9,10 @@ from typing import Any
 from bayes_scaling import fitting
 from bayes_scaling.approx import METHODS
 from bayes_scaling.cli import common
+from bayes_scaling.scatter import SCATTERS
+
+#: The scatter of a fit when none is named (read from ``fit``).
+SCATTER = common.default_of(fitting.fit, "scatter")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -16,11 +20,14 @@ def run(args: argparse.Namespace) -> int:
     if args.group:
         if args.method != "nuts":
             raise ValueError("--method laplace is for single fits; a hierarchical fit (--group) uses NUTS")
+        if args.scatter != SCATTER:
+            raise ValueError("--scatter edges is for single fits; a hierarchical fit (--group) has one scatter per "
+                             "group")
         return _fit_hierarchical(args)
     sweep = common.load_data(args)
     common.say(args, f"fitting {len(sweep)} runs with {args.law} ({args.method}) ...")
     result = common.quietly(fitting.fit, sweep, law=args.law, method=args.method, warn=False,
-                            **common.sampling_kwargs(args))
+                            scatter=args.scatter, **common.sampling_kwargs(args))
     if args.out is not None:
         result.save(args.out, overwrite=args.force)
     common.print_fit(result, args.json)
@@ -70,6 +77,9 @@ def add_parser(sub: Any) -> None:
                    help="with --group: comma-separated parameters shared by all groups (default: the exponents)")
     p.add_argument("--method", choices=METHODS, default=common.METHOD,
                    help="nuts (default), or laplace: a fast Gaussian APPROXIMATION for quick looks at large sweeps")
+    p.add_argument("--scatter", choices=SCATTERS, default=SCATTER,
+                   help=f"run-to-run scatter: one sigma everywhere, or growing toward the sweep's edges (tokens per "
+                        f"parameter, size) (default {SCATTER})")
     common.add_json(p)
     common.add_sampling(p)
     p.set_defaults(func=run)

@@ -425,6 +425,32 @@ def _muennighoff(folder: Path) -> pd.DataFrame:
     return muennighoff_table(muennighoff_extract((folder / source.path).read_bytes(), source.content_sha256 or {}))
 
 
+#: OLMo 1 7B's parameters and tokens per optimizer step (2,048 sequences of 2,048 tokens; Groeneveld et al. 2024).
+_OLMO_N = 6_888_095_744
+_OLMO_TOKENS_PER_STEP = 2048 * 2048
+#: Task (as the source names its accuracy column) -> chance error (1 - 1/choices).
+_OLMO_TASKS = {"piqa_len_norm": 0.5, "arc_easy_acc": 0.75, "hellaswag_len_norm": 0.75, "copa_acc": 0.5,
+               "sst2_acc": 0.5, "commitment_bank_acc": 2 / 3, "rte_len_norm": 0.5, "winogrande_acc": 0.5,
+               "sciq_acc": 0.75}
+
+
+def _olmo1(folder: Path) -> pd.DataFrame:
+    """OLMo 1 7B checkpoints (two runs): C4 loss (ln perplexity) and the error and chance error of each task."""
+    src = pd.read_csv(folder / "source.csv")
+    src = src.assign(model=src["model_name"].astype(str).str.strip())
+    src = src[src["model"].isin(["OLMo-7B", "OLMo-7B-Twin-2T"])]
+    src = src.sort_values(["model", "Step"], kind="stable").reset_index(drop=True)
+    n = float(_OLMO_N)
+    d = src["Step"].astype(float) * _OLMO_TOKENS_PER_STEP
+    out = pd.DataFrame({"model": src["model"], "N": n, "step": src["Step"].astype(int), "D": d, "C": 6 * n * d,
+                        "loss": np.log(src["c4_en-validation/Perplexity"].astype(float))})
+    for task, chance in _OLMO_TASKS.items():
+        err = 1.0 - src[f"downstream/{task}"].astype(float)
+        out[f"err_{task}"] = err
+        out[f"random_err_{task}"] = np.where(err.notna(), chance, np.nan)
+    return out
+
+
 CATALOG: Mapping[str, Dataset] = {
     d.name: d
     for d in (
@@ -464,6 +490,21 @@ CATALOG: Mapping[str, Dataset] = {
             notes="err_avg / err_avg_subset: the paper's 46- and 17-task averages; random_err_*: chance; "
             "items_err_<task>: the task's test items. Small models sit at chance on most tasks; fit the link from "
             "loss to error with bayes_scaling.downstream (fit_tasks for many tasks at once).",
+        ),
+        Dataset(
+            name="olmo1_checkpoints",
+            title="OLMo 1 7B along training (two runs, 973 checkpoints): C4 loss 4.5 -> 2.37 and 9 task accuracies",
+            citation="Groeneveld et al. 2024, OLMo: Accelerating the Science of Language Models, arXiv:2402.00838; "
+            "aggregated by Choshen, Zhang, Andreas 2024, A Hitchhiker's Guide to Scaling Law Estimation, "
+            "arXiv:2410.11840",
+            origin="github.com/IBM/ColPret @ 16f23bbe054277ddc4afd07a972dd7cfbe3f48c3 (aggregated_eval/olmo.csv)",
+            license="MIT",
+            loss="ln(C4 validation perplexity), nats/token; err_* columns: 1 - accuracy per task",
+            groups=("model",), run_id="", default_query="model == 'OLMo-7B'", rows=973, convert=_olmo1,
+            notes="Checkpoints of one run, not independent models: neighbours share most of their training and the "
+            "learning rate changes along the run. N is fixed; D = step x 4,194,304 tokens. random_err_<task>: "
+            "chance, where the task was evaluated. For the loss -> benchmark link along training "
+            "(bayes_scaling.downstream).",
         ),
         Dataset(
             name="li2025_misfitting",

@@ -25,6 +25,8 @@ ORIGINS: dict[str, tuple[str, list[tuple[str, str]]]] = {
     "porian2024": ("formll/resolving-scaling-law-discrepancies/0dc60d91b8a525858a3067fc9e4a46ff5374cc6f",
                    [(f"source/{stem}.pickle.xz", f"data/{stem}.pickle.xz") for stem in
                     ("summary_df", "summary_df_att", "summary_df_kaplan_tuned_hparams", "summary_df_owt2")]),
+    "olmo1_checkpoints": ("IBM/ColPret/16f23bbe054277ddc4afd07a972dd7cfbe3f48c3",
+                          [("source.csv", "aggregated_eval/olmo.csv")]),
     "clark2022_routing": ("google-deepmind/scaling_laws_for_routing/42da0c392b127df2c01fa7b705f72396050d05e5",
                           [("source.csv.gz", "data/curves.csv.gz")]),
 }
