@@ -1,0 +1,76 @@
+"""Loss-curve laws: the vectorised expression against the formula step by step, numpy against PyTensor."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bayes_scaling.curve_laws import CURVE_LAWS, brute_force, curve_inputs, get_curve_law
+from bayes_scaling.schedules import Schedule
+
+PARAMS = {"multipower": {"L0": 3.0, "A": 0.9, "alpha": 0.5, "B": 0.4, "C": 2.0, "beta": 0.6, "gamma": 0.6},
+          "annealing": {"L0": 3.0, "A": 0.9, "alpha": 0.5, "C": 0.3, "lam": 0.99}}
+SCHEDULES = {
+    "cosine": Schedule.cosine(3e-4, 400, final=3e-5, warmup=40),
+    "wsd": Schedule.wsd(3e-4, 400, decay_start=300, final=3e-5, decay="geometric", warmup=40),
+    "two_stage": Schedule.two_stage(3e-4, 400, switch=200, second=9e-5, warmup=40),
+}
+STEPS = [1, 39, 40, 41, 120, 250, 300, 301, 350, 399, 400]
+
+
+@pytest.mark.parametrize("law", sorted(CURVE_LAWS))
+@pytest.mark.parametrize("name", sorted(SCHEDULES))
+def test_the_expression_is_the_formula_step_by_step(law, name):
+    schedule = SCHEDULES[name]
+    exact = curve_inputs(schedule, STEPS, max_terms=10_000)
+    np.testing.assert_allclose(get_curve_law(law).loss(np, PARAMS[law], exact),
+                               brute_force(law, PARAMS[law], schedule, STEPS), rtol=1e-10)
+    # merged decay terms (cosine: 360 falling steps into 40 blocks) stay within 1e-4 of the loss
+    merged = curve_inputs(schedule, STEPS, max_terms=40)
+    assert merged.drop.size <= 40
+    np.testing.assert_allclose(get_curve_law(law).loss(np, PARAMS[law], merged),
+                               brute_force(law, PARAMS[law], schedule, STEPS), rtol=1e-4)
+
+
+def test_a_constant_schedule_has_no_decay_terms_and_the_loss_falls_as_a_power_of_the_area():
+    schedule = Schedule.constant(1e-3, 5000, warmup=100)
+    x = curve_inputs(schedule, [1000, 2000, 4000])
+    assert x.drop.size == 0
+    p = PARAMS["multipower"]
+    expected = p["L0"] + p["A"] * (schedule.area([1000, 2000, 4000]) / 1e-3 / 1000) ** -p["alpha"]
+    np.testing.assert_allclose(get_curve_law("multipower").loss(np, p, x), expected)
+
+
+def test_annealing_lowers_the_loss_and_draws_broadcast():
+    base = Schedule.constant(3e-4, 3000, warmup=100)
+    annealed = base.anneal(at=2000, over=500, final=3e-5)
+    law = get_curve_law("multipower")
+    steps = [2500]
+    plain = law.loss(np, PARAMS["multipower"], curve_inputs(base, steps, peak=3e-4))
+    cooled = law.loss(np, PARAMS["multipower"], curve_inputs(annealed, steps, peak=3e-4))
+    assert cooled[0] < plain[0]
+    draws = {k: np.full((5, 1), v) for k, v in PARAMS["multipower"].items()}
+    out = law.loss(np, draws, curve_inputs(annealed, [1000, 2500], peak=3e-4))
+    assert out.shape == (5, 2)
+    np.testing.assert_allclose(out[0], law.loss(np, PARAMS["multipower"], curve_inputs(annealed, [1000, 2500],
+                                                                                          peak=3e-4)))
+
+
+@pytest.mark.parametrize("law", sorted(CURVE_LAWS))
+def test_numpy_and_pytensor_agree(law):
+    import pytensor.tensor as pt
+
+    x = curve_inputs(SCHEDULES["cosine"], STEPS)
+    symbols = {k: pt.dscalar(k) for k in PARAMS[law]}
+    expression = get_curve_law(law).loss(pt, symbols, x)
+    value = expression.eval({symbols[k]: v for k, v in PARAMS[law].items()})
+    np.testing.assert_allclose(value, get_curve_law(law).loss(np, PARAMS[law], x), rtol=1e-12)
+
+
+def test_clear_errors():
+    with pytest.raises(ValueError, match="unknown curve law 'kaplan'"):
+        get_curve_law("kaplan")
+    with pytest.raises(ValueError, match="covers steps 1-400"):
+        curve_inputs(SCHEDULES["cosine"], [500])
+    with pytest.raises(ValueError, match="steps >= 1"):
+        curve_inputs(SCHEDULES["cosine"], [0, 10])
