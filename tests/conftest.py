@@ -63,3 +63,15 @@ def chinchilla_like(n_runs: int = 24) -> pd.DataFrame:
     d = 20 * n * rng.uniform(0.5, 2, n_runs)
     loss = 1.82 + 482 / n**0.348 + 2085 / d**0.366
     return pd.DataFrame({"N": n, "D": d, "loss": loss * np.exp(rng.normal(0, 0.01, n_runs))})
+
+
+def synthetic_residuals(kappa: float, n: int, seed: int = 0, sigma: float = 0.003):
+    """Forward-chaining residuals whose error grows as ``kappa`` per unit of distance (for the term's tests)."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    d = rng.uniform(0, 1.5, n)
+    return pd.DataFrame({"fold": rng.integers(0, 5, d.size), "size": np.arange(d.size), "distance": d,
+                         "residual": rng.normal(0, np.sqrt(sigma**2 + (kappa * d) ** 2)), "var_param": 0.0,
+                         "sigma": sigma, "nu": np.inf})

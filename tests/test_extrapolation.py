@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import synthetic_residuals
 
 import bayes_scaling as bs
 from bayes_scaling.extrapolation import DIRECTIONS, Extrapolation, distance, distance_columns, learn
@@ -64,11 +65,7 @@ def test_beyond_the_largest_budget_or_tokens_per_parameter_is_out_though_n_and_d
 
 
 def test_learn_recovers_a_known_growth_rate():
-    rng = np.random.default_rng(0)
-    d = rng.uniform(0, 1.5, 2500)
-    frame = pd.DataFrame({"fold": rng.integers(0, 5, d.size), "size": np.arange(d.size), "distance": d,
-                          "residual": rng.normal(0, np.sqrt(0.003**2 + (0.03 * d) ** 2)), "var_param": 0.0,
-                          "sigma": 0.003, "nu": np.inf})
+    frame = synthetic_residuals(0.03, 2500, seed=0)
     term = learn(frame)
     low, median, high = term.quantiles()
     assert low < 0.03 < high and abs(median - 0.03) < 0.003

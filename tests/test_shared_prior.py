@@ -8,6 +8,7 @@ from importlib import resources
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import synthetic_residuals
 
 from bayes_scaling.extrapolation import kappa_grid, learn
 from bayes_scaling.shared_prior import PRIOR_FILE, SweepLikelihood, load_shared_prior, population_prior
@@ -77,11 +78,7 @@ def test_a_sweep_starts_from_the_shared_prior_and_its_folds_update_it():
     assert alone.prior == "shared"
     np.testing.assert_allclose(alone.quantiles(), shared.quantiles(), atol=1e-3)
     # residuals that say kappa is about 0.01 move it there from the prior's median
-    rng = np.random.default_rng(1)
-    d = rng.uniform(0, 1.5, 400)
-    frame = pd.DataFrame({"fold": rng.integers(0, 5, d.size), "size": np.arange(d.size), "distance": d,
-                          "residual": rng.normal(0, np.sqrt(0.003**2 + (0.01 * d) ** 2)), "var_param": 0.0,
-                          "sigma": 0.003, "nu": np.inf})
+    frame = synthetic_residuals(0.01, 400, seed=1)
     term = learn(frame)
     assert abs(term.quantiles()[1] - 0.01) < abs(shared.quantiles()[1] - 0.01)
     assert term.quantiles()[1] == pytest.approx(0.01, abs=0.004)
