@@ -45,10 +45,12 @@ def test_fit_json_then_forecast_json(tmp_path, capsys):
 
 
 def test_fit_with_a_scatter_growing_toward_the_edges(capsys):
-    assert main(["fit", str(demo_path()), "--scatter", "edges", "--json", *FAST]) == 0
-    payload = json.loads(capsys.readouterr().out)
-    assert {"sigma_edge_tpp", "sigma_edge_N"} <= set(payload["params"])
-    assert payload["info"]["scatter"]["design"] == "edges"
+    assert main(["fit", str(demo_path()), "--scatter", "edges", *FAST]) == 0
+    text = capsys.readouterr().out
+    assert "sigma_edge_tpp" in text and "sigma_edge_N" in text
+    assert "scatter grows toward the sweep's edges along tokens_per_param, N" in text
+    # the extrapolation term is stated with its prior
+    assert "extrapolation term (kappa):" in text and "folds and the shared prior" in text
     assert main(["fit", str(demo_path()), "--scatter", "edges", "--group", "N", *FAST]) == 2
     assert "--scatter edges is for single fits" in capsys.readouterr().err
 

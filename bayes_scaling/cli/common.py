@@ -214,6 +214,14 @@ def print_fit(result: Any, as_json: bool) -> None:
     print(f"{len(result.sweep)} runs from {result.sweep.source}; likelihood {result.likelihood}; "
           f"fit in {result.info.get('fit_seconds', float('nan')):.1f} s")
     print(format_table(result.summary()))
+    term = result.info.get("extrapolation") or {}
+    if term.get("design", "none") != "none":
+        print(f"extrapolation term ({term['design']}): {term['median']:.4f} log-loss per sweep width beyond the data, "
+              f"90% [{term['lower']:.4f}, {term['upper']:.4f}], from {term['folds']} folds and the "
+              f"{term.get('prior', 'halfnormal')} prior")
+    scatter = result.info.get("scatter")
+    if scatter:
+        print(f"scatter grows toward the sweep's edges along {', '.join(scatter['columns'])} (sigma_edge_* above)")
     if result.is_approximate:  # no sampler: R-hat, ESS and tree depth say nothing about a Gaussian approximation
         print(f"approximation quality: Pareto k-hat {khat:.2f}" + ("" if khat <= 0.7 else
               "  WARNING: above 0.7, the Gaussian may not cover the posterior; intervals may be off"))
