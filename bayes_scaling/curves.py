@@ -1,0 +1,329 @@
+"""Bayesian fits of training-loss curves under learning-rate schedules, and forecasts with intervals.
+
+:func:`fit_curves` fits a curve law (:mod:`bayes_scaling.curve_laws`) to one or more runs' logged losses, each with
+its full schedule (:class:`~bayes_scaling.schedules.Schedule`), and :meth:`CurveFit.forecast` gives the loss at any
+step of any schedule with a credible interval (the law's curve) and a predictive interval (what a run will log).
+
+**Checkpoints of one run are not independent.** The residuals of log-loss around the law are modelled per run as
+an Ornstein-Uhlenbeck process along steps (``noise="ar1"``, the default): marginal scale ``sigma`` and correlation
+``exp(-gap / ell)`` between points ``gap`` steps apart, so that a curve of 500 logged points does not count as
+500 independent runs and a run's deviation from the law persists. ``noise="white"`` treats points as independent
+(the special case ``ell -> 0``) and ``noise="offset"`` gives each run its own constant offset plus white noise;
+:func:`compare_noise` scores the three by PSIS-LOO.
+
+**A run in flight**: :meth:`CurveFit.forecast` with ``run=`` conditions on that run's observed curve: its last
+residual carries on with the fitted correlation (offset: the run's offset), decaying toward the law.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bayes_scaling.curve_laws import CurveLaw, curve_inputs, get_curve_law
+from bayes_scaling.inference import Sampling, diagnose, sample
+from bayes_scaling.intervals import check_prob, equal_tailed, interval_table
+from bayes_scaling.priors import Prior, merge_priors
+from bayes_scaling.schedules import Schedule
+
+__all__ = ["CURVE_NOISE", "CurveFit", "compare_noise", "fit_curves"]
+
+#: Residual models along a run's steps (see the module docstring).
+CURVE_NOISE = ("ar1", "white", "offset")
+#: Default priors of the noise: scale of log-loss residuals, correlation length in steps, spread of run offsets.
+NOISE_PRIORS = {"sigma": Prior("HalfNormal", sigma=0.02), "ell": Prior("LogNormal", mu=math.log(2000.0), sigma=1.5),
+                "tau": Prior("HalfNormal", sigma=0.02)}
+#: Decay terms kept per schedule in a fit (consecutive ones merged; see :func:`~bayes_scaling.curve_laws.curve_inputs`).
+FIT_TERMS = 400
+
+
+@dataclass
+class CurveFit:
+    """A posterior over a curve law and its noise, with the runs and schedules it was fitted to.
+
+    Attributes
+    ----------
+    law : CurveLaw
+    noise : str
+        One of :data:`CURVE_NOISE`.
+    data : DataFrame
+        The runs' points: ``run``, ``step``, ``loss``.
+    schedules : dict of str to Schedule
+    peak : float
+        The unit of learning rates in the law (the largest peak of the fitted schedules).
+    idata : xarray.DataTree
+        The posterior.
+    priors : dict of str to Prior
+    info : dict
+    """
+
+    law: CurveLaw
+    noise: str
+    data: pd.DataFrame
+    schedules: dict[str, Schedule]
+    peak: float
+    idata: Any
+    priors: dict[str, Prior]
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def draws(self, names: Any = None) -> dict[str, np.ndarray]:
+        """Posterior draws as flat arrays (chains concatenated), by name."""
+        posterior = self.idata["posterior"].to_dataset()
+        names = list(names) if names is not None else [n for n in posterior.data_vars if n != "offset"]
+        return {n: np.asarray(posterior[n].values, float).reshape(-1) if posterior[n].ndim == 2 else
+                np.asarray(posterior[n].values, float).reshape(-1, posterior[n].shape[-1]) for n in names}
+
+    def law_params(self) -> dict[str, np.ndarray]:
+        """The law's parameters per draw, shape (draws, 1) each (fixed ones broadcast)."""
+        posterior = self.idata["posterior"].to_dataset()
+        total = posterior.sizes["chain"] * posterior.sizes["draw"]
+        return {n: (np.asarray(posterior[n].values, float).reshape(-1, 1) if n in posterior
+                    else np.full((total, 1), self.priors[n].value)) for n in self.law.param_names}
+
+    def diagnostics(self) -> Any:
+        """R-hat, bulk ESS, divergences and tree depth of the sampled parameters."""
+        names = [n for n in self.law.param_names if not self.priors[n].is_fixed] + self.noise_names
+        return diagnose(self.idata, names)
+
+    @property
+    def noise_names(self) -> list[str]:
+        """The noise parameters of the fit's noise model."""
+        return {"ar1": ["sigma", "ell"], "white": ["sigma"], "offset": ["sigma", "tau"]}[self.noise]
+
+    def summary(self, prob: float | None = None) -> pd.DataFrame:
+        """Parameter table: mean, sd, equal-tailed interval, R-hat and bulk ESS."""
+        import arviz as az
+
+        prob = check_prob(prob)
+        names = [n for n in (*self.law.param_names, *self.noise_names) if not self.priors[n].is_fixed]
+        posterior = self.idata["posterior"].to_dataset()[names]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            r_hat, ess = az.rhat(posterior), az.ess(posterior, method="bulk")
+        rows = {}
+        for name, values in self.draws(names).items():
+            low, high = equal_tailed(values, prob)
+            rows[name] = {"mean": float(np.mean(values)), "sd": float(np.std(values)), "lower": float(low),
+                          "upper": float(high), "r_hat": float(r_hat[name]), "ess_bulk": float(ess[name])}
+        table = pd.DataFrame.from_dict(rows, orient="index")
+        table.index.name = "parameter"
+        return interval_table(table, prob)
+
+    def forecast(self, schedule: Schedule | str, steps: Any, *, run: str | None = None, prob: float | None = None,
+                 seed: int | None = 0) -> pd.DataFrame:
+        """The loss at ``steps`` under ``schedule``: the law's curve (credible) and a run's loss (predictive).
+
+        Parameters
+        ----------
+        schedule : Schedule or str
+            A schedule, or the name of a fitted run (its schedule).
+        steps : array-like
+            Steps (whole numbers the schedule covers).
+        run : str, optional
+            A fitted run this forecast continues (a run in flight): the predictive interval conditions on its
+            observed residuals. Default: a new run.
+        prob : float, optional
+            Interval probability (default the package's).
+        seed : int, optional
+
+        Returns
+        -------
+        IntervalTable
+            Per step: ``step``, ``median``, ``lower``, ``upper`` (the law's curve), ``pred_lower``, ``pred_upper``
+            (a run's logged loss).
+        """
+        prob = check_prob(prob)
+        draws = self.loss_draws(schedule, steps, run=run, seed=seed)
+        low, median, high = equal_tailed(draws["mean"], prob, median=True)
+        plow, phigh = equal_tailed(draws["pred"], prob)
+        out = pd.DataFrame({"step": np.asarray(steps).reshape(-1), "median": median, "lower": low, "upper": high,
+                            "pred_lower": plow, "pred_upper": phigh})
+        return interval_table(out, prob)
+
+    def loss_draws(self, schedule: Schedule | str, steps: Any, *, run: str | None = None,
+                   seed: int | None = 0) -> dict[str, np.ndarray]:
+        """Draws of the law's loss (``mean``) and of a run's logged loss (``pred``) at ``steps``: (draws, steps)."""
+        if isinstance(schedule, str):
+            if schedule not in self.schedules:
+                raise KeyError(f"no fitted run {schedule!r}; runs: {', '.join(self.schedules)}")
+            schedule = self.schedules[schedule]
+        inputs = curve_inputs(schedule, steps, peak=self.peak)
+        mean = np.asarray(self.law.loss(np, self.law_params(), inputs), float)
+        with np.errstate(invalid="ignore"):
+            log_mean = np.log(mean)
+        rng = np.random.default_rng(seed)
+        noise = self.draws(self.noise_names)
+        sigma = noise["sigma"][:, None]
+        shape = log_mean.shape
+        if run is None:
+            if self.noise == "offset":
+                scatter = np.sqrt(sigma**2 + noise["tau"][:, None] ** 2) * rng.standard_normal(shape)
+            else:
+                scatter = sigma * rng.standard_normal(shape)
+        else:
+            scatter = self._continue(run, inputs.steps, noise, log_mean.shape, rng)
+        return {"mean": np.exp(log_mean), "pred": np.exp(log_mean + scatter)}
+
+    def _continue(self, run: str, steps: np.ndarray, noise: Mapping[str, np.ndarray], shape: tuple[int, int],
+                  rng: np.random.Generator) -> np.ndarray:
+        """A fitted run's residuals carried on to ``steps``, per draw (conditioned on its last observed point)."""
+        if run not in self.schedules:
+            raise KeyError(f"no fitted run {run!r}; runs: {', '.join(self.schedules)}")
+        sigma = noise["sigma"][:, None]
+        if self.noise == "white":
+            return sigma * rng.standard_normal(shape)
+        points = self.data[self.data["run"] == run].sort_values("step")
+        observed = np.log(points["loss"].to_numpy())
+        inputs = curve_inputs(self.schedules[run], points["step"].to_numpy(), peak=self.peak)
+        residual = observed[None, :] - np.log(np.asarray(self.law.loss(np, self.law_params(), inputs), float))
+        if self.noise == "offset":
+            index = list(self.schedules).index(run)
+            offset = self.draws(["offset"])["offset"][:, index][:, None]
+            return offset + sigma * rng.standard_normal(shape)
+        last_step = float(points["step"].iloc[-1])
+        gap = np.abs(steps[None, :] - last_step)
+        rho = np.exp(-gap / noise["ell"][:, None])
+        mean = rho * residual[:, -1:]
+        return mean + sigma * np.sqrt(1 - rho**2) * rng.standard_normal(shape)
+
+
+def _prepare(data: pd.DataFrame, schedules: Mapping[str, Schedule], run: str, step: str, loss: str
+             ) -> pd.DataFrame:
+    """The points as (run, step, loss), checked: columns, positive losses, steps the run's schedule covers."""
+    missing = [c for c in (run, step, loss) if c not in data.columns]
+    if missing:
+        raise ValueError(f"column(s) {', '.join(map(repr, missing))} not in the curve data; it has "
+                         f"{', '.join(map(repr, data.columns))}")
+    frame = pd.DataFrame({"run": data[run].astype(str), "step": data[step], "loss": data[loss].astype(float)})
+    bad = frame.index[~np.isfinite(frame["loss"]) | (frame["loss"] <= 0)]
+    if len(bad):
+        raise ValueError(f"loss must be a positive number; row {bad[0]} has {data.loc[bad[0], loss]!r}")
+    unknown = sorted(set(frame["run"]) - set(schedules))
+    if unknown:
+        raise ValueError(f"no schedule for run(s) {', '.join(map(repr, unknown))}; give one per run in schedules=")
+    for name, part in frame.groupby("run"):
+        schedules[name].check(part["step"].to_numpy())  # a clear error for steps beyond the schedule
+        if part["step"].duplicated().any():
+            raise ValueError(f"run {name!r} logs step {int(part['step'][part['step'].duplicated()].iloc[0])} twice")
+    return frame.sort_values(["run", "step"], kind="stable").reset_index(drop=True)
+
+
+def fit_curves(
+    data: pd.DataFrame,
+    schedules: Mapping[str, Schedule],
+    law: str | CurveLaw = "multipower",
+    *,
+    noise: str = "ar1",
+    priors: Mapping[str, Any] | None = None,
+    run: str = "run",
+    step: str = "step",
+    loss: str = "loss",
+    sampling: Sampling | None = None,
+    **options: Any,
+) -> CurveFit:
+    """Fit a curve law to runs' logged losses under their schedules, with NUTS.
+
+    Parameters
+    ----------
+    data : DataFrame
+        One row per logged point: the run's name (``run``), the optimizer step (``step``) and the loss
+        (``loss``, nats/token).
+    schedules : mapping of str to Schedule
+        The full schedule of each run (every step's learning rate, warmup included).
+    law : {"multipower", "annealing"} or CurveLaw
+    noise : {"ar1", "white", "offset"}
+        Residuals along a run (see the module docstring).
+    priors : mapping, optional
+        Overrides of the law's or the noise's priors by name (a Prior, a dict, or a number to fix it).
+    run, step, loss : str
+        Column names.
+    sampling : Sampling, optional
+        Sampling options (or as keywords: ``draws``, ``tune``, ``chains``, ``seed``, ...).
+
+    Returns
+    -------
+    CurveFit
+
+    Raises
+    ------
+    ValueError
+        A missing column, a run without a schedule, a step beyond its schedule, a non-positive loss, an unknown
+        law or noise model.
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    if noise not in CURVE_NOISE:
+        raise ValueError(f"unknown noise {noise!r}; use one of {', '.join(CURVE_NOISE)}")
+    law = get_curve_law(law)
+    schedules = dict(schedules)
+    frame = _prepare(data, schedules, run, step, loss)
+    names = list(dict.fromkeys(frame["run"]))
+    schedules = {n: schedules[n] for n in names}
+    noise_priors = {k: v for k, v in NOISE_PRIORS.items() if k in {"ar1": ("sigma", "ell"), "white": ("sigma",),
+                                                                  "offset": ("sigma", "tau")}[noise]}
+    resolved = merge_priors({**law.default_priors, **noise_priors}, priors, law_name=f"curve law {law.name!r}")
+    peak = max(s.peak for s in schedules.values())
+    parts = {n: curve_inputs(schedules[n], frame.loc[frame["run"] == n, "step"].to_numpy(), peak=peak,
+                             max_terms=FIT_TERMS) for n in names}
+    config = Sampling.of(sampling, **options)
+    y = np.log(frame["loss"].to_numpy())
+    steps = frame["step"].to_numpy(dtype=float)
+    first = np.r_[True, frame["run"].to_numpy()[1:] != frame["run"].to_numpy()[:-1]]
+    gaps = np.where(first, np.inf, np.r_[np.inf, np.diff(steps)])
+    codes = pd.Categorical(frame["run"], categories=names).codes
+    with pm.Model(coords={"point": np.arange(len(frame)), "run": names}) as model:
+        params = {n: resolved[n].create(n) for n in law.param_names}
+        mean = pt.concatenate([law.loss(pt, params, parts[n]) for n in names])
+        residual = pt.as_tensor_variable(y) - pt.log(mean)
+        sigma = resolved["sigma"].create("sigma")
+        if noise == "ar1":
+            ell = resolved["ell"].create("ell")
+            rho = pt.exp(-pt.as_tensor_variable(np.where(np.isinf(gaps), 1e30, gaps)) / ell)
+            previous = pt.concatenate([pt.zeros(1), residual[:-1]])
+            mu = rho * previous
+            scale = sigma * pt.sqrt(1.0 - rho**2 + 1e-12)
+        elif noise == "offset":
+            tau = resolved["tau"].create("tau")
+            offset = pm.Normal("offset", 0.0, tau, dims="run")
+            mu, scale = offset[codes], sigma
+        else:
+            mu, scale = 0.0, sigma
+        pm.Potential("curve_likelihood", pm.logp(pm.Normal.dist(mu, scale), residual).sum())
+        pm.Deterministic("pointwise", pm.logp(pm.Normal.dist(mu, scale), residual), dims="point")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        idata = sample(model, config)
+    info = {"seed": config.seed, "draws": config.draws, "tune": config.tune, "chains": config.chains,
+            "runs": len(names), "points": len(frame), "fit_terms": FIT_TERMS}
+    return CurveFit(law=law, noise=noise, data=frame, schedules=schedules, peak=peak, idata=idata,
+                    priors=resolved, info=info)
+
+
+def compare_noise(fits: Mapping[str, CurveFit]) -> pd.DataFrame:
+    """PSIS-LOO of curve fits with different noise models (of the same points): elpd, its se, and the difference.
+
+    Each point's log density is conditional on the run's earlier points under ``ar1``, so the comparison scores
+    one-step-ahead prediction along each run.
+    """
+    import arviz as az
+    import xarray as xr
+
+    loos = {}
+    for name, f in fits.items():
+        pointwise = f.idata["posterior"]["pointwise"]
+        tree = f.idata.copy()
+        tree["log_likelihood"] = xr.DataTree(xr.Dataset({"loss": pointwise.to_dataset()["pointwise"]}))
+        loos[name] = az.loo(tree, pointwise=True)
+    rows = {n: {"elpd": float(np.asarray(v.elpd_i).sum()), "se": float(np.sqrt(np.asarray(v.elpd_i).size)
+                                                                          * np.std(np.asarray(v.elpd_i)))}
+            for n, v in loos.items()}
+    table = pd.DataFrame.from_dict(rows, orient="index").sort_values("elpd", ascending=False)
+    table["difference"] = table["elpd"] - table["elpd"].iloc[0]
+    return table
