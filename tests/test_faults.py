@@ -194,15 +194,26 @@ def test_nutpie_interrupt_raises_instead_of_returning_partial_draws():
         pytest.skip("signals reach the main thread only")
     sweep = load_sweep(bs.load_demo())
     model = build_model("chinchilla", sweep)
-    timer = threading.Timer(1.5, lambda: os.kill(os.getpid(), signal.SIGINT))
-    # compile first (the timer must fire during sampling), then sample far more draws than 1.5 s allow
+    done = threading.Event()
+
+    def press_ctrl_c() -> None:
+        # Ctrl-C after 1.5 s, again each second until sampling stops: on a loaded machine a SIGINT can land in a
+        # garbage-collector callback, where Python drops the KeyboardInterrupt; a user would press again too
+        for _ in range(10):
+            if done.wait(1.5):
+                return
+            os.kill(os.getpid(), signal.SIGINT)
+
+    presser = threading.Thread(target=press_ctrl_c, daemon=True)
+    # compile first (the interrupt must come during sampling), then sample far more draws than the test allows
     sample(model, draws=5, tune=5, chains=1, seed=1, cache_key=("faults", len(sweep)))
-    timer.start()
+    presser.start()
     try:
         with pytest.raises(KeyboardInterrupt):
             sample(model, draws=2_000_000, tune=100, chains=1, seed=1, cache_key=("faults", len(sweep)))
     finally:
-        timer.cancel()
+        done.set()
+        presser.join()
 
 
 # ---------------------------------------------------------------- unit traps and identifiability
