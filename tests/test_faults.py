@@ -207,6 +207,9 @@ def test_nutpie_interrupt_raises_instead_of_returning_partial_draws():
     presser = threading.Thread(target=press_ctrl_c, daemon=True)
     # compile first (the interrupt must come during sampling), then sample far more draws than the test allows
     sample(model, draws=5, tune=5, chains=1, seed=1, cache_key=("faults", len(sweep)))
+    # the situation under test is a plain Python process, where Ctrl-C has Python's default handler: the guard
+    # leaves a handler someone else installed alone (a notebook's), and a test run in a shared worker may carry one
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     presser.start()
     try:
         with pytest.raises(KeyboardInterrupt):
@@ -214,6 +217,7 @@ def test_nutpie_interrupt_raises_instead_of_returning_partial_draws():
     finally:
         done.set()
         presser.join()
+        signal.signal(signal.SIGINT, previous)
 
 
 # ---------------------------------------------------------------- unit traps and identifiability
