@@ -32,13 +32,15 @@ from bayes_scaling.intervals import check_prob, equal_tailed, interval_table
 from bayes_scaling.priors import Prior, merge_priors
 from bayes_scaling.schedules import Schedule
 
-__all__ = ["CURVE_NOISE", "CurveFit", "compare_noise", "fit_curves"]
+__all__ = ["CURVE_NOISE", "NOISE_PARAMS", "CurveFit", "compare_noise", "fit_curves"]
 
 #: Residual models along a run's steps (see the module docstring).
 CURVE_NOISE = ("ar1", "white", "offset")
 #: Default priors of the noise: scale of log-loss residuals, correlation length in steps, spread of run offsets.
 NOISE_PRIORS = {"sigma": Prior("HalfNormal", sigma=0.02), "ell": Prior("LogNormal", mu=math.log(2000.0), sigma=1.5),
                 "tau": Prior("HalfNormal", sigma=0.02)}
+#: The noise parameters of each residual model.
+NOISE_PARAMS = {"ar1": ("sigma", "ell"), "white": ("sigma",), "offset": ("sigma", "tau")}
 #: Decay terms kept per schedule in a fit (consecutive ones merged; see :func:`~bayes_scaling.curve_laws.curve_inputs`).
 FIT_TERMS = 400
 
@@ -94,7 +96,7 @@ class CurveFit:
     @property
     def noise_names(self) -> list[str]:
         """The noise parameters of the fit's noise model."""
-        return {"ar1": ["sigma", "ell"], "white": ["sigma"], "offset": ["sigma", "tau"]}[self.noise]
+        return list(NOISE_PARAMS[self.noise])
 
     def summary(self, prob: float | None = None) -> pd.DataFrame:
         """Parameter table: mean, sd, equal-tailed interval, R-hat and bulk ESS."""
@@ -266,8 +268,7 @@ def fit_curves(
     frame = _prepare(data, schedules, run, step, loss)
     names = list(dict.fromkeys(frame["run"]))
     schedules = {n: schedules[n] for n in names}
-    noise_priors = {k: v for k, v in NOISE_PRIORS.items() if k in {"ar1": ("sigma", "ell"), "white": ("sigma",),
-                                                                  "offset": ("sigma", "tau")}[noise]}
+    noise_priors = {k: NOISE_PRIORS[k] for k in NOISE_PARAMS[noise]}
     resolved = merge_priors({**law.default_priors, **noise_priors}, priors, law_name=f"curve law {law.name!r}")
     peak = max(s.peak for s in schedules.values())
     parts = {n: curve_inputs(schedules[n], frame.loc[frame["run"] == n, "step"].to_numpy(), peak=peak,

@@ -334,6 +334,8 @@ def learn(residuals: pd.DataFrame, *, design: str = "kappa", seed: int = 0, prio
     if design == "none":
         return Extrapolation("none", np.array([0.0, 1e-12]), np.array([1.0, 0.0]), 0, 0, prior="none")
     grid = _KAPPA_GRID if design != "inflation" else _LAMBDA_GRID
+    if prior == "shared" and design != "inflation":
+        prior = load_shared_prior()  # once: the per-direction terms below reuse it
     if design == "inflation":
         log_prior = -0.5 * (np.log(grid) / 0.7) ** 2  # LogNormal(0, 0.7) on the factor, truncated at 1
     else:

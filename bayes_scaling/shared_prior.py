@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from bayes_scaling.intervals import weighted_quantiles
+
 __all__ = ["MEAN_GRID", "PRIOR_FILE", "SHAPE_GRID", "SharedPrior", "SweepLikelihood", "load_shared_prior",
            "population_prior"]
 
@@ -106,9 +108,8 @@ class SharedPrior:
         return sorted({s.source for s in self.sweeps})
 
     def quantiles(self, probs: Sequence[float] = (0.05, 0.5, 0.95)) -> list[float]:
-        """Quantiles of kappa under the prior."""
-        cdf = np.cumsum(self.weights)
-        return [float(np.interp(p, cdf, self.grid)) for p in probs]
+        """Quantiles of kappa under the prior (of its grid, as the term's own quantiles)."""
+        return [float(q) for q in weighted_quantiles(self.grid, self.weights, probs)]
 
     def describe(self) -> str:
         """One line: what the prior says and what it was learned from."""

@@ -26,6 +26,7 @@ from bayes_scaling import datasets
 from bayes_scaling.data import load_sweep
 from bayes_scaling.extrapolation import fold_log_likelihood, kappa_grid, learn
 from bayes_scaling.fitting import fit, fold_residuals
+from bayes_scaling.intervals import weighted_quantiles
 from bayes_scaling.shared_prior import PRIOR_FILE, SweepLikelihood, population_prior
 from benchmarks.backtests import DEFAULT_DATA, cases, source_of
 
@@ -48,7 +49,7 @@ def sweep_likelihoods(root: Path, seed: int = 0) -> list[SweepLikelihood]:
             residuals = fold_residuals(result, seed=seed)
         ll = fold_log_likelihood(residuals, grid, seed=seed)[0]
         flat = np.exp(ll - ll.max())
-        median = float(np.interp(0.5, np.cumsum(flat) / flat.sum(), grid))
+        median = float(weighted_quantiles(grid, flat / flat.sum(), 0.5)[0])
         drift = learn(residuals, design="drift", prior="halfnormal").to_dict().get("drift_mean", float("nan"))
         item = SweepLikelihood(name=name, source=source_of(name), law=law, runs=len(sweep),
                                folds=int(residuals["fold"].nunique()) if len(residuals) else 0,
