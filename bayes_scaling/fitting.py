@@ -41,7 +41,7 @@ from bayes_scaling.inference import (
 )
 from bayes_scaling.intervals import check_prob, equal_tailed, interval_table
 from bayes_scaling.laws import ScalingLaw, get_law
-from bayes_scaling.model import OBSERVED, Likelihood, build_model, resolve_priors
+from bayes_scaling.model import OBSERVED, Likelihood, build_model, model_data, resolve_priors
 from bayes_scaling.posterior import Fit, attach_observations, package_versions
 from bayes_scaling.scatter import SCATTERS, edge_spec
 
@@ -303,13 +303,16 @@ def fold_residuals(fit: Fit, *, seed: int = 0, directions: Sequence[str] = DIREC
             continue  # too few distinct sizes below this cut
         reference = train.reference()
         spec = edge_spec(law, train) if scatter is not None else None
-        model = build_model(law, train, priors=fit.priors, likelihood=fit.likelihood, reference=reference,
-                            scatter=spec)
+
+        def model(train: Sweep = train, reference: dict = reference, spec: Any = spec) -> Any:
+            return build_model(law, train, priors=fit.priors, likelihood=fit.likelihood, reference=reference,
+                               scatter=spec)
+
         try:
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
+                warnings.simplefilter("ignore")  # the fold's own data set on the law's compiled model
                 idata, _ = laplace(model, draws=200, chains=1, seed=seed + fold, check_draws=100,
-                                   cache_key=cache_key)
+                                   cache_key=cache_key, data=model_data(law, train, reference=reference, scatter=spec))
         except (RuntimeError, ValueError, np.linalg.LinAlgError):
             continue  # no usable mode for this fold: it contributes nothing
         fold_fit = Fit(law=law, sweep=train, priors=fit.priors, likelihood=fit.likelihood, reference=reference,

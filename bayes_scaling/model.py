@@ -42,7 +42,7 @@ from bayes_scaling.noise import NoiseSplit
 from bayes_scaling.priors import Prior, PriorError, merge_priors
 
 __all__ = ["LIKELIHOODS", "NOISE_PRIORS", "PARAMETERIZATIONS", "POOL_SCALE", "Likelihood", "build_model",
-           "group_codes", "pooled_names", "resolve_priors"]
+           "group_codes", "model_data", "pooled_names", "resolve_priors"]
 
 Likelihood = Literal["student_t", "normal"]
 #: Names of the noise models (see :mod:`bayes_scaling.likelihoods`).
@@ -108,6 +108,26 @@ def resolve_priors(
     return merged
 
 
+def model_data(law: ScalingLaw, sweep: Sweep, *, reference: Mapping[str, float] | None = None,
+               scatter: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The values of the data containers :func:`build_model` gives a one-sweep model, by container name.
+
+    A compiled model of the same structure reads another sweep when these are set (see
+    :mod:`bayes_scaling.compiled`), without building a PyMC model for it.
+    """
+    from bayes_scaling.scatter import edge_names, edge_position
+
+    reference = dict(reference or sweep.reference())
+    columns = {col: sweep.column(col) for col in law.columns}
+    values: dict[str, Any] = {f"x_{key}": value for key, value in centred_logs(law.inputs, columns, reference).items()}
+    values.update({f"log_ref_{key}": math.log(value) for key, value in reference.items()})
+    values[f"{OBSERVED}_data"] = np.log(sweep.column("loss"))
+    if scatter is not None:
+        position = edge_position(sweep.frame, scatter)
+        values.update({f"edge_{name}": position[i] for i, name in enumerate(edge_names(scatter))})
+    return values
+
+
 def build_model(
     law: str | ScalingLaw,
     sweep: Sweep,
@@ -166,7 +186,7 @@ def build_model(
     import pymc as pm
     import pytensor.tensor as pt
 
-    from bayes_scaling.scatter import edge_names, edge_position
+    from bayes_scaling.scatter import edge_names
 
     law = get_law(law)
     sweep.require(law.columns, law=law.name)
@@ -174,9 +194,7 @@ def build_model(
         raise ValueError("a scatter growing toward the edges is for a fit of one sweep, not a pooled fit (group=)")
     resolved = resolve_priors(law, priors, likelihood, scatter)
     reference = dict(reference or sweep.reference())
-    columns = {col: sweep.column(col) for col in law.columns}
-    x_values = centred_logs(law.inputs, columns, reference)
-    y = np.log(sweep.column("loss"))
+    values = model_data(law, sweep, reference=reference, scatter=scatter if group is None else None)
     coords: dict[str, Any] = {"run": np.arange(len(sweep))}
     if group is not None:
         shared = tuple(law.exponents if shared is None else shared)
@@ -194,9 +212,9 @@ def build_model(
     with pm.Model(coords=coords) as model:
         # Every number that depends on the sweep is a data container, so a compiled model can be reused
         # for another sweep of the same size (see bayes_scaling.compiled).
-        x = {key: pm.Data(f"x_{key}", value, dims="run") for key, value in x_values.items()}
-        log_ref = {key: pm.Data(f"log_ref_{key}", math.log(value)) for key, value in reference.items()}
-        observed = pm.Data(f"{OBSERVED}_data", y, dims="run")
+        x = {key: pm.Data(f"x_{key}", values[f"x_{key}"], dims="run") for key in law.inputs}
+        log_ref = {key: pm.Data(f"log_ref_{key}", values[f"log_ref_{key}"]) for key in reference}
+        observed = pm.Data(f"{OBSERVED}_data", values[f"{OBSERVED}_data"], dims="run")
         noise_model = get_noise_model(likelihood)
         if group is None:
             params = {name: resolved[name].create(name) for name in law.param_names}
@@ -204,9 +222,9 @@ def build_model(
                 pm.Deterministic(name, fn(pt, params, log_ref))
             noise = {name: resolved[name].create(name) for name in noise_model.noise_names}
             if scatter is not None:
-                position = edge_position(sweep.frame, scatter)
-                growth = sum(resolved[name].create(name) * pm.Data(f"edge_{name}", position[i], dims="run")
-                             for i, name in enumerate(edge_names(scatter)))
+                growth = sum(resolved[name].create(name) * pm.Data(f"edge_{name}", values[f"edge_{name}"],
+                                                                   dims="run")
+                             for name in edge_names(scatter))
                 noise["sigma"] = noise["sigma"] * pt.exp(growth)
         else:
             index = pm.Data("group_index", codes, dims="run")
@@ -223,7 +241,7 @@ def build_model(
         if split is None:
             noise_model.pymc(OBSERVED, mu, noise, observed, "run")
         else:
-            _split_likelihood(noise_model, mu, noise, y, split)
+            _split_likelihood(noise_model, mu, noise, values[f"{OBSERVED}_data"], split)
     return model
 
 

@@ -7,12 +7,14 @@ import json
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import bayes_scaling as bs
 from bayes_scaling.approx import ApproximationWarning
 from bayes_scaling.cli import main
 from bayes_scaling.compiled import clear_compiled_cache
+from bayes_scaling.fitting import fold_residuals
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +56,12 @@ def test_laplace_cache_reuse_matches_a_fresh_compile():
     for name in ("E", "alpha", "A"):
         np.testing.assert_allclose(reused[name], fresh[name], rtol=1e-10)
     assert reused["E"].mean() > 1.83  # the new data was used (losses 2% higher)
+    # the extrapolation term's fold refits set each fold's data on the cached model without building one
+    fit = bs.fit(other, method="laplace", seed=1, warn=False)
+    clear_compiled_cache()
+    cold = fold_residuals(fit)
+    pd.testing.assert_frame_equal(fold_residuals(fit), cold)
+    assert len(cold) > 100 and cold["fold"].nunique() >= 5
 
 
 def test_unknown_method_and_missing_numpyro():

@@ -123,18 +123,21 @@ def test_unknown_design_is_refused():
 
 def test_coverage_of_larger_runs_on_misspecified_sweeps_and_no_needless_widening():
     """Over 50 simulated sweeps per setting: the bent law's held-out larger runs fall in the 90% predictive
-    interval at least 80% of the time; on well-specified sweeps (bend 0) intervals widen by at most 30%."""
+    interval at least 80% of the time; on well-specified sweeps (bend 0) intervals widen by at most 30%.
+
+    The fits are Laplace approximations (the term and its folds are the same as after NUTS; 100 NUTS fits took
+    160 s of the test run for the same conclusions)."""
     covered, widths_on, widths_off = [], [], []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for seed in range(50):
             train, test = bent_sweep(seed, bend=0.015), bent_sweep(seed, bend=0.015, held_out=True)
-            result = bs.fit(train, seed=seed, **FAST)
+            result = bs.fit(train, seed=seed, method="laplace", warn=False)
             table = result.forecast(N=test["N"], D=test["D"])
             covered.extend((test["loss"] >= table["pred_lower"]) & (test["loss"] <= table["pred_upper"]))
         for seed in range(50):
             train, test = bent_sweep(100 + seed, bend=0.0), bent_sweep(100 + seed, bend=0.0, held_out=True)
-            result = bs.fit(train, seed=seed, **FAST)
+            result = bs.fit(train, seed=seed, method="laplace", warn=False)
             on = result.forecast(N=test["N"], D=test["D"])
             result.info["extrapolation"] = {"design": "none"}
             off = result.forecast(N=test["N"], D=test["D"])
