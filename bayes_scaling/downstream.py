@@ -4,9 +4,14 @@ Teams plan on benchmark scores, not on cross-entropy. The second stage of a two-
 error) maps a model's loss ``L`` to its error on a benchmark, where small models sit at chance and better models
 leave it. Two link forms, each a small object like a scaling law:
 
-* ``"exponential"`` (Gadre et al. 2024): ``Err(L) = eps - k * exp(-gamma * L)``, free asymptote ``eps``, sampled as
-  ``eps - exp(log_gap - gamma * (L - L_ref))`` with ``L_ref`` the median training loss (``log_gap`` is the log of
-  the distance below ``eps`` there; ``k = exp(log_gap + gamma L_ref)``), which keeps ``k`` and ``gamma`` apart;
+* ``"exponential"`` (Gadre et al. 2024): ``Err(L) = eps - g(L)``, ``g = k * exp(-gamma * L)``, free asymptote
+  ``eps``, sampled as ``g = exp(log_gap - gamma * (L - L_ref))`` with ``L_ref`` the median training loss
+  (``log_gap`` is the log of the distance below ``eps`` there; ``k = exp(log_gap + gamma L_ref)``), which keeps
+  ``k`` and ``gamma`` apart. **Saturation**: the error cannot fall below a learned floor ``eps * floor_frac``
+  (label noise, ambiguous items; Beta(1, 4) prior, most mass near no floor), so the fall ``g`` is combined with
+  the room above the floor ``h = eps - floor`` as ``g h / (g + h)``: the published law while ``g << h``, the
+  floor as ``g`` grows (it is a logistic in ``L`` with a free top). Extrapolated in loss, the plain form runs to
+  zero error (a 100% accuracy forecast on a task that saturates at 83%);
 * ``"sigmoid"``: ``Err(L) = c - (c - floor) * sigmoid((L0 - L) / s)``, with the chance error ``c`` as the ceiling
   of the error (a model at chance) and a learned best error ``floor`` in (0, c).
 
@@ -34,15 +39,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from bayes_scaling.inference import Diagnostics, Sampling, diagnose, sample
+from bayes_scaling.inference import Diagnostics, Sampling, diagnose, sample, sample_with_retry
 from bayes_scaling.intervals import check_prob, equal_tailed, interval_table
 from bayes_scaling.priors import Prior
 
 if TYPE_CHECKING:
+    from bayes_scaling.extrapolation import Extrapolation
     from bayes_scaling.posterior import Fit
 
-__all__ = ["LINKS", "SAVED_KEYS", "DownstreamFit", "Link", "TaskFit", "chain", "compare_links", "fit_downstream",
-           "fit_tasks", "link_curve", "load_downstream", "load_tasks", "task_table"]
+__all__ = ["LINKS", "LINK_FAR", "SAVED_KEYS", "DownstreamFit", "Link", "TaskFit", "chain", "compare_links",
+           "fit_downstream", "fit_tasks", "learn_link_term", "link_curve", "link_fold_residuals", "link_term",
+           "load_downstream", "load_tasks", "loss_distance", "task_table"]
 
 _META_KEY = "bayes_scaling_downstream"
 
@@ -59,22 +66,40 @@ class Link:
     formula: str
     mean: Callable[[Any, Mapping[str, Any], Any, float, float], Any]
     priors: Callable[[np.ndarray, float], dict[str, Prior]]
+    floor: Callable[[Mapping[str, Any], float], Any]
 
 
 def _exponential_mean(xp: Any, p: Mapping[str, Any], loss: Any, chance: float, reference: float) -> Any:
-    return p["eps"] - xp.exp(p["log_gap"] - p["gamma"] * (loss - reference))
+    gap = xp.exp(p["log_gap"] - p["gamma"] * (loss - reference))
+    room = p["eps"] * (1.0 - p["floor_frac"])  # eps - floor: how far the error can fall
+    return p["eps"] - gap / (1.0 + (gap / room) ** SATURATION_POWER) ** (1.0 / SATURATION_POWER)
+
+
+#: Sharpness of the exponential link's turn onto its floor (a soft minimum of the fall and the room above the
+#: floor, ``g / (1 + (g/h)^p)^(1/p)``): 2 keeps the published law until the fall nears the room (1: a logistic
+#: in the loss, which bends the law long before).
+SATURATION_POWER = 2.0
 
 
 def _exponential_priors(loss: np.ndarray, chance: float) -> dict[str, Prior]:
-    # the distance below eps at the median training loss: median 0.05, 95% 0.003-0.9
+    # the distance below eps at the median training loss: median 0.05, 95% 0.003-0.9; the floor as a fraction of
+    # eps: Beta(1, 4), most mass near no floor (the unsaturated law), mean 0.2 (label noise, ambiguous items)
     return {"eps": Prior("Normal", mu=chance, sigma=0.1), "log_gap": Prior("Normal", mu=math.log(0.05), sigma=1.5),
-            "gamma": Prior("LogNormal", mu=0.0, sigma=0.75)}
+            "gamma": Prior("LogNormal", mu=0.0, sigma=0.75), "floor_frac": Prior("Beta", alpha=1.0, beta=4.0)}
+
+
+def _exponential_floor(p: Mapping[str, Any], chance: float) -> Any:
+    return p["eps"] * p["floor_frac"]
 
 
 def _sigmoid_mean(xp: Any, p: Mapping[str, Any], loss: Any, chance: float, reference: float) -> Any:
     floor = chance * p["floor_frac"]
     z = (p["midpoint"] - loss) / p["width"]
     return chance - (chance - floor) / (1.0 + xp.exp(-z))
+
+
+def _sigmoid_floor(p: Mapping[str, Any], chance: float) -> Any:
+    return chance * p["floor_frac"]
 
 
 def _sigmoid_priors(loss: np.ndarray, chance: float) -> dict[str, Prior]:
@@ -85,13 +110,42 @@ def _sigmoid_priors(loss: np.ndarray, chance: float) -> dict[str, Prior]:
 
 #: The link forms by name.
 LINKS: dict[str, Link] = {
-    "exponential": Link("exponential", "Err = eps - k exp(-gamma L)", _exponential_mean, _exponential_priors),
-    "sigmoid": Link("sigmoid", "Err = c - (c - floor) sigmoid((L0 - L) / s)", _sigmoid_mean, _sigmoid_priors),
+    "exponential": Link("exponential", "Err = eps - g h / (g + h), g = k exp(-gamma L), h = eps - floor",
+                        _exponential_mean, _exponential_priors, _exponential_floor),
+    "sigmoid": Link("sigmoid", "Err = c - (c - floor) sigmoid((L0 - L) / s)", _sigmoid_mean, _sigmoid_priors,
+                    _sigmoid_floor),
 }
 #: Prior of the Student-t noise scale on the error (absolute, fraction of items).
 SIGMA_PRIOR = Prior("HalfNormal", sigma=0.05)
 #: Prior of the Student-t degrees of freedom.
 NU_PRIOR = Prior("Gamma", alpha=2.0, beta=0.1)
+#: Quantiles of a link's training losses at which its forward-chaining folds are cut: the models below a cut
+#: (lower loss: the better models, where forecasts go) are held out and forecast by a link fitted on the rest.
+LINK_FOLD_QUANTILES = (0.2, 0.35, 0.5)
+#: Fewest models a fold's link is fitted on.
+LINK_FOLD_MIN_MODELS = 6
+#: Grid of the link term's scale ``kappa`` (absolute error per width of the link's range of losses) and its
+#: HalfNormal prior scale: 5 points of error per width, several times what links fitted on one ladder miss by.
+LINK_KAPPA_GRID = np.linspace(0.0, 0.5, 251)
+LINK_KAPPA_PRIOR_SD = 0.05
+#: Narrowest range of losses (nats) a distance is measured against.
+LINK_MIN_WIDTH = 0.1
+#: Held-out models within this distance (widths) of each other in one fold count as one observation.
+LINK_DISTANCE_BIN = 0.1
+#: Beyond this distance (widths of the link's range of losses) a forecast warns that it extrapolates far.
+LINK_FAR = 1.0
+
+
+def loss_distance(loss: Any, fitted: Any) -> np.ndarray:
+    """How far losses lie outside the losses a link was fitted on, in widths of that range (0 inside).
+
+    The width is the range of ``fitted`` (at least :data:`LINK_MIN_WIDTH` nats); below the range (better
+    models, the usual forecast) and above it alike.
+    """
+    fitted = np.asarray(fitted, float)
+    low, high = float(fitted.min()), float(fitted.max())
+    loss = np.asarray(loss, float)
+    return np.maximum(np.maximum(low - loss, loss - high), 0.0) / max(high - low, LINK_MIN_WIDTH)
 
 
 @dataclass
@@ -177,13 +231,21 @@ class DownstreamFit:
                 "info": self.info}
         return write_saved(path, self.idata, _META_KEY, meta, overwrite=overwrite)
 
+    @property
+    def term(self) -> Extrapolation | None:
+        """The link's extrapolation term (learned by forward chaining in loss), or None (fitted without it)."""
+        return link_term(self)
+
     def predict(self, loss: np.ndarray, *, seed: int | np.random.Generator | None = 0,
                 items: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(expected metric, metric of one more evaluation) for draws of the loss, shape (draws, points).
 
         Each row of ``loss`` (a draw of the loss at every point) is paired with one posterior draw of the link
-        (resampled to as many draws). The new evaluation's noise is binomial over ``items`` (default: the fit's)
-        or the fitted Student-t, clipped to [0, 1].
+        (resampled to as many draws). Beyond the losses the link was fitted on, the link's extrapolation term
+        adds ``kappa * d * z`` to the expected metric (``d``: :func:`loss_distance`, one ``kappa`` per draw),
+        which then stays within [floor, chance] (the link's floor; the chance error, or the link's own top
+        where the data sit above chance). The new evaluation's noise is binomial over ``items`` (default: the
+        fit's) or the fitted Student-t, clipped to [0, 1].
         """
         from bayes_scaling.predictive import pair_draws
 
@@ -191,6 +253,13 @@ class DownstreamFit:
         loss = np.atleast_2d(np.asarray(loss, float))
         params = {k: v[:, None] for k, v in pair_draws(self.draws(), loss.shape[0], rng).items()}
         mean = np.clip(self.link.mean(np, params, loss, self.chance, self.reference), 0.0, 1.0)
+        term = link_term(self)
+        if term is not None:
+            _, kappa = term.joint_draws(loss.shape[0], rng)
+            d = loss_distance(loss, self.data["loss"])
+            top = np.maximum(mean, self.chance)
+            floor = np.clip(self.link.floor(params, self.chance), 0.0, None)
+            mean = np.clip(mean + kappa[:, None] * d * rng.standard_normal(mean.shape), floor, top)
         n = items if items is not None else self.items
         if n is not None:
             pred = rng.binomial(int(n), mean) / int(n)
@@ -198,6 +267,90 @@ class DownstreamFit:
             pred = np.clip(mean + params["sigma"] * rng.standard_t(np.broadcast_to(params["nu"], mean.shape)),
                            0.0, 1.0)
         return mean, pred
+
+
+def link_term(link: Any) -> Extrapolation | None:
+    """The extrapolation term kept in a link fit's ``info`` (None for fits made without it)."""
+    from bayes_scaling.extrapolation import Extrapolation
+
+    saved = (getattr(link, "info", None) or {}).get("extrapolation")
+    return Extrapolation.from_dict(saved) if saved else None
+
+
+def link_fold_residuals(link: DownstreamFit, *, seed: int = 0) -> pd.DataFrame:
+    """Forward-chaining residuals of a link in loss: fit on the higher-loss models, forecast the lower-loss ones.
+
+    For each cut at the :data:`LINK_FOLD_QUANTILES` of the training losses, the link (same form, priors and
+    noise) is refitted by the Laplace approximation to the models above the cut and scored on those below.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per held-out model and fold: ``fold``, ``loss``, ``distance`` (below the fold's losses, in
+        widths of its range: :func:`loss_distance`), ``residual`` (observed minus the fold's median expected
+        metric), ``var_param`` (variance of the fold's expected metric), ``sigma`` and ``nu`` (the noise of one
+        evaluation there: Student-t, or binomial as a Normal with ``nu`` infinite), and ``size`` (the distance
+        bin: held-out models within :data:`LINK_DISTANCE_BIN` of each other in a fold count once).
+    """
+    from bayes_scaling.approx import laplace
+
+    loss = link.data["loss"].to_numpy()
+    y = link.data[link.metric].to_numpy()
+    priors = link.link.priors(loss, link.chance)
+    key = ("downstream-folds", link.link.name, link.items, link.chance, link.reference,
+           tuple(sorted((k, repr(v)) for k, v in priors.items())))
+    rows = []
+    for fold, q in enumerate(LINK_FOLD_QUANTILES):
+        cut = float(np.quantile(loss, q))
+        train, test = loss > cut, loss <= cut
+        if train.sum() < LINK_FOLD_MIN_MODELS or not test.any():
+            continue
+        values = {"loss": loss[train], "metric_data": y[train] if link.items is None
+                  else np.rint(y[train] * link.items).astype("int64")}
+
+        def model(train: np.ndarray = train) -> Any:
+            return _build(link.link, priors, loss[train], y[train], link.chance, link.reference, link.items)
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                idata, _ = laplace(model, draws=200, chains=1, seed=seed + fold, check_draws=50, cache_key=key,
+                                   data=values)
+        except (RuntimeError, ValueError, np.linalg.LinAlgError):
+            continue  # no usable mode for this fold: it contributes nothing
+        posterior = idata["posterior"]
+        params = {n: np.asarray(posterior[n].values, float).reshape(-1, 1) for n in priors}
+        expected = np.clip(link.link.mean(np, params, loss[test][None, :], link.chance, link.reference), 0.0, 1.0)
+        center = np.median(expected, axis=0)
+        if link.items is None:
+            sigma = np.full(test.sum(), float(np.median(posterior["sigma"].values)))
+            nu = float(np.median(posterior["nu"].values))
+        else:
+            sigma, nu = np.sqrt(np.clip(center * (1 - center), 1e-6, None) / link.items), math.inf
+        distance = loss_distance(loss[test], loss[train])
+        rows.append(pd.DataFrame({"fold": fold, "loss": loss[test], "distance": distance,
+                                  "residual": y[test] - center, "var_param": np.var(expected, axis=0),
+                                  "sigma": sigma, "nu": nu,
+                                  "size": np.round(distance / LINK_DISTANCE_BIN).astype(int)}))
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+
+
+def learn_link_term(residuals: pd.DataFrame, *, seed: int = 0) -> Extrapolation:
+    """The grid posterior of the link term's scale from :func:`link_fold_residuals` (HalfNormal prior).
+
+    The held-out error is modelled as ``Normal/Student-t(0, sqrt(noise^2 + var_param + (kappa * d)^2))``, as the
+    loss law's term (:func:`bayes_scaling.extrapolation.fold_log_likelihood`), in absolute error.
+    """
+    from bayes_scaling.extrapolation import Extrapolation, fold_log_likelihood
+
+    grid = LINK_KAPPA_GRID
+    log_post = -0.5 * (grid / LINK_KAPPA_PRIOR_SD) ** 2
+    if len(residuals):
+        log_post = log_post + fold_log_likelihood(residuals, grid, seed=seed)[0]
+    weights = np.exp(log_post - log_post.max())
+    folds = int(residuals["fold"].nunique()) if len(residuals) else 0
+    return Extrapolation("kappa", grid.copy(), weights / weights.sum(), folds, len(residuals),
+                         prior=f"halfnormal({LINK_KAPPA_PRIOR_SD})")
 
 
 def load_downstream(path: str | Path) -> DownstreamFit | TaskFit:
@@ -275,6 +428,7 @@ def fit_downstream(
     form: str = "exponential",
     chance: float | str | None = None,
     items: int | None = None,
+    extrapolation: bool = True,
     sampling: Sampling | None = None,
     **options: Any,
 ) -> DownstreamFit:
@@ -294,8 +448,13 @@ def fit_downstream(
     items : int, optional
         Test items behind each value: binomial noise on the count of wrong answers (one task). Default:
         Student-t noise on the error (an average over tasks).
+    extrapolation : bool
+        Learn the link's extrapolation term by forward chaining in loss (default; see :func:`link_fold_residuals`):
+        forecasts at losses below the fitted ones widen with the distance. ``False`` leaves it out.
     sampling, **options
-        Sampling options (:class:`~bayes_scaling.inference.Sampling`).
+        Sampling options (:class:`~bayes_scaling.inference.Sampling`). A fit whose diagnostics fail is sampled
+        once more with safer settings, like a loss fit (:func:`~bayes_scaling.inference.sample_with_retry`;
+        ``info["escalated"]`` says so).
 
     Returns
     -------
@@ -332,11 +491,18 @@ def fit_downstream(
     model = _build(link, priors, losses, y, float(chance), reference, items)
     # the data are containers; the priors depend on the losses (the midpoint) and the chance error: in the key
     key = ("downstream", form, items, float(chance), reference, tuple(sorted((k, repr(v)) for k, v in priors.items())))
-    idata = sample(model, config, cache_key=key)
+    names = [*priors, *(["sigma", "nu"] if items is None else [])]
+    idata, escalated = sample_with_retry(model, config, names, cache_key=key)
+    info = {k: v for k, v in config.to_dict().items() if k != "progress"}
+    if escalated is not None:
+        info.update(escalated=escalated, draws=escalated["draws"], tune=escalated["tune"],
+                    target_accept=escalated["target_accept"])
     result = DownstreamFit(link=link, metric=metric, chance=float(chance), items=items,
-                           data=frame.reset_index(drop=True), idata=idata,
-                           info={k: v for k, v in config.to_dict().items() if k != "progress"})
+                           data=frame.reset_index(drop=True), idata=idata, info=info)
     _attach_log_likelihood(result)
+    if extrapolation:
+        term = learn_link_term(link_fold_residuals(result, seed=config.seed or 0), seed=config.seed or 0)
+        result.info["extrapolation"] = term.to_dict()
     return result
 
 
@@ -370,8 +536,10 @@ def chain(fit: Fit, link: DownstreamFit, *, N: Any, D: Any, prob: float | None =
         Per point: ``N``, ``D``, the loss of a new run (``loss_median``, ``loss_pred_lower``, ``loss_pred_upper``:
         predictive; ``loss_lower``/``loss_upper`` before this release), and the
         metric (``median``, ``lower``/``upper``: its credible interval, the expected error of a model with that
-        loss; ``pred_lower``/``pred_upper``: one evaluation of one such model), and ``p_below_chance``: the
-        posterior probability that the expected error is below chance.
+        loss; ``pred_lower``/``pred_upper``: one evaluation of one such model), ``p_below_chance``: the
+        posterior probability that the expected error is below chance, and ``loss_distance``: how far the
+        forecast loss lies beyond the losses the link was fitted on (median, in widths of their range; a warning
+        above :data:`LINK_FAR`).
     """
     from bayes_scaling.forecast import points_frame
     from bayes_scaling.predictive import predict
@@ -386,6 +554,12 @@ def chain(fit: Fit, link: DownstreamFit, *, N: Any, D: Any, prob: float | None =
     out["lower"], out["median"], out["upper"] = equal_tailed(mean, prob, median=True)
     out["pred_lower"], out["pred_upper"] = equal_tailed(pred, prob)
     out["p_below_chance"] = (mean < link.chance).mean(axis=0)
+    out["loss_distance"] = np.median(loss_distance(loss, link.data["loss"]), axis=0)
+    far = out["loss_distance"] > LINK_FAR
+    if far.any():
+        warnings.warn(f"{int(far.sum())} forecast(s) lie {out['loss_distance'].max():.1f} widths of the link's "
+                      f"range of losses beyond the losses it was fitted on (more than {LINK_FAR:g}): the link "
+                      "was never tested there, so read the interval as a guess", UserWarning, stacklevel=2)
     return interval_table(out, prob, renamed={"loss_lower": "loss_pred_lower", "loss_upper": "loss_pred_upper"})
 
 

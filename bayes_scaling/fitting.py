@@ -31,12 +31,11 @@ from bayes_scaling.extrapolation import (
     learn,
 )
 from bayes_scaling.inference import (
-    MAX_SEED,
+    AUTO_RETRY_DRAWS,
     ConvergenceWarning,
     Sampling,
-    diagnose,
     quiet_pymc,
-    sample,
+    sample_with_retry,
     warn_if_unconverged,
 )
 from bayes_scaling.intervals import check_prob, equal_tailed, interval_table
@@ -48,16 +47,6 @@ from bayes_scaling.scatter import SCATTERS, edge_spec
 __all__ = ["AUTO_RETRY_DRAWS", "LARGE_SWEEP", "LargeSweepWarning", "calibrate", "fit", "fold_residuals",
            "large_sweep_message", "prior_predictive"]
 
-#: Fits with at least this many draws in all (draws x chains) are retried with safer settings when their
-#: diagnostics fail (``fit(retry=None)``).
-AUTO_RETRY_DRAWS = 2000
-#: Step-size adaptation target of the retry.
-RETRY_TARGET_ACCEPT = 0.99
-#: The retry's tuning steps and draws, as multiples of the first pass's. Four times the draws: on the weakly
-#: identified backtest fits (gadre2024/rw_original, li2025, muennighoff2023 on their smaller splits) twice the
-#: draws still left R-hat at 1.012-1.014; four times gave 1.003-1.006 on two seeds each.
-RETRY_TUNE_FACTOR = 3
-RETRY_DRAWS_FACTOR = 4
 #: Above this many runs a NUTS fit says up front how long it will take (and that ``method="laplace"`` exists).
 LARGE_SWEEP = 20_000
 #: Wall seconds per run per (draw + tuning step) per chain of a NUTS fit on this project's 2-core machine
@@ -203,17 +192,10 @@ def fit(
                 warnings.simplefilter("ignore")
             idata, approximation = laplace(model, draws=config.draws, chains=config.chains, seed=config.seed,
                                            cache_key=cache_key)
-    else:
-        idata = sample(model, config, cache_key=cache_key)
     escalated = None
-    if method == "nuts" and (retry if retry is not None else config.draws * config.chains >= AUTO_RETRY_DRAWS):
-        first = diagnose(idata, [n for n in resolved if not resolved[n].is_fixed])
-        if not first.ok:
-            settings = {"tune": config.tune * RETRY_TUNE_FACTOR, "draws": config.draws * RETRY_DRAWS_FACTOR,
-                        "target_accept": RETRY_TARGET_ACCEPT}
-            retry_seed = None if config.seed is None else (config.seed + 1) % (MAX_SEED + 1)
-            idata = sample(model, config, cache_key=cache_key, seed=retry_seed, **settings)
-            escalated = {"first_pass": first.to_dict(), "first_problems": first.problems, **settings}
+    if method == "nuts":
+        idata, escalated = sample_with_retry(model, config, [n for n in resolved if not resolved[n].is_fixed],
+                                             cache_key=cache_key, retry=retry)
     sampling_seconds = time.perf_counter() - sampling_start
     ess_sampling = idata.attrs.get("ess_sampling") if method == "nuts" else None
     if ess_sampling is not None:

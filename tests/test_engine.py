@@ -67,6 +67,7 @@ def test_chain_loss_columns_are_the_forecast_of_a_new_run(demo_fit):
 
     class Link:  # the loss side of chain needs only a link's draws and mean
         metric, chance, reference = "err", 0.75, 3.0
+        data = pd.DataFrame({"loss": [1.5, 4.0]})  # the losses the link was fitted on (for the distance)
         link = type("L", (), {"mean": staticmethod(lambda xp, p, loss, chance, ref: 0.5 + 0 * loss)})()
         items = 1000
 
