@@ -7,7 +7,7 @@ PYTHON ?= $(shell for p in python3.12 $$(ls -d $$HOME/.pyenv/versions/3.12*/bin/
             $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1 && { echo $$p; break; }; done)
 
 .PHONY: demo test test-slow lint bench calibration backtests downstream design recipes datasets clean venv \
-	extrapolation-prior scatter
+	extrapolation-prior scatter curves
 
 venv: $(STAMP)
 
@@ -59,6 +59,10 @@ scatter: $(STAMP)
 
 downstream: $(STAMP)
 	$(VENV)/bin/python -m benchmarks.downstream
+
+# Training-loss curves under learning-rate schedules (multipower2025): the authors' protocol and runs in flight.
+curves: $(STAMP)
+	$(VENV)/bin/python -m benchmarks.curves
 
 # The design benchmark compares against simple-scaling-laws' own suggestion (a benchmark-only dependency).
 design: $(STAMP)

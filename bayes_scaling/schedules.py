@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DECAYS", "Schedule", "ScheduleError"]
+__all__ = ["DECAYS", "Schedule", "ScheduleError", "multipower2025"]
 
 #: Shapes of a decay (``Schedule.wsd(decay=...)``, ``Schedule.anneal(kind=...)``).
 DECAYS = ("linear", "cosine", "geometric")
@@ -252,3 +252,21 @@ class Schedule:
                                 f"{', '.join(map(repr, frame.columns))}")
         ordered = frame.sort_values(step)
         return cls.from_points(ordered[step].to_numpy(), ordered[lr].to_numpy(), last=last, name=f"column {lr!r}")
+
+
+def multipower2025() -> dict[str, Schedule]:
+    """The nine schedules of Luo et al. 2025's released curves (dataset ``multipower2025``), by its names.
+
+    Peak 3e-4 after 2,160 warmup steps; cosine and WSD end at 3e-5 (WSD decays over its last 4,000 of 24,000 steps,
+    geometric for ``wsd``, linear for ``wsdld``); ``wsdcon_<k>`` steps down to k e-5 at step 8,000 of 16,000. Each
+    reproduces the logged learning rate at every logged step (tested).
+    """
+    peak, final, warmup = 3e-4, 3e-5, 2_160
+    out = {f"constant_{n}": Schedule.constant(peak, n, warmup=warmup) for n in (24_000, 72_000)}
+    out.update({f"cosine_{n}": Schedule.cosine(peak, n, final=final, warmup=warmup) for n in (24_000, 72_000)})
+    for name, decay in (("wsd", "geometric"), ("wsdld", "linear")):
+        out[f"{name}_20000_24000"] = Schedule.wsd(peak, 24_000, decay_start=20_000, final=final, decay=decay,
+                                                  warmup=warmup)
+    for k in (3, 9, 18):
+        out[f"wsdcon_{k}"] = Schedule.two_stage(peak, 16_000, switch=8_000, second=k * 1e-5, warmup=warmup)
+    return out

@@ -1,0 +1,174 @@
+"""Loss-curve benchmark (``make curves``): forecasts of training curves under learning-rate schedules.
+
+On ``../shared/data/multipower2025`` (Luo et al. 2025: 25M, 100M and 400M models, each trained under nine
+schedules, :func:`bayes_scaling.schedules.multipower2025`):
+
+* **the authors' protocol** (``--part protocol``): per size, fit ``cosine_24000``, ``constant_24000`` and
+  ``wsdcon_9``, forecast the other six curves at every logged step. Scored: average and worst relative error of
+  the median (against the paper's 0.110/0.142/0.168% and 0.409/0.583/0.995%), and 90% coverage of the predictive
+  interval, per point and per run (each run's coverage, averaged over runs), for each noise model;
+* **a run in flight** (``--part flight``): from the first 25% and 50% of each 24k- and 72k-step run (its schedule
+  known), the final loss: median relative error and 90% coverage, against a least-squares multi-power fit of the
+  same partial curve (target: coverage >= 0.85 over all runs).
+
+Issue 30's targets: protocol errors no worse than published, coverage in [0.85, 0.95] per point and per run; in
+flight coverage >= 0.85; a fit of one size's three curves <= 30 s warm. The fits are NUTS with the package's
+defaults unless ``--draws`` says otherwise; seconds are printed per fit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bayes_scaling.curve_laws import curve_inputs, get_curve_law
+from bayes_scaling.curves import CURVE_NOISE, fit_curves
+from bayes_scaling.schedules import multipower2025
+
+DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+FIT_ON = ("cosine_24000", "constant_24000", "wsdcon_9")
+#: Luo et al. 2025's average and worst relative error (%) of the multi-power law under their protocol.
+PUBLISHED = {"25M": (0.110, 0.409), "100M": (0.142, 0.583), "400M": (0.168, 0.995)}
+FLIGHT_RUNS = ("constant_24000", "cosine_24000", "wsd_20000_24000", "wsdld_20000_24000", "constant_72000",
+               "cosine_72000")
+FLIGHT_FRACTIONS = (0.25, 0.5)
+
+
+def load(root: Path) -> pd.DataFrame:
+    """The curves as (model, run, step, loss), the steps each schedule covers."""
+    data = pd.read_csv(root / "multipower2025" / "data.csv").rename(columns={"schedule": "run"})
+    schedules = multipower2025()
+    keep = [step <= schedules[run].steps for step, run in zip(data["step"], data["run"], strict=True)]
+    return data[keep].reset_index(drop=True)
+
+
+def protocol(data: pd.DataFrame, noise: str, seed: int, sampling: dict) -> pd.DataFrame:
+    """One row per held-out point: size, run, relative error of the median, inside the 90% predictive interval."""
+    schedules = multipower2025()
+    rows = []
+    for size, curves in data.groupby("model", sort=False):
+        train = curves[curves["run"].isin(FIT_ON)]
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fit = fit_curves(train, {n: schedules[n] for n in FIT_ON}, noise=noise, seed=seed, **sampling)
+        seconds = time.perf_counter() - start
+        diagnostics = fit.diagnostics()
+        for run, points in curves[~curves["run"].isin(FIT_ON)].groupby("run"):
+            table = fit.forecast(schedules[run], points["step"].to_numpy(), prob=0.9, seed=seed)
+            y = points["loss"].to_numpy()
+            rows.append(pd.DataFrame({
+                "noise": noise, "size": size, "run": run, "step": points["step"].to_numpy(),
+                "rel_error_%": 100 * np.abs(table["median"].to_numpy() / y - 1),
+                "covered": (y >= table["pred_lower"].to_numpy()) & (y <= table["pred_upper"].to_numpy()),
+                "fit_seconds": seconds, "max_r_hat": diagnostics.max_r_hat}))
+        print(f"protocol {noise} {size}: fit {seconds:.0f} s, max R-hat {diagnostics.max_r_hat:.3f}", flush=True)
+    return pd.concat(rows, ignore_index=True)
+
+
+def summarise_protocol(points: pd.DataFrame) -> pd.DataFrame:
+    """Per noise model and size: average and worst relative error, coverage per point and per run, fit time."""
+    per_run = points.groupby(["noise", "size", "run"])["covered"].mean()
+    table = points.groupby(["noise", "size"], sort=False).agg(
+        average_error_pct=("rel_error_%", "mean"), worst_error_pct=("rel_error_%", "max"),
+        cover_90_points=("covered", "mean"), fit_seconds=("fit_seconds", "max"), max_r_hat=("max_r_hat", "max"))
+    table["cover_90_runs"] = per_run.groupby(["noise", "size"]).mean()
+    table["published_average_pct"] = [PUBLISHED[s][0] for s in table.index.get_level_values("size")]
+    table["published_worst_pct"] = [PUBLISHED[s][1] for s in table.index.get_level_values("size")]
+    return table
+
+
+def point_multipower(points: pd.DataFrame, schedule, final_step: int) -> float:
+    """Least-squares multi-power fit of a partial curve (relative residuals), its loss at ``final_step``."""
+    from scipy.optimize import least_squares
+
+    law = get_curve_law("multipower")
+    inputs = curve_inputs(schedule, points["step"].to_numpy())
+    y = points["loss"].to_numpy()
+
+    def params(theta):
+        return dict(zip(law.param_names, [theta[0], *np.exp(theta[1:])], strict=True))
+
+    def residual(theta):
+        return law.loss(np, params(theta), inputs) / y - 1
+
+    start = np.array([y.min() - 0.5, np.log(0.5), np.log(0.5), np.log(0.5), 0.0, np.log(0.5), np.log(0.5)])
+    best = least_squares(residual, start, loss="huber", f_scale=1e-3)
+    final = curve_inputs(schedule, [final_step])
+    return float(law.loss(np, params(best.x), final)[0])
+
+
+def flight(data: pd.DataFrame, noise: str, seed: int, sampling: dict) -> pd.DataFrame:
+    """One row per (size, run, fraction): the final loss forecast from the run's first steps, and the point fit's."""
+    schedules = multipower2025()
+    rows = []
+    for (size, run), points in data[data["run"].isin(FLIGHT_RUNS)].groupby(["model", "run"], sort=False):
+        schedule = schedules[run]
+        final = points.iloc[-1]
+        for fraction in FLIGHT_FRACTIONS:
+            seen = points[points["step"] <= fraction * schedule.steps]
+            start = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                fit = fit_curves(seen, {run: schedule}, noise=noise, seed=seed, **sampling)
+                table = fit.forecast(run, [int(final["step"])], run=run, prob=0.9, seed=seed).iloc[0]
+            try:
+                point = point_multipower(seen, schedule, int(final["step"]))
+            except (ValueError, FloatingPointError):
+                point = np.nan
+            y = float(final["loss"])
+            rows.append({"noise": noise, "size": size, "run": run, "fraction": fraction, "observed": y,
+                         "median": table["median"], "lower": table["pred_lower"], "upper": table["pred_upper"],
+                         "point": point, "fit_seconds": time.perf_counter() - start,
+                         "max_r_hat": fit.diagnostics().max_r_hat})
+            print(f"flight {noise} {size} {run} {fraction:.0%}: forecast {table['median']:.4f} "
+                  f"[{table['pred_lower']:.4f}, {table['pred_upper']:.4f}], point {point:.4f}, observed {y:.4f}",
+                  flush=True)
+    return pd.DataFrame(rows)
+
+
+def summarise_flight(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per noise model and fraction seen: median relative error (ours and the point fit's) and 90% coverage."""
+    runs = runs.assign(error_pct=100 * (runs["median"] / runs["observed"] - 1).abs(),
+                       point_error_pct=100 * (runs["point"] / runs["observed"] - 1).abs(),
+                       covered=(runs["observed"] >= runs["lower"]) & (runs["observed"] <= runs["upper"]))
+    return runs.groupby(["noise", "fraction"]).agg(
+        runs=("observed", "size"), median_error_pct=("error_pct", "median"),
+        point_median_error_pct=("point_error_pct", "median"), cover_90=("covered", "mean"),
+        max_r_hat=("max_r_hat", "max"), fit_seconds=("fit_seconds", "median"))
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--part", choices=["all", "protocol", "flight"], default="all")
+    parser.add_argument("--noise", default=",".join(CURVE_NOISE),
+                        help=f"comma-separated noise models to score (default all: {', '.join(CURVE_NOISE)})")
+    parser.add_argument("--sizes", default="25M,100M,400M")
+    parser.add_argument("--draws", type=int, default=None, help="draws per chain (default the package's)")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    if not (args.data / "multipower2025").is_dir():
+        raise SystemExit(f"no shared data at {args.data / 'multipower2025'}")
+    data = load(args.data)
+    data = data[data["model"].isin(args.sizes.split(","))]
+    sampling = {} if args.draws is None else {"draws": args.draws, "tune": args.draws}
+    noises = [n.strip() for n in args.noise.split(",") if n.strip()]
+    with pd.option_context("display.width", 200):
+        if args.part in ("all", "protocol"):
+            table = summarise_protocol(pd.concat([protocol(data, n, args.seed, sampling) for n in noises]))
+            print("\nAuthors' protocol (fit cosine_24000, constant_24000, wsdcon_9; forecast the other six):")
+            print(table.to_string(float_format=lambda v: f"{v:.3g}"))
+        if args.part in ("all", "flight"):
+            table = summarise_flight(pd.concat([flight(data, n, args.seed, sampling) for n in noises]))
+            print("\nA run in flight (the final loss from the first 25% / 50% of each 24k and 72k run):")
+            print(table.to_string(float_format=lambda v: f"{v:.3g}"))
+
+
+if __name__ == "__main__":
+    main()
