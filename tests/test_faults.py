@@ -20,7 +20,7 @@ import pytest
 from conftest import chinchilla_like
 
 import bayes_scaling as bs
-from bayes_scaling import fitting, outputs
+from bayes_scaling import fitting, inference, outputs
 from bayes_scaling.cli import EXIT_INTERRUPTED, build_parser, main
 from bayes_scaling.data import DataError, load_sweep
 from bayes_scaling.datasets import demo_path
@@ -164,7 +164,7 @@ def test_ctrl_c_during_sampling_saves_nothing_and_exits_130(tmp_path, monkeypatc
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(fitting, "sample", interrupted)
+    monkeypatch.setattr(inference, "sample", interrupted)
     out = tmp_path / "fit.nc"
     assert main(["fit", str(demo_path()), "--out", str(out), *FAST]) == EXIT_INTERRUPTED
     captured = capsys.readouterr()
@@ -265,7 +265,7 @@ def test_real_sweeps_pass_the_unit_check():
 
 @pytest.mark.parametrize(("column", "instead"), [("N", "tokens"), ("D", "params")])
 def test_a_single_n_or_d_is_refused_with_the_law_that_fits(monkeypatch, column, instead):
-    monkeypatch.setattr(fitting, "sample", _never)
+    monkeypatch.setattr(inference, "sample", _never)
     frame = chinchilla_like().assign(**{column: 1e9})
     with pytest.raises(DataError, match=f"every run has the same.*fit law '{instead}'"):
         bs.fit(frame, law="chinchilla")
@@ -331,7 +331,7 @@ def test_large_sweep_says_up_front_how_long_and_offers_laplace(monkeypatch, caps
     assert err.startswith("note: 72 runs: a NUTS fit") and "--method laplace" in err
     monkeypatch.undo()
     monkeypatch.setattr(fitting, "LARGE_SWEEP", 10)
-    monkeypatch.setattr(fitting, "sample", interrupted)
+    monkeypatch.setattr(inference, "sample", interrupted)
     with pytest.warns(fitting.LargeSweepWarning, match="method='laplace'"), pytest.raises(KeyboardInterrupt):
         bs.fit(bs.load_demo())
 
@@ -355,7 +355,7 @@ def test_progress_reaches_the_sampler(monkeypatch):
         seen.update(sampling.to_dict(), **kwargs)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(fitting, "sample", fake_sample)
+    monkeypatch.setattr(inference, "sample", fake_sample)
     with pytest.raises(KeyboardInterrupt):
         bs.fit(bs.load_demo(), progress=True)
     assert seen["progress"] is True
