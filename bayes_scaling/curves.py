@@ -149,6 +149,15 @@ class CurveFit:
         """
         prob = check_prob(prob)
         draws = self.loss_draws(schedule, steps, run=run, seed=seed)
+        usable = np.isfinite(draws["mean"]).all(axis=1) & np.isfinite(draws["pred"]).all(axis=1)
+        if not usable.any():
+            raise ValueError("every posterior draw gives a non-positive loss at these steps: the law is not "
+                             "constrained there (e.g. a decay the fitted curves never saw); give tighter priors")
+        if not usable.all():
+            warnings.warn(f"{int((~usable).sum())} of {usable.size} posterior draws give a non-positive loss at "
+                          "these steps and are left out: the data barely constrain the law there", UserWarning,
+                          stacklevel=2)
+            draws = {k: v[usable] for k, v in draws.items()}
         low, median, high = equal_tailed(draws["mean"], prob, median=True)
         plow, phigh = equal_tailed(draws["pred"], prob)
         out = pd.DataFrame({"step": np.asarray(steps).reshape(-1), "median": median, "lower": low, "upper": high,

@@ -56,3 +56,31 @@ def test_a_simulated_curve_pair_is_recovered_and_forecast():
     inside = (rest["loss"].to_numpy() >= forecast["pred_lower"]) & (rest["loss"].to_numpy() <= forecast["pred_upper"])
     assert inside.mean() >= 0.8
     assert (forecast["lower"] <= forecast["median"]).all() and (forecast["median"] <= forecast["upper"]).all()
+
+
+def _fixed_fit(b: np.ndarray):
+    """A CurveFit whose posterior is the simulated truth, except ``B`` per draw (no sampling)."""
+    import xarray as xr
+
+    from bayes_scaling.curves import NOISE_PRIORS, CurveFit
+
+    law = get_curve_law("multipower")
+    values = {k: np.full((1, b.size), v) for k, v in TRUE.items()}
+    values["B"] = b[None, :]
+    values["sigma"] = np.full((1, b.size), 0.002)
+    tree = xr.DataTree.from_dict({"posterior": xr.Dataset({k: (("chain", "draw"), v) for k, v in values.items()})})
+    return CurveFit(law=law, noise="white", data=simulated(), schedules=dict(SCHEDULES), peak=1e-3, idata=tree,
+                    priors={**law.default_priors, "sigma": NOISE_PRIORS["sigma"]})
+
+
+def test_draws_with_an_impossible_loss_are_left_out_with_a_warning():
+    """A law barely constrained by the data (a decay never seen) can give draws below zero loss: said, not NaN."""
+    b = np.full(50, TRUE["B"])
+    b[:5] = 50.0  # five draws whose decay would take the loss below zero
+    with pytest.warns(UserWarning, match="5 of 50 posterior draws give a non-positive loss"):
+        table = _fixed_fit(b).forecast("wsd", [6000])
+    assert np.isfinite(table[["median", "lower", "upper", "pred_lower", "pred_upper"]].to_numpy()).all()
+    assert table["median"].iloc[0] == pytest.approx(
+        get_curve_law("multipower").loss(np, TRUE, curve_inputs(SCHEDULES["wsd"], [6000], peak=1e-3))[0], rel=0.01)
+    with pytest.raises(ValueError, match="every posterior draw gives a non-positive loss"):
+        _fixed_fit(np.full(50, 50.0)).forecast("wsd", [6000])
