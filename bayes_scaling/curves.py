@@ -44,7 +44,7 @@ NOISE_PARAMS = {"ar1": ("sigma", "ell"), "white": ("sigma",), "offset": ("sigma"
 #: Decay terms kept per schedule in a fit (consecutive ones merged; see :func:`~bayes_scaling.curve_laws.curve_inputs`).
 #: On the multipower2025 schedules 100 terms change the law's loss by at most 1e-4 relative to all of them (cosine
 #: over 72k steps; 5e-5 over 24k), a ninth of the smallest scatter fitted there (9e-4), at a quarter of the cost
-#: of 400. Forecasts use up to :data:`~bayes_scaling.curve_laws.MAX_TERMS`.
+#: of 400. Forecasts use :data:`FORECAST_TERMS`.
 FIT_TERMS = 100
 #: Decay terms per schedule in a forecast (1e-5 relative to all of them on those schedules).
 FORECAST_TERMS = 400
@@ -204,20 +204,17 @@ class CurveFit:
         sigma = noise["sigma"][:, None]
         if self.noise == "white":
             return sigma * rng.standard_normal(shape)
-        points = self.data[self.data["run"] == run].sort_values("step")
-        observed = np.log(points["loss"].to_numpy())
-        inputs = curve_inputs(self.schedules[run], points["step"].to_numpy(), peak=self.peak,
-                              max_terms=FORECAST_TERMS)
-        residual = observed[None, :] - np.log(self._law_loss(inputs))
         if self.noise == "offset":
             index = list(self.schedules).index(run)
             offset = self.draws(["offset"])["offset"][:, index][:, None]
             return offset + sigma * rng.standard_normal(shape)
-        last_step = float(points["step"].iloc[-1])
-        gap = np.abs(steps[None, :] - last_step)
+        # ar1: the run's last observed residual carries on, decaying toward the law
+        last = self.data[self.data["run"] == run].sort_values("step").iloc[-1:]
+        inputs = curve_inputs(self.schedules[run], last["step"].to_numpy(), peak=self.peak, max_terms=FORECAST_TERMS)
+        residual = np.log(last["loss"].to_numpy())[None, :] - np.log(self._law_loss(inputs))
+        gap = np.abs(steps[None, :] - float(last["step"].iloc[0]))
         rho = np.exp(-gap / noise["ell"][:, None])
-        mean = rho * residual[:, -1:]
-        return mean + sigma * np.sqrt(1 - rho**2) * rng.standard_normal(shape)
+        return rho * residual + sigma * np.sqrt(1 - rho**2) * rng.standard_normal(shape)
 
 
 def _prepare(data: pd.DataFrame, schedules: Mapping[str, Schedule], run: str, step: str, loss: str

@@ -9,9 +9,9 @@ leave it. Two link forms, each a small object like a scaling law:
   (``log_gap`` is the log of the distance below ``eps`` there; ``k = exp(log_gap + gamma L_ref)``), which keeps
   ``k`` and ``gamma`` apart. **Saturation**: the error cannot fall below a learned floor ``eps * floor_frac``
   (label noise, ambiguous items; Beta(1, 4) prior, most mass near no floor), so the fall ``g`` is combined with
-  the room above the floor ``h = eps - floor`` as ``g h / (g + h)``: the published law while ``g << h``, the
-  floor as ``g`` grows (it is a logistic in ``L`` with a free top). Extrapolated in loss, the plain form runs to
-  zero error (a 100% accuracy forecast on a task that saturates at 83%);
+  the room above the floor ``h = eps - floor`` as the soft minimum ``g / (1 + (g/h)^2)^(1/2)``
+  (:data:`SATURATION_POWER`): the published law while ``g << h``, the floor as ``g`` grows. Extrapolated in
+  loss, the plain form runs to zero error (a 100% accuracy forecast on a task that saturates at 83%);
 * ``"sigmoid"``: ``Err(L) = c - (c - floor) * sigmoid((L0 - L) / s)``, with the chance error ``c`` as the ceiling
   of the error (a model at chance) and a learned best error ``floor`` in (0, c).
 
@@ -69,16 +69,16 @@ class Link:
     floor: Callable[[Mapping[str, Any], float], Any]
 
 
-def _exponential_mean(xp: Any, p: Mapping[str, Any], loss: Any, chance: float, reference: float) -> Any:
-    gap = xp.exp(p["log_gap"] - p["gamma"] * (loss - reference))
-    room = p["eps"] * (1.0 - p["floor_frac"])  # eps - floor: how far the error can fall
-    return p["eps"] - gap / (1.0 + (gap / room) ** SATURATION_POWER) ** (1.0 / SATURATION_POWER)
-
-
 #: Sharpness of the exponential link's turn onto its floor (a soft minimum of the fall and the room above the
 #: floor, ``g / (1 + (g/h)^p)^(1/p)``): 2 keeps the published law until the fall nears the room (1: a logistic
 #: in the loss, which bends the law long before).
 SATURATION_POWER = 2.0
+
+
+def _exponential_mean(xp: Any, p: Mapping[str, Any], loss: Any, chance: float, reference: float) -> Any:
+    gap = xp.exp(p["log_gap"] - p["gamma"] * (loss - reference))
+    room = p["eps"] * (1.0 - p["floor_frac"])  # eps - floor: how far the error can fall
+    return p["eps"] - gap / (1.0 + (gap / room) ** SATURATION_POWER) ** (1.0 / SATURATION_POWER)
 
 
 def _exponential_priors(loss: np.ndarray, chance: float) -> dict[str, Prior]:
@@ -110,7 +110,7 @@ def _sigmoid_priors(loss: np.ndarray, chance: float) -> dict[str, Prior]:
 
 #: The link forms by name.
 LINKS: dict[str, Link] = {
-    "exponential": Link("exponential", "Err = eps - g h / (g + h), g = k exp(-gamma L), h = eps - floor",
+    "exponential": Link("exponential", "Err = eps - g / sqrt(1 + (g / h)^2), g = k exp(-gamma L), h = eps - floor",
                         _exponential_mean, _exponential_priors, _exponential_floor),
     "sigmoid": Link("sigmoid", "Err = c - (c - floor) sigmoid((L0 - L) / s)", _sigmoid_mean, _sigmoid_priors,
                     _sigmoid_floor),
@@ -305,9 +305,6 @@ def link_fold_residuals(link: DownstreamFit, *, seed: int = 0) -> pd.DataFrame:
         train, test = loss > cut, loss <= cut
         if train.sum() < LINK_FOLD_MIN_MODELS or not test.any():
             continue
-        values = {"loss": loss[train], "metric_data": y[train] if link.items is None
-                  else np.rint(y[train] * link.items).astype("int64")}
-
         def model(train: np.ndarray = train) -> Any:
             return _build(link.link, priors, loss[train], y[train], link.chance, link.reference, link.items)
 
@@ -315,7 +312,7 @@ def link_fold_residuals(link: DownstreamFit, *, seed: int = 0) -> pd.DataFrame:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 idata, _ = laplace(model, draws=200, chains=1, seed=seed + fold, check_draws=50, cache_key=key,
-                                   data=values)
+                                   data=_link_data(loss[train], y[train], link.items))
         except (RuntimeError, ValueError, np.linalg.LinAlgError):
             continue  # no usable mode for this fold: it contributes nothing
         posterior = idata["posterior"]
@@ -401,22 +398,27 @@ def compare_links(fits: Mapping[str, DownstreamFit]) -> pd.DataFrame:
     return out
 
 
+def _link_data(loss: np.ndarray, metric: np.ndarray, items: int | None) -> dict[str, np.ndarray]:
+    """The values of a link model's data containers: the losses, and the metric (or wrong answers given items)."""
+    return {"loss": loss, "metric_data": metric if items is None else np.rint(metric * items).astype("int64")}
+
+
 def _build(link: Link, priors: Mapping[str, Prior], loss: np.ndarray, metric: np.ndarray, chance: float,
            reference: float, items: int | None) -> Any:
-    """The PyMC model of a link (the losses and metric values are data containers)."""
+    """The PyMC model of a link (the losses and metric values are data containers, :func:`_link_data`)."""
     import pymc as pm
     import pytensor.tensor as pt
 
+    values = _link_data(loss, metric, items)
     with pm.Model(coords={"run": np.arange(len(loss))}) as model:
-        x = pm.Data("loss", loss, dims="run")
+        x = pm.Data("loss", values["loss"], dims="run")
+        observed = pm.Data("metric_data", values["metric_data"], dims="run")
         params = {name: prior.create(name) for name, prior in priors.items()}
         mu = link.mean(pt, params, x, chance, reference)
         if items is None:
             sigma, nu = SIGMA_PRIOR.create("sigma"), NU_PRIOR.create("nu")
-            observed = pm.Data("metric_data", metric, dims="run")
             pm.StudentT("metric", nu=nu, mu=mu, sigma=sigma, observed=observed, dims="run")
         else:
-            observed = pm.Data("metric_data", np.rint(metric * items).astype("int64"), dims="run")
             pm.Binomial("metric", n=int(items), p=pt.clip(mu, 1e-6, 1 - 1e-6), observed=observed, dims="run")
     return model
 

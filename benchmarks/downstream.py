@@ -34,6 +34,7 @@ import pandas as pd
 from bayes_scaling import datasets
 from bayes_scaling.downstream import LINKS, chain, fit_downstream, fit_tasks, task_table
 from bayes_scaling.fitting import fit
+from bayes_scaling.intervals import equal_tailed
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 METRICS = {"17-task average": "err_avg_subset", "46-task average": "err_avg"}
@@ -170,9 +171,9 @@ def run_olmo(root: Path, seed: int = 1) -> pd.DataFrame:
                     warnings.simplefilter("ignore")
                     link = fit_downstream(train, metric, chance=f"random_{metric}", seed=seed)
                     mean, pred = link.predict(np.broadcast_to(test["loss"].to_numpy(), (4000, len(test))), seed=seed)
-                low, median, high = np.quantile(pred, 0.05, axis=0), np.median(mean, axis=0), np.quantile(
-                    pred, 0.95, axis=0)
-                floor = float(np.quantile(link.link.floor(link.draws(), link.chance), 0.05))
+                _, median, _ = equal_tailed(mean, 0.9, median=True)
+                low, high = equal_tailed(pred, 0.9)
+                floor = float(equal_tailed(link.link.floor(link.draws(), link.chance), 0.9)[0])  # its 5% quantile
                 base = {"model": model, "metric": metric, "cut": q, "observed": test[metric].to_numpy(),
                         "chance": test[f"random_{metric}"].to_numpy(),
                         "distance": (train["loss"].min() - test["loss"].to_numpy())}
