@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
@@ -11,6 +12,9 @@ import pandas as pd
 import pytest
 
 matplotlib.use("Agg")
+
+# No test starts the background worker of the command line unless it says so (tests/test_worker.py does).
+os.environ["BAYES_SCALING_WORKER"] = "off"
 
 import bayes_scaling as bs
 

@@ -28,6 +28,7 @@ from bayes_scaling.cli import (
     recipes,
     report,
     suggest,
+    worker,
 )
 from bayes_scaling.cli.common import Parser, chatty
 from bayes_scaling.data import DataError
@@ -37,7 +38,7 @@ __all__ = ["EXIT_INTERRUPTED", "EXIT_USAGE", "USER_ERRORS", "build_parser", "cha
 
 #: The commands in the order ``--help`` lists them.
 COMMANDS = (fit, forecast, suggest, fit_downstream, demo, compare, plan, backtest, explain, recipes, report, datasets,
-            laws)
+            laws, worker)
 
 
 #: Exit status of a usage error.
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="bayes-scaling",
         description="Bayesian fits, forecasts and plans from neural scaling-law sweeps.",
     )
+    parser.set_defaults(run_cli=main)  # for `worker serve`, which runs command lines with it
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMANDS:
         module.add_parser(sub)
@@ -110,8 +112,12 @@ def _one_line_warnings(message: Any, category: type, filename: str, lineno: int,
     print(f"warning: {message}", file=sys.stderr if file is None else file)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit status (0 ok, 1 --strict failed, 2 bad input, 130 interrupted)."""
+def main(argv: Sequence[str] | None = None, *, save_to: Path | None = None, saved: dict[str, Any] | None = None) -> int:
+    """Run the CLI; returns the exit status (0 ok, 1 --strict failed, 2 bad input, 130 interrupted).
+
+    ``save_to`` (for :mod:`bayes_scaling.worker`): after every check of the real ``--out``, write the result to
+    this new file instead, and record the real path and ``--force`` in the dict ``saved``; the caller publishes it.
+    """
     import warnings
 
     shown = warnings.showwarning
@@ -120,6 +126,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser = build_parser()
         args = parser.parse_args(argv)
         _preflight(args)
+        if save_to is not None and getattr(args, "out", None) is not None:
+            if saved is not None:
+                saved.update(path=str(args.out), force=bool(getattr(args, "force", False)))
+            args.out, args.force = save_to, False
         return int(args.func(args))
     except KeyboardInterrupt:
         print("\ninterrupted: stopped, nothing was saved", file=sys.stderr)
@@ -141,7 +151,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     finally:
         warnings.showwarning = shown
-
-
-def _entry() -> None:  # pragma: no cover - console script
-    sys.exit(main())
