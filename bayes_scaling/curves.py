@@ -17,6 +17,7 @@ residual carries on with the fitted correlation (offset: the run's offset), deca
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
 from collections.abc import Mapping
@@ -32,7 +33,12 @@ from bayes_scaling.intervals import check_prob, equal_tailed, interval_table
 from bayes_scaling.priors import Prior, merge_priors
 from bayes_scaling.schedules import Schedule
 
-__all__ = ["CURVE_NOISE", "NOISE_PARAMS", "CurveFit", "compare_noise", "fit_curves"]
+__all__ = ["CURVES_KEY", "CURVE_NOISE", "NOISE_PARAMS", "CurveFit", "compare_noise", "fit_curves", "load_curves"]
+
+#: The metadata key of a saved curve fit (what :func:`bayes_scaling.load` recognises it by).
+CURVES_KEY = "bayes_scaling_curves"
+#: The group of a saved curve fit that holds every run's schedule (one variable per run, every step's rate).
+SCHEDULES_GROUP = "schedules"
 
 #: Residual models along a run's steps (see the module docstring).
 CURVE_NOISE = ("ar1", "white", "offset")
@@ -163,6 +169,68 @@ class CurveFit:
         out = pd.DataFrame({"step": np.asarray(steps).reshape(-1), "median": median, "lower": low, "upper": high,
                             "pred_lower": plow, "pred_upper": phigh})
         return interval_table(out, prob)
+
+    def compare(self, a: Schedule | str, b: Schedule | str, steps: Any, *, prob: float | None = None,
+                seed: int | None = 0) -> pd.DataFrame:
+        """Schedule ``a`` against ``b`` at ``steps``: the loss difference ``a - b`` and P(``a`` ends lower).
+
+        Paired draws: each posterior draw of the law gives both curves, so what the two share (the law's level)
+        cancels and the difference's interval is the uncertainty about the schedules' effect alone.
+
+        Returns
+        -------
+        IntervalTable
+            Per step: ``step``, the law's loss under each (``loss_a``, ``loss_b``: medians), the difference of the
+            expected losses (``median``, ``lower``, ``upper``), of two new runs' logged losses (``pred_lower``,
+            ``pred_upper``), and ``p_a_lower`` (posterior probability that ``a``'s expected loss is lower).
+        """
+        prob = check_prob(prob)
+        rng = np.random.default_rng(seed)
+        one = self.loss_draws(a, steps, seed=rng)
+        two = self.loss_draws(b, steps, seed=rng)
+        usable = np.all([np.isfinite(v).all(axis=1) for d in (one, two) for v in d.values()], axis=0)
+        if not usable.any():
+            raise ValueError("every posterior draw gives a non-positive loss under one of the schedules")
+        diff = one["mean"][usable] - two["mean"][usable]
+        pred = one["pred"][usable] - two["pred"][usable]
+        low, median, high = equal_tailed(diff, prob, median=True)
+        plow, phigh = equal_tailed(pred, prob)
+        out = pd.DataFrame({"step": np.asarray(steps).reshape(-1),
+                            "loss_a": np.median(one["mean"][usable], axis=0),
+                            "loss_b": np.median(two["mean"][usable], axis=0),
+                            "median": median, "lower": low, "upper": high, "pred_lower": plow, "pred_upper": phigh,
+                            "p_a_lower": (diff < 0).mean(axis=0)})
+        return interval_table(out, prob)
+
+    def to_dict(self, prob: float | None = None) -> dict[str, Any]:
+        """JSON-friendly form (``bayes-scaling curve fit --json``): law, noise, runs, parameters, diagnostics."""
+        from bayes_scaling.outputs import table_records
+
+        return {"law": self.law.name, "noise": self.noise, "runs": {n: int((self.data["run"] == n).sum())
+                                                                   for n in self.schedules},
+                "points": len(self.data), "params": table_records(self.summary(prob)),
+                "diagnostics": self.diagnostics().to_dict(), "info": self.info}
+
+    def save(self, path: Any, *, overwrite: bool = False) -> Any:
+        """Write the curve fit to netCDF: posterior, points and every run's full schedule.
+
+        Atomic, and never replaces a file unless ``overwrite``; read it back with :func:`load_curves` or
+        :func:`bayes_scaling.load`.
+        """
+        import xarray as xr
+
+        from bayes_scaling.posterior import write_saved
+
+        names = list(self.schedules)
+        tree = self.idata.copy()
+        tree[SCHEDULES_GROUP] = xr.DataTree(xr.Dataset(
+            {f"lr_{i}": (f"step_{i}", self.schedules[n].lr) for i, n in enumerate(names)}))
+        meta = {"law": self.law.name, "noise": self.noise, "peak": self.peak, "runs": names,
+                "schedule_names": [self.schedules[n].name for n in names],
+                "priors": {k: v.to_dict() for k, v in self.priors.items()},
+                "data": json.loads(self.data.to_json(orient="split", index=False, double_precision=15)),
+                "info": self.info}
+        return write_saved(path, tree, CURVES_KEY, meta, overwrite=overwrite)
 
     def loss_draws(self, schedule: Schedule | str, steps: Any, *, run: str | None = None,
                    seed: int | None = 0) -> dict[str, np.ndarray]:
@@ -350,3 +418,29 @@ def compare_noise(fits: Mapping[str, CurveFit]) -> pd.DataFrame:
     table = pd.DataFrame.from_dict(rows, orient="index").sort_values("elpd", ascending=False)
     table["difference"] = table["elpd"] - table["elpd"].iloc[0]
     return table
+
+
+def load_curves(path: Any) -> CurveFit:
+    """Read a curve fit written by :meth:`CurveFit.save`.
+
+    Raises
+    ------
+    FitFileError
+        If the file is missing, unreadable, damaged or not a curve fit.
+    """
+    from bayes_scaling.posterior import FitFileError, read_saved
+    from bayes_scaling.priors import as_prior
+
+    tree, meta = read_saved(path, CURVES_KEY, what="curve fit", label="bayes_scaling curve fit",
+                            hint="; write one with `bayes-scaling curve fit --out`")
+    try:
+        group = tree[SCHEDULES_GROUP].to_dataset()
+        schedules = {n: Schedule(np.asarray(group[f"lr_{i}"].values, float), name=label)
+                     for i, (n, label) in enumerate(zip(meta["runs"], meta["schedule_names"], strict=True))}
+        idata = tree.copy()
+        del idata[SCHEDULES_GROUP]
+        return CurveFit(law=get_curve_law(meta["law"]), noise=meta["noise"], data=pd.DataFrame(**meta["data"]),
+                        schedules=schedules, peak=float(meta["peak"]), idata=idata,
+                        priors={k: as_prior(v, name=k) for k, v in meta["priors"].items()}, info=meta["info"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise FitFileError(f"{path} holds damaged curve-fit metadata: {exc}") from None

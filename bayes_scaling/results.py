@@ -85,7 +85,8 @@ def load_result(path: str | Path) -> SavedResult:
 def load(path: str | Path) -> Any:
     """Read any file this package saves: a fit, a link fit, a task fit, or an analysis result.
 
-    Fits come from :meth:`~bayes_scaling.posterior.Fit.save`, link and task fits from ``save()`` of
+    Fits come from :meth:`~bayes_scaling.posterior.Fit.save`, curve fits from
+    :meth:`~bayes_scaling.curves.CurveFit.save`, link and task fits from ``save()`` of
     :class:`~bayes_scaling.downstream.DownstreamFit` / :class:`~bayes_scaling.downstream.TaskFit` (netCDF);
     analyses (hypotheses, IsoFLOP, recipes, designs, explanations, backtests) from
     :meth:`Result.save` (JSON, read back as a :class:`SavedResult`).
@@ -95,12 +96,16 @@ def load(path: str | Path) -> Any:
     FitFileError
         If the file is missing, unreadable, corrupted or was not written by bayes_scaling.
     """
+    from bayes_scaling.curves import CURVES_KEY, load_curves
     from bayes_scaling.downstream import SAVED_KEYS, load_downstream
     from bayes_scaling.posterior import load_fit
 
     if _is_json(path):  # an analysis saved by Result.save
         return load_result(path)
-    return load_downstream(path) if _saved_keys(path) & set(SAVED_KEYS) else load_fit(path)
+    keys = _saved_keys(path)
+    if CURVES_KEY in keys:
+        return load_curves(path)
+    return load_downstream(path) if keys & set(SAVED_KEYS) else load_fit(path)
 
 
 def _is_json(path: str | Path) -> bool:

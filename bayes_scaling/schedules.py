@@ -216,6 +216,43 @@ class Schedule:
         return cls(lr, name=f"two_stage({peak:g} -> {second:g} at {switch}, {steps})")
 
     @classmethod
+    def parse(cls, spec: str) -> Schedule:
+        """A schedule from a one-line spec, ``KIND:name=value,...`` (the command line's ``--schedule``).
+
+        ``KIND`` is a constructor: ``constant``, ``cosine``, ``linear``, ``wsd``, ``two_stage``, with its arguments
+        by name, e.g. ``cosine:peak=3e-4,steps=24000,final=3e-5,warmup=2160`` or
+        ``wsd:peak=3e-4,steps=24000,decay_start=20000,final=3e-5,decay=geometric``.
+        """
+        kind, _, rest = str(spec).partition(":")
+        kind = kind.strip()
+        builders = {"constant": cls.constant, "cosine": cls.cosine, "linear": cls.linear, "wsd": cls.wsd,
+                    "two_stage": cls.two_stage}
+        if kind not in builders:
+            raise ScheduleError(f"unknown schedule kind {kind!r} in {spec!r}; use one of {', '.join(builders)} "
+                                "as KIND:name=value,... (e.g. cosine:peak=3e-4,steps=24000,warmup=2000)")
+        args: dict[str, Any] = {}
+        for part in filter(None, (p.strip() for p in rest.split(","))):
+            key, sep, value = part.partition("=")
+            if not sep:
+                raise ScheduleError(f"schedule {spec!r}: {part!r} is not name=value")
+            key = key.strip()
+            if key == "decay":
+                args[key] = value.strip()
+                continue
+            try:
+                number = float(value)
+            except ValueError:
+                raise ScheduleError(f"schedule {spec!r}: {key}={value!r} is not a number") from None
+            args[key] = int(number) if key in ("steps", "warmup", "decay_start", "switch") else number
+        if "peak" not in args or "steps" not in args:
+            raise ScheduleError(f"schedule {spec!r} needs peak= and steps=")
+        peak, steps = args.pop("peak"), args.pop("steps")
+        try:
+            return builders[kind](peak, steps, **args)
+        except TypeError as exc:
+            raise ScheduleError(f"schedule {spec!r}: {exc}") from None
+
+    @classmethod
     def from_array(cls, lr: Sequence[float] | np.ndarray, *, name: str = "custom") -> Schedule:
         """A schedule from the learning rate of every step (``lr[0]`` is step 1)."""
         return cls(np.asarray(lr, dtype=float), name=name)
