@@ -598,6 +598,9 @@ TASK_PARAMS = ("delta", "floor_frac", "midpoint", "width", "sigma")
 #: mass near no floor (as a single link's floor). Per task, not pooled: data that stop before a task saturates say
 #: little about its floor, and pooling what the data do not identify made funnels (500 leapfrog steps a draw).
 TASK_FLOOR_BETA = (1.0, 4.0)
+#: Sampling of the forward-chaining refits of a task fit (:func:`task_fold_residuals`): short, the fit's target
+#: acceptance; medians and variances of forecasts is all they give.
+TASK_FOLD_SAMPLING = Sampling(draws=150, tune=250, chains=2, target_accept=0.95)
 #: Smallest NUTS target acceptance of a task fit (its population spreads make funnels that smaller steps pass).
 TASK_TARGET_ACCEPT = 0.95
 #: Population-level parameters of the pooled link.
@@ -675,13 +678,30 @@ class TaskFit:
             return np.clip(_task_mean(np, params, loss[:, :, None], self.chance), 0.0, 1.0)
 
     def predict(self, loss: np.ndarray, *, seed: int | np.random.Generator | None = 0) -> tuple[np.ndarray, np.ndarray]:
-        """(expected error, error of one more evaluation) per task, each (draws, points, tasks)."""
+        """(expected error, error of one more evaluation) per task, each (draws, points, tasks).
+
+        Beyond the losses the tasks were fitted on, the extrapolation term (:func:`task_fold_residuals`, one scale
+        for all tasks) adds ``kappa * d * z`` to each task's expected error, which then stays between the task's
+        floor and its plateau.
+        """
         rng = np.random.default_rng(seed)
         loss = np.atleast_2d(np.asarray(loss, float))
         params = self._pick(rng, loss.shape[0])
         mean = self._expected(loss, params)
+        term = link_term(self)
+        if term is not None:
+            _, kappa = term.joint_draws(loss.shape[0], rng)
+            d = loss_distance(loss, self.data["loss"])[:, :, None]
+            top = self.chance + params["delta"]
+            floor = self.chance * params["floor_frac"]
+            mean = np.clip(mean + kappa[:, None, None] * d * rng.standard_normal(mean.shape), floor, top)
         scale = np.sqrt(mean * (1 - mean) / self.items + params["sigma"] ** 2 + 0.25 / self.items**2)
         return mean, np.clip(mean + scale * rng.standard_normal(mean.shape), 0.0, 1.0)
+
+    @property
+    def term(self) -> Extrapolation | None:
+        """The tasks' extrapolation term (learned by forward chaining in loss), or None (fitted without it)."""
+        return link_term(self)
 
     def leave_loss(self, margin: float = 0.02) -> np.ndarray:
         """Per draw and task, the loss below which the expected error is at least ``margin`` under chance.
@@ -774,6 +794,7 @@ def fit_tasks(
     *,
     chance: float | Mapping[str, float] | None = None,
     items: int | Mapping[str, int] | None = None,
+    extrapolation: bool = True,
     sampling: Sampling | None = None,
     **options: Any,
 ) -> TaskFit:
@@ -789,6 +810,9 @@ def fit_tasks(
         Per task, the error of random guessing and the number of test items: one number for all, a mapping by
         column, or (default) the columns ``random_<metric>`` and ``items_<metric>`` (gadre2024_downstream has
         both).
+    extrapolation : bool
+        Learn the links' extrapolation term by forward chaining in loss (default; :func:`task_fold_residuals`),
+        one scale for all tasks, kept in ``info["extrapolation"]`` and added by :meth:`TaskFit.predict`.
     sampling, **options
         Sampling options (:class:`~bayes_scaling.inference.Sampling`); ``target_accept`` is raised to at least
         :data:`TASK_TARGET_ACCEPT`. 46 tasks x 32 models take 40-70 s on 2 cores with the defaults (compiling
@@ -800,9 +824,6 @@ def fit_tasks(
         See :func:`task_table` for the probability of being above chance at (N, D) and the loss at which each
         task leaves chance.
     """
-    import pymc as pm
-    import pytensor.tensor as pt
-
     metrics = list(dict.fromkeys(metrics))
     if len(metrics) < 2:
         raise ValueError("fit_tasks pools two or more task columns; use fit_downstream for one")
@@ -830,6 +851,72 @@ def fit_tasks(
     losses = frame["loss"].to_numpy()
     config = Sampling.of(sampling, **options)
     config = Sampling.of(config, target_accept=max(config.target_accept, TASK_TARGET_ACCEPT))
+
+    model = _task_model(metrics, losses, y, chance_, items_)
+    idata = sample(model, config, cache_key=_task_key(metrics, chance_, items_))
+    result = TaskFit(metrics=metrics, chance=chance_, items=items_, data=frame.reset_index(drop=True), idata=idata,
+                     info={k: v for k, v in config.to_dict().items() if k != "progress"})
+    if extrapolation:
+        residuals = task_fold_residuals(result, seed=config.seed or 0)
+        result.info["extrapolation"] = learn_link_term(residuals, seed=config.seed or 0).to_dict()
+    return result
+
+
+def task_fold_residuals(tasks: TaskFit, *, seed: int = 0) -> pd.DataFrame:
+    """Forward-chaining residuals of a task fit in loss: refit on the higher-loss models, forecast the others.
+
+    As :func:`link_fold_residuals` for one link, with every task at once: for each cut at the
+    :data:`LINK_FOLD_QUANTILES` of the training losses, the pooled model (same priors and noise) is refitted to the
+    models above the cut and each task is scored on the models below. The refits are short NUTS runs
+    (:data:`TASK_FOLD_SAMPLING`) of the compiled model of the fit itself, pointed at each fold's data: the Laplace
+    approximation finds no Gaussian mode for a pooled model this size. Held-out models of one task within
+    :data:`LINK_DISTANCE_BIN` of each other in a fold count once (``size``: task and bin).
+    """
+    loss = tasks.data["loss"].to_numpy()
+    y = tasks.data[tasks.metrics].to_numpy()
+    count = len(tasks.metrics)
+    rows = []
+    for fold, q in enumerate(LINK_FOLD_QUANTILES):
+        cut = float(np.quantile(loss, q))
+        train, test = loss > cut, loss <= cut
+        if train.sum() < LINK_FOLD_MIN_MODELS or not test.any():
+            continue
+        config = Sampling.of(TASK_FOLD_SAMPLING, seed=seed + fold)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                idata = sample(_task_model(tasks.metrics, loss[train], y[train], tasks.chance, tasks.items), config,
+                               cache_key=_task_key(tasks.metrics, tasks.chance, tasks.items))
+        except (RuntimeError, ValueError):
+            continue  # this fold's refit failed: it contributes nothing
+        posterior = idata["posterior"]
+        params = {n: np.asarray(posterior[n].values, float).reshape(-1, 1, count) for n in TASK_PARAMS}
+        with np.errstate(over="ignore"):
+            expected = np.clip(_task_mean(np, params, loss[test][None, :, None], tasks.chance), 0.0, 1.0)
+        center = np.median(expected, axis=0)
+        sigma = np.median(params["sigma"], axis=0)
+        noise = np.sqrt(center * (1 - center) / tasks.items + sigma**2 + 0.25 / tasks.items**2)
+        distance = loss_distance(loss[test], loss[train])
+        bins = np.round(distance / LINK_DISTANCE_BIN).astype(int)
+        for t, metric in enumerate(tasks.metrics):
+            rows.append(pd.DataFrame({"fold": fold, "task": metric, "loss": loss[test], "distance": distance,
+                                      "residual": y[test, t] - center[:, t],
+                                      "var_param": np.var(expected[:, :, t], axis=0), "sigma": noise[:, t],
+                                      "nu": math.inf, "size": [f"{t}/{b}" for b in bins]}))
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+
+
+def _task_key(metrics: list[str], chance: np.ndarray, items: np.ndarray) -> tuple:
+    """What fixes the structure of a task model (its compiled form is reused for other data of that structure)."""
+    return ("tasks", len(metrics), tuple(np.asarray(chance).tolist()),
+            tuple(np.asarray(items).tolist()))
+
+
+def _task_model(metrics: list[str], losses: np.ndarray, y: np.ndarray, chance_: np.ndarray,
+                items_: np.ndarray) -> Any:
+    """The PyMC model of :class:`TaskFit` (the losses and errors are data containers, ``loss`` and ``metric_data``)."""
+    import pymc as pm
+    import pytensor.tensor as pt
 
     def normal(name: str, dims: str = "task") -> Any:
         return pm.Normal(name, 0.0, 1.0, dims=dims)
@@ -868,10 +955,7 @@ def fit_tasks(
         # binomial variance of the items, the task's own model-to-model noise, and the resolution of one item
         pm.Normal("metric", mu=mean, sigma=pt.sqrt(mean * (1 - mean) / items_ + sigma**2 + 0.25 / items_**2),
                   observed=observed, dims=("run", "task"))
-    key = ("tasks", len(metrics), tuple(chance_.tolist()), tuple(items_.tolist()))
-    idata = sample(model, config, cache_key=key)
-    return TaskFit(metrics=metrics, chance=chance_, items=items_, data=frame.reset_index(drop=True), idata=idata,
-                   info={k: v for k, v in config.to_dict().items() if k != "progress"})
+    return model
 
 
 def task_table(tasks: TaskFit, *, fit: Fit | None = None, N: Any = None, D: Any = None, loss: Any = None,
@@ -892,7 +976,9 @@ def task_table(tasks: TaskFit, *, fit: Fit | None = None, N: Any = None, D: Any 
         One row per point and task: ``N``, ``D`` (or ``loss``), ``metric``, ``chance``, the expected error
         (``median``, ``lower``/``upper``), one evaluation's error (``pred_lower``/``pred_upper``),
         ``p_above_chance`` (posterior probability that the expected error is ``margin`` or more under chance),
-        and the loss at which the task leaves chance (``leave_loss`` with ``leave_loss_lower``/``_upper``).
+        the loss at which the task leaves chance (``leave_loss`` with ``leave_loss_lower``/``_upper``), and
+        ``loss_distance``: how far the point's loss lies beyond the losses the tasks were fitted on (median, in
+        widths of their range; a warning above :data:`LINK_FAR`).
     """
     prob = check_prob(prob)
     if not 0 <= margin < 1:
@@ -912,6 +998,11 @@ def task_table(tasks: TaskFit, *, fit: Fit | None = None, N: Any = None, D: Any 
         points = pd.DataFrame({"loss": np.atleast_1d(np.asarray(loss, float))})
         draws = np.broadcast_to(points["loss"].to_numpy(), (4000, len(points)))
     mean, pred = tasks.predict(draws, seed=rng)
+    distance = np.median(loss_distance(draws, tasks.data["loss"]), axis=0)
+    if (distance > LINK_FAR).any():
+        warnings.warn(f"{int((distance > LINK_FAR).sum())} point(s) lie {distance.max():.1f} widths of the tasks' "
+                      f"range of losses beyond the losses they were fitted on (more than {LINK_FAR:g}): the links "
+                      "were never tested there, so read the intervals as a guess", UserWarning, stacklevel=2)
     lower, median, upper = equal_tailed(mean, prob, median=True)
     pred_lower, pred_upper = equal_tailed(pred, prob)
     above = (mean <= tasks.chance - margin).mean(axis=0)
@@ -923,7 +1014,8 @@ def task_table(tasks: TaskFit, *, fit: Fit | None = None, N: Any = None, D: Any 
                               "pred_upper": pred_upper[i], "p_above_chance": above[i],
                               "leave_loss": leave["leave_loss"].to_numpy(),
                               "leave_loss_lower": leave["leave_loss_lower"].to_numpy(),
-                              "leave_loss_upper": leave["leave_loss_upper"].to_numpy()})
+                              "leave_loss_upper": leave["leave_loss_upper"].to_numpy(),
+                              "loss_distance": distance[i]})
         for column in reversed(points.columns):
             block.insert(0, column, points[column].iloc[i])
         rows.append(block)

@@ -34,6 +34,7 @@ __all__ = [
     "plot_a_by_compute",
     "plot_calibration",
     "plot_compare",
+    "plot_curve",
     "plot_design",
     "plot_downstream",
     "plot_exponents",
@@ -283,6 +284,39 @@ def plot_downstream(curve: pd.DataFrame, runs: pd.DataFrame, *, metric: str, cha
     ax.set_ylabel(f"{metric} (error)")
     ax.legend(fontsize="small")
     return ax
+
+
+def plot_curve(table: pd.DataFrame, *, lr: np.ndarray | None = None, observed: pd.DataFrame | None = None,
+               prob: float | None = None, title: str = "", axes: Sequence[Axes] | None = None) -> Figure:
+    """A loss curve forecast (:meth:`bayes_scaling.curves.CurveFit.forecast`) with its schedule beneath.
+
+    ``table`` has ``step``, ``median``, ``lower``/``upper`` (the law's curve, credible) and
+    ``pred_lower``/``pred_upper`` (a run's logged loss, predictive); ``lr`` is the schedule's rate of every step
+    (``Schedule.lr``) and ``observed`` the logged points (``step``, ``loss``) to draw over it.
+    """
+    prob = check_prob(prob if prob is not None else table.attrs.get("interval", {}).get("prob"))
+    if axes is None:
+        fig, axes = plt.subplots(2, 1, figsize=(7, 5.5), sharex=True, height_ratios=(3, 1), layout="constrained")
+    else:
+        fig = axes[0].figure
+    top, bottom = axes
+    step = table["step"].to_numpy()
+    top.fill_between(step, table["pred_lower"], table["pred_upper"], color="C0", alpha=0.15, linewidth=0,
+                     label=f"{prob:.0%} predictive (the run's logged loss)")
+    top.fill_between(step, table["lower"], table["upper"], color="C0", alpha=0.4, linewidth=0,
+                     label=f"{prob:.0%} credible (the law's curve)")
+    top.plot(step, table["median"], color="C0", label="median")
+    if observed is not None and len(observed):
+        top.scatter(observed["step"], observed["loss"], s=6, color="k", zorder=3, label="logged")
+    top.set_ylabel("loss (nats/token)")
+    top.legend(fontsize="small")
+    if title:
+        top.set_title(title)
+    if lr is not None:
+        bottom.plot(np.arange(1, len(lr) + 1), lr, color="C1")
+    bottom.set_xlabel("step")
+    bottom.set_ylabel("learning rate")
+    return fig
 
 
 def plot_tasks(table: pd.DataFrame, *, prob: float | None = None, ax: Axes | None = None) -> Axes:

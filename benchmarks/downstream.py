@@ -15,9 +15,10 @@ the checkpoints above a loss cut (the 50% and 75% quantiles of the run's losses)
 their true losses, against the point two-step baseline's link (a least-squares ``E - a exp(-b L)``) on the same
 targets: 90% coverage, median absolute error, forecasts outside [floor, chance].
 
-Per task (no target; reported): the 46 tasks fitted at once with task-level partial pooling
-(:func:`bayes_scaling.downstream.fit_tasks`), the 46 x 9 held-out errors forecast the same way. Scored: how many fall
-inside the 90% predictive interval, the median absolute error, and the Brier score of the probability of being
+Per task: the 46 tasks fitted at once with task-level partial pooling (:func:`bayes_scaling.downstream.fit_tasks`),
+the 46 x 9 held-out errors forecast the same way. Scored: how many fall inside the 90% predictive interval, the
+median absolute error against the point two-step baseline's (the Huber point fit's loss at (N, D), then each task's
+least-squares ``E - a exp(-b L)``), and the Brier score of the probability of being
 above chance (2 points or more under the chance error) against the observed, next to the Brier score of
 "as the best small model" (the state of the training model with the lowest loss, 0 or 1).
 """
@@ -35,6 +36,7 @@ from bayes_scaling import datasets
 from bayes_scaling.downstream import LINKS, chain, fit_downstream, fit_tasks, task_table
 from bayes_scaling.fitting import fit
 from bayes_scaling.intervals import equal_tailed
+from bayes_scaling.pointfit import huber_point_fit
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 METRICS = {"17-task average": "err_avg_subset", "46-task average": "err_avg"}
@@ -102,6 +104,14 @@ def run_tasks(root: Path, seed: int = 1, margin: float = 0.02) -> pd.DataFrame:
                            prob=0.9, seed=seed)
         best = train.loc[train["loss"].idxmin()]  # the most capable small model
         chance = dict(zip(tasks.metrics, tasks.chance, strict=True))
+        # the point two-step baseline: the Huber point fit's loss at (N, D), then each task's least-squares link
+        point_loss = huber_point_fit(train).predict(test["N"].to_numpy(), test["D"].to_numpy())
+        point = {}
+        for m in metrics:  # a least-squares fit can fail on a flat task: the baseline then says its mean error
+            try:
+                point[m] = point_link(train, m, point_loss)
+            except RuntimeError:
+                point[m] = np.full(len(test), float(train[m].mean()))
         for i, (_, model) in enumerate(test.iterrows()):
             block = table.iloc[i * len(metrics):(i + 1) * len(metrics)]
             for _, row in block.iterrows():
@@ -109,7 +119,8 @@ def run_tasks(root: Path, seed: int = 1, margin: float = 0.02) -> pd.DataFrame:
                 rows.append({"dataset": name, "N": model["N"], "metric": m, "observed": model[m],
                              "median": row["median"], "lower": row["pred_lower"], "upper": row["pred_upper"],
                              "p_above": row["p_above_chance"], "above": model[m] <= chance[m] - margin,
-                             "baseline": float(best[m] <= chance[m] - margin)})
+                             "baseline": float(best[m] <= chance[m] - margin), "point": point[m][i],
+                             "distance": row["loss_distance"] if "loss_distance" in row else np.nan})
         diag = tasks.diagnostics()
         print(f"{name}: {len(metrics)} tasks pooled, max R-hat {diag.max_r_hat:.3f}, min ESS {diag.min_ess_bulk:.0f}, "
               f"{diag.divergences} divergences", flush=True)
@@ -120,12 +131,14 @@ def summarise_tasks(runs: pd.DataFrame) -> pd.DataFrame:
     """Per held-out size and overall: coverage, median absolute error, Brier scores."""
     runs = runs.assign(covered=(runs["observed"] >= runs["lower"]) & (runs["observed"] <= runs["upper"]),
                        abs_error=(runs["median"] - runs["observed"]).abs(),
+                       point_abs_error=(runs["point"] - runs["observed"]).abs(),
                        brier=(runs["p_above"] - runs["above"]) ** 2,
                        brier_baseline=(runs["baseline"] - runs["above"]) ** 2,
                        size=np.where(runs["N"] < 3e9, "1.4B", "6.9B"))
     parts = [runs.assign(size="all"), runs]
     return pd.concat(parts).groupby("size").agg(
         forecasts=("observed", "size"), covered_90=("covered", "mean"), median_abs_error=("abs_error", "median"),
+        point_two_step_median_abs_error=("point_abs_error", "median"),
         brier=("brier", "mean"), brier_as_best_small_model=("brier_baseline", "mean"))
 
 
@@ -201,6 +214,7 @@ def summarise_olmo(runs: pd.DataFrame) -> pd.DataFrame:
         print(per_case.to_string(float_format=lambda v: f"{v:.3g}"))
     table = runs.groupby(["method", "cut"]).agg(
         forecasts=("observed", "size"), covered_90=("covered", "mean"), median_abs_error=("abs_error", "median"),
+        point_two_step_median_abs_error=("point_abs_error", "median"),
         below_floor=("below_floor", "sum"), above_chance=("above_chance", "sum"),
         observed_above_chance=("observed_above_chance", "sum"), max_r_hat=("max_r_hat", "max"))
     table["covered_90_per_task"] = per_case.groupby(["method", "cut"])["covered"].mean()

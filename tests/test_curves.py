@@ -84,3 +84,101 @@ def test_draws_with_an_impossible_loss_are_left_out_with_a_warning():
         get_curve_law("multipower").loss(np, TRUE, curve_inputs(SCHEDULES["wsd"], [6000], peak=1e-3))[0], rel=0.01)
     with pytest.raises(ValueError, match="every posterior draw gives a non-positive loss"):
         _fixed_fit(np.full(50, 50.0)).forecast("wsd", [6000])
+
+
+def test_a_curve_fit_round_trips_through_its_file(tmp_path):
+    import bayes_scaling as bs
+    from bayes_scaling.curves import load_curves
+
+    fit = _fixed_fit(TRUE["B"] * np.linspace(0.9, 1.1, 40))
+    path = fit.save(tmp_path / "curves.nc")
+    with pytest.raises(FileExistsError):
+        fit.save(path)
+    back = bs.load(path)  # the one loader knows curve fits
+    assert isinstance(back, type(fit)) and list(back.schedules) == list(fit.schedules)
+    for name in fit.schedules:
+        assert np.array_equal(back.schedules[name].lr, fit.schedules[name].lr)
+    pd.testing.assert_frame_equal(back.data, fit.data)
+    pd.testing.assert_frame_equal(back.forecast("wsd", [5000, 6000]), fit.forecast("wsd", [5000, 6000]))
+    with pytest.raises(bs.FitFileError, match="not a bayes_scaling curve fit"):
+        load_curves(_saved_loss_fit(tmp_path))
+
+
+def _saved_loss_fit(tmp_path):
+    """A netCDF file that is not a curve fit (a link fit's metadata key is absent too)."""
+    import xarray as xr
+
+    path = tmp_path / "other.nc"
+    xr.DataTree.from_dict({"posterior": xr.Dataset({"x": (("chain", "draw"), np.zeros((1, 3)))})}).to_netcdf(
+        path, engine="h5netcdf")
+    return path
+
+
+def test_two_schedules_compared_with_paired_draws():
+    """Every draw gives both curves: the difference's interval holds the schedules' effect only."""
+    fit = _fixed_fit(TRUE["B"] * np.linspace(0.8, 1.2, 60))
+    table = fit.compare("wsd", "cosine", [4000, 6000])
+    law = get_curve_law("multipower")
+
+    def truth(name, step):
+        return law.loss(np, TRUE, curve_inputs(SCHEDULES[name], [step], peak=1e-3))[0]
+
+    # before the WSD decay the cosine has decayed further (lower loss); at the end WSD's decay has caught up
+    for i, step in enumerate((4000, 6000)):
+        expected = truth("wsd", step) - truth("cosine", step)
+        assert table["lower"].iloc[i] <= expected <= table["upper"].iloc[i]
+        assert table["p_a_lower"].iloc[i] == (1.0 if expected < 0 else 0.0)
+        # a run's logged losses add noise on both sides: wider than the law's difference
+        assert table["pred_lower"].iloc[i] < table["lower"].iloc[i] and table["pred_upper"].iloc[i] > \
+            table["upper"].iloc[i]
+    same = fit.compare("wsd", "wsd", [6000])
+    assert same["median"].iloc[0] == 0.0 and same["upper"].iloc[0] == 0.0  # paired: nothing but the schedule
+
+
+def test_cli_curve_fit_forecast_compare(tmp_path, capsys):
+    """The command line end to end on a simulated pair of runs (small draws), and its input errors."""
+    import json
+
+    from bayes_scaling.cli import main
+
+    data = simulated().merge(pd.DataFrame({"run": ["cosine", "wsd"], "model": ["m", "m"]}))
+    data = pd.concat([data, data.assign(model="other")])
+    csv = tmp_path / "curves.csv"
+    data.to_csv(csv, index=False)
+    specs = ["--schedule", "cosine=cosine:peak=1e-3,steps=6000,final=1e-4,warmup=300",
+             "--schedule", "wsd=wsd:peak=1e-3,steps=6000,decay_start=4500,final=1e-4,warmup=300"]
+    out = tmp_path / "fit.nc"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        code = main(["curve", "fit", str(csv), "--where", "model=m", "--until", "5000", *specs, "--noise", "white",
+                     "--draws", "200", "--tune", "300", "--chains", "2", "--seed", "1", "--out", str(out), "--json"])
+    assert code == 0
+    fitted = json.loads(capsys.readouterr().out)
+    assert fitted["runs"] == {"cosine": 47, "wsd": 47}  # model=m only, steps <= 5000
+    assert fitted["params"]["L0"]["lower"] < TRUE["L0"] < fitted["params"]["L0"]["upper"]
+    plot = tmp_path / "curve.png"
+    assert main(["curve", "forecast", str(out), "--run", "wsd", "--steps", "5500,6000", "--json",
+                 "--plot", str(plot)]) == 0
+    forecast = json.loads(capsys.readouterr().out)
+    assert [r["step"] for r in forecast["rows"]] == [5500, 6000] and plot.stat().st_size > 0
+    rest = data[(data["model"] == "m") & (data["run"] == "wsd") & (data["step"] == 6000)]["loss"].iloc[0]
+    assert forecast["rows"][1]["pred_lower"] <= rest <= forecast["rows"][1]["pred_upper"]
+    assert main(["curve", "compare", str(out), "--a", "wsd", "--b",
+                 "constant:peak=1e-3,steps=6000,warmup=300", "--json"]) == 0
+    compared = json.loads(capsys.readouterr().out)
+    assert compared["rows"][0]["p_a_lower"] > 0.95  # a decay ends below a constant rate
+    assert main(["curve", "forecast", str(out), "--schedule", "cosine", "--anneal", "3000,1000,1e-4"]) == 0
+    assert "annealed at 3000" in capsys.readouterr().out
+    # errors: one line each, exit 2
+    for argv, message in (
+        (["curve", "forecast", str(out), "--schedule", "nope"], "neither a fitted run"),
+        (["curve", "forecast", str(out), "--schedule", "cosine", "--steps", "7000"], "covers steps 1-6,000"),
+        (["curve", "forecast", str(out), "--run", "x"], "no fitted run 'x'"),
+        (["curve", "forecast", str(out), "--schedule", "cosine", "--anneal", "3000,1000"], "AT,OVER,FINAL"),
+        (["curve", "fit", str(csv), "--where", "size=1"], "column 'size' is not in"),
+        (["curve", "fit", str(csv), "--schedule", "cosine=cosine:peak=1e-3,steps=6000"], "no schedule for run"),
+        (["curve", "fit", str(csv), "--schedule", "cosine=cos:peak=1"], "unknown schedule kind 'cos'"),
+        (["curve", "fit", str(csv), *specs, "--out", str(out)], "exists"),
+    ):
+        assert main(argv) == 2, argv
+        assert message in capsys.readouterr().err, argv

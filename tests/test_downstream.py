@@ -339,3 +339,32 @@ def test_cli_fit_tasks_by_pattern_then_forecast_and_report(tasks, tmp_path, caps
     report = write_report({"chinchilla": demo_fit}, tmp_path / "report", downstream=tasks, points=[(1e8, 2e9)])
     assert "tasks.png" in report.figures
     assert "Downstream task forecasts through the loss" in report.html.read_text()
+
+
+def test_task_links_carry_their_extrapolation_term_beyond_the_data(tasks, tmp_path):
+    """Forward chaining in loss gives the pooled tasks one extrapolation scale: no wider inside the data, wider
+    beyond it, with the distance reported (and a warning far out); the term survives a save."""
+    import dataclasses
+
+    from bayes_scaling.downstream import LINK_FAR, load_downstream, task_table
+
+    term = tasks.term
+    assert term is not None and term.folds >= 2 and term.to_dict()["median"] > 0
+    without = dataclasses.replace(tasks, info={k: v for k, v in tasks.info.items() if k != "extrapolation"})
+    losses = tasks.data["loss"]
+    width = losses.max() - losses.min()
+    inside, beyond = float(losses.median()), float(losses.min() - 0.5 * width)
+    with_term = task_table(tasks, loss=[inside, beyond], prob=0.9).set_index(["loss", "metric"])
+    plain = task_table(without, loss=[inside, beyond], prob=0.9).set_index(["loss", "metric"])
+    assert (with_term.loc[inside, "loss_distance"] == 0).all()
+    assert np.allclose(with_term.loc[beyond, "loss_distance"], 0.5)
+    expected = ["median", "lower", "upper"]  # inside the data nothing is added to the expected error
+    pd.testing.assert_frame_equal(with_term.loc[inside, expected], plain.loc[inside, expected])
+    spread = (with_term.loc[beyond, "upper"] - with_term.loc[beyond, "lower"]).sum()
+    assert spread > (plain.loc[beyond, "upper"] - plain.loc[beyond, "lower"]).sum()
+    # within each task's floor and plateau, however wide
+    assert (with_term["lower"] >= 0).all() and (with_term["upper"] <= 1).all()
+    with pytest.warns(UserWarning, match="beyond the losses they were fitted on"):
+        task_table(tasks, loss=[float(losses.min() - 1.5 * LINK_FAR * width)])
+    back = load_downstream(tasks.save(tmp_path / "tasks.nc"))
+    assert back.term is not None and back.term.to_dict() == term.to_dict()

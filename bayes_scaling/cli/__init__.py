@@ -17,6 +17,7 @@ from typing import Any
 from bayes_scaling.cli import (
     backtest,
     compare,
+    curve,
     datasets,
     demo,
     explain,
@@ -37,8 +38,8 @@ from bayes_scaling.priors import PriorError
 __all__ = ["EXIT_INTERRUPTED", "EXIT_USAGE", "USER_ERRORS", "build_parser", "chatty", "main"]
 
 #: The commands in the order ``--help`` lists them.
-COMMANDS = (fit, forecast, suggest, fit_downstream, demo, compare, plan, backtest, explain, recipes, report, datasets,
-            laws, worker)
+COMMANDS = (fit, forecast, suggest, fit_downstream, demo, compare, plan, backtest, explain, recipes, report, curve,
+            datasets, laws, worker)
 
 
 #: Exit status of a usage error.

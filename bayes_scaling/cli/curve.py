@@ -1,0 +1,281 @@
+"""``bayes-scaling curve fit|forecast|compare``: loss curves under learning-rate schedules (experimental).
+
+``curve fit`` fits a curve law to runs' logged losses, each with its full schedule (a constructor spec per run, the
+logged ``lr`` column, or a named set); ``curve forecast`` gives the loss at chosen steps of a schedule (a fitted
+run's, a new one, or "anneal now"), for a new run or continuing a fitted run in flight; ``curve compare`` gives the
+difference between two schedules at a step with the probability that the first ends lower (paired draws).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from bayes_scaling.cli import common
+
+#: Named schedule sets ``--schedules`` knows (run name -> schedule).
+SCHEDULE_SETS = ("multipower2025",)
+
+
+def _named_schedules(name: str) -> dict[str, Any]:
+    from bayes_scaling.schedules import multipower2025
+
+    return {"multipower2025": multipower2025}[name]()
+
+
+def _pairs(values: list[str] | None, option: str) -> list[tuple[str, str]]:
+    """``NAME=VALUE`` arguments as pairs (a clear error for anything else)."""
+    out = []
+    for value in values or ():
+        name, sep, rest = value.partition("=")
+        if not sep or not name.strip() or not rest.strip():
+            raise ValueError(f"{option} takes NAME=VALUE, got {value!r}")
+        out.append((name.strip(), rest.strip()))
+    return out
+
+
+def _read_points(args: argparse.Namespace) -> Any:
+    """The logged points: the CSV, filtered by ``--where`` and ``--runs``, cut at ``--until``."""
+    import pandas as pd
+
+    frame = pd.read_csv(args.data, sep=args.sep)
+    for column, value in _pairs(args.where, "--where"):
+        if column not in frame.columns:
+            raise ValueError(f"--where: column {column!r} is not in {args.data}; it has "
+                             f"{', '.join(map(str, frame.columns))}")
+        frame = frame[frame[column].astype(str) == value]
+        if frame.empty:
+            raise ValueError(f"--where {column}={value}: no row of {args.data} has that value")
+    if args.run_column not in frame.columns:
+        raise ValueError(f"--run-column: column {args.run_column!r} is not in {args.data}; it has "
+                         f"{', '.join(map(str, frame.columns))}")
+    frame = frame.assign(**{args.run_column: frame[args.run_column].astype(str)})
+    if args.runs:
+        wanted = [r.strip() for r in args.runs.split(",") if r.strip()]
+        unknown = sorted(set(wanted) - set(frame[args.run_column]))
+        if unknown:
+            raise ValueError(f"--runs: no run {', '.join(map(repr, unknown))} in the data; runs: "
+                             f"{', '.join(sorted(set(frame[args.run_column])))}")
+        frame = frame[frame[args.run_column].isin(wanted)]
+    if args.until is not None:
+        frame = frame[frame[args.step_column] <= args.until]
+        if frame.empty:
+            raise ValueError(f"--until {args.until}: no logged point at or before that step")
+    return frame
+
+
+def _schedules(args: argparse.Namespace, frame: Any) -> dict[str, Any]:
+    """Each run's schedule: ``--schedule RUN=SPEC`` first, then the named set, then the logged ``--lr-column``."""
+    from bayes_scaling.schedules import Schedule
+
+    runs = list(dict.fromkeys(frame[args.run_column]))
+    out: dict[str, Any] = {}
+    if args.schedules:
+        named = _named_schedules(args.schedules)
+        out.update({r: named[r] for r in runs if r in named})
+    for run, spec in _pairs(args.schedule, "--schedule"):
+        out[run] = Schedule.parse(spec)
+    if args.lr_column:
+        if args.lr_column not in frame.columns:
+            raise ValueError(f"--lr-column: column {args.lr_column!r} is not in {args.data}")
+        for run in runs:
+            if run not in out:
+                part = frame[frame[args.run_column] == run]
+                out[run] = Schedule.from_column(part, step=args.step_column, lr=args.lr_column)
+    missing = [r for r in runs if r not in out]
+    if missing:
+        raise ValueError(f"no schedule for run(s) {', '.join(map(repr, missing))}: give --schedule RUN=SPEC, "
+                         f"--schedules NAME ({', '.join(SCHEDULE_SETS)}) or --lr-column")
+    return out
+
+
+def _fit(args: argparse.Namespace) -> int:
+    from bayes_scaling.curves import fit_curves
+
+    frame = _read_points(args)
+    schedules = _schedules(args, frame)
+    common.say(args, f"fitting {len(frame)} logged points of {len(schedules)} run(s) with {args.law} ({args.noise}"
+                     " noise) ...")
+    kwargs = common.sampling_kwargs(args)
+    result = fit_curves(frame, schedules, args.law, noise=args.noise, run=args.run_column, step=args.step_column,
+                        loss=args.loss_column, **kwargs)
+    if args.out is not None:
+        result.save(args.out, overwrite=args.force)
+    if args.json:
+        common.print_json(result.to_dict())
+    else:
+        diag = result.diagnostics()
+        print(f"curve law {result.law.name}, {result.noise} noise: {len(result.data)} points of "
+              f"{len(result.schedules)} run(s) ({', '.join(result.schedules)})")
+        print(common.format_table(result.summary()))
+        print(f"diagnostics: max R-hat {diag.max_r_hat:.3f}, min bulk ESS {diag.min_ess_bulk:.0f}, "
+              f"divergences {diag.divergences}" + ("" if diag.ok else f"  WARNING: {'; '.join(diag.problems)}"))
+        if args.out is not None:
+            print(f"saved to {args.out}")
+    return common.strict_status(result, args)
+
+
+def _schedule_of(result: Any, spec: str) -> Any:
+    """A fitted run's schedule (by name), a named set's (multipower2025's ``wsd_20000_24000``) or a spec's."""
+    from bayes_scaling.schedules import Schedule
+
+    if spec in result.schedules:
+        return result.schedules[spec]
+    for name in SCHEDULE_SETS:
+        known = _named_schedules(name)
+        if spec in known:
+            return known[spec]
+    if ":" not in spec:
+        raise ValueError(f"schedule {spec!r} is neither a fitted run ({', '.join(result.schedules)}), nor one of "
+                         f"the named sets' ({', '.join(SCHEDULE_SETS)}), nor a spec KIND:name=value,... (e.g. "
+                         "cosine:peak=3e-4,steps=24000,warmup=2000)")
+    return Schedule.parse(spec)
+
+
+def _anneal(schedule: Any, text: str | None) -> Any:
+    if text is None:
+        return schedule
+    parts = text.split(",")
+    if len(parts) not in (3, 4):
+        raise ValueError(f"--anneal takes AT,OVER,FINAL[,KIND] (e.g. 12000,2000,3e-5), got {text!r}")
+    try:
+        at, over, final = int(float(parts[0])), int(float(parts[1])), float(parts[2])
+    except ValueError:
+        raise ValueError(f"--anneal takes numbers AT,OVER,FINAL[,KIND], got {text!r}") from None
+    return schedule.anneal(at, over, final, *(parts[3:] or ["linear"]))
+
+
+def _steps(text: str | None, schedule: Any) -> list[int]:
+    if text is None:
+        return [schedule.steps]
+    try:
+        return [int(float(s)) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise ValueError(f"--steps takes whole numbers separated by commas, got {text!r}") from None
+
+
+def _load(path: Path) -> Any:
+    from bayes_scaling.curves import load_curves
+
+    return load_curves(path)
+
+
+def _forecast(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    result = _load(args.fit)
+    if args.schedule is None and args.run is None:
+        raise ValueError("give --schedule (a fitted run's name or a spec such as cosine:peak=3e-4,steps=24000) "
+                         "or --run RUN (continue a fitted run in flight)")
+    if args.run is not None and args.run not in result.schedules:
+        raise ValueError(f"--run: no fitted run {args.run!r}; runs: {', '.join(result.schedules)}")
+    schedule = _anneal(_schedule_of(result, args.schedule or args.run), args.anneal)
+    steps = _steps(args.steps, schedule)
+    table = result.forecast(schedule, steps, run=args.run, prob=args.prob, seed=args.seed)
+    if args.plot is not None:
+        from bayes_scaling.outputs import write_file
+        from bayes_scaling.plots import plot_curve
+
+        # from the first step the law was fitted on (before it, e.g. in warmup, the law is not meant to hold)
+        start = min(int(result.data["step"].min()), schedule.steps)
+        grid = np.unique(np.linspace(start, schedule.steps, 200).round().astype(int))
+        curve = result.forecast(schedule, grid, run=args.run, prob=args.prob, seed=args.seed)
+        observed = None
+        if args.run:  # the run's logged points the drawn schedule covers
+            observed = result.data[(result.data["run"] == args.run) & (result.data["step"] <= schedule.steps)]
+        fig = plot_curve(curve, lr=schedule.lr, observed=observed, prob=args.prob, title=schedule.name)
+        write_file(args.plot, lambda tmp: fig.savefig(tmp, dpi=110, format=args.plot.suffix.lstrip(".") or "png"),
+                   overwrite=args.force)
+    if args.json:
+        common.print_json({"schedule": schedule.name, "run": args.run, **table.to_payload()})
+    else:
+        what = f"run {args.run!r} continued" if args.run else "a new run"
+        print(f"{what} under {schedule.name} (curve law {result.law.name}, {result.noise} noise)")
+        print(common.format_table(table))
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    result = _load(args.fit)
+    a = _anneal(_schedule_of(result, args.a), args.anneal_a)
+    b = _anneal(_schedule_of(result, args.b), args.anneal_b)
+    steps = _steps(args.steps, a if a.steps <= b.steps else b)
+    table = result.compare(a, b, steps, prob=args.prob, seed=args.seed)
+    if args.json:
+        common.print_json({"a": a.name, "b": b.name, **table.to_payload()})
+    else:
+        print(f"A = {a.name}\nB = {b.name}\nloss difference A - B (negative: A lower); p_a_lower = P(A's expected "
+              "loss is lower), paired posterior draws")
+        print(common.format_table(table))
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the command with parsed ``args``; returns the exit status."""
+    return {"fit": _fit, "forecast": _forecast, "compare": _compare}[args.curve_command](args)
+
+
+def add_parser(sub: Any) -> None:
+    """Add the ``curve`` command (``fit``, ``forecast``, ``compare``) to the sub-command parsers ``sub``."""
+    from bayes_scaling.curve_laws import CURVE_LAWS
+    from bayes_scaling.curves import CURVE_NOISE
+
+    p = sub.add_parser("curve", help="loss curves under learning-rate schedules: fit, forecast, compare "
+                       "(experimental)")
+    actions = p.add_subparsers(dest="curve_command", required=True, metavar="ACTION")
+
+    f = actions.add_parser("fit", help="fit a curve law to logged losses with their schedules")
+    f.add_argument("data", type=Path, help="CSV with one row per logged point: run, step, loss (and lr)")
+    f.add_argument("--run-column", default="run", help="column naming each run (default run)")
+    f.add_argument("--step-column", default="step", help="column of optimizer steps (default step)")
+    f.add_argument("--loss-column", default="loss", help="column of losses, nats/token (default loss)")
+    f.add_argument("--where", action="append", metavar="COLUMN=VALUE",
+                   help="keep the rows where COLUMN equals VALUE (repeatable), e.g. model=25M")
+    f.add_argument("--runs", default=None, metavar="A,B,..", help="fit only these runs")
+    f.add_argument("--until", type=int, default=None, metavar="STEP",
+                   help="use the points logged up to STEP only (runs in flight)")
+    f.add_argument("--schedule", action="append", metavar="RUN=SPEC",
+                   help="a run's full schedule, e.g. 'cos1=cosine:peak=3e-4,steps=24000,final=3e-5,warmup=2000' "
+                        "(kinds: constant, cosine, linear, wsd, two_stage; repeatable)")
+    f.add_argument("--schedules", choices=SCHEDULE_SETS, default=None,
+                   help="a named set of schedules, by run name (multipower2025: the nine of Luo et al. 2025)")
+    f.add_argument("--lr-column", default=None, metavar="COLUMN",
+                   help="otherwise each run's schedule from its logged rates (linear between logged steps, a "
+                        "linear warmup from 0 before the first)")
+    f.add_argument("--law", choices=list(CURVE_LAWS), default="multipower", help="curve law (default multipower)")
+    f.add_argument("--noise", choices=CURVE_NOISE, default="ar1",
+                   help="residuals along a run (default ar1: correlated along steps)")
+    f.add_argument("--sep", default=",", help="CSV field separator (default ',')")
+    f.add_argument("--out", type=Path, default=None, help="save the curve fit to this netCDF file")
+    f.add_argument("--force", action="store_true", help="replace --out if it exists")
+    common.add_json(f)
+    common.add_sampling(f, law_options=False)
+
+    for name, text in (("forecast", "the loss at steps of a schedule: a new run, a fitted run in flight, or "
+                                    "'anneal now'"),
+                       ("compare", "two schedules at a step: the loss difference and P(the first ends lower)")):
+        q = actions.add_parser(name, help=text)
+        q.add_argument("fit", type=Path, help="a curve fit saved by `bayes-scaling curve fit --out`")
+        q.add_argument("--steps", default=None, metavar="S1,S2,..",
+                       help="steps to forecast (default: the schedule's last step)")
+        common.add_prob(q)
+        q.add_argument("--seed", type=common.seed_arg, default=0, help="seed of the predictive draws (default 0)")
+        common.add_json(q)
+        if name == "forecast":
+            q.add_argument("--schedule", default=None, metavar="RUN|SPEC",
+                           help="a fitted run's schedule by name, a named set's (e.g. wsd_20000_24000 of "
+                                "multipower2025), or a new one (a spec, as in curve fit)")
+            q.add_argument("--run", default=None, help="continue this fitted run (in flight) instead of a new run")
+            q.add_argument("--anneal", default=None, metavar="AT,OVER,FINAL[,KIND]",
+                           help="anneal now: the schedule up to step AT, then a decay over OVER steps to FINAL")
+            q.add_argument("--plot", type=Path, default=None, metavar="FILE",
+                           help="draw the curve with its bands and the schedule beneath (PNG/PDF/SVG)")
+            q.add_argument("--force", action="store_true", help="replace --plot if it exists")
+        else:
+            for side in ("a", "b"):
+                q.add_argument(f"--{side}", required=True, metavar="RUN|SPEC",
+                               help=f"schedule {side.upper()}: a fitted run's name or a spec")
+                q.add_argument(f"--anneal-{side}", default=None, metavar="AT,OVER,FINAL[,KIND]",
+                               help=f"anneal schedule {side.upper()} at step AT over OVER steps to FINAL")
+    p.set_defaults(func=run)
