@@ -265,6 +265,10 @@ def run_remote(argv: Sequence[str]) -> int | None:
         return None
     if reply.get("protocol") != PROTOCOL:
         return None
+    if "fallback" in reply:
+        print(f"warning: the background worker failed ({reply['fallback']}); running the command in this process",
+              file=sys.stderr)
+        return None
     return _deliver(reply)
 
 
@@ -382,6 +386,7 @@ def serve(path: str | Path, run: Runner, idle: float = IDLE_SECONDS) -> int:
     """
     import signal
     import tempfile
+    import threading
 
     path = Path(path)
     where = path.parent
@@ -395,7 +400,8 @@ def serve(path: str | Path, run: Runner, idle: float = IDLE_SECONDS) -> int:
     listener.settimeout(idle)
     served = 0
     started = time.time()
-    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    main_thread = threading.current_thread() is threading.main_thread()  # signals reach the main thread only
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(0)) if main_thread else None
     try:
         with tempfile.TemporaryDirectory(dir=where, prefix="scratch-") as scratch:
             while True:
@@ -422,12 +428,16 @@ def serve(path: str | Path, run: Runner, idle: float = IDLE_SECONDS) -> int:
                             _send(conn, {"protocol": PROTOCOL, "stopped": True})
                         break
                     else:
-                        reply = _run_command(request, Path(scratch), run)
+                        try:
+                            reply = _run_command(request, Path(scratch), run)
+                        except Exception as exc:  # a failure of the worker, not a command's error: hand it back
+                            reply = {"protocol": PROTOCOL, "fallback": f"{type(exc).__name__}: {exc}"}
                         served += 1
                     with contextlib.suppress(OSError):
                         _send(conn, reply)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
         listener.close()
         with contextlib.suppress(OSError):
             if os.stat(path).st_ino == own:

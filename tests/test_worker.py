@@ -142,3 +142,35 @@ def test_an_idle_worker_ends_and_removes_its_socket(cache):
     path = worker.socket_path()
     assert worker.serve(path, main, idle=0.2) == 0
     assert list(path.parent.iterdir()) == []
+
+
+def test_a_worker_that_fails_hands_the_command_back_and_keeps_serving(cache, capsys):
+    """An exception in the worker (not a command's error, which it reports as the CLI would) makes the client run
+    the command itself; the worker stays up for the next one."""
+    calls = []
+
+    def run(argv, *, save_to, saved):
+        calls.append(list(argv))
+        if len(calls) == 1:
+            raise RuntimeError("compiled model lost")
+        print("fine")
+        return 0
+
+    worker._private_folder()
+    path = worker.socket_path()
+    server = threading.Thread(target=worker.serve, args=(path, run), kwargs={"idle": 3.0})
+    server.start()
+    try:
+        for _ in range(100):  # wait for the socket
+            if path.exists():
+                break
+            threading.Event().wait(0.02)
+        assert worker.run_remote(["fit", "a.csv"]) is None
+        assert "the background worker failed (RuntimeError: compiled model lost)" in capsys.readouterr().err
+        assert worker.run_remote(["fit", "b.csv"]) == 0
+        assert capsys.readouterr().out == "fine\n"
+        assert calls == [["fit", "a.csv"], ["fit", "b.csv"]]
+    finally:
+        worker.stop()
+        server.join(10)
+    assert not path.exists()
