@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -277,6 +277,19 @@ def link_term(link: Any) -> Extrapolation | None:
     return Extrapolation.from_dict(saved) if saved else None
 
 
+def _loss_folds(loss: np.ndarray) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """Forward-chaining folds in loss: (fold, models above the cut, models at or below it).
+
+    One per usable cut at the :data:`LINK_FOLD_QUANTILES` of ``loss``: at least :data:`LINK_FOLD_MIN_MODELS` to
+    fit, one to score.
+    """
+    for fold, q in enumerate(LINK_FOLD_QUANTILES):
+        cut = float(np.quantile(loss, q))
+        train, test = loss > cut, loss <= cut
+        if train.sum() >= LINK_FOLD_MIN_MODELS and test.any():
+            yield fold, train, test
+
+
 def link_fold_residuals(link: DownstreamFit, *, seed: int = 0) -> pd.DataFrame:
     """Forward-chaining residuals of a link in loss: fit on the higher-loss models, forecast the lower-loss ones.
 
@@ -300,11 +313,7 @@ def link_fold_residuals(link: DownstreamFit, *, seed: int = 0) -> pd.DataFrame:
     key = ("downstream-folds", link.link.name, link.items, link.chance, link.reference,
            tuple(sorted((k, repr(v)) for k, v in priors.items())))
     rows = []
-    for fold, q in enumerate(LINK_FOLD_QUANTILES):
-        cut = float(np.quantile(loss, q))
-        train, test = loss > cut, loss <= cut
-        if train.sum() < LINK_FOLD_MIN_MODELS or not test.any():
-            continue
+    for fold, train, test in _loss_folds(loss):
         def model(train: np.ndarray = train) -> Any:
             return _build(link.link, priors, loss[train], y[train], link.chance, link.reference, link.items)
 
@@ -876,11 +885,7 @@ def task_fold_residuals(tasks: TaskFit, *, seed: int = 0) -> pd.DataFrame:
     y = tasks.data[tasks.metrics].to_numpy()
     count = len(tasks.metrics)
     rows = []
-    for fold, q in enumerate(LINK_FOLD_QUANTILES):
-        cut = float(np.quantile(loss, q))
-        train, test = loss > cut, loss <= cut
-        if train.sum() < LINK_FOLD_MIN_MODELS or not test.any():
-            continue
+    for fold, train, test in _loss_folds(loss):
         config = Sampling.of(TASK_FOLD_SAMPLING, seed=seed + fold)
         try:
             with warnings.catch_warnings():

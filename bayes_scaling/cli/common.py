@@ -287,6 +287,25 @@ def one_group(result: Any, args: argparse.Namespace) -> Any:
                          f"{', '.join(result.groups)}") from None
 
 
+def report_fit(result: Any, args: argparse.Namespace, header: str, saved_hint: str = "") -> int:
+    """Print a fit as the commands do; the exit status (:func:`strict_status`).
+
+    ``--json``: its ``to_dict()``; else ``header``, the parameter table, the diagnostics and where it was saved,
+    with ``saved_hint``.
+    """
+    if args.json:
+        print_json(result.to_dict())
+    else:
+        diag = result.diagnostics()
+        print(header)
+        print(format_table(result.summary()))
+        print(f"diagnostics: max R-hat {diag.max_r_hat:.3f}, min bulk ESS {diag.min_ess_bulk:.0f}, "
+              f"divergences {diag.divergences}" + ("" if diag.ok else f"  WARNING: {'; '.join(diag.problems)}"))
+        if getattr(args, "out", None) is not None:
+            print(f"saved to {args.out}{saved_hint}")
+    return strict_status(result, args)
+
+
 def say(args: argparse.Namespace, line: str) -> None:
     """A first line on a terminal before the slow part starts (nothing with --quiet, --json or a pipe)."""
     if chatty(args):

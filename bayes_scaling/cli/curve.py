@@ -102,18 +102,8 @@ def _fit(args: argparse.Namespace) -> int:
                         loss=args.loss_column, **kwargs)
     if args.out is not None:
         result.save(args.out, overwrite=args.force)
-    if args.json:
-        common.print_json(result.to_dict())
-    else:
-        diag = result.diagnostics()
-        print(f"curve law {result.law.name}, {result.noise} noise: {len(result.data)} points of "
-              f"{len(result.schedules)} run(s) ({', '.join(result.schedules)})")
-        print(common.format_table(result.summary()))
-        print(f"diagnostics: max R-hat {diag.max_r_hat:.3f}, min bulk ESS {diag.min_ess_bulk:.0f}, "
-              f"divergences {diag.divergences}" + ("" if diag.ok else f"  WARNING: {'; '.join(diag.problems)}"))
-        if args.out is not None:
-            print(f"saved to {args.out}")
-    return common.strict_status(result, args)
+    return common.report_fit(result, args, f"curve law {result.law.name}, {result.noise} noise: {len(result.data)} "
+                             f"points of {len(result.schedules)} run(s) ({', '.join(result.schedules)})")
 
 
 def _schedule_of(result: Any, spec: str) -> Any:

@@ -46,18 +46,9 @@ def _fit_hierarchical(args: argparse.Namespace) -> int:
                       **common.sampling_kwargs(args))
     if args.out is not None:
         result.save(args.out, overwrite=args.force)
-    if args.json:
-        common.print_json(result.to_dict())
-    else:
-        diag = result.diagnostics()
-        print(f"law {result.law.name}: {result.law.formula}; shared across {len(result.groups)} groups of "
-              f"{args.group!r}: {', '.join(result.shared)}")
-        print(common.format_table(result.summary()))
-        print(f"diagnostics: max R-hat {diag.max_r_hat:.3f}, min bulk ESS {diag.min_ess_bulk:.0f}, "
-              f"divergences {diag.divergences}" + ("" if diag.ok else f"  WARNING: {'; '.join(diag.problems)}"))
-        if args.out is not None:
-            print(f"saved to {args.out}; forecast or plan one group with --group-label LABEL")
-    return common.strict_status(result, args)
+    return common.report_fit(result, args, f"law {result.law.name}: {result.law.formula}; shared across "
+                             f"{len(result.groups)} groups of {args.group!r}: {', '.join(result.shared)}",
+                             "; forecast or plan one group with --group-label LABEL")
 
 
 def add_parser(sub: Any) -> None:
