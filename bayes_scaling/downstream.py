@@ -440,10 +440,11 @@ def fit_downstream(
     chance: float | str | None = None,
     items: int | None = None,
     extrapolation: bool = True,
+    loss: str = "loss",
     sampling: Sampling | None = None,
     **options: Any,
 ) -> DownstreamFit:
-    """Fit a link from ``data["loss"]`` to the error ``data[metric]`` with NUTS.
+    """Fit a link from ``data["loss"]`` (or another loss column) to the error ``data[metric]`` with NUTS.
 
     Parameters
     ----------
@@ -462,6 +463,11 @@ def fit_downstream(
     extrapolation : bool
         Learn the link's extrapolation term by forward chaining in loss (default; see :func:`link_fold_residuals`):
         forecasts at losses below the fitted ones widen with the distance. ``False`` leaves it out.
+    loss : str
+        The column the link reads as its loss (default ``loss``, the general loss). A per-task loss (the loss or
+        bits per byte of the correct answers, e.g. ``bpb_<task>``; Bhagia et al. 2024) makes the two-step chain
+        (N, D) -> task loss -> error: fit the loss law to the same column
+        (``fit(data.assign(loss=data["bpb_hellaswag"]))``) and :func:`chain` the two.
     sampling, **options
         Sampling options (:class:`~bayes_scaling.inference.Sampling`). A fit whose diagnostics fail is sampled
         once more with safer settings, like a loss fit (:func:`~bayes_scaling.inference.sample_with_retry`;
@@ -473,10 +479,12 @@ def fit_downstream(
     """
     if form not in LINKS:
         raise ValueError(f"unknown link form {form!r}; use one of {', '.join(LINKS)}")
-    for column in ("loss", metric):
+    for column in (loss, metric):
         if column not in data.columns:
             raise ValueError(f"column {column!r} is not in the data; it has {', '.join(map(repr, data.columns))}")
-    frame = data[["loss", metric]].astype(float)
+    if loss == metric:
+        raise ValueError(f"the loss column and the metric are the same column ({metric!r})")
+    frame = data[[loss, metric]].astype(float).set_axis(["loss", metric], axis=1)
     bad = ~np.isfinite(frame.to_numpy()).all(axis=1)
     if bad.any():
         raise ValueError(f"rows {(np.flatnonzero(bad)[:5] + 1).tolist()} (counted from 1) have a missing or "
@@ -804,6 +812,7 @@ def fit_tasks(
     chance: float | Mapping[str, float] | None = None,
     items: int | Mapping[str, int] | None = None,
     extrapolation: bool = True,
+    loss: str = "loss",
     sampling: Sampling | None = None,
     **options: Any,
 ) -> TaskFit:
@@ -822,6 +831,8 @@ def fit_tasks(
     extrapolation : bool
         Learn the links' extrapolation term by forward chaining in loss (default; :func:`task_fold_residuals`),
         one scale for all tasks, kept in ``info["extrapolation"]`` and added by :meth:`TaskFit.predict`.
+    loss : str
+        The column the links read as their loss (default ``loss``; see :func:`fit_downstream`).
     sampling, **options
         Sampling options (:class:`~bayes_scaling.inference.Sampling`); ``target_accept`` is raised to at least
         :data:`TASK_TARGET_ACCEPT`. 46 tasks x 32 models take 40-70 s on 2 cores with the defaults (compiling
@@ -836,10 +847,12 @@ def fit_tasks(
     metrics = list(dict.fromkeys(metrics))
     if len(metrics) < 2:
         raise ValueError("fit_tasks pools two or more task columns; use fit_downstream for one")
-    for column in ("loss", *metrics):
+    for column in (loss, *metrics):
         if column not in data.columns:
             raise ValueError(f"column {column!r} is not in the data")
-    frame = data[["loss", *metrics]].astype(float)
+    if loss in metrics:
+        raise ValueError(f"the loss column {loss!r} is also one of the metrics")
+    frame = data[[loss, *metrics]].astype(float).set_axis(["loss", *metrics], axis=1)
     bad = ~np.isfinite(frame.to_numpy())
     if bad.any():
         row, col = np.argwhere(bad)[0]

@@ -368,3 +368,27 @@ def test_task_links_carry_their_extrapolation_term_beyond_the_data(tasks, tmp_pa
         task_table(tasks, loss=[float(losses.min() - 1.5 * LINK_FAR * width)])
     back = load_downstream(tasks.save(tmp_path / "tasks.nc"))
     assert back.term is not None and back.term.to_dict() == term.to_dict()
+
+
+def test_a_per_task_loss_as_the_intermediate(demo_fit):
+    """(N, D) -> task loss -> error: the link reads a per-task loss column, the loss law is fitted to the same
+    column, and chain carries both stages; the truth of a sweep point falls inside the chained interval."""
+    rng = np.random.default_rng(4)
+    sweep = bs.load_demo()
+    task_loss = 1.3 * sweep["loss"] * np.exp(0.004 * rng.standard_normal(len(sweep)))  # e.g. bpb of the answers
+    data = sweep.assign(bpb_task=task_loss, err=np.clip(_truth(task_loss) + 0.006 * rng.standard_normal(len(sweep)),
+                                                        0, 1), random_err=CHANCE)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        link = fit_downstream(data, "err", loss="bpb_task", extrapolation=False, **FAST)
+        task_fit = bs.fit(data.assign(loss=data["bpb_task"])[["N", "D", "loss"]], draws=300, tune=500, chains=2,
+                          seed=3, warn=False)
+    np.testing.assert_allclose(link.data["loss"], task_loss)  # the link's loss is the task loss
+    middle = data.iloc[[len(data) // 2]]
+    table = chain(task_fit, link, N=middle["N"], D=middle["D"], prob=0.95)
+    truth = _truth(1.3 * middle["loss"].to_numpy())[0]
+    assert table["pred_lower"].iloc[0] <= truth <= table["pred_upper"].iloc[0]
+    with pytest.raises(ValueError, match="column 'bpb_other' is not in the data"):
+        fit_downstream(data, "err", loss="bpb_other")
+    with pytest.raises(ValueError, match="the loss column and the metric are the same"):
+        fit_downstream(data, "err", loss="err")

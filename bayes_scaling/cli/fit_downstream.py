@@ -46,13 +46,14 @@ def run(args: argparse.Namespace) -> int:
     if len(metrics) > 1:
         if isinstance(chance, str):
             raise ValueError("--chance with several metrics must be a number (default: the random_<metric> columns)")
-        result = common.quietly(fit_tasks, frame, metrics, chance=chance, items=args.items, **kwargs)
+        result = common.quietly(fit_tasks, frame, metrics, chance=chance, items=args.items, loss=args.loss_column,
+                                **kwargs)
         heading = (f"{len(metrics)} tasks as functions of the loss, pooled: Err = top - (top - floor) "
                    f"sigmoid((midpoint - L) / width), {len(result.data)} runs; floor and leave_loss (the loss below "
                    f"which a task is 2 points under chance) with {args.prob:.0%} intervals")
     else:
         result = common.quietly(fit_downstream, frame, metrics[0], form=args.form, chance=chance, items=args.items,
-                                **kwargs)
+                                loss=args.loss_column, **kwargs)
         heading = (f"{result.metric} as a function of the loss: {result.link.formula} (chance "
                    f"{result.chance:.3g}), {len(result.data)} runs")
     if args.out is not None:
@@ -88,6 +89,9 @@ def add_parser(sub: Any) -> None:
                    help="chance error, a number or a column (default: the column random_<metric>, else the largest)")
     p.add_argument("--items", type=int, default=None,
                    help="test items per value: binomial noise (default for several tasks: the items_<metric> columns)")
+    p.add_argument("--loss-column", default="loss", metavar="COLUMN",
+                   help="the loss the link reads (default loss; a per-task loss such as bpb_<task> chains "
+                        "(N, D) -> task loss -> error with a loss fit of that column)")
     p.add_argument("--out", type=Path, default=None, help="save the link fit to this netCDF file")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     common.add_prob(p)
