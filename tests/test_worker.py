@@ -64,6 +64,8 @@ def test_which_commands_go_to_the_worker(monkeypatch):
 def test_worker_fits_equal_in_process_fits_and_the_client_saves(tmp_path, cache, capsys):
     import subprocess
 
+    if len(str(worker.socket_path())) > worker.MAX_SOCKET_PATH:
+        pytest.skip("the temporary folder's path is too long for a Unix socket here")
     csv = tmp_path / "demo.csv"
     bs.load_demo().to_csv(csv, index=False)
     env = {**os.environ, worker.ENV_IDLE: "120"}
