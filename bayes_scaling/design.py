@@ -29,7 +29,7 @@ import pandas as pd
 
 from bayes_scaling.data import FLOPS_PER_PARAM_TOKEN
 from bayes_scaling.extrapolation import distance_columns, sweep_ranges
-from bayes_scaling.intervals import KIND, check_prob, interval_table, tails, weighted_quantiles
+from bayes_scaling.intervals import KIND, check_prob, interval_table, weighted_equal_tailed
 from bayes_scaling.results import Result
 
 if TYPE_CHECKING:
@@ -209,7 +209,7 @@ class _Preposterior:
         from bayes_scaling.likelihoods import get_noise_model
 
         self.fit, self.target, self.rng = fit, target, rng
-        self.tails = tails(prob)
+        self.prob = prob
         law_draws = fit.draws(fit.law.param_names)
         noise_draws = fit.draws(fit.noise_names)
         total = len(next(iter(law_draws.values())))
@@ -275,7 +275,7 @@ class _Preposterior:
         """Per scenario: lower and upper bounds of the reweighted target, its width, and the weights' ESS."""
         w = np.exp(log_weights - log_weights.max(axis=-1, keepdims=True))
         w /= w.sum(axis=-1, keepdims=True)
-        lo, hi = weighted_quantiles(values, w, self.tails)
+        lo, hi = weighted_equal_tailed(values, w, self.prob)
         ess = 1.0 / (w**2).sum(axis=-1)
         lower, upper = self._scale(lo), self._scale(hi)
         return lower, upper, self._width(lower, upper), ess

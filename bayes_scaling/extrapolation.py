@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_scaling.data import FLOPS_PER_PARAM_TOKEN
-from bayes_scaling.intervals import KIND, weighted_quantiles
+from bayes_scaling.intervals import KIND, SUMMARY_PROB, grid_quantiles
 from bayes_scaling.likelihoods import student_t_logpdf
 from bayes_scaling.shared_prior import load_shared_prior
 
@@ -201,16 +201,16 @@ class Extrapolation:
         b = self.drift_grid[i] + rng.uniform(-b_step / 2, b_step / 2, n)
         return b, np.maximum(self.grid[j] + rng.uniform(-step / 2, step / 2, n), self.grid[0])
 
-    def quantiles(self, probs: Sequence[float] = (0.05, 0.5, 0.95)) -> list[float]:
-        """Posterior quantiles of the scale (of its grid posterior)."""
-        return [float(q) for q in weighted_quantiles(self.grid, self.weights, probs)]
+    def quantiles(self, probs: Sequence[float] | None = None) -> list[float]:
+        """Posterior quantiles of the scale (:func:`~bayes_scaling.intervals.grid_quantiles`)."""
+        return grid_quantiles(self.grid, self.weights, probs)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form (kept in ``Fit.info["extrapolation"]`` and saved with the fit)."""
         low, median, high = self.quantiles()
         out = {"design": self.design, "grid": [float(g) for g in self.grid],
                "weights": [float(w) for w in self.weights], "folds": self.folds, "residuals": self.residuals,
-               "median": median, "lower": low, "upper": high, "interval": {"kind": KIND, "prob": 0.9}}
+               "median": median, "lower": low, "upper": high, "interval": {"kind": KIND, "prob": SUMMARY_PROB}}
         if self.joint is not None and self.drift_grid is not None:
             out["drift_grid"] = [float(g) for g in self.drift_grid]
             out["joint"] = [[float(w) for w in row] for row in self.joint]

@@ -29,8 +29,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["BOOTSTRAP", "DEPRECATED_COLUMNS", "KIND", "IntervalTable", "check_prob", "default_prob",
-           "equal_tailed", "interval_statement", "interval_table", "rc", "tails", "weighted_quantiles"]
+__all__ = ["BOOTSTRAP", "DEPRECATED_COLUMNS", "KIND", "SUMMARY_PROB", "IntervalTable", "check_prob", "default_prob",
+           "equal_tailed", "grid_quantiles", "interval_statement", "interval_table", "rc", "tails",
+           "weighted_equal_tailed", "weighted_quantiles"]
 
 #: Settings read when an interval probability is not given (``prob=None``).
 rc: dict[str, Any] = {"prob": 0.9}
@@ -109,6 +110,33 @@ def weighted_quantiles(values: Any, weights: Any, levels: Any) -> np.ndarray:
     ranked = values[order]
     return np.stack([ranked[np.minimum((cumulative < level).sum(axis=-1), len(values) - 1)]
                      for level in np.atleast_1d(levels)])
+
+
+#: Probability of the interval that the saved summary of a grid posterior states (the extrapolation term's scale,
+#: the shared prior's): fixed, so a saved file says the same whatever ``rc["prob"]`` is set to.
+SUMMARY_PROB = 0.9
+
+
+def weighted_equal_tailed(values: Any, weights: Any, prob: float | None, *, median: bool = False
+                          ) -> tuple[np.ndarray, ...]:
+    """:func:`equal_tailed` for weighted draws or a grid posterior (:func:`weighted_quantiles`).
+
+    Returns ``(lower, upper)``, or ``(lower, median, upper)`` with ``median=True``, each of shape ``weights``'
+    leading shape.
+    """
+    low, high = tails(prob)
+    return tuple(weighted_quantiles(values, weights, (low, 0.5, high) if median else (low, high)))
+
+
+def grid_quantiles(grid: Any, weights: Any, probs: Sequence[float] | None = None) -> list[float]:
+    """Quantiles of a grid posterior at ``probs``; by default its :data:`SUMMARY_PROB` interval.
+
+    The default is ``[lower, median, upper]`` of the equal-tailed interval, what the extrapolation term and the
+    shared prior report.
+    """
+    if probs is None:
+        return [float(q) for q in weighted_equal_tailed(grid, weights, SUMMARY_PROB, median=True)]
+    return [float(q) for q in weighted_quantiles(grid, weights, probs)]
 
 
 #: Column names of earlier releases, read through :class:`IntervalTable` with a ``DeprecationWarning``.

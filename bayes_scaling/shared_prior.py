@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from bayes_scaling.intervals import weighted_quantiles
+from bayes_scaling.intervals import SUMMARY_PROB, grid_quantiles
 
 __all__ = ["MEAN_GRID", "PRIOR_FILE", "SHAPE_GRID", "SharedPrior", "SweepLikelihood", "load_shared_prior",
            "population_prior"]
@@ -107,16 +107,16 @@ class SharedPrior:
         """The distinct sources the prior was learned from."""
         return sorted({s.source for s in self.sweeps})
 
-    def quantiles(self, probs: Sequence[float] = (0.05, 0.5, 0.95)) -> list[float]:
-        """Quantiles of kappa under the prior (of its grid, as the term's own quantiles)."""
-        return [float(q) for q in weighted_quantiles(self.grid, self.weights, probs)]
+    def quantiles(self, probs: Sequence[float] | None = None) -> list[float]:
+        """Quantiles of kappa under the prior (:func:`~bayes_scaling.intervals.grid_quantiles`)."""
+        return grid_quantiles(self.grid, self.weights, probs)
 
     def describe(self) -> str:
         """One line: what the prior says and what it was learned from."""
         low, median, high = self.quantiles()
         left = f"; left out {', '.join(self.excluded)}" if self.excluded else ""
-        return (f"shared prior of kappa: median {median:.4f}, 90% [{low:.4f}, {high:.4f}] from {len(self.sweeps)} "
-                f"sweeps of {len(self.sources)} sources{left}")
+        return (f"shared prior of kappa: median {median:.4f}, {SUMMARY_PROB:.0%} [{low:.4f}, {high:.4f}] from "
+                f"{len(self.sweeps)} sweeps of {len(self.sources)} sources{left}")
 
     def to_dict(self) -> dict[str, Any]:
         """A short JSON-friendly summary (the sources, hyperparameters and quantiles; not the likelihoods)."""
