@@ -154,16 +154,7 @@ class CurveFit:
             (a run's logged loss).
         """
         prob = check_prob(prob)
-        draws = self.loss_draws(schedule, steps, run=run, seed=seed)
-        usable = np.isfinite(draws["mean"]).all(axis=1) & np.isfinite(draws["pred"]).all(axis=1)
-        if not usable.any():
-            raise ValueError("every posterior draw gives a non-positive loss at these steps: the law is not "
-                             "constrained there (e.g. a decay the fitted curves never saw); give tighter priors")
-        if not usable.all():
-            warnings.warn(f"{int((~usable).sum())} of {usable.size} posterior draws give a non-positive loss at "
-                          "these steps and are left out: the data barely constrain the law there", UserWarning,
-                          stacklevel=2)
-            draws = {k: v[usable] for k, v in draws.items()}
+        (draws,) = _positive(self.loss_draws(schedule, steps, run=run, seed=seed))
         low, median, high = equal_tailed(draws["mean"], prob, median=True)
         plow, phigh = equal_tailed(draws["pred"], prob)
         out = pd.DataFrame({"step": np.asarray(steps).reshape(-1), "median": median, "lower": low, "upper": high,
@@ -186,18 +177,12 @@ class CurveFit:
         """
         prob = check_prob(prob)
         rng = np.random.default_rng(seed)
-        one = self.loss_draws(a, steps, seed=rng)
-        two = self.loss_draws(b, steps, seed=rng)
-        usable = np.all([np.isfinite(v).all(axis=1) for d in (one, two) for v in d.values()], axis=0)
-        if not usable.any():
-            raise ValueError("every posterior draw gives a non-positive loss under one of the schedules")
-        diff = one["mean"][usable] - two["mean"][usable]
-        pred = one["pred"][usable] - two["pred"][usable]
+        one, two = _positive(self.loss_draws(a, steps, seed=rng), self.loss_draws(b, steps, seed=rng))
+        diff, pred = one["mean"] - two["mean"], one["pred"] - two["pred"]
         low, median, high = equal_tailed(diff, prob, median=True)
         plow, phigh = equal_tailed(pred, prob)
         out = pd.DataFrame({"step": np.asarray(steps).reshape(-1),
-                            "loss_a": np.median(one["mean"][usable], axis=0),
-                            "loss_b": np.median(two["mean"][usable], axis=0),
+                            "loss_a": np.median(one["mean"], axis=0), "loss_b": np.median(two["mean"], axis=0),
                             "median": median, "lower": low, "upper": high, "pred_lower": plow, "pred_upper": phigh,
                             "p_a_lower": (diff < 0).mean(axis=0)})
         return interval_table(out, prob)
@@ -283,6 +268,23 @@ class CurveFit:
         gap = np.abs(steps[None, :] - float(last["step"].iloc[0]))
         rho = np.exp(-gap / noise["ell"][:, None])
         return rho * residual + sigma * np.sqrt(1 - rho**2) * rng.standard_normal(shape)
+
+
+def _positive(*draws: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
+    """The draws (of :meth:`CurveFit.loss_draws`, paired across ``draws``) whose losses are all positive.
+
+    A law barely constrained where it is asked (a decay the fitted curves never saw) can give non-positive losses
+    (NaN on the log scale): those draws are left out with a warning, and a clear error is raised when all are.
+    """
+    usable = np.all([np.isfinite(v).all(axis=1) for d in draws for v in d.values()], axis=0)
+    if not usable.any():
+        raise ValueError("every posterior draw gives a non-positive loss at these steps: the law is not "
+                         "constrained there (e.g. a decay the fitted curves never saw); give tighter priors")
+    if not usable.all():
+        warnings.warn(f"{int((~usable).sum())} of {usable.size} posterior draws give a non-positive loss at "
+                      "these steps and are left out: the data barely constrain the law there", UserWarning,
+                      stacklevel=3)
+    return [{k: v[usable] for k, v in d.items()} for d in draws]
 
 
 def _prepare(data: pd.DataFrame, schedules: Mapping[str, Schedule], run: str, step: str, loss: str

@@ -712,7 +712,7 @@ class TaskFit:
             top = self.chance + params["delta"]
             floor = self.chance * params["floor_frac"]
             mean = np.clip(mean + kappa[:, None, None] * d * rng.standard_normal(mean.shape), floor, top)
-        scale = np.sqrt(mean * (1 - mean) / self.items + params["sigma"] ** 2 + 0.25 / self.items**2)
+        scale = _task_noise(np, mean, params["sigma"], self.items)
         return mean, np.clip(mean + scale * rng.standard_normal(mean.shape), 0.0, 1.0)
 
     @property
@@ -913,7 +913,7 @@ def task_fold_residuals(tasks: TaskFit, *, seed: int = 0) -> pd.DataFrame:
             expected = np.clip(_task_mean(np, params, loss[test][None, :, None], tasks.chance), 0.0, 1.0)
         center = np.median(expected, axis=0)
         sigma = np.median(params["sigma"], axis=0)
-        noise = np.sqrt(center * (1 - center) / tasks.items + sigma**2 + 0.25 / tasks.items**2)
+        noise = _task_noise(np, center, sigma, tasks.items)
         distance = loss_distance(loss[test], loss[train])
         bins = np.round(distance / LINK_DISTANCE_BIN).astype(int)
         for t, metric in enumerate(tasks.metrics):
@@ -922,6 +922,15 @@ def task_fold_residuals(tasks: TaskFit, *, seed: int = 0) -> pd.DataFrame:
                                       "var_param": np.var(expected[:, :, t], axis=0), "sigma": noise[:, t],
                                       "nu": math.inf, "size": [f"{t}/{b}" for b in bins]}))
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+
+
+def _task_noise(xp: Any, mean: Any, sigma: Any, items: Any) -> Any:
+    """The sd of a task's error on one model around its expected ``mean`` (numpy or PyTensor ``xp``).
+
+    The binomial variance of its ``items``, the task's own model-to-model noise ``sigma``, and the resolution of
+    one item.
+    """
+    return xp.sqrt(mean * (1 - mean) / items + sigma**2 + 0.25 / items**2)
 
 
 def _task_key(metrics: list[str], chance: np.ndarray, items: np.ndarray) -> tuple:
@@ -970,8 +979,7 @@ def _task_model(metrics: list[str], losses: np.ndarray, y: np.ndarray, chance_: 
         }
         sigma = pm.Deterministic("sigma", pt.exp(mu_s + tau_s * normal("z_sigma")), dims="task")
         mean = pt.clip(_task_mean(pt, params, x[:, None], chance_), 1e-4, 1 - 1e-4)
-        # binomial variance of the items, the task's own model-to-model noise, and the resolution of one item
-        pm.Normal("metric", mu=mean, sigma=pt.sqrt(mean * (1 - mean) / items_ + sigma**2 + 0.25 / items_**2),
+        pm.Normal("metric", mu=mean, sigma=_task_noise(pt, mean, sigma, items_),
                   observed=observed, dims=("run", "task"))
     return model
 

@@ -84,6 +84,10 @@ def test_draws_with_an_impossible_loss_are_left_out_with_a_warning():
         get_curve_law("multipower").loss(np, TRUE, curve_inputs(SCHEDULES["wsd"], [6000], peak=1e-3))[0], rel=0.01)
     with pytest.raises(ValueError, match="every posterior draw gives a non-positive loss"):
         _fixed_fit(np.full(50, 50.0)).forecast("wsd", [6000])
+    # a comparison leaves out the same draws (of either schedule), and says so
+    with pytest.warns(UserWarning, match="posterior draws give a non-positive loss"):
+        compared = _fixed_fit(b).compare("wsd", "cosine", [6000])
+    assert np.isfinite(compared[["median", "lower", "upper", "pred_lower", "pred_upper"]].to_numpy()).all()
 
 
 def test_a_curve_fit_round_trips_through_its_file(tmp_path):
