@@ -90,7 +90,7 @@ def routable(argv: Sequence[str]) -> bool:
     """Whether the command line ``argv`` (without the program name) is one the worker runs."""
     if not argv or argv[0] not in COMMANDS or not enabled():
         return False
-    return not any(a in LOCAL_OPTIONS or a.split("=", 1)[0] in LOCAL_OPTIONS for a in argv[1:])
+    return not any(a.split("=", 1)[0] in LOCAL_OPTIONS for a in argv[1:])  # --group X and --group=X
 
 
 def idle_seconds() -> float:
