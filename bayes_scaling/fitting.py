@@ -30,6 +30,7 @@ from bayes_scaling.extrapolation import (
     fold_directions,
     learn,
 )
+from bayes_scaling.geometry import GEOMETRIES, applies
 from bayes_scaling.inference import (
     AUTO_RETRY_DRAWS,
     ConvergenceWarning,
@@ -82,6 +83,7 @@ def fit(
     extrapolation_prior: str = "shared",
     scatter: str = "constant",
     retry: bool | None = None,
+    geometry: str = "slopes",
     **options: Any,
 ) -> Fit:
     """Fit a scaling law to a sweep with NUTS (or, for a quick look, a Laplace approximation).
@@ -133,6 +135,12 @@ def fit(
         sweeps (one decade of N, E against the N term) are long curved ridges that the default step size
         explores slowly. ``None`` (default) retries production-size fits (``draws * chains`` of at least
         :data:`AUTO_RETRY_DRAWS`), not quick looks. ``info["escalated"]`` records the first pass's diagnostics.
+    geometry : {"slopes", "natural"}
+        The coordinates NUTS samples in (the model is the same): ``"slopes"`` (default) samples the Chinchilla
+        form as its loss level and local slopes at the sweep's reference point plus where the fall ends
+        (:mod:`bayes_scaling.geometry`), which straightens the curved ridge of ``E`` against the terms;
+        ``"natural"`` samples the law's own parameters. Other laws, fixed or unusual priors and the Laplace
+        approximation always use the law's parameters. ``info["geometry"]`` records what was sampled.
 
     Returns
     -------
@@ -161,6 +169,8 @@ def fit(
         raise ValueError(f"unknown extrapolation_prior {extrapolation_prior!r}; use one of {', '.join(KAPPA_PRIORS)}")
     if scatter not in SCATTERS:
         raise ValueError(f"unknown scatter {scatter!r}; use one of {', '.join(SCATTERS)}")
+    if geometry not in GEOMETRIES:
+        raise ValueError(f"unknown geometry {geometry!r}; use one of {', '.join(GEOMETRIES)}")
     sweep = load_sweep(data)
     law = get_law(law)
     spec = edge_spec(law, sweep) if scatter == "edges" else None
@@ -179,11 +189,15 @@ def fit(
                       LargeSweepWarning, stacklevel=2)
     reference = sweep.reference()
     start = time.perf_counter()
-    model = build_model(law, sweep, priors=resolved, likelihood=likelihood, reference=reference, scatter=spec)
+    if method != "nuts" or not applies(law.name, resolved):
+        geometry = "natural"
+    model = build_model(law, sweep, priors=resolved, likelihood=likelihood, reference=reference, scatter=spec,
+                        geometry=geometry)
     if log_likelihood is None:
         log_likelihood = len(sweep) <= 20_000
     # the structure, not the data: a compiled model is reused for any sweep of this law (any number of runs)
-    cache_key = (law.name, id(law), likelihood, tuple(sorted((k, repr(v)) for k, v in resolved.items())), scatter)
+    cache_key = (law.name, id(law), likelihood, tuple(sorted((k, repr(v)) for k, v in resolved.items())), scatter,
+                 geometry)
     sampling_start = time.perf_counter()
     approximation = None
     if method == "laplace":
@@ -210,6 +224,7 @@ def fit(
         "target_accept": config.target_accept,
         "sampling_seconds": round(sampling_seconds, 3),
         "versions": package_versions(),
+        "geometry": geometry,
     }
     if spec is not None:
         info["scatter"] = spec

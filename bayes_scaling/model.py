@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_scaling.data import DataError, Sweep, centred_logs
+from bayes_scaling.geometry import GEOMETRIES, applies, slope_coordinates
 from bayes_scaling.laws import ScalingLaw, get_law
 from bayes_scaling.likelihoods import NOISE_MODELS, NU_PRIOR, SIGMA_PRIOR, get_noise_model
 from bayes_scaling.noise import NoiseSplit
@@ -140,6 +141,7 @@ def build_model(
     parameterization: str = "noncentred",
     split: NoiseSplit | None = None,
     scatter: Mapping[str, Any] | None = None,
+    geometry: str = "natural",
 ) -> Any:
     """Build the PyMC model of ``law`` for ``sweep``, one set of parameters or pooled across groups.
 
@@ -167,6 +169,10 @@ def build_model(
         then separates them from the scatter around the law (see :mod:`bayes_scaling.noise`); ``sigma`` is that
         scatter, and with replicates a ``sigma_seed`` is added. The observed variable covers the runs measured
         once (dimension ``single``) and a potential ``replicate_cells`` the rest.
+    geometry : {"natural", "slopes"}
+        The coordinates NUTS samples a one-sweep model in: the law's own parameters, or (``"slopes"``, where
+        :func:`bayes_scaling.geometry.applies`) the loss level and local slopes at the reference point, the same
+        model (see :mod:`bayes_scaling.geometry`). Pooled models always use the law's parameters.
 
     Returns
     -------
@@ -190,6 +196,8 @@ def build_model(
 
     law = get_law(law)
     sweep.require(law.columns, law=law.name)
+    if geometry not in GEOMETRIES:
+        raise ValueError(f"geometry must be one of {', '.join(GEOMETRIES)}, got {geometry!r}")
     if scatter is not None and group is not None:
         raise ValueError("a scatter growing toward the edges is for a fit of one sweep, not a pooled fit (group=)")
     resolved = resolve_priors(law, priors, likelihood, scatter)
@@ -217,7 +225,10 @@ def build_model(
         observed = pm.Data(f"{OBSERVED}_data", values[f"{OBSERVED}_data"], dims="run")
         noise_model = get_noise_model(likelihood)
         if group is None:
-            params = {name: resolved[name].create(name) for name in law.param_names}
+            if geometry == "slopes" and applies(law.name, resolved):
+                params = slope_coordinates(law.name, law.param_names, resolved)
+            else:
+                params = {name: resolved[name].create(name) for name in law.param_names}
             for name, fn in law.derived.items():
                 pm.Deterministic(name, fn(pt, params, log_ref))
             noise = {name: resolved[name].create(name) for name in noise_model.noise_names}

@@ -20,7 +20,11 @@ Prints three tables.
    worker, which kept the compiled model), once more without the worker (a new process compiling again, disk
    caches warm), and ``scaling-laws fit`` of the peer ``simple-scaling-laws`` (a benchmark-only dependency, the
    ``bench`` extra) on the same sweep, as ratios.
-5. Sampling to an ESS target (``ess=1000``) on the largest synthetic sweep: wall time, batches, min bulk ESS.
+5. Pooled analyses from the command line, each a new process without the worker (:func:`bench_pooled`):
+   ``explain`` on porian2024 RefinedWeb, ``recipes`` on marin_isoflop, the 46-task downstream fit.
+6. First-pass convergence of default fits on the backtest splits' training sets, in the slope geometry and in the
+   law's own parameters (:mod:`benchmarks.convergence`).
+7. Sampling to an ESS target (``ess=1000``) on the largest synthetic sweep: wall time, batches, min bulk ESS.
 
 Fits use 4 chains x 1000 draws (1000 tuning steps) and the default Student-t likelihood.
 """
@@ -176,6 +180,61 @@ def bench_cli(csv: Path) -> pd.DataFrame:
     return out
 
 
+def bench_pooled(root: Path) -> pd.DataFrame:
+    """Wall time of the pooled analyses users wait for, each a new command-line process (issue 31's targets).
+
+    ``explain`` on porian2024's RefinedWeb setups (1,164 runs, 10 setups, two parameter counts), ``recipes`` on
+    marin_isoflop's three data mixes at 1e22 FLOPs, and the 46-task pooled downstream fit on gadre2024_downstream's
+    RedPajama models below 1e9 parameters (``fit-downstream --metric 'err_*'``, with its max R-hat). Without the
+    background worker: every command compiles what it needs.
+    """
+    import json
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    from bayes_scaling import datasets
+
+    cli = str(Path(sys.executable).parent / "bayes-scaling")
+    tmp = Path(tempfile.mkdtemp(prefix="bsp-"))
+    env = {**os.environ, "BAYES_SCALING_WORKER": "off"}
+    rows = []
+    try:
+        porian = pd.read_csv(root / "porian2024" / "data.csv")
+        refinedweb = porian[porian["dataset"] == "refinedweb"].drop(columns=["C"])
+        refinedweb.to_csv(tmp / "refinedweb.csv", index=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tasks = datasets.load("gadre2024_downstream", path=root)
+        tasks = tasks[(tasks["dataset"] == "rpj") & (tasks["N"] < 1e9)]
+        tasks.to_csv(tmp / "tasks.csv", index=False)
+        commands = {
+            "explain porian2024 RefinedWeb (--by setup --counts N_total,N_nonembed)":
+                ([cli, "explain", str(tmp / "refinedweb.csv"), "--by", "setup", "--counts", "N_total,N_nonembed"], 90),
+            "recipes marin_isoflop (--by dataset --C 1e22)":
+                ([cli, "recipes", "dataset:marin_isoflop", "--by", "dataset", "--C", "1e22"], 20),
+            "fit-downstream, 46 tasks pooled (gadre2024 rpj < 1e9)":
+                ([cli, "fit-downstream", str(tmp / "tasks.csv"), "--metric", "err_*"], 60),
+        }
+        for label, (command, target) in commands.items():
+            start = time.perf_counter()
+            done = subprocess.run([*command, "--json", "--quiet", "--seed", "1"], env=env, capture_output=True,
+                                  text=True, check=False)
+            seconds = time.perf_counter() - start
+            row = {"command": label, "wall_s": seconds, "target_s": target, "exit": done.returncode}
+            if done.returncode == 0 and "fit-downstream" in label:
+                row["max_r_hat"] = json.loads(done.stdout).get("diagnostics", {}).get("max_r_hat")
+            elif done.returncode != 0:
+                print(done.stderr[-2000:])
+            rows.append(row)
+            print({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}, flush=True)
+    finally:
+        shutil.rmtree(tmp)
+    return pd.DataFrame(rows)
+
+
 def bench_ess(rows: int, ess: int = 1000) -> dict:
     """A fit of ``rows`` synthetic runs sampled to an ESS target, in this (fresh) process."""
     warnings.simplefilter("ignore")
@@ -247,6 +306,18 @@ def main(argv=None) -> pd.DataFrame:
         print(f"targets: first CLI fit ever {first:.1f} s (<= 15 s: {'yes' if first <= 15 else 'NO'}); second "
               f"process {second:.1f} s (<= 3 s: {'yes' if second <= 3 else 'NO'}; no slower than "
               f"simple-scaling-laws: {'yes' if cli['ratio_to_simple_scaling_laws'].iloc[1] <= 1 else 'NO'})")
+    if not args.quick and REAL.parents[1].exists():
+        pooled = bench_pooled(REAL.parents[1])
+        _show("Pooled analyses, each a new command-line process (targets: issue 31)", pooled)
+        from benchmarks.convergence import run as convergence_run
+        from benchmarks.convergence import summarise as convergence_summary
+
+        first = convergence_summary(convergence_run(REAL.parents[1], ["slopes", "natural"]))
+        _show("First-pass convergence of default fits on the backtest splits' training sets", first.reset_index())
+        ours = first.loc["slopes"]
+        print(f"target: >= 90% of default fits pass on their first pass: {ours['first_pass']:.0%} "
+              f"({'yes' if ours['first_pass'] >= 0.9 else 'NO'}); none at the maximum tree depth: "
+              f"{'yes' if ours['depth_hit_fits_first'] == 0 and ours['depth_hit_fits_final'] == 0 else 'NO'}")
     if not args.quick:
         largest = max(int(size) for size in args.sizes.split(","))
         with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:

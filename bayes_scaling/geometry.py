@@ -1,0 +1,124 @@
+"""Sampling coordinates in which NUTS sees a straight posterior: a law's loss level and local slopes at its reference.
+
+A sweep measures the loss near its middle, and how fast it falls there, much better than it measures where the
+fall ends. In the law's own parameters (``E``, ``alpha``, ``beta``, ``log_n_term``, ``log_d_term``) that shows as a
+long curved ridge: ``E`` can rise while the term levels fall and the exponents grow, all along a curve that keeps the
+level and the slopes at the reference point. NUTS follows such a ridge with small steps and deep trees, and often
+needs the automatic retry.
+
+:func:`slope_coordinates` samples such laws (``L = E + sum of power-law terms``, :data:`TERMS`) in what the data
+measure instead, at the reference point (the sweep's geometric means, where every centred input is 0). For the
+Chinchilla form, with ``a = exp(log_n_term)`` and ``b = exp(log_d_term)`` the terms there:
+
+- ``level = log L_ref``, ``L_ref = E + a + b``;
+- ``log_slope_N = log(alpha a / L_ref)`` and ``log_slope_D = log(beta b / L_ref)``: minus the local slopes
+  ``d log L / d log N`` and ``d log L / d log D`` there;
+- ``share_D`` and ``share_N``: how ``L_ref`` splits into ``b``, ``a`` and ``E``, by stick-breaking
+  (``b / L_ref = sigmoid(share_D)``, ``a / L_ref = sigmoid(-share_D) sigmoid(share_N)``, ``E`` the rest): where the
+  fall ends (the curvature), the part the data say least about.
+
+The exponents follow as slope over share (``alpha = slope_N L_ref / a``). The map from these coordinates to the
+law's own sampling coordinates (``log E``, log exponents, log term levels) has a Jacobian determinant of exactly 1
+in size, so with the law's priors evaluated at the implied values (plus ``log E`` and the log exponents: the densities
+of positive parameters on the log scale, which is how the original model samples them) **the model is the same**:
+the same posterior of every law parameter, only sampled in other coordinates (tested: the joint log density agrees
+point by point with the original model's, and the posteriors agree within Monte Carlo error).
+
+Why the D share first: when a sweep pins one term's curvature (its share), that share must be broken off first for
+the other to move along a straight line; breaking ``E`` off first left both shares on a curve. On the 42 training sets
+of the backtest splits (12 sweeps, ``python -m benchmarks.convergence``) the D-first order passed every
+Chinchilla-form fit but one on its first pass, the N-first order failed five more (li2025's and gadre's, which pin
+the D side).
+
+Used by NUTS fits of one sweep (:func:`bayes_scaling.fit`); not by the Laplace approximation (a Gaussian in other
+coordinates is another approximation) nor by pooled fits. It applies when ``E``, the exponents and the term levels
+are free, ``E`` and the exponents have priors on positive numbers and the term levels priors on the real line (the
+defaults); otherwise the law is sampled in its own parameters.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from bayes_scaling.priors import Prior
+
+__all__ = ["GEOMETRIES", "POSITIVE_PRIORS", "REAL_PRIORS", "applies", "slope_coordinates"]
+
+#: Prior families on positive numbers (the geometry evaluates them at the implied E, alpha, beta).
+POSITIVE_PRIORS = ("HalfNormal", "LogNormal", "Gamma", "InverseGamma", "HalfStudentT", "HalfCauchy", "Exponential",
+                   "Weibull")
+#: Prior families on the whole real line (the term levels).
+REAL_PRIORS = ("Normal", "StudentT")
+#: ``fit(geometry=...)``: ``"slopes"`` samples the Chinchilla form by :func:`slope_coordinates` where it applies,
+#: ``"natural"`` in the law's own parameters.
+GEOMETRIES = ("slopes", "natural")
+
+#: Laws sampled in slope coordinates: each power-law term as (input, log level at the reference, exponent), in the
+#: order the stick of L_ref is broken (the last share is E's). The D term first: on the backtest splits the D side's
+#: curvature is the one sweeps pin down more often (many tokens per parameter at few sizes), and a share that the data
+#: pin must come first for the free one to move along a straight line (see the module docstring).
+TERMS: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "chinchilla": (("D", "log_d_term", "beta"), ("N", "log_n_term", "alpha")),
+    "data_constrained": (("D", "log_d_term", "beta"), ("N", "log_n_term", "alpha")),
+    "params": (("N", "log_n_term", "alpha"),),
+    "tokens": (("D", "log_d_term", "beta"),),
+    "compute": (("C", "log_c_term", "alpha_C"),),
+}
+#: Where the chains start (before nutpie's jitter): the default priors' medians, E 1.5, each term 0.3 nats at the
+#: reference, exponents 0.3.
+_START_E, _START_TERM, _START_EXPONENT = 1.5, 0.3, 0.3
+
+
+def applies(law_name: str, priors: Mapping[str, Prior]) -> bool:
+    """Whether :func:`slope_coordinates` can sample ``law_name`` under ``priors`` (else: the law's own parameters)."""
+    terms = TERMS.get(law_name)
+    if terms is None:
+        return False
+    positive = all(priors[name].dist in POSITIVE_PRIORS for name in ("E", *(t[2] for t in terms)))
+    real = all(priors[t[1]].dist in REAL_PRIORS for t in terms)
+    return positive and real
+
+
+def _log_density(prior: Prior, value: Any) -> Any:
+    import pymc as pm
+
+    return pm.logp(getattr(pm, prior.dist).dist(**prior.params), value)
+
+
+def slope_coordinates(law_name: str, param_names: Sequence[str], priors: Mapping[str, Prior]) -> dict[str, Any]:
+    """Create the law's parameters from slope coordinates inside the current PyMC model (see the module docstring).
+
+    Returns the law's parameters ``param_names`` by name (the sampled ones as PyMC deterministics, so they are in
+    the posterior as before; parameters outside the terms, e.g. ``r_star``, from their priors as usual). The free
+    variables are
+    ``level``, ``log_slope_<input>`` per term and ``share_<input>`` per term; the priors of the term parameters and
+    ``E`` enter as one potential, ``law_prior``.
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    if not applies(law_name, priors):
+        raise ValueError(f"slope coordinates do not apply to law {law_name!r} with these priors")
+    terms = TERMS[law_name]
+    total = _START_E + _START_TERM * len(terms)
+    level = pm.Flat("level", initval=math.log(total))
+    logs: dict[str, Any] = {}
+    rest, left = 0.0, 1.0  # log of the share not yet broken off, and its start value
+    for key, level_name, exponent in terms:
+        start = _START_TERM / total
+        share = pm.Flat(f"share_{key}", initval=math.log(start / (left - start)))
+        slope = pm.Flat(f"log_slope_{key}", initval=math.log(_START_EXPONENT * start))
+        log_share = rest - pt.softplus(-share)  # log sigmoid(x) = -softplus(-x)
+        rest, left = rest - pt.softplus(share), left - start
+        logs[level_name] = level + log_share
+        logs[exponent] = slope - log_share  # the exponent is minus the local slope over the term's share
+    logs["E"] = level + rest
+    positive = ["E", *(t[2] for t in terms)]
+    values = {name: pt.exp(value) if name in positive else value for name, value in logs.items()}
+    # the priors at the implied values; E and the exponents on the log scale, as the original model samples them
+    density = sum(_log_density(priors[name], value) for name, value in values.items())
+    pm.Potential("law_prior", density + sum(logs[name] for name in positive))
+    params = {name: pm.Deterministic(name, value) for name, value in values.items()}
+    return {name: params[name] if name in params else priors[name].create(name) for name in param_names}

@@ -1,0 +1,91 @@
+"""Do default fits converge on their first pass? The backtest splits' training sets, sampled in each geometry.
+
+``python -m benchmarks.convergence`` (part of ``make bench``). For every sweep and split of
+:mod:`benchmarks.backtests` (fit below the largest sizes, below the largest budget, below a tokens-per-parameter
+cut), the training runs are fitted as a user would (:func:`bayes_scaling.fit` defaults, 4 x 1000 draws, the
+automatic retry on), once per geometry (:data:`bayes_scaling.geometry.GEOMETRIES`): the law's own parameters and the
+loss level and local slopes at the reference point. Reported per geometry: the share of fits that passed on their
+first pass (R-hat <= 1.01, bulk ESS >= 400, no divergence, no maximum tree depth), the fits that hit the maximum
+tree depth, mean leapfrog steps per draw of the first pass, and seconds. Target (issue 31): >= 90% first-pass and
+none at the maximum tree depth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+from pathlib import Path
+
+import pandas as pd
+
+from bayes_scaling import fit
+from bayes_scaling.geometry import GEOMETRIES
+from bayes_scaling.report import markdown_table
+from benchmarks.backtests import DEFAULT_DATA, cases, splits
+
+
+def one(train: pd.DataFrame, law: str, geometry: str, seed: int) -> dict:
+    """The first pass's and the final diagnostics of a default fit of ``train`` in ``geometry``."""
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = fit(train, law=law, seed=seed, warn=False, extrapolation="none", geometry=geometry)
+    seconds = time.perf_counter() - start
+    final = result.diagnostics().to_dict()
+    escalated = result.info.get("escalated")
+    first = escalated["first_pass"] if escalated else final
+    return {"geometry": result.info["geometry"], "first_pass": escalated is None,
+            "first_r_hat": first["max_r_hat"], "first_ess": first["min_ess_bulk"],
+            "first_divergences": first["divergences"], "first_depth_hits": first["max_tree_depth_hits"],
+            "first_steps": first.get("mean_steps"), "final_r_hat": final["max_r_hat"],
+            "final_depth_hits": final["max_tree_depth_hits"], "seconds": round(seconds, 1)}
+
+
+def run(root: Path, geometries: list[str], seed: int = 1, only: str | None = None) -> pd.DataFrame:
+    rows = []
+    for case, frame, law in cases(root):
+        if only and only not in case:
+            continue
+        for split, train in splits(frame, law):
+            for geometry in geometries:
+                row = {"case": case, "split": split, "runs": int(train.sum()), "law": law,
+                       **one(frame[train], law, geometry, seed)}
+                row["asked"] = geometry
+                print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
+                rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def summarise(table: pd.DataFrame) -> pd.DataFrame:
+    """Per asked geometry: first-pass share, fits at the maximum tree depth, steps and seconds."""
+    out = table.groupby("asked").agg(
+        fits=("case", "size"), first_pass=("first_pass", "mean"),
+        depth_hit_fits_first=("first_depth_hits", lambda h: int((h > 0).sum())),
+        depth_hit_fits_final=("final_depth_hits", lambda h: int((h > 0).sum())),
+        max_final_r_hat=("final_r_hat", "max"), mean_first_steps=("first_steps", "mean"),
+        seconds=("seconds", "sum"))
+    return out.round(3)
+
+
+def main(argv=None) -> pd.DataFrame:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--geometry", default=",".join(GEOMETRIES), help="comma-separated geometries to compare")
+    parser.add_argument("--only", default=None, help="cases whose name contains this")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=None, help="CSV of every fit")
+    args = parser.parse_args(argv)
+    if not args.data.exists():
+        print(f"no data at {args.data}: skipped")
+        return pd.DataFrame()
+    table = run(args.data, args.geometry.split(","), seed=args.seed, only=args.only)
+    if args.out:
+        table.to_csv(args.out, index=False)
+    summary = summarise(table)
+    print(markdown_table(summary.reset_index()))
+    return summary
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""Slope coordinates (bayes_scaling.geometry): the same model as the law's own parameters, sampled straighter."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import bayes_scaling as bs
+from bayes_scaling.data import load_sweep
+from bayes_scaling.geometry import TERMS, applies
+from bayes_scaling.laws import get_law
+from bayes_scaling.model import build_model, resolve_priors
+
+
+def _demo_with_unique_tokens():
+    demo = bs.load_demo()
+    return demo.assign(unique_tokens=demo["D"] / np.where(np.arange(len(demo)) % 3 == 0, 4.0, 1.0))
+
+
+@pytest.mark.parametrize("name", sorted(TERMS))
+def test_log_density_equals_the_original_models_point_by_point(name):
+    """Jacobian determinant 1: the joint log density is the original model's at the implied parameters."""
+    law = get_law(name)
+    sweep = load_sweep(_demo_with_unique_tokens())
+    priors = resolve_priors(law, None)
+    natural = build_model(law, sweep, priors=priors)
+    slopes = build_model(law, sweep, priors=priors, geometry="slopes")
+    assert {v.name for v in slopes.value_vars} >= {"level", *(f"log_slope_{t[0]}" for t in TERMS[name])}
+    logp_natural, logp_slopes = natural.compile_logp(), slopes.compile_logp()
+    implied = slopes.compile_fn(slopes.replace_rvs_by_values([slopes[n] for n in law.param_names]),
+                                inputs=slopes.value_vars, on_unused_input="ignore", point_fn=True)
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        point = {v.name: rng.normal() for v in slopes.value_vars}
+        point["level"] = np.log(3.0) + 0.3 * rng.normal()
+        values = dict(zip(law.param_names, implied(point), strict=True))
+        original = {}
+        for var in natural.value_vars:
+            base = var.name.removesuffix("_log__")
+            if base in values:
+                original[var.name] = np.log(values[base]) if var.name.endswith("_log__") else values[base]
+            else:  # the noise, sampled the same way in both
+                original[var.name] = point[var.name]
+        assert logp_slopes(point) == pytest.approx(logp_natural(original), abs=1e-8)
+
+
+def test_same_posterior_as_the_natural_geometry_within_monte_carlo_error(demo_fit):
+    assert demo_fit.info["geometry"] == "slopes"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.ConvergenceWarning)
+        natural = bs.fit(bs.load_demo(), law="chinchilla", draws=500, tune=500, chains=2, seed=11,
+                         geometry="natural")
+    assert natural.info["geometry"] == "natural"
+    a, b = demo_fit.summary(prob=0.9), natural.summary(prob=0.9)
+    for name in ("E", "alpha", "beta", "sigma"):
+        mcse = np.hypot(a.loc[name, "sd"] / np.sqrt(a.loc[name, "ess_bulk"]),
+                        b.loc[name, "sd"] / np.sqrt(b.loc[name, "ess_bulk"]))
+        assert abs(a.loc[name, "mean"] - b.loc[name, "mean"]) < 5 * mcse, name
+        assert a.loc[name, "sd"] == pytest.approx(b.loc[name, "sd"], rel=0.35), name
+
+
+def test_falls_back_to_the_laws_parameters_where_it_does_not_apply():
+    law = get_law("chinchilla")
+    assert applies("chinchilla", resolve_priors(law, None))
+    assert not applies("chinchilla", resolve_priors(law, {"E": 1.7}))  # a fixed E: not five free parameters
+    assert not applies("chinchilla", resolve_priors(law, {"alpha": {"dist": "Normal", "mu": 0.3, "sigma": 0.1}}))
+    assert not applies("kaplan", resolve_priors(get_law("kaplan"), None))
+    demo = bs.load_demo()
+    fixed = bs.fit(demo, priors={"E": 1.7}, draws=50, tune=50, chains=1, seed=0, warn=False, extrapolation="none")
+    assert fixed.info["geometry"] == "natural"
+    assert "level" not in fixed.idata["posterior"]
+    quick = bs.fit(demo, method="laplace", draws=50, seed=0, warn=False, extrapolation="none")
+    assert quick.info["geometry"] == "natural"  # a Gaussian in other coordinates would be another approximation
+    with pytest.raises(ValueError, match="geometry"):
+        bs.fit(demo, geometry="curved")
