@@ -44,7 +44,8 @@ from typing import Any
 
 from bayes_scaling.priors import Prior
 
-__all__ = ["GEOMETRIES", "POSITIVE_PRIORS", "REAL_PRIORS", "applies", "slope_coordinates"]
+__all__ = ["GEOMETRIES", "POSITIVE_PRIORS", "REAL_PRIORS", "TERMS", "applies", "applies_pooled", "positive_names",
+           "slope_coordinates", "slope_logs"]
 
 #: Prior families on positive numbers (the geometry evaluates them at the implied E, alpha, beta).
 POSITIVE_PRIORS = ("HalfNormal", "LogNormal", "Gamma", "InverseGamma", "HalfStudentT", "HalfCauchy", "Exponential",
@@ -81,10 +82,62 @@ def applies(law_name: str, priors: Mapping[str, Prior]) -> bool:
     return positive and real
 
 
+def applies_pooled(law_name: str, priors: Mapping[str, Prior], shared: Sequence[str]) -> bool:
+    """Whether a centred pooled model can sample each group in slope coordinates (:func:`slope_logs` per group).
+
+    Every term parameter and ``E`` must differ between groups (none in ``shared``) and have the poolable priors of
+    the defaults (LogNormal for ``E`` and the exponents, Normal for the term levels).
+    """
+    terms = TERMS.get(law_name)
+    if terms is None:
+        return False
+    names = ["E", *(t[2] for t in terms), *(t[1] for t in terms)]
+    return (not set(names) & set(shared) and all(priors[n].dist == "LogNormal" for n in positive_names(law_name))
+            and all(priors[t[1]].dist == "Normal" for t in terms))
+
+
 def _log_density(prior: Prior, value: Any) -> Any:
     import pymc as pm
 
     return pm.logp(getattr(pm, prior.dist).dist(**prior.params), value)
+
+
+def slope_logs(law_name: str, dims: str | None = None, size: int = 1) -> dict[str, Any]:
+    """Create the free slope coordinates in the current PyMC model; the law's parameters on their sampling scale.
+
+    Returns ``log E``, each exponent's log and each term's log level (the law's own sampling coordinates, from
+    which the map has Jacobian determinant 1), by parameter name. With ``dims`` (e.g. ``"group"``, of length
+    ``size``) every coordinate has one value per group.
+    """
+    import numpy as np
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    def flat(name: str, start: float) -> Any:
+        if dims is None:
+            return pm.Flat(name, initval=start)
+        return pm.Flat(name, initval=np.full(size, start), dims=dims)
+
+    terms = TERMS[law_name]
+    total = _START_E + _START_TERM * len(terms)
+    level = flat("level", math.log(total))
+    logs: dict[str, Any] = {}
+    rest, left = 0.0, 1.0  # log of the share not yet broken off, and its start value
+    for key, level_name, exponent in terms:
+        start = _START_TERM / total
+        share = flat(f"share_{key}", math.log(start / (left - start)))
+        slope = flat(f"log_slope_{key}", math.log(_START_EXPONENT * start))
+        log_share = rest - pt.softplus(-share)  # log sigmoid(x) = -softplus(-x)
+        rest, left = rest - pt.softplus(share), left - start
+        logs[level_name] = level + log_share
+        logs[exponent] = slope - log_share  # the exponent is minus the local slope over the term's share
+    logs["E"] = level + rest
+    return logs
+
+
+def positive_names(law_name: str) -> list[str]:
+    """The parameters of :data:`TERMS` sampled on the log scale: E and the exponents."""
+    return ["E", *(t[2] for t in TERMS[law_name])]
 
 
 def slope_coordinates(law_name: str, param_names: Sequence[str], priors: Mapping[str, Prior]) -> dict[str, Any]:
@@ -92,30 +145,16 @@ def slope_coordinates(law_name: str, param_names: Sequence[str], priors: Mapping
 
     Returns the law's parameters ``param_names`` by name (the sampled ones as PyMC deterministics, so they are in
     the posterior as before; parameters outside the terms, e.g. ``r_star``, from their priors as usual). The free
-    variables are
-    ``level``, ``log_slope_<input>`` per term and ``share_<input>`` per term; the priors of the term parameters and
-    ``E`` enter as one potential, ``law_prior``.
+    variables are ``level``, ``log_slope_<input>`` per term and ``share_<input>`` per term; the priors of the term
+    parameters and ``E`` enter as one potential, ``law_prior``.
     """
     import pymc as pm
     import pytensor.tensor as pt
 
     if not applies(law_name, priors):
         raise ValueError(f"slope coordinates do not apply to law {law_name!r} with these priors")
-    terms = TERMS[law_name]
-    total = _START_E + _START_TERM * len(terms)
-    level = pm.Flat("level", initval=math.log(total))
-    logs: dict[str, Any] = {}
-    rest, left = 0.0, 1.0  # log of the share not yet broken off, and its start value
-    for key, level_name, exponent in terms:
-        start = _START_TERM / total
-        share = pm.Flat(f"share_{key}", initval=math.log(start / (left - start)))
-        slope = pm.Flat(f"log_slope_{key}", initval=math.log(_START_EXPONENT * start))
-        log_share = rest - pt.softplus(-share)  # log sigmoid(x) = -softplus(-x)
-        rest, left = rest - pt.softplus(share), left - start
-        logs[level_name] = level + log_share
-        logs[exponent] = slope - log_share  # the exponent is minus the local slope over the term's share
-    logs["E"] = level + rest
-    positive = ["E", *(t[2] for t in terms)]
+    logs = slope_logs(law_name)
+    positive = positive_names(law_name)
     values = {name: pt.exp(value) if name in positive else value for name, value in logs.items()}
     # the priors at the implied values; E and the exponents on the log scale, as the original model samples them
     density = sum(_log_density(priors[name], value) for name, value in values.items())

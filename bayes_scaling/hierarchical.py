@@ -14,6 +14,7 @@ import pandas as pd
 
 from bayes_scaling.data import Sweep, load_sweep
 from bayes_scaling.fitting import calibrate
+from bayes_scaling.geometry import GEOMETRIES, applies_pooled
 from bayes_scaling.inference import Sampling, sample, warn_if_unconverged
 from bayes_scaling.laws import ScalingLaw, get_law
 from bayes_scaling.model import Likelihood, build_model, resolve_priors
@@ -32,6 +33,7 @@ def fit_hierarchical(
     likelihood: Likelihood = "student_t",
     sampling: Sampling | None = None,
     parameterization: str = "noncentred",
+    geometry: str = "slopes",
     warn: bool = True,
     **options: Any,
 ) -> Fit:
@@ -52,6 +54,15 @@ def fit_hierarchical(
     parameterization : {"noncentred", "centred", "unpooled"}
         How group values are drawn (see :mod:`bayes_scaling.model`; ``"unpooled"``: each group's values from the
         law's prior on their own, as :func:`bayes_scaling.compare_recipes` does).
+    geometry : {"slopes", "natural"}
+        ``"slopes"`` (default): where every term parameter differs between groups (``shared=()``) and the priors are
+        the poolable defaults, each group is sampled in its loss level, local slopes and shares
+        (:mod:`bayes_scaling.geometry`) with the population density on its implied values: the centred model (the
+        same model as the non-centred one, in other coordinates), so ``parameterization`` is then "centred" and
+        ``info["geometry"]`` says "slopes". On porian2024's ten RefinedWeb setups (1,164 runs, ``shared=()``):
+        non-centred in the law's parameters took 121 leapfrog steps a draw, 203 s and ended at R-hat 1.013; in slope
+        coordinates 15 steps, 43 s, R-hat 1.004 (2 divergences in 4,000 draws). Elsewhere the law's own
+        parameters, as asked by ``parameterization``.
     priors, likelihood, sampling, warn, **options
         As in :func:`bayes_scaling.fit` (``options``: :class:`~bayes_scaling.inference.Sampling` fields). For
         pooled parameters the prior is that of the population location.
@@ -69,13 +80,19 @@ def fit_hierarchical(
     resolved = resolve_priors(law, priors, likelihood)
     reference = sweep.reference()
     shared = tuple(law.exponents if shared is None else shared)
+    if geometry not in GEOMETRIES:
+        raise ValueError(f"unknown geometry {geometry!r}; use one of {', '.join(GEOMETRIES)}")
+    if geometry == "slopes" and parameterization != "unpooled" and applies_pooled(law.name, resolved, shared):
+        parameterization = "centred"  # the same model; its slope coordinates are centred ones
+    else:
+        geometry = "natural"
     start = time.perf_counter()
     model = build_model(law, sweep, priors=resolved, likelihood=likelihood, reference=reference, group=group,
-                        shared=shared, parameterization=parameterization)
+                        shared=shared, parameterization=parameterization, geometry=geometry)
     sampling_start = time.perf_counter()
     idata = sample(model, config)
     info = {**config.to_dict(), "sampling_seconds": round(time.perf_counter() - sampling_start, 3),
-            "parameterization": parameterization}
+            "parameterization": parameterization, "geometry": geometry}
     info.pop("progress")
     result = Fit(law=law, sweep=sweep, priors=resolved, likelihood=likelihood, reference=reference, idata=idata,
                  info=info, group=group, shared=shared)

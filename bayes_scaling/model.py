@@ -36,14 +36,14 @@ import numpy as np
 import pandas as pd
 
 from bayes_scaling.data import DataError, Sweep, centred_logs
-from bayes_scaling.geometry import GEOMETRIES, applies, slope_coordinates
+from bayes_scaling.geometry import GEOMETRIES, applies, applies_pooled, slope_coordinates, slope_logs
 from bayes_scaling.laws import ScalingLaw, get_law
 from bayes_scaling.likelihoods import NOISE_MODELS, NU_PRIOR, SIGMA_PRIOR, get_noise_model
 from bayes_scaling.noise import NoiseSplit
 from bayes_scaling.priors import Prior, PriorError, merge_priors
 
 __all__ = ["LIKELIHOODS", "NOISE_PRIORS", "PARAMETERIZATIONS", "POOL_SCALE", "Likelihood", "build_model",
-           "group_codes", "model_data", "pooled_names", "resolve_priors"]
+           "group_codes", "model_data", "pooled_names", "resolve_priors", "select_shared"]
 
 Likelihood = Literal["student_t", "normal"]
 #: Names of the noise models (see :mod:`bayes_scaling.likelihoods`).
@@ -142,6 +142,7 @@ def build_model(
     split: NoiseSplit | None = None,
     scatter: Mapping[str, Any] | None = None,
     geometry: str = "natural",
+    switchable: bool = False,
 ) -> Any:
     """Build the PyMC model of ``law`` for ``sweep``, one set of parameters or pooled across groups.
 
@@ -172,7 +173,15 @@ def build_model(
     geometry : {"natural", "slopes"}
         The coordinates NUTS samples a one-sweep model in: the law's own parameters, or (``"slopes"``, where
         :func:`bayes_scaling.geometry.applies`) the loss level and local slopes at the reference point, the same
-        model (see :mod:`bayes_scaling.geometry`). Pooled models always use the law's parameters.
+        model (see :mod:`bayes_scaling.geometry`). A pooled model uses it with ``parameterization="centred"`` when
+        every term parameter differs between groups (``shared=()``; :func:`~bayes_scaling.geometry.applies_pooled`),
+        else the law's parameters.
+    switchable : bool
+        With ``parameterization="unpooled"``: every free law parameter is drawn both common to all groups
+        (``<name>_common``) and per group (``<name>_own``), and a data container ``share_<name>`` (1 for the names
+        in ``shared``) says which one the law uses; the other follows its prior and touches nothing. One compiled
+        model then serves every choice of ``shared`` (:func:`bayes_scaling.compare_recipes`' variants);
+        :func:`select_shared` turns its posterior into that of the plain unpooled model.
 
     Returns
     -------
@@ -239,7 +248,10 @@ def build_model(
                 noise["sigma"] = noise["sigma"] * pt.exp(growth)
         else:
             index = pm.Data("group_index", codes, dims="run")
-            per_group, params = _pooled_params(law, resolved, shared, index, parameterization)
+            if switchable and parameterization != "unpooled":
+                raise ValueError("switchable=True is for parameterization='unpooled'")
+            per_group, params = _pooled_params(law, resolved, shared, index, parameterization, switchable,
+                                               slopes=geometry == "slopes")
             for name, fn in law.derived.items():
                 value = fn(pt, per_group, log_ref)
                 pm.Deterministic(name, value, dims="group" if value.ndim == 1 else None)
@@ -256,10 +268,28 @@ def build_model(
     return model
 
 
+def select_shared(posterior: Any, law: ScalingLaw, priors: Mapping[str, Prior], shared: Sequence[str]) -> Any:
+    """The posterior of a ``switchable`` model as the plain unpooled model's (``build_model(switchable=True)``).
+
+    A shared parameter becomes one value per draw (its ``<name>_common`` draws), the others keep their value per
+    group; the ``_common``/``_own`` variables go. ``posterior`` is an xarray Dataset; a new one is returned.
+    """
+    out = posterior.copy()
+    for name in law.param_names:
+        if priors[name].is_fixed:
+            continue
+        if name in shared:
+            out[name] = posterior[f"{name}_common"]
+        out = out.drop_vars([f"{name}_common", f"{name}_own"])
+    return out
+
+
 def _split_likelihood(noise_model: Any, mu: Any, noise: Mapping[str, Any], y: np.ndarray, split: NoiseSplit) -> None:
     """The likelihood with evaluation noise and replicate cells apart (inside the model context).
 
-    Without replicate cells every number is a data container (``eval_var``), so the compiled model can be reused.
+    Every number from the data is a data container (``eval_var``; with replicate cells also the runs measured once
+    and the cells' runs, their log-losses, evaluation variances and membership), so the compiled model can be
+    reused for another sweep with the same structure (with or without replicate cells).
     """
     import pymc as pm
     import pytensor.tensor as pt
@@ -277,27 +307,57 @@ def _split_likelihood(noise_model: Any, mu: Any, noise: Mapping[str, Any], y: np
     single, repeated = np.flatnonzero(split.cell < 0), np.flatnonzero(split.cell >= 0)
     eval2 = split.eval_sd**2
     seed2 = pm.HalfNormal("sigma_seed", sigma=SIGMA_PRIOR.params["sigma"]) ** 2
+    model = pm.modelcontext(None)
     if len(single):
-        pm.modelcontext(None).add_coord("single", single)
+        model.add_coord("single", single)
+        index = pm.Data("single_index", single, dims="single")
         observed = pm.Data(f"{OBSERVED}_single", y[single], dims="single")
-        scale = pt.sqrt(sigma_run[single] ** 2 + seed2 + eval2[single])
-        noise_model.pymc(OBSERVED, mu[single], {**noise, "sigma": scale}, observed, "single")
-    residual = pt.as_tensor_variable(y[repeated]) - mu[repeated]
-    variance = (seed2 + eval2[repeated]) * pt.ones_like(residual)
-    density = cell_log_density(pt, residual, variance, sigma_run[repeated] ** 2, replicate_members(split))
+        scale = pt.sqrt(sigma_run[index] ** 2 + seed2 + pm.Data("eval_var_single", eval2[single], dims="single"))
+        noise_model.pymc(OBSERVED, mu[index], {**noise, "sigma": scale}, observed, "single")
+    index = pm.Data("replicate_index", repeated)
+    residual = pm.Data(f"{OBSERVED}_replicates", y[repeated]) - mu[index]
+    variance = seed2 + pm.Data("eval_var_replicates", eval2[repeated])
+    members = pm.Data("replicate_members", replicate_members(split))
+    density = cell_log_density(pt, residual, variance * pt.ones_like(residual), sigma_run[index] ** 2, members)
     pm.Potential("replicate_cells", density.sum())
 
 
 def _pooled_params(law: ScalingLaw, resolved: Mapping[str, Prior], shared: Sequence[str], index: Any,
-                   parameterization: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(value per group, value per run) of each law parameter of a pooled model (inside its model context)."""
+                   parameterization: str, switchable: bool = False,
+                   slopes: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(value per group, value per run) of each law parameter of a pooled model (inside its model context).
+
+    ``slopes`` with ``parameterization="centred"`` (where :func:`bayes_scaling.geometry.applies_pooled`): each
+    group's values are sampled in slope coordinates, and the population density of each (log) group value enters
+    as a potential ``<name>_population``: the centred model, whose sampling coordinates the map reaches with
+    Jacobian determinant 1; ``<name>_raw`` holds the group values on the sampling scale as before.
+    """
     import pymc as pm
     import pytensor.tensor as pt
 
     per_group: dict[str, Any] = {}
     per_run: dict[str, Any] = {}
+    sloped: dict[str, Any] = {}
+    if slopes and parameterization == "centred" and applies_pooled(law.name, resolved, shared):
+        sloped = slope_logs(law.name, dims="group", size=len(pm.modelcontext(None).coords["group"]))
     for name in law.param_names:
         prior = resolved[name]
+        if name in sloped:
+            location = pm.Normal(f"{name}_pop", mu=prior.params["mu"], sigma=prior.params["sigma"])
+            spread = pm.HalfNormal(f"{name}_tau", sigma=POOL_SCALE * prior.params["sigma"])
+            value = pm.Deterministic(f"{name}_raw", sloped[name], dims="group")
+            pm.Potential(f"{name}_population", pm.logp(pm.Normal.dist(location, spread), value).sum())
+            per_group[name] = pm.Deterministic(name, pt.exp(value) if prior.dist == "LogNormal" else value,
+                                               dims="group")
+            per_run[name] = per_group[name][index]
+            continue
+        if switchable and not prior.is_fixed:
+            common = getattr(pm, prior.dist)(f"{name}_common", **prior.params)
+            own = getattr(pm, prior.dist)(f"{name}_own", **prior.params, dims="group")
+            switch = pm.Data(f"share_{name}", float(name in shared))
+            per_group[name] = pm.Deterministic(name, switch * common + (1.0 - switch) * own, dims="group")
+            per_run[name] = per_group[name][index]
+            continue
         if name in shared or prior.is_fixed:
             per_group[name] = per_run[name] = prior.create(name)
             continue

@@ -48,7 +48,7 @@ from bayes_scaling.extrapolation import Extrapolation, distance_columns, distanc
 from bayes_scaling.inference import Sampling, sample, warn_if_unconverged
 from bayes_scaling.intervals import check_prob, equal_tailed, interval_table
 from bayes_scaling.laws import ScalingLaw, get_law
-from bayes_scaling.model import Likelihood, build_model, group_codes, resolve_priors
+from bayes_scaling.model import Likelihood, build_model, group_codes, resolve_priors, select_shared
 from bayes_scaling.noise import NoiseSplit, find_split, unit_log_likelihood
 from bayes_scaling.posterior import Fit
 from bayes_scaling.results import Result
@@ -261,7 +261,8 @@ def compare_recipes(
     ValueError
         Unknown ``reference`` or variant, a law without N and D, budgets or target not positive.
     """
-    prob = check_prob(prob)
+    import xarray as xr
+
     start = time.perf_counter()
     prob = check_prob(prob)
     law = get_law(law)
@@ -299,11 +300,15 @@ def compare_recipes(
     scales = sweep.reference()
     fits: dict[str, Fit] = {}
     for variant in variants:
+        # one compiled model for every variant: which parameters are common is data (build_model's switchable)
         model = build_model(law, sweep, priors=priors, likelihood=likelihood, reference=scales, group=by,
-                            shared=shared_by_variant[variant], split=split, parameterization="unpooled")
-        key = None if split.has_replicates else ("recipes", law.name, id(law), likelihood, prior_key, variant,
-                                                   len(recipes))
+                            shared=shared_by_variant[variant], split=split, parameterization="unpooled",
+                            switchable=True)
+        key = ("recipes", law.name, id(law), likelihood, prior_key, len(recipes), split.has_replicates,
+               bool((split.cell < 0).any()))
         idata = sample(model, config, cache_key=key)
+        idata["posterior"] = xr.DataTree(select_shared(idata["posterior"].to_dataset(), law, priors,
+                                                       shared_by_variant[variant]))
         fit = Fit(law=law, sweep=sweep, priors=priors, likelihood=likelihood, reference=scales, idata=idata,
                   info={**config.to_dict(), "variant": variant, "noise_split": split.describe(),
                         "parameterization": "unpooled"}, group=by,

@@ -1,5 +1,8 @@
 """A per-user background worker that keeps compiled models, so a second ``bayes-scaling fit`` takes seconds.
 
+(``recipes`` and ``explain`` go there too, without ``--plot``/``--report``: their pooled and windowed models are
+compiled once per worker instead of once per command.)
+
 Compiling a law's model (numba, through nutpie) takes ~10 s and sampling it ~1 s; the compiled model lives in the
 process (:mod:`bayes_scaling.compiled`), so every new command-line process paid the compile again. The console
 script ``bayes-scaling`` (:mod:`bayes_scaling.console`) therefore hands ``fit`` to a worker process that outlives
@@ -56,9 +59,10 @@ IDLE_SECONDS = 600.0
 #: Seconds the client waits for a new worker to answer before running the command itself.
 START_SECONDS = 60.0
 #: Commands the worker runs (the ones whose time is mostly compiling).
-COMMANDS = ("fit",)
-#: Options that keep a command in the client's process (a pooled fit, help, a live progress bar).
-LOCAL_OPTIONS = ("--group", "-h", "--help", "--progress")
+COMMANDS = ("fit", "recipes", "explain")
+#: Options that keep a command in the client's process (a pooled fit, help, a live progress bar, a plot or report
+#: written by the command itself: only ``--out`` files travel back from the worker).
+LOCAL_OPTIONS = ("--group", "-h", "--help", "--progress", "--plot", "--report")
 #: Version of the request/response format.
 PROTOCOL = 1
 #: Largest message accepted (bytes).

@@ -199,7 +199,7 @@ def bench_pooled(root: Path) -> pd.DataFrame:
 
     cli = str(Path(sys.executable).parent / "bayes-scaling")
     tmp = Path(tempfile.mkdtemp(prefix="bsp-"))
-    env = {**os.environ, "BAYES_SCALING_WORKER": "off"}
+    env = {**os.environ, "BAYES_SCALING_WORKER": "off", "BAYES_SCALING_DATA": str(root)}
     rows = []
     try:
         porian = pd.read_csv(root / "porian2024" / "data.csv")

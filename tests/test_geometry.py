@@ -75,3 +75,29 @@ def test_falls_back_to_the_laws_parameters_where_it_does_not_apply():
     assert quick.info["geometry"] == "natural"  # a Gaussian in other coordinates would be another approximation
     with pytest.raises(ValueError, match="geometry"):
         bs.fit(demo, geometry="curved")
+
+
+def test_pooled_slopes_are_the_centred_model_point_by_point():
+    """Each group in slope coordinates with the population density on its implied values: the centred model."""
+    law = get_law("chinchilla")
+    demo = bs.load_demo()
+    sweep = load_sweep(demo.assign(setup=np.where(np.arange(len(demo)) % 2 == 0, "a", "b")))
+    priors = resolve_priors(law, None)
+    kwargs = {"priors": priors, "group": "setup", "shared": (), "parameterization": "centred"}
+    natural, slopes = build_model(law, sweep, **kwargs), build_model(law, sweep, geometry="slopes", **kwargs)
+    assert "level" in {v.name for v in slopes.value_vars}
+    implied = slopes.compile_fn(slopes.replace_rvs_by_values([slopes[f"{n}_raw"] for n in law.param_names]),
+                                inputs=slopes.value_vars, on_unused_input="ignore", point_fn=True)
+    logp_natural, logp_slopes = natural.compile_logp(), slopes.compile_logp()
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        point = {v.name: rng.normal(0, 0.3, size=slopes.initial_point()[v.name].shape) for v in slopes.value_vars}
+        point["level"] = point["level"] + 1.0
+        raw = dict(zip(law.param_names, implied(point), strict=True))
+        original = {v.name: raw[v.name.removesuffix("_raw")] if v.name.endswith("_raw") else point[v.name]
+                    for v in natural.value_vars}
+        assert logp_slopes(point) == pytest.approx(logp_natural(original), abs=1e-8)
+    # shared exponents: a group's slope would fix its exponent, so the law's parameters are sampled
+    mixed = build_model(law, sweep, priors=priors, group="setup", shared=("alpha", "beta"),
+                        parameterization="centred", geometry="slopes")
+    assert "level" not in {v.name for v in mixed.value_vars}

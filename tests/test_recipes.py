@@ -112,6 +112,49 @@ def test_variants_share_what_they_say():
     assert set(VARIANTS) == {"E", "levels", "exponents"}
 
 
+@pytest.mark.parametrize("variant", ["E", "levels", "exponents"])
+def test_one_switchable_model_is_each_variants_model(variant):
+    """The variants' one compiled model: the law reads the common or own value as ``share_<name>`` says.
+
+    Its likelihood at any point equals the plain unpooled model's at the values it uses; the unused values touch
+    nothing; and the posterior it gives reads as the plain model's (scalar for shared parameters).
+    """
+    import xarray as xr
+
+    from bayes_scaling.model import build_model, resolve_priors, select_shared
+
+    law = bs.get_law("chinchilla")
+    shared = recipe_variant_shared(law, variant)
+    sweep, split = find_split(load_sweep(_pair()), ["recipe", "N", "D"])
+    priors = resolve_priors(law, None)
+    kwargs = {"priors": priors, "group": "recipe", "shared": shared, "split": split, "parameterization": "unpooled"}
+    plain, switched = build_model(law, sweep, **kwargs), build_model(law, sweep, switchable=True, **kwargs)
+    like_plain = plain.compile_fn(plain.datalogp, inputs=plain.value_vars, on_unused_input="ignore")
+    like_switched = switched.compile_fn(switched.datalogp, inputs=switched.value_vars, on_unused_input="ignore")
+    rng = np.random.default_rng(0)
+    point = {v.name: rng.normal(0, 0.3, size=switched.initial_point()[v.name].shape) for v in switched.value_vars}
+    used = {}
+    for var in plain.value_vars:
+        name = var.name.removesuffix("_log__")
+        if name in law.param_names:
+            source = f"{name}_common" if name in shared else f"{name}_own"
+            used[var.name] = point[var.name.replace(name, source, 1)]
+        else:
+            used[var.name] = point[var.name]
+    assert like_switched(point) == pytest.approx(like_plain(used), abs=1e-9)
+    unused = next(v.name for v in switched.value_vars if ("_own" in v.name) == (v.name.split("_")[0] in shared))
+    moved = {**point, unused: point[unused] + 1.0}
+    assert like_switched(moved) == pytest.approx(like_switched(point), abs=1e-12)
+    draws = {n: (("chain", "draw"), rng.normal(size=(1, 3))) for n in ("E_common", "alpha_common", "beta_common",
+                                                                      "log_n_term_common", "log_d_term_common")}
+    draws |= {n.replace("common", "own"): (("chain", "draw", "group"), rng.normal(size=(1, 3, 2))) for n in draws}
+    draws |= {n: (("chain", "draw", "group"), rng.normal(size=(1, 3, 2))) for n in law.param_names}
+    selected = select_shared(xr.Dataset(draws), law, priors, shared)
+    assert not [n for n in selected.data_vars if n.endswith(("_common", "_own"))]
+    for name in law.param_names:
+        assert ("group" in selected[name].dims) == (name not in shared)
+
+
 def test_simulated_truth_is_recovered(comparison):
     ref = reference_of(*_grid())
     assert comparison.recipes == ["a", "b"] and comparison.reference == "a"
