@@ -34,6 +34,7 @@ def fit_hierarchical(
     sampling: Sampling | None = None,
     parameterization: str = "noncentred",
     geometry: str = "slopes",
+    extrapolation: str = "kappa",
     warn: bool = True,
     **options: Any,
 ) -> Fit:
@@ -63,6 +64,9 @@ def fit_hierarchical(
         non-centred in the law's parameters took 121 leapfrog steps a draw, 203 s and ended at R-hat 1.013; in slope
         coordinates 15 steps, 43 s, R-hat 1.004 (2 divergences in 4,000 draws). Elsewhere the law's own
         parameters, as asked by ``parameterization``.
+    extrapolation : {"kappa", "none"}
+        ``"kappa"`` (default): each group's extrapolation term from its own forward-chaining folds (what
+        ``group_fit`` forecasts with); ``"none"`` skips them (for analyses of the parameters only, as ``explain``).
     priors, likelihood, sampling, warn, **options
         As in :func:`bayes_scaling.fit` (``options``: :class:`~bayes_scaling.inference.Sampling` fields). For
         pooled parameters the prior is that of the population location.
@@ -82,6 +86,8 @@ def fit_hierarchical(
     shared = tuple(law.exponents if shared is None else shared)
     if geometry not in GEOMETRIES:
         raise ValueError(f"unknown geometry {geometry!r}; use one of {', '.join(GEOMETRIES)}")
+    if extrapolation not in ("kappa", "none"):
+        raise ValueError(f"unknown extrapolation {extrapolation!r}; use 'kappa' or 'none'")
     if geometry == "slopes" and parameterization != "unpooled" and applies_pooled(law.name, resolved, shared):
         parameterization = "centred"  # the same model; its slope coordinates are centred ones
     else:
@@ -98,8 +104,9 @@ def fit_hierarchical(
                  info=info, group=group, shared=shared)
     # each group's own forward-chaining folds (refitted with the population priors) set its extrapolation term
     calibration_start = time.perf_counter()
-    result.info["extrapolation_by_group"] = {label: calibrate(result.group_fit(label)).to_dict()
-                                             for label in result.groups}
+    if extrapolation == "kappa":
+        result.info["extrapolation_by_group"] = {label: calibrate(result.group_fit(label)).to_dict()
+                                                 for label in result.groups}
     result.info["extrapolation_seconds"] = round(time.perf_counter() - calibration_start, 3)
     result.info["fit_seconds"] = round(time.perf_counter() - start, 3)
     if warn:

@@ -343,7 +343,7 @@ def explain(
             result.notes.append(f"Compute range: fewer than {window + 1} distinct budgets with enough runs; "
                                 "no rolling windows.")
         if by:
-            pooled = fit_hierarchical(frame, by, law=law, shared=(), warn=False,
+            pooled = fit_hierarchical(frame, by, law=law, shared=(), warn=False, extrapolation="none",
                                       **{k: v for k, v in kwargs.items() if k not in ("warn", "extrapolation")})
             result.protocol = protocol_table(pooled, prob=prob)
             factors = protocol_factors(frame, by)

@@ -111,6 +111,23 @@ def test_hierarchical_errors():
                     priors={"alpha": {"dist": "Gamma", "alpha": 3, "beta": 10}})
     with pytest.raises(bs.DataError, match="empty in rows"):
         build_model("chinchilla", bs.load_sweep(data.assign(dataset=None)), group="dataset")
+    with pytest.raises(ValueError, match="unknown geometry"):
+        fit_hierarchical(data, "dataset", geometry="curved")
+    with pytest.raises(ValueError, match="unknown extrapolation"):
+        fit_hierarchical(data, "dataset", extrapolation="drift")
+
+
+def test_every_parameter_by_group_is_sampled_in_slope_coordinates():
+    """shared=(): each group in slope coordinates (the centred model); no per-group terms when asked."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.ConvergenceWarning)
+        pooled = fit_hierarchical(_groups(), "dataset", shared=(), extrapolation="none", draws=200, tune=300,
+                                  chains=2, seed=2)
+    assert pooled.info["geometry"] == "slopes" and pooled.info["parameterization"] == "centred"
+    assert "level" in pooled.idata["posterior"] and "extrapolation_by_group" not in pooled.info
+    assert pooled.idata["posterior"]["alpha"].sizes["group"] == len(pooled.groups)
+    assert "E_raw" in pooled.sampled_names  # diagnostics read the group values on their sampling scale
+    assert np.isfinite(pooled.diagnostics().max_r_hat)
 
 
 def test_cli_group_fit(tmp_path, capsys):
