@@ -157,6 +157,8 @@ def test_cli_defaults_are_the_library_defaults():
     fit_defaults = inspect.signature(bs.fit).parameters
     assert args.law == fit_defaults["law"].default and args.likelihood == fit_defaults["likelihood"].default
     assert args.method == fit_defaults["method"].default
+    assert args.geometry == fit_defaults["geometry"].default == "slopes"
+    assert parser.parse_args(["fit", "x.csv", "--geometry", "natural"]).geometry == "natural"
     plan = parser.parse_args(["plan", "compute", "f.nc", "--C", "1e22"])
     assert plan.flops_per_token == FLOPS_PER_PARAM_TOKEN
     assert inspect.signature(bs.forecast).parameters["prob"].default is None  # None: the one default below

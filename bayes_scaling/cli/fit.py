@@ -9,10 +9,13 @@ from typing import Any
 from bayes_scaling import fitting
 from bayes_scaling.approx import METHODS
 from bayes_scaling.cli import common
+from bayes_scaling.geometry import GEOMETRIES
 from bayes_scaling.scatter import SCATTERS
 
 #: The scatter of a fit when none is named (read from ``fit``).
 SCATTER = common.default_of(fitting.fit, "scatter")
+#: The coordinates NUTS samples in when none are named (read from ``fit``).
+GEOMETRY = common.default_of(fitting.fit, "geometry")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -27,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     sweep = common.load_data(args)
     common.say(args, f"fitting {len(sweep)} runs with {args.law} ({args.method}) ...")
     result = common.quietly(fitting.fit, sweep, law=args.law, method=args.method, warn=False,
-                            scatter=args.scatter, **common.sampling_kwargs(args))
+                            scatter=args.scatter, geometry=args.geometry, **common.sampling_kwargs(args))
     if args.out is not None:
         result.save(args.out, overwrite=args.force)
     common.print_fit(result, args.json)
@@ -43,7 +46,7 @@ def _fit_hierarchical(args: argparse.Namespace) -> int:
     sweep = common.load_data(args)
     common.say(args, f"fitting {len(sweep)} runs with {args.law}, pooled across the groups of {args.group!r} ...")
     result = common.quietly(fit_hierarchical, sweep, args.group, law=args.law, shared=shared, warn=False,
-                      **common.sampling_kwargs(args))
+                            geometry=args.geometry, **common.sampling_kwargs(args))
     if args.out is not None:
         result.save(args.out, overwrite=args.force)
     return common.report_fit(result, args, f"law {result.law.name}: {result.law.formula}; shared across "
@@ -71,6 +74,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--scatter", choices=SCATTERS, default=SCATTER,
                    help=f"run-to-run scatter: one sigma everywhere, or growing toward the sweep's edges (tokens per "
                         f"parameter, size) (default {SCATTER})")
+    p.add_argument("--geometry", choices=GEOMETRIES, default=GEOMETRY,
+                   help=f"coordinates NUTS samples in, the same model: the loss level and local slopes at the "
+                        f"reference point (slopes), or the law's own parameters (natural) (default {GEOMETRY})")
     common.add_json(p)
     common.add_sampling(p)
     p.set_defaults(func=run)
