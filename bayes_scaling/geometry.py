@@ -30,8 +30,9 @@ of the backtest splits (12 sweeps, ``python -m benchmarks.convergence``) the D-f
 Chinchilla-form fit but one on its first pass, the N-first order failed five more (li2025's and gadre's, which pin
 the D side).
 
-Used by NUTS fits of one sweep (:func:`bayes_scaling.fit`); not by the Laplace approximation (a Gaussian in other
-coordinates is another approximation) nor by pooled fits. It applies when ``E``, the exponents and the term levels
+Used by NUTS fits of one sweep (:func:`bayes_scaling.fit`) and, per group, by centred pooled fits whose every term
+parameter differs between groups (:func:`applies_pooled`, :func:`slope_logs`); not by the Laplace approximation (a
+Gaussian in other coordinates is another approximation). It applies when ``E``, the exponents and the term levels
 are free, ``E`` and the exponents have priors on positive numbers and the term levels priors on the real line (the
 defaults); otherwise the law is sampled in its own parameters.
 """
@@ -77,7 +78,7 @@ def applies(law_name: str, priors: Mapping[str, Prior]) -> bool:
     terms = TERMS.get(law_name)
     if terms is None:
         return False
-    positive = all(priors[name].dist in POSITIVE_PRIORS for name in ("E", *(t[2] for t in terms)))
+    positive = all(priors[name].dist in POSITIVE_PRIORS for name in positive_names(law_name))
     real = all(priors[t[1]].dist in REAL_PRIORS for t in terms)
     return positive and real
 

@@ -342,15 +342,6 @@ def _pooled_params(law: ScalingLaw, resolved: Mapping[str, Prior], shared: Seque
         sloped = slope_logs(law.name, dims="group", size=len(pm.modelcontext(None).coords["group"]))
     for name in law.param_names:
         prior = resolved[name]
-        if name in sloped:
-            location = pm.Normal(f"{name}_pop", mu=prior.params["mu"], sigma=prior.params["sigma"])
-            spread = pm.HalfNormal(f"{name}_tau", sigma=POOL_SCALE * prior.params["sigma"])
-            value = pm.Deterministic(f"{name}_raw", sloped[name], dims="group")
-            pm.Potential(f"{name}_population", pm.logp(pm.Normal.dist(location, spread), value).sum())
-            per_group[name] = pm.Deterministic(name, pt.exp(value) if prior.dist == "LogNormal" else value,
-                                               dims="group")
-            per_run[name] = per_group[name][index]
-            continue
         if switchable and not prior.is_fixed:
             common = getattr(pm, prior.dist)(f"{name}_common", **prior.params)
             own = getattr(pm, prior.dist)(f"{name}_own", **prior.params, dims="group")
@@ -372,7 +363,10 @@ def _pooled_params(law: ScalingLaw, resolved: Mapping[str, Prior], shared: Seque
             )
         location = pm.Normal(f"{name}_pop", mu=prior.params["mu"], sigma=prior.params["sigma"])
         spread = pm.HalfNormal(f"{name}_tau", sigma=POOL_SCALE * prior.params["sigma"])
-        if parameterization == "centred":
+        if name in sloped:  # centred, the group values from slope coordinates
+            value = pm.Deterministic(f"{name}_raw", sloped[name], dims="group")
+            pm.Potential(f"{name}_population", pm.logp(pm.Normal.dist(location, spread), value).sum())
+        elif parameterization == "centred":
             value = pm.Normal(f"{name}_raw", mu=location, sigma=spread, dims="group")
         else:
             value = location + spread * pm.Normal(f"{name}_raw", 0.0, 1.0, dims="group")
