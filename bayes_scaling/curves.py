@@ -13,6 +13,18 @@ an Ornstein-Uhlenbeck process along steps (``noise="ar1"``, the default): margin
 
 **A run in flight**: :meth:`CurveFit.forecast` with ``run=`` conditions on that run's observed curve: its last
 residual carries on with the fitted correlation (offset: the run's offset), decaying toward the law.
+
+**Beyond the logged steps the law itself may be wrong**, as a sweep law is beyond its sweep, and a posterior
+fitted to the first part of a curve does not know by how much. As for the loss law
+(:mod:`bayes_scaling.extrapolation`), the error is learned by forward chaining inside the data: each fitted run's
+curve is cut at :data:`CURVE_FOLD_FRACTIONS` of its logged steps, the law is refitted (a MAP point fit with the
+fit's priors and noise scale) to the points before each cut and scored on those after it, and the held-out error
+beyond the fold's noise is modelled as growing with the distance ``d`` beyond the fitted steps, in widths of
+their log range (:func:`step_distance`): ``kappa * d``, with kappa's grid posterior (HalfNormal prior,
+:data:`CURVE_KAPPA_PRIOR_SD`) kept in ``info["extrapolation"]``. Forecasts add ``kappa * d * z`` to the law's
+log-loss per draw; within the logged steps ``d = 0`` and nothing changes. A fold's own parameter uncertainty
+(Laplace, at its mode, treating its points as independent) is counted before kappa: with correlated points it is
+too small, so kappa also holds part of it and the term errs wide, not narrow.
 """
 
 from __future__ import annotations
@@ -33,7 +45,8 @@ from bayes_scaling.intervals import check_prob, equal_tailed, interval_table
 from bayes_scaling.priors import Prior, merge_priors
 from bayes_scaling.schedules import Schedule
 
-__all__ = ["CURVES_KEY", "CURVE_NOISE", "NOISE_PARAMS", "CurveFit", "compare_noise", "fit_curves", "load_curves"]
+__all__ = ["CURVES_KEY", "CURVE_FOLD_FRACTIONS", "CURVE_NOISE", "NOISE_PARAMS", "CurveFit", "compare_noise",
+           "curve_fold_residuals", "fit_curves", "learn_curve_term", "load_curves", "step_distance"]
 
 #: The metadata key of a saved curve fit (what :func:`bayes_scaling.load` recognises it by).
 CURVES_KEY = "bayes_scaling_curves"
@@ -56,6 +69,14 @@ FIT_TERMS = 100
 FORECAST_TERMS = 400
 #: Draws x steps x terms evaluated at once in a forecast (about 200 MB of float64 per array).
 FORECAST_CELLS = 25_000_000
+#: Where each fitted run's observed curve is cut for the forward-chaining folds of the extrapolation term in
+#: steps (fractions of its last logged step; the points after a cut are held out).
+CURVE_FOLD_FRACTIONS = (0.5, 0.6, 0.7, 0.8)
+#: Fewest logged points a fold is fitted on.
+CURVE_FOLD_MIN_POINTS = 8
+#: Prior scale (HalfNormal) of the term's kappa: log-loss per width of the fitted log-steps (a forecast from a
+#: quarter of a run to its end is about a third of a width): 2% per width, as the loss law's earlier prior.
+CURVE_KAPPA_PRIOR_SD = 0.02
 
 
 @dataclass
@@ -151,14 +172,16 @@ class CurveFit:
         -------
         IntervalTable
             Per step: ``step``, ``median``, ``lower``, ``upper`` (the law's curve), ``pred_lower``, ``pred_upper``
-            (a run's logged loss).
+            (a run's logged loss), ``distance`` (beyond the logged steps, in widths: :meth:`distance`; the
+            extrapolation term grows with it).
         """
         prob = check_prob(prob)
         (draws,) = _positive(self.loss_draws(schedule, steps, run=run, seed=seed))
         low, median, high = equal_tailed(draws["mean"], prob, median=True)
         plow, phigh = equal_tailed(draws["pred"], prob)
         out = pd.DataFrame({"step": np.asarray(steps).reshape(-1), "median": median, "lower": low, "upper": high,
-                            "pred_lower": plow, "pred_upper": phigh})
+                            "pred_lower": plow, "pred_upper": phigh,
+                            "distance": self.distance(np.asarray(steps).reshape(-1), run)})
         return interval_table(out, prob)
 
     def compare(self, a: Schedule | str, b: Schedule | str, steps: Any, *, prob: float | None = None,
@@ -177,7 +200,9 @@ class CurveFit:
         """
         prob = check_prob(prob)
         rng = np.random.default_rng(seed)
-        one, two = _positive(self.loss_draws(a, steps, seed=rng), self.loss_draws(b, steps, seed=rng))
+        shared = self._term_draws(len(np.asarray(steps).reshape(-1)), rng)  # the same misfit of the law for both
+        one, two = _positive(self.loss_draws(a, steps, seed=rng, term=shared),
+                             self.loss_draws(b, steps, seed=rng, term=shared))
         diff, pred = one["mean"] - two["mean"], one["pred"] - two["pred"]
         low, median, high = equal_tailed(diff, prob, median=True)
         plow, phigh = equal_tailed(pred, prob)
@@ -217,9 +242,44 @@ class CurveFit:
                 "info": self.info}
         return write_saved(path, tree, CURVES_KEY, meta, overwrite=overwrite)
 
+    @property
+    def term(self) -> Any:
+        """The extrapolation term in steps (an :class:`~bayes_scaling.extrapolation.Extrapolation`), or None."""
+        from bayes_scaling.extrapolation import Extrapolation
+
+        saved = self.info.get("extrapolation")
+        return Extrapolation.from_dict(saved) if saved else None
+
+    def distance(self, steps: Any, run: str | None = None) -> np.ndarray:
+        """How far ``steps`` lie beyond the logged steps (of ``run``, else of every fitted run), in widths."""
+        points = self.data if run is None else self.data[self.data["run"] == run]
+        observed = points["step"].to_numpy(float)
+        return step_distance(steps, observed.min(), observed.max())
+
+    def term_line(self) -> str:
+        """One line on the extrapolation term in steps (for printouts)."""
+        term = self.term
+        if term is None:
+            return "no extrapolation term: beyond the logged steps only the posterior's and the noise's uncertainty"
+        low, median, high = term.quantiles()
+        return (f"extrapolation beyond the logged steps: kappa {median:.4f} [{low:.4f}, {high:.4f}] log-loss per "
+                f"width of log-steps, from {term.folds} forward-chaining folds ({term.residuals} held-out points)")
+
+    def _term_draws(self, n_steps: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray] | None:
+        """(kappa per draw, standard normal per draw and step) of the term, or None without one."""
+        term = self.term
+        if term is None:
+            return None
+        total = len(next(iter(self.law_params().values())))
+        return term.joint_draws(total, rng)[1], rng.standard_normal((total, n_steps))
+
     def loss_draws(self, schedule: Schedule | str, steps: Any, *, run: str | None = None,
-                   seed: int | None = 0) -> dict[str, np.ndarray]:
-        """Draws of the law's loss (``mean``) and of a run's logged loss (``pred``) at ``steps``: (draws, steps)."""
+                   seed: int | np.random.Generator | None = 0, term: Any = None) -> dict[str, np.ndarray]:
+        """Draws of the law's loss (``mean``) and of a run's logged loss (``pred``) at ``steps``: (draws, steps).
+
+        Beyond the logged steps the extrapolation term adds ``kappa * d * z`` to the log-loss of both (``term``:
+        given (kappa, z) draws, to pair two calls; default drawn from ``seed``).
+        """
         if isinstance(schedule, str):
             if schedule not in self.schedules:
                 raise KeyError(f"no fitted run {schedule!r}; runs: {', '.join(self.schedules)}")
@@ -239,6 +299,11 @@ class CurveFit:
                 scatter = sigma * rng.standard_normal(shape)
         else:
             scatter = self._continue(run, inputs.steps, noise, log_mean.shape, rng)
+        if term is None:  # drawn after the scatter: within the logged steps the draws are those without a term
+            term = self._term_draws(shape[1], rng)
+        if term is not None:
+            kappa, z = term
+            log_mean = log_mean + kappa[:, None] * self.distance(inputs.steps, run)[None, :] * z
         return {"mean": np.exp(log_mean), "pred": np.exp(log_mean + scatter)}
 
     def _law_loss(self, inputs: Any) -> np.ndarray:
@@ -268,6 +333,148 @@ class CurveFit:
         gap = np.abs(steps[None, :] - float(last["step"].iloc[0]))
         rho = np.exp(-gap / noise["ell"][:, None])
         return rho * residual + sigma * np.sqrt(1 - rho**2) * rng.standard_normal(shape)
+
+
+def step_distance(steps: Any, first: float, last: float) -> np.ndarray:
+    """How far ``steps`` lie beyond ``last``, in widths of the logged log-steps [``first``, ``last``]; 0 within.
+
+    The width is at least :data:`~bayes_scaling.extrapolation.MIN_WIDTH` decades, as a sweep's.
+    """
+    from bayes_scaling.extrapolation import MIN_WIDTH
+
+    first, last = max(float(first), 1.0), max(float(last), 1.0)
+    width = max(math.log10(last / first), MIN_WIDTH)
+    with np.errstate(divide="ignore"):
+        beyond = np.log10(np.maximum(np.asarray(steps, float), 1.0) / last)
+    return np.maximum(beyond, 0.0) / width
+
+
+def _map_fit(law: CurveLaw, priors: Mapping[str, Prior], inputs: Any, y: np.ndarray, start: Mapping[str, float],
+             sigma: float) -> tuple[Any, np.ndarray, np.ndarray] | None:
+    """A MAP point fit of ``law`` to log-losses ``y`` (Normal noise ``sigma``; Normal/LogNormal/HalfNormal priors).
+
+    Started at ``start`` (the full fit's medians); parameters with a positive prior are fitted on the log scale.
+    Returns (``unpack``: fitted coordinates to the law's parameters, the fitted coordinates, their covariance by
+    the Laplace approximation at the mode), or None when the optimizer finds nothing finite.
+    """
+    from scipy.optimize import least_squares
+
+    free = [n for n in law.param_names if not priors[n].is_fixed]
+    logged = [priors[n].dist != "Normal" and start[n] > 0 for n in free]
+
+    def unpack(theta: np.ndarray) -> dict[str, float]:
+        values = {n: (math.exp(t) if lg else float(t)) for n, t, lg in zip(free, theta, logged, strict=True)}
+        return {n: values[n] if n in values else float(priors[n].value) for n in law.param_names}
+
+    def penalties(theta: np.ndarray) -> list[float]:
+        out = []
+        for n, t, lg in zip(free, theta, logged, strict=True):
+            prior = priors[n]
+            if prior.dist == "Normal" or (prior.dist == "LogNormal" and lg):
+                out.append((t - prior.params["mu"]) / prior.params["sigma"])
+            elif prior.dist == "HalfNormal":
+                out.append((math.exp(t) if lg else t) / prior.params["sigma"])
+        return out
+
+    def residuals(theta: np.ndarray) -> np.ndarray:
+        with np.errstate(all="ignore"):
+            r = (y - np.log(np.asarray(law.loss(np, unpack(theta), inputs), float))) / sigma
+        return np.r_[np.where(np.isfinite(r), r, 1e3), penalties(theta)]
+
+    theta0 = np.array([math.log(start[n]) if lg else start[n] for n, lg in zip(free, logged, strict=True)])
+    try:
+        with np.errstate(all="ignore"):
+            best = least_squares(residuals, theta0, method="trf", max_nfev=200 * (len(free) + 1))
+    except (ValueError, FloatingPointError):
+        return None
+    if not np.isfinite(best.x).all() or not all(math.isfinite(v) for v in unpack(best.x).values()):
+        return None
+    jac = np.asarray(best.jac, float)
+    return unpack, best.x, np.linalg.pinv(jac.T @ jac)
+
+
+def _predicted(law: CurveLaw, unpack: Any, theta: np.ndarray, cov: np.ndarray, inputs: Any
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """The point fit's log-loss at ``inputs``, and its variance from the fitted coordinates' covariance.
+
+    By the delta method, with central differences.
+    """
+
+    def log_loss(t: np.ndarray) -> np.ndarray:
+        with np.errstate(all="ignore"):
+            return np.log(np.asarray(law.loss(np, unpack(t), inputs), float))
+
+    center = log_loss(theta)
+    grad = np.empty((center.size, theta.size))
+    for k in range(theta.size):
+        step = 1e-5 * max(1.0, abs(theta[k]))
+        up, down = theta.copy(), theta.copy()
+        up[k] += step
+        down[k] -= step
+        grad[:, k] = (log_loss(up) - log_loss(down)) / (2 * step)
+    return center, np.einsum("ik,kl,il->i", grad, cov, grad)
+
+
+def curve_fold_residuals(fit: CurveFit, fractions: Any = CURVE_FOLD_FRACTIONS) -> pd.DataFrame:
+    """Forward-chaining residuals along each fitted run: fit its points before a cut, score those after it.
+
+    For each run and each fraction of its last logged step, the law is refitted by :func:`_map_fit` (the fit's
+    priors and median noise scale, started from its medians) to the points up to the cut (at least
+    :data:`CURVE_FOLD_MIN_POINTS`) and scored at every later logged point, with the variance of its forecast
+    there by the Laplace approximation at the fold's mode (points taken as independent, so it errs narrow and
+    kappa holds the rest).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per held-out point and fold: ``fold`` (run and cut), ``run``, ``step``, ``distance`` (beyond the
+        fold's steps: :func:`step_distance`), ``residual`` (observed minus the fold's log-loss), ``var_param`` (its
+        variance from the fold's fit), ``sigma``, ``nu`` (Normal noise: infinite) and ``size`` (0: a fold's
+        points share its fit error and count once together).
+    """
+    medians = {n: float(np.median(v)) for n, v in fit.law_params().items()}
+    sigma = float(np.median(fit.draws(["sigma"])["sigma"]))
+    rows = []
+    for name, points in fit.data.groupby("run", sort=False):
+        steps = points["step"].to_numpy(float)
+        y = np.log(points["loss"].to_numpy(float))
+        schedule = fit.schedules[name]
+        for fraction in fractions:
+            train = steps <= fraction * steps.max()
+            if train.sum() < CURVE_FOLD_MIN_POINTS or train.all():
+                continue
+            inputs = curve_inputs(schedule, steps[train], peak=fit.peak, max_terms=FIT_TERMS)
+            point = _map_fit(fit.law, fit.priors, inputs, y[train], medians, sigma)
+            if point is None:
+                continue
+            later = curve_inputs(schedule, steps[~train], peak=fit.peak, max_terms=FIT_TERMS)
+            predicted, var_param = _predicted(fit.law, *point, later)
+            if not (np.isfinite(predicted).all() and np.isfinite(var_param).all()):
+                continue
+            rows.append(pd.DataFrame({
+                "fold": f"{name}@{fraction:g}", "run": name, "step": steps[~train],
+                "distance": step_distance(steps[~train], steps[train].min(), steps[train].max()),
+                "residual": y[~train] - predicted, "var_param": var_param, "sigma": sigma, "nu": math.inf,
+                "size": 0}))
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+
+
+def learn_curve_term(residuals: pd.DataFrame, *, seed: int = 0) -> Any:
+    """The term's grid posterior from :func:`curve_fold_residuals` (HalfNormal(:data:`CURVE_KAPPA_PRIOR_SD`)).
+
+    The held-out error is ``Normal(0, sqrt(sigma^2 + (kappa * d)^2))``, as for the loss law
+    (:func:`bayes_scaling.extrapolation.fold_log_likelihood`), each fold counting once.
+    """
+    from bayes_scaling.extrapolation import Extrapolation, fold_log_likelihood, kappa_grid
+
+    grid = kappa_grid()
+    log_post = -0.5 * (grid / CURVE_KAPPA_PRIOR_SD) ** 2
+    if len(residuals):
+        log_post = log_post + fold_log_likelihood(residuals, grid, seed=seed)[0]
+    weights = np.exp(log_post - log_post.max())
+    folds = int(residuals["fold"].nunique()) if len(residuals) else 0
+    return Extrapolation("kappa", grid, weights / weights.sum(), folds, len(residuals),
+                         prior=f"halfnormal({CURVE_KAPPA_PRIOR_SD})")
 
 
 def _positive(*draws: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
@@ -319,6 +526,7 @@ def fit_curves(
     step: str = "step",
     loss: str = "loss",
     sampling: Sampling | None = None,
+    extrapolation: bool = True,
     **options: Any,
 ) -> CurveFit:
     """Fit a curve law to runs' logged losses under their schedules, with NUTS.
@@ -339,6 +547,9 @@ def fit_curves(
         Column names.
     sampling : Sampling, optional
         Sampling options (or as keywords: ``draws``, ``tune``, ``chains``, ``seed``, ...).
+    extrapolation : bool
+        Learn the extrapolation term in steps (see the module docstring; default). ``False``: forecasts beyond
+        the logged steps carry the posterior's and the noise's uncertainty only.
 
     Returns
     -------
@@ -395,8 +606,12 @@ def fit_curves(
         idata = sample(model, config)
     info = {"seed": config.seed, "draws": config.draws, "tune": config.tune, "chains": config.chains,
             "runs": len(names), "points": len(frame), "fit_terms": FIT_TERMS}
-    return CurveFit(law=law, noise=noise, data=frame, schedules=schedules, peak=peak, idata=idata,
-                    priors=resolved, info=info)
+    result = CurveFit(law=law, noise=noise, data=frame, schedules=schedules, peak=peak, idata=idata,
+                      priors=resolved, info=info)
+    if extrapolation:
+        term = learn_curve_term(curve_fold_residuals(result), seed=config.seed or 0)
+        result.info["extrapolation"] = term.to_dict()
+    return result
 
 
 def compare_noise(fits: Mapping[str, CurveFit]) -> pd.DataFrame:

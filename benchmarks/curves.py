@@ -11,6 +11,9 @@ schedules, :func:`bayes_scaling.schedules.multipower2025`):
   known), the final loss: median relative error and 90% coverage, against a least-squares multi-power fit of the
   same partial curve (target: coverage >= 0.85 over all runs).
 
+Coverage is also printed without the extrapolation term in steps (``*_no_term``: the same fit's forecast with the
+term left out), to show what it changes.
+
 Issue 30's targets: protocol errors no worse than published, coverage in [0.85, 0.95] per point and per run; in
 flight coverage >= 0.85; a fit of one size's three curves <= 30 s warm. The fits are NUTS with the package's
 defaults unless ``--draws`` says otherwise; seconds are printed per fit.
@@ -61,14 +64,23 @@ def protocol(data: pd.DataFrame, noise: str, seed: int, sampling: dict) -> pd.Da
         diagnostics = fit.diagnostics()
         for run, points in curves[~curves["run"].isin(FIT_ON)].groupby("run"):
             table = fit.forecast(schedules[run], points["step"].to_numpy(), prob=0.9, seed=seed)
+            plain = without_term(fit).forecast(schedules[run], points["step"].to_numpy(), prob=0.9, seed=seed)
             y = points["loss"].to_numpy()
             rows.append(pd.DataFrame({
                 "noise": noise, "size": size, "run": run, "step": points["step"].to_numpy(),
                 "rel_error_%": 100 * np.abs(table["median"].to_numpy() / y - 1),
                 "covered": (y >= table["pred_lower"].to_numpy()) & (y <= table["pred_upper"].to_numpy()),
+                "covered_no_term": (y >= plain["pred_lower"].to_numpy()) & (y <= plain["pred_upper"].to_numpy()),
                 "fit_seconds": seconds, "max_r_hat": diagnostics.max_r_hat}))
         print(f"protocol {noise} {size}: fit {seconds:.0f} s, max R-hat {diagnostics.max_r_hat:.3f}", flush=True)
     return pd.concat(rows, ignore_index=True)
+
+
+def without_term(fit):
+    """The same curve fit without its extrapolation term in steps (to show what the term changes)."""
+    import dataclasses
+
+    return dataclasses.replace(fit, info={k: v for k, v in fit.info.items() if k != "extrapolation"})
 
 
 def summarise_protocol(points: pd.DataFrame) -> pd.DataFrame:
@@ -76,7 +88,8 @@ def summarise_protocol(points: pd.DataFrame) -> pd.DataFrame:
     per_run = points.groupby(["noise", "size", "run"])["covered"].mean()
     table = points.groupby(["noise", "size"], sort=False).agg(
         average_error_pct=("rel_error_%", "mean"), worst_error_pct=("rel_error_%", "max"),
-        cover_90_points=("covered", "mean"), fit_seconds=("fit_seconds", "max"), max_r_hat=("max_r_hat", "max"))
+        cover_90_points=("covered", "mean"), cover_90_points_no_term=("covered_no_term", "mean"),
+        fit_seconds=("fit_seconds", "max"), max_r_hat=("max_r_hat", "max"))
     table["cover_90_runs"] = per_run.groupby(["noise", "size"]).mean()
     table["published_average_pct"] = [PUBLISHED[s][0] for s in table.index.get_level_values("size")]
     table["published_worst_pct"] = [PUBLISHED[s][1] for s in table.index.get_level_values("size")]
@@ -117,6 +130,7 @@ def flight(data: pd.DataFrame, noise: str, seed: int, sampling: dict) -> pd.Data
                 warnings.simplefilter("ignore")
                 fit = fit_curves(seen, {run: schedule}, noise=noise, seed=seed, **sampling)
                 table = fit.forecast(run, [int(final["step"])], run=run, prob=0.9, seed=seed).iloc[0]
+                plain = without_term(fit).forecast(run, [int(final["step"])], run=run, prob=0.9, seed=seed).iloc[0]
             try:
                 point = point_multipower(seen, schedule, int(final["step"]))
             except (ValueError, FloatingPointError):
@@ -124,6 +138,8 @@ def flight(data: pd.DataFrame, noise: str, seed: int, sampling: dict) -> pd.Data
             y = float(final["loss"])
             rows.append({"noise": noise, "size": size, "run": run, "fraction": fraction, "observed": y,
                          "median": table["median"], "lower": table["pred_lower"], "upper": table["pred_upper"],
+                         "lower_no_term": plain["pred_lower"], "upper_no_term": plain["pred_upper"],
+                         "kappa": fit.term.quantiles()[1] if fit.term is not None else 0.0,
                          "point": point, "fit_seconds": time.perf_counter() - start,
                          "max_r_hat": fit.diagnostics().max_r_hat})
             print(f"flight {noise} {size} {run} {fraction:.0%}: forecast {table['median']:.4f} "
@@ -136,10 +152,14 @@ def summarise_flight(runs: pd.DataFrame) -> pd.DataFrame:
     """Per noise model and fraction seen: median relative error (ours and the point fit's) and 90% coverage."""
     runs = runs.assign(error_pct=100 * (runs["median"] / runs["observed"] - 1).abs(),
                        point_error_pct=100 * (runs["point"] / runs["observed"] - 1).abs(),
-                       covered=(runs["observed"] >= runs["lower"]) & (runs["observed"] <= runs["upper"]))
+                       covered=(runs["observed"] >= runs["lower"]) & (runs["observed"] <= runs["upper"]),
+                       covered_no_term=(runs["observed"] >= runs["lower_no_term"])
+                       & (runs["observed"] <= runs["upper_no_term"]),
+                       width_pct=100 * (runs["upper"] - runs["lower"]) / runs["observed"])
     return runs.groupby(["noise", "fraction"]).agg(
         runs=("observed", "size"), median_error_pct=("error_pct", "median"),
         point_median_error_pct=("point_error_pct", "median"), cover_90=("covered", "mean"),
+        cover_90_no_term=("covered_no_term", "mean"), median_width_pct=("width_pct", "median"),
         max_r_hat=("max_r_hat", "max"), fit_seconds=("fit_seconds", "median"))
 
 

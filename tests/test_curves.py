@@ -118,6 +118,49 @@ def _saved_loss_fit(tmp_path):
     return path
 
 
+def test_step_distance_is_zero_within_the_logged_steps_and_in_widths_beyond():
+    from bayes_scaling.curves import step_distance
+
+    d = step_distance([500, 4000, 8000, 40000], 400, 4000)  # logged 400-4,000: one decade wide
+    np.testing.assert_allclose(d, [0.0, 0.0, np.log10(2), 1.0])
+    # a narrow logged range counts at least half a decade (as a sweep's), so a short reach is not inflated
+    np.testing.assert_allclose(step_distance([2000], 900, 1000), [np.log10(2) / 0.5])
+
+
+def _in_flight(bend: float):
+    """The truth's posterior, with only the first 3,000 of 6,000 steps logged; ``bend`` adds an error the law
+    cannot follow (growing with log-steps) to the logged points."""
+    fit = _fixed_fit(TRUE["B"] * np.linspace(0.95, 1.05, 40))
+    data = simulated()
+    data["loss"] *= np.exp(bend * np.log(data["step"] / 400.0) ** 2)
+    fit.data = data[data["step"] <= 3000].reset_index(drop=True)
+    return fit
+
+
+def test_the_step_term_is_learned_by_forward_chaining_and_widens_only_beyond_the_logged_steps():
+    from bayes_scaling.curves import curve_fold_residuals, learn_curve_term
+
+    kappas = {}
+    for bend in (0.0, 0.03):
+        fit = _in_flight(bend)
+        residuals = curve_fold_residuals(fit)
+        assert set(residuals["run"]) == {"cosine", "wsd"} and residuals["fold"].nunique() == 8
+        assert (residuals["step"] > 1500).all() and (residuals["var_param"] > 0).all()
+        term = learn_curve_term(residuals)
+        kappas[bend] = term.quantiles()[1]
+        fit.info["extrapolation"] = term.to_dict()
+        steps = [2000, 3000, 6000]
+        with_term = fit.forecast("wsd", steps, run="wsd")
+        fit.info.pop("extrapolation")
+        without = fit.forecast("wsd", steps, run="wsd")
+        # within the logged steps nothing changes, draw for draw; beyond them the interval widens
+        pd.testing.assert_frame_equal(with_term.iloc[:2], without.iloc[:2])
+        assert with_term["pred_upper"].iloc[2] - with_term["pred_lower"].iloc[2] > \
+            without["pred_upper"].iloc[2] - without["pred_lower"].iloc[2]
+    # folds that see the law fail learn a larger term: well specified, about its prior; bent, several times it
+    assert kappas[0.0] < 0.015 and kappas[0.03] > 3 * kappas[0.0]
+
+
 def test_two_schedules_compared_with_paired_draws():
     """Every draw gives both curves: the difference's interval holds the schedules' effect only."""
     fit = _fixed_fit(TRUE["B"] * np.linspace(0.8, 1.2, 60))
@@ -160,11 +203,13 @@ def test_cli_curve_fit_forecast_compare(tmp_path, capsys):
     fitted = json.loads(capsys.readouterr().out)
     assert fitted["runs"] == {"cosine": 47, "wsd": 47}  # model=m only, steps <= 5000
     assert fitted["params"]["L0"]["lower"] < TRUE["L0"] < fitted["params"]["L0"]["upper"]
+    assert fitted["info"]["extrapolation"]["folds"] == 8  # 2 runs x 4 cuts, saved with the fit
     plot = tmp_path / "curve.png"
     assert main(["curve", "forecast", str(out), "--run", "wsd", "--steps", "5500,6000", "--json",
                  "--plot", str(plot)]) == 0
     forecast = json.loads(capsys.readouterr().out)
     assert [r["step"] for r in forecast["rows"]] == [5500, 6000] and plot.stat().st_size > 0
+    assert 0 < forecast["rows"][0]["distance"] < forecast["rows"][1]["distance"]  # beyond the logged 5,000 steps
     rest = data[(data["model"] == "m") & (data["run"] == "wsd") & (data["step"] == 6000)]["loss"].iloc[0]
     assert forecast["rows"][1]["pred_lower"] <= rest <= forecast["rows"][1]["pred_upper"]
     assert main(["curve", "compare", str(out), "--a", "wsd", "--b",
@@ -172,7 +217,8 @@ def test_cli_curve_fit_forecast_compare(tmp_path, capsys):
     compared = json.loads(capsys.readouterr().out)
     assert compared["rows"][0]["p_a_lower"] > 0.95  # a decay ends below a constant rate
     assert main(["curve", "forecast", str(out), "--schedule", "cosine", "--anneal", "3000,1000,1e-4"]) == 0
-    assert "annealed at 3000" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "annealed at 3000" in printed and "extrapolation beyond the logged steps: kappa" in printed
     # errors: one line each, exit 2
     for argv, message in (
         (["curve", "forecast", str(out), "--schedule", "nope"], "neither a fitted run"),

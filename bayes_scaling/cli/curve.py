@@ -99,11 +99,12 @@ def _fit(args: argparse.Namespace) -> int:
                      " noise) ...")
     kwargs = common.sampling_kwargs(args)
     result = fit_curves(frame, schedules, args.law, noise=args.noise, run=args.run_column, step=args.step_column,
-                        loss=args.loss_column, **kwargs)
+                        loss=args.loss_column, extrapolation=args.extrapolation, **kwargs)
     if args.out is not None:
         result.save(args.out, overwrite=args.force)
     return common.report_fit(result, args, f"curve law {result.law.name}, {result.noise} noise: {len(result.data)} "
-                             f"points of {len(result.schedules)} run(s) ({', '.join(result.schedules)})")
+                             f"points of {len(result.schedules)} run(s) ({', '.join(result.schedules)})\n"
+                             + result.term_line())
 
 
 def _schedule_of(result: Any, spec: str) -> Any:
@@ -182,6 +183,7 @@ def _forecast(args: argparse.Namespace) -> int:
     else:
         what = f"run {args.run!r} continued" if args.run else "a new run"
         print(f"{what} under {schedule.name} (curve law {result.law.name}, {result.noise} noise)")
+        print(result.term_line())
         print(common.format_table(table))
     return 0
 
@@ -236,6 +238,9 @@ def add_parser(sub: Any) -> None:
     f.add_argument("--law", choices=list(CURVE_LAWS), default="multipower", help="curve law (default multipower)")
     f.add_argument("--noise", choices=CURVE_NOISE, default="ar1",
                    help="residuals along a run (default ar1: correlated along steps)")
+    f.add_argument("--no-extrapolation", dest="extrapolation", action="store_false",
+                   help="learn no extrapolation term in steps (by default one is learned by forward chaining "
+                        "along each run and widens forecasts beyond the logged steps)")
     f.add_argument("--sep", default=",", help="CSV field separator (default ',')")
     f.add_argument("--out", type=Path, default=None, help="save the curve fit to this netCDF file")
     f.add_argument("--force", action="store_true", help="replace --out if it exists")
