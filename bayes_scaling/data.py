@@ -400,10 +400,13 @@ def load_sweep(
         if value not in COUNT_UNITS:
             raise DataError(f"{option} must be one of {', '.join(COUNT_UNITS)}; got {value!r}")
     if isinstance(data, str) and data.startswith(DATASET_PREFIX) and not Path(data).exists():
-        from bayes_scaling.datasets import DatasetError, load
+        from bayes_scaling.datasets import DatasetError, info, load
 
         name, _, query = data.removeprefix(DATASET_PREFIX).partition(":")
         try:
+            if info(name).kind != "sweep":
+                raise DataError(f"{name} holds training-loss curves, not a sweep of final losses: fit them with "
+                                "bayes_scaling.curves.fit_curves or `bayes-scaling curve fit dataset:" + name + "`")
             frame = load(name, query=query or None)
         except DatasetError as exc:
             raise DataError(str(exc)) from None

@@ -229,6 +229,7 @@ def test_cli_curve_fit_forecast_compare(tmp_path, capsys):
         (["curve", "fit", str(csv), "--schedule", "cosine=cosine:peak=1e-3,steps=6000"], "no schedule for run"),
         (["curve", "fit", str(csv), "--schedule", "cosine=cos:peak=1"], "unknown schedule kind 'cos'"),
         (["curve", "fit", str(csv), *specs, "--out", str(out)], "exists"),
+        (["curve", "fit", "dataset:chinchilla_epoch", *specs], "a sweep of final losses, not loss curves"),
     ):
         assert main(argv) == 2, argv
         assert message in capsys.readouterr().err, argv

@@ -54,9 +54,12 @@ def test_each_dataset_loads_from_the_shared_copy(shared, name):
     entry = info(name)
     frame = load(name, path=shared)
     assert len(frame) == entry.rows
-    for column in ("N", "D", "C", "loss", *entry.groups, *([entry.run_id] if entry.run_id else [])):
+    for column in (*entry.required, *entry.groups, *([entry.run_id] if entry.run_id else [])):
         assert column in frame.columns, column
     assert frame.attrs["citation"] == entry.citation and frame.attrs["dataset"] == name
+    if entry.kind == "curves":
+        _check_curves(name, frame)
+        return
     assert np.allclose(frame["C"], 6 * frame["N"] * frame["D"], rtol=1e-6)
     sweep = bs.load_sweep(frame)  # units and values pass validation; grouping columns are kept
     assert set(entry.groups) <= set(sweep.frame.columns)
@@ -65,6 +68,22 @@ def test_each_dataset_loads_from_the_shared_copy(shared, name):
     if entry.default_query:
         subset = load(name, path=shared, query="default")
         assert 0 < len(subset) < len(frame)
+
+
+def _check_curves(name, frame):
+    """A set of loss curves: steps rise along each run, the package's schedules give every logged rate, and it
+    is refused as a sweep (with what to do instead)."""
+    from bayes_scaling.data import DataError
+    from bayes_scaling.schedules import multipower2025
+
+    schedules = multipower2025()
+    for (_, run), points in frame.groupby(["model", "schedule"]):
+        assert points["step"].is_monotonic_increasing
+        np.testing.assert_allclose(schedules[run].lr[points["step"].to_numpy() - 1], points["lr"], rtol=1e-6)
+    assert set(frame.loc[frame["role_in_paper"] == "fit", "schedule"]) == {"constant_24000", "cosine_24000",
+                                                                           "wsdcon_9"}
+    with pytest.raises(DataError, match=r"training-loss curves, not a sweep.*curve fit"):
+        bs.load_sweep(f"dataset:{name}")
 
 
 @pytest.mark.parametrize("name", [n for n in NAMES if CATALOG[n].convert is not None])
@@ -81,9 +100,9 @@ def test_source_files_convert_to_the_prepared_table(shared, name, tmp_path):
     converted = entry.convert(folder)
     assert len(converted) == len(prepared)
     common = [c for c in converted.columns if c in prepared.columns]
-    assert {"N", "D", "C", "loss"} <= set(common)
-    keys = [c for c in ("setup", "dataset", "name", "hyper_id", "model", "N", "D", "loss", "peak_lr", "sweep")
-            if c in common]
+    assert set(entry.required) <= set(common)
+    keys = [c for c in ("setup", "dataset", "name", "hyper_id", "model", "schedule", "step", "N", "D", "loss",
+                        "peak_lr", "sweep") if c in common]
     left = prepared[common].sort_values(keys).reset_index(drop=True)
     right = converted[common].sort_values(keys).reset_index(drop=True)
     pd.testing.assert_frame_equal(left, right, check_dtype=False, rtol=1e-9)

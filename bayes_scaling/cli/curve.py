@@ -39,7 +39,17 @@ def _read_points(args: argparse.Namespace) -> Any:
     """The logged points: the CSV, filtered by ``--where`` and ``--runs``, cut at ``--until``."""
     import pandas as pd
 
-    frame = pd.read_csv(args.data, sep=args.sep)
+    text = str(args.data)
+    if text.startswith("dataset:") and not Path(text).exists():  # a public set of curves, e.g. multipower2025
+        from bayes_scaling.datasets import info, load
+
+        name = text.removeprefix("dataset:")
+        if info(name).kind != "curves":
+            raise ValueError(f"{name} is a sweep of final losses, not loss curves: fit it with `bayes-scaling fit "
+                             f"dataset:{name}`")
+        frame = load(name)
+    else:
+        frame = pd.read_csv(args.data, sep=args.sep)
     for column, value in _pairs(args.where, "--where"):
         if column not in frame.columns:
             raise ValueError(f"--where: column {column!r} is not in {args.data}; it has "
@@ -218,7 +228,8 @@ def add_parser(sub: Any) -> None:
     actions = p.add_subparsers(dest="curve_command", required=True, metavar="ACTION")
 
     f = actions.add_parser("fit", help="fit a curve law to logged losses with their schedules")
-    f.add_argument("data", type=Path, help="CSV with one row per logged point: run, step, loss (and lr)")
+    f.add_argument("data", type=Path, help="CSV with one row per logged point: run, step, loss (and lr); or "
+                                           "dataset:NAME for a public set of curves (dataset:multipower2025)")
     f.add_argument("--run-column", default="run", help="column naming each run (default run)")
     f.add_argument("--step-column", default="step", help="column of optimizer steps (default step)")
     f.add_argument("--loss-column", default="loss", help="column of losses, nats/token (default loss)")

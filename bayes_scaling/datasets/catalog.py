@@ -82,6 +82,10 @@ class Dataset:
     complete : callable, optional
         Adds columns of constants (e.g. each task's chance error and test items) to every loaded table, however
         it was found.
+    kind : {"sweep", "curves"}
+        ``"sweep"``: one row per run with ``N``, ``D``, ``C``, ``loss`` (for :func:`bayes_scaling.load_sweep`);
+        ``"curves"``: one row per logged point of training-loss curves, ``step``, ``lr``, ``loss`` and the run
+        (``run_id``), for :func:`bayes_scaling.curves.fit_curves`.
     """
 
     name: str
@@ -98,6 +102,14 @@ class Dataset:
     convert: Callable[[Path], pd.DataFrame] | None = field(default=None, repr=False)
     shared_sources: Mapping[str, str] = field(default_factory=dict)
     complete: Callable[[pd.DataFrame], pd.DataFrame] | None = field(default=None, repr=False)
+    kind: str = "sweep"
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        """The columns every loaded table of this dataset has."""
+        if self.kind == "curves":
+            return (*self.groups, self.run_id, "step", "lr", "loss")
+        return ("N", "D", "C", "loss")
 
     def vetted_copy(self, root: Path, source_path: str) -> Path:
         """Where the vetted copy of a source file lives under a ``shared/data``-style ``root``."""
@@ -115,7 +127,8 @@ class Dataset:
         return {
             "name": self.name, "title": self.title, "citation": self.citation, "origin": self.origin,
             "license": self.license, "loss": self.loss, "groups": list(self.groups), "run_id": self.run_id,
-            "default_query": self.default_query, "rows": self.rows, "downloadable": bool(self.sources),
+            "default_query": self.default_query, "rows": self.rows, "kind": self.kind,
+            "downloadable": bool(self.sources),
             "notes": self.notes,
         }
 
@@ -451,6 +464,24 @@ def _olmo1(folder: Path) -> pd.DataFrame:
     return out
 
 
+#: multipower2025's model sizes (the folders of its source files) and the three curves its authors fit on.
+_MULTIPOWER_SIZES = (25, 100, 400)
+_MULTIPOWER_FIT = ("constant_24000", "cosine_24000", "wsdcon_9")
+
+
+def _multipower(folder: Path) -> pd.DataFrame:
+    """Luo et al.'s 27 curves (3 sizes x 9 schedules), unchanged, with the model, schedule and role added."""
+    parts = []
+    for size in _MULTIPOWER_SIZES:
+        for path in sorted((folder / "source" / f"csv_{size}").glob("*.csv")):
+            src = pd.read_csv(path)
+            parts.append(pd.DataFrame({
+                "model": f"{size}M", "schedule": path.stem, "step": src["step"].astype(int),
+                "lr": src["lr"].astype(float), "loss": src["loss"].astype(float),
+                "role_in_paper": "fit" if path.stem in _MULTIPOWER_FIT else "test"}))
+    return pd.concat(parts, ignore_index=True)
+
+
 CATALOG: Mapping[str, Dataset] = {
     d.name: d
     for d in (
@@ -558,6 +589,22 @@ CATALOG: Mapping[str, Dataset] = {
             rows=1745, convert=_porian,
             notes="Setups share training runs; except decay='chinchilla', points of one size come from one run's "
             "curve. width/depth/N_total/N_nonembed are only in a prepared copy.",
+        ),
+        Dataset(
+            name="multipower2025",
+            title="Training-loss curves of 25M, 100M and 400M models under nine learning-rate schedules",
+            citation="Luo et al. 2025, A Multi-Power Law for Loss Curve Prediction Across Learning Rate "
+            "Schedules, ICLR 2025, arXiv:2503.12811",
+            origin="github.com/thu-yao-01-luo/MultiPowerLaw @ 8da9f1902602f3391b971a811e3cc51604541769 "
+            "(loss_curve_repo/csv_{25,100,400})",
+            license="MIT",
+            loss="training loss, nats/token, logged every 128 steps after warmup",
+            groups=("model",), run_id="schedule", default_query="", rows=6265, convert=_multipower,
+            kind="curves",
+            notes="Loss curves, not a sweep: fit them with bayes_scaling.curves.fit_curves (CLI `bayes-scaling "
+            "curve fit`) and schedules.multipower2025() for every step's rate (warmup included). Model sizes are "
+            "nominal and tokens per step are not published, so there is no N or D. role_in_paper marks the three "
+            "curves the authors fit on (constant_24000, cosine_24000, wsdcon_9).",
         ),
         Dataset(
             name="clark2022_routing",

@@ -60,6 +60,9 @@ def load(
 ) -> pd.DataFrame:
     """Load a public sweep as a table with ``N``, ``D``, ``C``, ``loss`` and its grouping columns.
 
+    A dataset of loss curves (``info(name).kind == "curves"``, e.g. ``multipower2025``) gives one row per logged
+    point instead: its run and grouping columns, ``step``, ``lr`` and ``loss``.
+
     Where it looks, in order:
 
     1. ``path``: a CSV file, a dataset folder (``data.csv`` or the source files), or a folder holding
@@ -93,14 +96,15 @@ def load(
     ------
     DatasetError
         Unknown name, no copy found and downloading disabled or impossible, a checksum mismatch, or a
-        table without the N, D, C, loss columns.
+        table without the N, D, C, loss columns (a curves dataset: without its run, step, lr, loss columns).
     """
     entry = info(name)
     frame, source = _locate(entry, path, download=download, cache=Path(cache) if cache else cache_dir())
-    missing = [c for c in REQUIRED if c not in frame.columns]
+    missing = [c for c in entry.required if c not in frame.columns]
     if missing:
         raise DatasetError(f"{source} has no column {', '.join(map(repr, missing))}; found {', '.join(frame.columns)}")
-    frame = frame.astype(dict.fromkeys(REQUIRED, float))  # raw counts overflow int64 in products like 6*N*D
+    if entry.kind == "sweep":
+        frame = frame.astype(dict.fromkeys(REQUIRED, float))  # raw counts overflow int64 in products like 6*N*D
     if entry.complete is not None:
         frame = entry.complete(frame)
     if query:

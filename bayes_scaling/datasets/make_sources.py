@@ -29,6 +29,11 @@ ORIGINS: dict[str, tuple[str, list[tuple[str, str]]]] = {
                           [("source.csv", "aggregated_eval/olmo.csv")]),
     "clark2022_routing": ("google-deepmind/scaling_laws_for_routing/42da0c392b127df2c01fa7b705f72396050d05e5",
                           [("source.csv.gz", "data/curves.csv.gz")]),
+    "multipower2025": ("thu-yao-01-luo/MultiPowerLaw/8da9f1902602f3391b971a811e3cc51604541769",
+                       [(f"source/csv_{size}/{run}.csv", f"loss_curve_repo/csv_{size}/{run}.csv")
+                        for size in (25, 100, 400)
+                        for run in ("constant_24000", "constant_72000", "cosine_24000", "cosine_72000",
+                                    "wsd_20000_24000", "wsdcon_18", "wsdcon_3", "wsdcon_9", "wsdld_20000_24000")]),
 }
 GADRE = "mlfoundations/scaling/a003c4913793ac2ae7ef87b28ecb562955d026d5"
 
