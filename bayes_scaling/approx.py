@@ -32,16 +32,24 @@ class ApproximationWarning(UserWarning):
     """An approximate posterior fails its quality check (Pareto k-hat above 0.7)."""
 
 
-def _hessian(grad: Any, x: np.ndarray) -> np.ndarray:
-    """Symmetrised central-difference Hessian of the log density from its gradient."""
-    k = len(x)
-    hess = np.empty((k, k))
-    for i in range(k):
+def central_jacobian(function: Any, x: np.ndarray) -> np.ndarray:
+    """Central-difference Jacobian of a vector ``function`` at ``x``: column ``i`` is d function / d x_i.
+
+    Steps of ``1e-5 * max(1, |x_i|)``.
+    """
+    columns = []
+    for i in range(len(x)):
         step = 1e-5 * max(1.0, abs(x[i]))
         up, down = x.copy(), x.copy()
         up[i] += step
         down[i] -= step
-        hess[:, i] = (grad(up) - grad(down)) / (2 * step)
+        columns.append((np.asarray(function(up), float) - np.asarray(function(down), float)) / (2 * step))
+    return np.stack(columns, axis=-1)
+
+
+def _hessian(grad: Any, x: np.ndarray) -> np.ndarray:
+    """Symmetrised central-difference Hessian of the log density from its gradient."""
+    hess = central_jacobian(grad, x)
     return (hess + hess.T) / 2
 
 

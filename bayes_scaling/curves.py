@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_scaling.curve_laws import CurveLaw, curve_inputs, get_curve_law
+from bayes_scaling.extrapolation import KAPPA_PRIOR_SD, MIN_WIDTH, Extrapolation, learn
 from bayes_scaling.inference import Sampling, diagnose, sample
 from bayes_scaling.intervals import check_prob, equal_tailed, interval_table
 from bayes_scaling.priors import Prior, merge_priors
@@ -75,8 +76,8 @@ CURVE_FOLD_FRACTIONS = (0.5, 0.6, 0.7, 0.8)
 #: Fewest logged points a fold is fitted on.
 CURVE_FOLD_MIN_POINTS = 8
 #: Prior scale (HalfNormal) of the term's kappa: log-loss per width of the fitted log-steps (a forecast from a
-#: quarter of a run to its end is about a third of a width): 2% per width, as the loss law's earlier prior.
-CURVE_KAPPA_PRIOR_SD = 0.02
+#: quarter of a run to its end is about a third of a width): 2% per width, the loss law's ``"halfnormal"`` prior.
+CURVE_KAPPA_PRIOR_SD = KAPPA_PRIOR_SD
 
 
 @dataclass
@@ -243,10 +244,8 @@ class CurveFit:
         return write_saved(path, tree, CURVES_KEY, meta, overwrite=overwrite)
 
     @property
-    def term(self) -> Any:
+    def term(self) -> Extrapolation | None:
         """The extrapolation term in steps (an :class:`~bayes_scaling.extrapolation.Extrapolation`), or None."""
-        from bayes_scaling.extrapolation import Extrapolation
-
         saved = self.info.get("extrapolation")
         return Extrapolation.from_dict(saved) if saved else None
 
@@ -340,8 +339,6 @@ def step_distance(steps: Any, first: float, last: float) -> np.ndarray:
 
     The width is at least :data:`~bayes_scaling.extrapolation.MIN_WIDTH` decades, as a sweep's.
     """
-    from bayes_scaling.extrapolation import MIN_WIDTH
-
     first, last = max(float(first), 1.0), max(float(last), 1.0)
     width = max(math.log10(last / first), MIN_WIDTH)
     with np.errstate(divide="ignore"):
@@ -404,15 +401,10 @@ def _predicted(law: CurveLaw, unpack: Any, theta: np.ndarray, cov: np.ndarray, i
         with np.errstate(all="ignore"):
             return np.log(np.asarray(law.loss(np, unpack(t), inputs), float))
 
-    center = log_loss(theta)
-    grad = np.empty((center.size, theta.size))
-    for k in range(theta.size):
-        step = 1e-5 * max(1.0, abs(theta[k]))
-        up, down = theta.copy(), theta.copy()
-        up[k] += step
-        down[k] -= step
-        grad[:, k] = (log_loss(up) - log_loss(down)) / (2 * step)
-    return center, np.einsum("ik,kl,il->i", grad, cov, grad)
+    from bayes_scaling.approx import central_jacobian
+
+    grad = central_jacobian(log_loss, theta)
+    return log_loss(theta), np.einsum("ik,kl,il->i", grad, cov, grad)
 
 
 def curve_fold_residuals(fit: CurveFit, fractions: Any = CURVE_FOLD_FRACTIONS) -> pd.DataFrame:
@@ -459,22 +451,14 @@ def curve_fold_residuals(fit: CurveFit, fractions: Any = CURVE_FOLD_FRACTIONS) -
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
 
 
-def learn_curve_term(residuals: pd.DataFrame, *, seed: int = 0) -> Any:
-    """The term's grid posterior from :func:`curve_fold_residuals` (HalfNormal(:data:`CURVE_KAPPA_PRIOR_SD`)).
+def learn_curve_term(residuals: pd.DataFrame, *, seed: int = 0) -> Extrapolation:
+    """The term's grid posterior from :func:`curve_fold_residuals`.
 
-    The held-out error is ``Normal(0, sqrt(sigma^2 + (kappa * d)^2))``, as for the loss law
-    (:func:`bayes_scaling.extrapolation.fold_log_likelihood`), each fold counting once.
+    The loss law's :func:`~bayes_scaling.extrapolation.learn` with its HalfNormal prior
+    (:data:`CURVE_KAPPA_PRIOR_SD`). The held-out error is ``Normal(0, sqrt(sigma^2 + var_param + (kappa d)^2))``,
+    as for the loss law (:func:`bayes_scaling.extrapolation.fold_log_likelihood`), each fold counting once.
     """
-    from bayes_scaling.extrapolation import Extrapolation, fold_log_likelihood, kappa_grid
-
-    grid = kappa_grid()
-    log_post = -0.5 * (grid / CURVE_KAPPA_PRIOR_SD) ** 2
-    if len(residuals):
-        log_post = log_post + fold_log_likelihood(residuals, grid, seed=seed)[0]
-    weights = np.exp(log_post - log_post.max())
-    folds = int(residuals["fold"].nunique()) if len(residuals) else 0
-    return Extrapolation("kappa", grid, weights / weights.sum(), folds, len(residuals),
-                         prior=f"halfnormal({CURVE_KAPPA_PRIOR_SD})")
+    return learn(residuals, prior="halfnormal", seed=seed)
 
 
 def _positive(*draws: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
