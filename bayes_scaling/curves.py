@@ -41,7 +41,7 @@ import pandas as pd
 
 from bayes_scaling.curve_laws import CurveLaw, curve_inputs, get_curve_law
 from bayes_scaling.extrapolation import KAPPA_PRIOR_SD, MIN_WIDTH, Extrapolation, learn
-from bayes_scaling.inference import Sampling, diagnose, sample
+from bayes_scaling.inference import Sampling, diagnose, sample, warn_if_unconverged
 from bayes_scaling.intervals import check_prob, equal_tailed, interval_table
 from bayes_scaling.priors import Prior, merge_priors
 from bayes_scaling.schedules import Schedule
@@ -538,6 +538,8 @@ def fit_curves(
     Returns
     -------
     CurveFit
+        A :class:`~bayes_scaling.inference.ConvergenceWarning` names every failed check when its diagnostics fail
+        (R-hat, bulk ESS, divergences, tree depth; :meth:`CurveFit.diagnostics`).
 
     Raises
     ------
@@ -592,6 +594,7 @@ def fit_curves(
             "runs": len(names), "points": len(frame), "fit_terms": FIT_TERMS}
     result = CurveFit(law=law, noise=noise, data=frame, schedules=schedules, peak=peak, idata=idata,
                       priors=resolved, info=info)
+    warn_if_unconverged(result.diagnostics(), label=f"curve fit of {law.name!r}")
     if extrapolation:
         term = learn_curve_term(curve_fold_residuals(result), seed=config.seed or 0)
         result.info["extrapolation"] = term.to_dict()

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from bayes_scaling.inference import Diagnostics, Sampling, diagnose, sample, sample_with_retry
+from bayes_scaling.inference import Diagnostics, Sampling, diagnose, sample, sample_with_retry, warn_if_unconverged
 from bayes_scaling.intervals import check_prob, equal_tailed, interval_table
 from bayes_scaling.priors import Prior
 
@@ -471,7 +471,8 @@ def fit_downstream(
     sampling, **options
         Sampling options (:class:`~bayes_scaling.inference.Sampling`). A fit whose diagnostics fail is sampled
         once more with safer settings, like a loss fit (:func:`~bayes_scaling.inference.sample_with_retry`;
-        ``info["escalated"]`` says so).
+        ``info["escalated"]`` says so). A :class:`~bayes_scaling.inference.ConvergenceWarning` names every check
+        that still fails.
 
     Returns
     -------
@@ -519,6 +520,8 @@ def fit_downstream(
     result = DownstreamFit(link=link, metric=metric, chance=float(chance), items=items,
                            data=frame.reset_index(drop=True), idata=idata, info=info)
     _attach_log_likelihood(result)
+    warn_if_unconverged(result.diagnostics(), label=f"link fit of {metric!r}" + (
+        " (after a retry with more tuning and target_accept=0.99)" if escalated is not None else ""))
     if extrapolation:
         term = learn_link_term(link_fold_residuals(result, seed=config.seed or 0), seed=config.seed or 0)
         result.info["extrapolation"] = term.to_dict()
@@ -841,6 +844,7 @@ def fit_tasks(
     Returns
     -------
     TaskFit
+        A :class:`~bayes_scaling.inference.ConvergenceWarning` names every failed check when its diagnostics fail.
         See :func:`task_table` for the probability of being above chance at (N, D) and the loss at which each
         task leaves chance.
     """
@@ -878,6 +882,7 @@ def fit_tasks(
     idata = sample(model, config, cache_key=_task_key(metrics, chance_, items_))
     result = TaskFit(metrics=metrics, chance=chance_, items=items_, data=frame.reset_index(drop=True), idata=idata,
                      info={k: v for k, v in config.to_dict().items() if k != "progress"})
+    warn_if_unconverged(result.diagnostics(), label=f"pooled fit of {len(metrics)} task links")
     if extrapolation:
         residuals = task_fold_residuals(result, seed=config.seed or 0)
         result.info["extrapolation"] = learn_link_term(residuals, seed=config.seed or 0).to_dict()

@@ -233,3 +233,14 @@ def test_cli_curve_fit_forecast_compare(tmp_path, capsys):
     ):
         assert main(argv) == 2, argv
         assert message in capsys.readouterr().err, argv
+
+
+def test_a_curve_fit_that_did_not_converge_says_so():
+    """Too few draws for any bulk ESS target: the fit warns and names the failed check (never a silent answer)."""
+    from bayes_scaling.inference import ConvergenceWarning
+
+    data = simulated()
+    with pytest.warns(ConvergenceWarning, match="curve fit of 'multipower' may not have converged: .*bulk ESS"):
+        result = fit_curves(data, SCHEDULES, noise="white", draws=10, tune=10, chains=2, seed=1,
+                            extrapolation=False)
+    assert not result.diagnostics().ok
