@@ -67,6 +67,9 @@ TERMS: dict[str, tuple[tuple[str, str, str], ...]] = {
     "params": (("N", "log_n_term", "alpha"),),
     "tokens": (("D", "log_d_term", "beta"),),
     "compute": (("C", "log_c_term", "alpha_C"),),
+    # the level of a curve fit across model sizes, L0(N) = E + exp(log_n_term - alpha_N log(N / N_ref))
+    # (bayes_scaling.curves): the law in N alone, its exponent named apart from the curve law's own alpha
+    "curve_level": (("N", "log_n_term", "alpha_N"),),
 }
 #: Where the chains start (before nutpie's jitter): the default priors' medians, E 1.5, each term 0.3 nats at the
 #: reference, exponents 0.3.

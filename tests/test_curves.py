@@ -244,3 +244,158 @@ def test_a_curve_fit_that_did_not_converge_says_so():
         result = fit_curves(data, SCHEDULES, noise="white", draws=10, tune=10, chains=2, seed=1,
                             extrapolation=False)
     assert not result.diagnostics().ok
+
+
+# ------------------------------------------------------------------------------------------ across model sizes
+def _level(N: float) -> float:
+    """The simulated ladder's level: L0(N) = 1.8 + 2.0 (N / 1e8)^-0.3."""
+    return 1.8 + 2.0 * (N / 1e8) ** -0.3
+
+
+def _ladder(sizes=(2.5e7, 1e8, 4e8), seed: int = 0) -> pd.DataFrame:
+    """Both schedules' curves for each size (runs named 'N/schedule'), the shape the same at every size."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for N in sizes:
+        for name, schedule in SCHEDULES.items():
+            steps = np.arange(400, 6001, 100)
+            loss = get_curve_law("multipower").loss(np, {**TRUE, "L0": _level(N)},
+                                                    curve_inputs(schedule, steps, peak=1e-3))
+            rows.append(pd.DataFrame({"run": f"{N:.0e}/{name}", "schedule": name, "N": N, "step": steps,
+                                      "loss": loss * np.exp(rng.normal(0, 0.002, steps.size))}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def _ladder_schedules(data: pd.DataFrame) -> dict:
+    return {run: SCHEDULES[name] for run, name in zip(data["run"], data["schedule"], strict=True)}
+
+
+def test_sizes_of_a_fit_across_sizes_are_checked_before_fitting():
+    data = _ladder(sizes=(2.5e7, 1e8))
+    schedules = _ladder_schedules(data)
+    with pytest.raises(ValueError, match="sizes='params' is not a column"):
+        fit_curves(data, schedules, sizes="params")
+    with pytest.raises(ValueError, match="one size per run; run '1e\\+08/cosine' has several"):
+        fit_curves(data.assign(N=np.where(data.index == 130, 2e8, data["N"])), schedules, sizes="N")
+    with pytest.raises(ValueError, match="at least two model sizes"):
+        fit_curves(data.assign(N=1e8), schedules, sizes="N")
+    with pytest.raises(ValueError, match="no parameter count for run\\(s\\) '1e\\+08/wsd'"):
+        fit_curves(data, schedules, sizes={"2e+07/cosine": 2.5e7, "2e+07/wsd": 2.5e7, "1e+08/cosine": 1e8})
+    with pytest.raises(ValueError, match=r"only the positive shape parameters .* can drift with size"):
+        fit_curves(data, schedules, sizes="N", drift=["L0"])
+    with pytest.raises(ValueError, match="drift= is for fits across sizes"):
+        fit_curves(data, schedules, drift=["alpha"])
+    with pytest.raises(ValueError, match="size of run '2e\\+07/cosine' must be a positive parameter count"):
+        fit_curves(data.assign(N=np.where(data["run"] == "2e+07/cosine", -1.0, data["N"])), schedules, sizes="N")
+
+
+def _fixed_ladder_fit():
+    """A fit across sizes whose posterior is the simulated ladder's truth, fitted on 25M and 100M (no sampling)."""
+    import xarray as xr
+
+    from bayes_scaling.curves import NOISE_PRIORS, SIZE_LEVEL_PRIORS, SIZE_SLOPE_PRIOR, CurveFit
+
+    law = get_curve_law("multipower")
+    reference = 5e7  # geometric mean of 2.5e7 and 1e8
+    truth = {"E": 1.8, "log_n_term": np.log(2.0) - 0.3 * np.log(reference / 1e8), "alpha_N": 0.3, **TRUE,
+             **{f"slope_{n}": 0.0 for n in TRUE}, "sigma": 0.002}
+    tree = xr.DataTree.from_dict({"posterior": xr.Dataset(
+        {k: (("chain", "draw"), np.full((1, 20), v)) for k, v in truth.items()})})
+    data = _ladder(sizes=(2.5e7, 1e8))
+    priors = {**SIZE_LEVEL_PRIORS, **{n: law.default_priors[n] for n in TRUE},
+              **{f"slope_{n}": SIZE_SLOPE_PRIOR for n in TRUE}, "sigma": NOISE_PRIORS["sigma"]}
+    sizes = dict(zip(data["run"], data["N"], strict=True))
+    return CurveFit(law=law, noise="white", data=data[["run", "step", "loss"]], schedules=_ladder_schedules(data),
+                    peak=1e-3, idata=tree, priors=priors,
+                    info={"sizes": sizes, "size_reference": reference, "drift": list(TRUE)})
+
+
+def test_a_fit_across_sizes_gives_the_law_at_any_size(tmp_path):
+    """The level follows its law in N, a fitted run keeps its own size, a new run needs N=, the file keeps sizes."""
+    import bayes_scaling as bs
+
+    fit = _fixed_ladder_fit()
+    for N in (2.5e7, 1e8, 4e8):
+        params = fit.law_params(N)
+        assert params["L0"][0, 0] == pytest.approx(_level(N), rel=1e-12)
+        assert params["alpha"][0, 0] == pytest.approx(TRUE["alpha"], rel=1e-12)
+    from bayes_scaling.curves import FORECAST_TERMS
+
+    truth = get_curve_law("multipower").loss(np, {**TRUE, "L0": _level(4e8)}, curve_inputs(
+        SCHEDULES["wsd"], [3000, 6000], peak=1e-3, max_terms=FORECAST_TERMS))
+    table = fit.forecast(SCHEDULES["wsd"], [3000, 6000], N=4e8)
+    assert table["median"].to_numpy() == pytest.approx(truth, rel=1e-9)
+    assert fit.forecast("1e+08/wsd", [6000])["median"].iloc[0] == pytest.approx(
+        fit.forecast(SCHEDULES["wsd"], [6000], N=1e8)["median"].iloc[0], rel=1e-12)  # a fitted run's own size
+    with pytest.raises(ValueError, match="needs the model size: N="):
+        fit.forecast(SCHEDULES["wsd"], [6000])
+    with pytest.raises(ValueError, match="has 1e\\+08 parameters; N=4e\\+08 cannot continue it"):
+        fit.forecast("1e+08/wsd", [6000], run="1e+08/wsd", N=4e8)
+    with pytest.raises(ValueError, match="one model size; N= is for fits across sizes"):
+        _fixed_fit(np.full(10, TRUE["B"])).forecast("wsd", [6000], N=1e8)
+    compared = fit.compare(SCHEDULES["wsd"], SCHEDULES["cosine"], [6000], N=4e8)
+    assert compared["p_a_lower"].iloc[0] in (0.0, 1.0)  # one point posterior: certain either way
+    back = bs.load(fit.save(tmp_path / "ladder.nc"))
+    assert back.sizes == fit.sizes
+    pd.testing.assert_frame_equal(back.forecast(SCHEDULES["wsd"], [6000], N=4e8),
+                                  fit.forecast(SCHEDULES["wsd"], [6000], N=4e8))
+
+
+@pytest.mark.slow
+def test_a_ladder_of_two_sizes_forecasts_a_larger_model():
+    """NUTS on two sizes' curves: the level's law is recovered and the 4x larger model's curve is covered."""
+    data = _ladder()
+    train = data[data["N"] < 3e8]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = fit_curves(train, _ladder_schedules(train), noise="white", sizes="N", draws=300, tune=500, chains=2,
+                         seed=1, extrapolation=False)
+    assert fit.sizes == {"2e+07/cosine": 2.5e7, "2e+07/wsd": 2.5e7, "1e+08/cosine": 1e8, "1e+08/wsd": 1e8}
+    level = fit.law_params(1e8)["L0"][:, 0]
+    assert np.quantile(level, 0.05) < _level(1e8) < np.quantile(level, 0.95)
+    for name in SCHEDULES:
+        held = data[data["run"] == f"4e+08/{name}"].iloc[::5]
+        table = fit.forecast(SCHEDULES[name], held["step"].to_numpy(), N=4e8)
+        y = held["loss"].to_numpy()
+        assert ((y >= table["pred_lower"]) & (y <= table["pred_upper"])).mean() >= 0.9
+        assert (table["pred_upper"] - table["pred_lower"]).median() / y.mean() > 0.005  # wider than the noise
+
+
+def test_cli_curve_fit_across_sizes(tmp_path, capsys):
+    """--size-column: one fit of two sizes' runs (a schedule name repeated per size), --N forecasts a larger model."""
+    import json
+
+    from bayes_scaling.cli import main
+    from bayes_scaling.cli.curve import parse_count
+
+    assert parse_count("25M") == 25e6 and parse_count("1.5b") == 1.5e9 and parse_count("4e8") == 4e8
+    with pytest.raises(ValueError, match="'big' is not a parameter count"):
+        parse_count("big")
+    data = _ladder(sizes=(2.5e7, 1e8))
+    data = data.assign(model=data["N"].map({2.5e7: "25M", 1e8: "100M"}), run=data["schedule"])
+    csv = tmp_path / "ladder.csv"
+    data[["model", "run", "step", "loss"]].to_csv(csv, index=False)
+    specs = ["--schedule", "cosine=cosine:peak=1e-3,steps=6000,final=1e-4,warmup=300",
+             "--schedule", "wsd=wsd:peak=1e-3,steps=6000,decay_start=4500,final=1e-4,warmup=300"]
+    out = tmp_path / "ladder.nc"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        code = main(["curve", "fit", str(csv), "--size-column", "model", *specs, "--noise", "white", "--draws", "150",
+                     "--tune", "250", "--chains", "2", "--seed", "1", "--no-extrapolation", "--out", str(out),
+                     "--json"])
+    assert code == 0
+    fitted = json.loads(capsys.readouterr().out)
+    assert fitted["info"]["sizes"] == {"25M/cosine": 25e6, "25M/wsd": 25e6, "100M/cosine": 1e8, "100M/wsd": 1e8}
+    assert {"E", "log_n_term", "alpha_N", "alpha"} <= set(fitted["params"]) and "L0" not in fitted["params"]
+    assert main(["curve", "forecast", str(out), "--schedule", "100M/wsd", "--N", "400M", "--steps", "6000",
+                 "--json"]) == 0
+    bigger = json.loads(capsys.readouterr().out)
+    assert bigger["N"] == 4e8
+    assert main(["curve", "forecast", str(out), "--schedule", "100M/wsd", "--steps", "6000", "--json"]) == 0
+    own = json.loads(capsys.readouterr().out)
+    assert bigger["rows"][0]["median"] < own["rows"][0]["median"]  # a larger model ends lower
+    assert main(["curve", "forecast", str(out), "--schedule", "wsd:peak=1e-3,steps=6000,decay_start=4500",
+                 "--steps", "6000"]) == 2
+    assert "needs the model size: N=" in capsys.readouterr().err
+    assert main(["curve", "fit", str(csv), "--size-column", "size", *specs, "--draws", "10"]) == 2
+    assert "--size-column: column 'size' is not in" in capsys.readouterr().err

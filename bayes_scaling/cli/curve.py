@@ -75,17 +75,66 @@ def _read_points(args: argparse.Namespace) -> Any:
     return frame
 
 
-def _schedules(args: argparse.Namespace, frame: Any) -> dict[str, Any]:
-    """Each run's schedule: ``--schedule RUN=SPEC`` first, then the named set, then the logged ``--lr-column``."""
+#: The column ``--size-column``'s parsed counts go to (named apart from any column of the user's data).
+SIZE_KEY = "__parameters__"
+#: Suffixes a model size may carry in ``--size-column`` (``25M``: 25 million parameters).
+COUNT_SUFFIXES = {"K": 1e3, "M": 1e6, "B": 1e9, "T": 1e12}
+
+
+def parse_count(value: Any) -> float:
+    """A parameter count: a number, or one with a K/M/B/T suffix (``"25M"`` -> 2.5e7); ``ValueError`` otherwise."""
+    text = str(value).strip()
+    scale = COUNT_SUFFIXES.get(text[-1:].upper(), 1.0) if text else 1.0
+    number = text[:-1] if scale != 1.0 else text
+    try:
+        count = float(number) * scale
+    except ValueError:
+        raise ValueError(f"{value!r} is not a parameter count (a number, or one with a K, M, B or T suffix such "
+                         "as 25M)") from None
+    if not count > 0 or count == float("inf"):
+        raise ValueError(f"a parameter count must be positive and finite, got {value!r}")
+    return count
+
+
+def _with_sizes(args: argparse.Namespace, frame: Any) -> tuple[Any, dict[str, str]]:
+    """``--size-column``: runs renamed SIZE/RUN (a schedule name may repeat across sizes) with a numeric ``N``.
+
+    Returns the frame and each new run name's original name (for its schedule).
+    """
+    column = args.size_column
+    if column not in frame.columns:
+        raise ValueError(f"--size-column: column {column!r} is not in {args.data}; it has "
+                         f"{', '.join(map(str, frame.columns))}")
+    labels, names = frame[column].astype(str), frame[args.run_column]
+    runs = labels + "/" + names
+    counts = []
+    for row, label in enumerate(labels, start=1):
+        try:
+            counts.append(parse_count(label))
+        except ValueError as exc:
+            raise ValueError(f"--size-column {column}: row {row} (counted from 1, after --where/--runs): {exc}"
+                             ) from None
+    return frame.assign(**{args.run_column: runs, SIZE_KEY: counts}), dict(zip(runs, names, strict=True))
+
+
+def _schedules(args: argparse.Namespace, frame: Any, original: dict[str, str] | None = None) -> dict[str, Any]:
+    """Each run's schedule: ``--schedule RUN=SPEC`` first, then the named set, then the logged ``--lr-column``.
+
+    ``original``: with ``--size-column``, each run's name before its size was prefixed (named sets and
+    ``--schedule`` know runs by it).
+    """
     from bayes_scaling.schedules import Schedule
 
     runs = list(dict.fromkeys(frame[args.run_column]))
+    original = original or {}
     out: dict[str, Any] = {}
     if args.schedules:
         named = _named_schedules(args.schedules)
-        out.update({r: named[r] for r in runs if r in named})
+        out.update({r: named[original.get(r, r)] for r in runs if original.get(r, r) in named})
     for run, spec in _pairs(args.schedule, "--schedule"):
-        out[run] = Schedule.parse(spec)
+        schedule = Schedule.parse(spec)
+        out[run] = schedule
+        out.update({r: schedule for r in runs if original.get(r) == run})
     if args.lr_column:
         if args.lr_column not in frame.columns:
             raise ValueError(f"--lr-column: column {args.lr_column!r} is not in {args.data}")
@@ -103,17 +152,23 @@ def _schedules(args: argparse.Namespace, frame: Any) -> dict[str, Any]:
 def _fit(args: argparse.Namespace) -> int:
     from bayes_scaling.curves import fit_curves
 
-    frame = _read_points(args)
-    schedules = _schedules(args, frame)
-    common.say(args, f"fitting {len(frame)} logged points of {len(schedules)} run(s) with {args.law} ({args.noise}"
-                     " noise) ...")
+    frame, original = _read_points(args), None
+    if args.size_column:
+        frame, original = _with_sizes(args, frame)
+    schedules = _schedules(args, frame, original)
+    schedules = {r: schedules[r] for r in dict.fromkeys(frame[args.run_column])}  # _schedules checked each run
+    common.say(args, f"fitting {len(frame)} logged points of {len(schedules)} run(s) with {args.law} ...")
     kwargs = common.sampling_kwargs(args)
     result = fit_curves(frame, schedules, args.law, noise=args.noise, run=args.run_column, step=args.step_column,
-                        loss=args.loss_column, extrapolation=args.extrapolation, **kwargs)
+                        loss=args.loss_column, extrapolation=args.extrapolation,
+                        sizes=SIZE_KEY if args.size_column else None, **kwargs)
     if args.out is not None:
         result.save(args.out, overwrite=args.force)
+    sizes = result.sizes
+    across = "" if sizes is None else (f"; across {len(set(sizes.values()))} model sizes (level by a law in N: "
+                                       "forecast another size with --N)")
     return common.report_fit(result, args, f"curve law {result.law.name}, {result.noise} noise: {len(result.data)} "
-                             f"points of {len(result.schedules)} run(s) ({', '.join(result.schedules)})\n"
+                             f"points of {len(result.schedules)} run(s) ({', '.join(result.schedules)}){across}\n"
                              + result.term_line())
 
 
@@ -132,6 +187,14 @@ def _schedule_of(result: Any, spec: str) -> Any:
                          f"the named sets' ({', '.join(SCHEDULE_SETS)}), nor a spec KIND:name=value,... (e.g. "
                          "cosine:peak=3e-4,steps=24000,warmup=2000)")
     return Schedule.parse(spec)
+
+
+def _size_for(result: Any, spec: str | None, N: float | None) -> float | None:
+    """``--N``, else (a fit across sizes) the size of the fitted run a schedule is named by."""
+    sizes = result.sizes
+    if N is None and sizes is not None and spec in sizes:
+        return sizes[spec]
+    return N
 
 
 def _anneal(schedule: Any, text: str | None) -> Any:
@@ -173,7 +236,8 @@ def _forecast(args: argparse.Namespace) -> int:
         raise ValueError(f"--run: no fitted run {args.run!r}; runs: {', '.join(result.schedules)}")
     schedule = _anneal(_schedule_of(result, args.schedule or args.run), args.anneal)
     steps = _steps(args.steps, schedule)
-    table = result.forecast(schedule, steps, run=args.run, prob=args.prob, seed=args.seed)
+    size = None if args.run is not None else _size_for(result, args.schedule, args.N)
+    table = result.forecast(schedule, steps, run=args.run, prob=args.prob, seed=args.seed, N=size)
     if args.plot is not None:
         from bayes_scaling.outputs import write_file
         from bayes_scaling.plots import plot_curve
@@ -181,7 +245,7 @@ def _forecast(args: argparse.Namespace) -> int:
         # from the first step the law was fitted on (before it, e.g. in warmup, the law is not meant to hold)
         start = min(int(result.data["step"].min()), schedule.steps)
         grid = np.unique(np.linspace(start, schedule.steps, 200).round().astype(int))
-        curve = result.forecast(schedule, grid, run=args.run, prob=args.prob, seed=args.seed)
+        curve = result.forecast(schedule, grid, run=args.run, prob=args.prob, seed=args.seed, N=size)
         observed = None
         if args.run:  # the run's logged points the drawn schedule covers
             observed = result.data[(result.data["run"] == args.run) & (result.data["step"] <= schedule.steps)]
@@ -189,7 +253,7 @@ def _forecast(args: argparse.Namespace) -> int:
         write_file(args.plot, lambda tmp: fig.savefig(tmp, dpi=110, format=args.plot.suffix.lstrip(".") or "png"),
                    overwrite=args.force)
     if args.json:
-        common.print_json({"schedule": schedule.name, "run": args.run, **table.to_payload()})
+        common.print_json({"schedule": schedule.name, "run": args.run, "N": size, **table.to_payload()})
     else:
         what = f"run {args.run!r} continued" if args.run else "a new run"
         print(f"{what} under {schedule.name} (curve law {result.law.name}, {result.noise} noise)")
@@ -203,7 +267,10 @@ def _compare(args: argparse.Namespace) -> int:
     a = _anneal(_schedule_of(result, args.a), args.anneal_a)
     b = _anneal(_schedule_of(result, args.b), args.anneal_b)
     steps = _steps(args.steps, a if a.steps <= b.steps else b)
-    table = result.compare(a, b, steps, prob=args.prob, seed=args.seed)
+    size = _size_for(result, args.a, args.N)
+    if size is None:
+        size = _size_for(result, args.b, None)
+    table = result.compare(a, b, steps, prob=args.prob, seed=args.seed, N=size)
     if args.json:
         common.print_json({"a": a.name, "b": b.name, **table.to_payload()})
     else:
@@ -247,11 +314,15 @@ def add_parser(sub: Any) -> None:
                    help="otherwise each run's schedule from its logged rates (linear between logged steps, a "
                         "linear warmup from 0 before the first)")
     f.add_argument("--law", choices=list(CURVE_LAWS), default="multipower", help="curve law (default multipower)")
-    f.add_argument("--noise", choices=CURVE_NOISE, default="ar1",
-                   help="residuals along a run (default ar1: correlated along steps)")
+    f.add_argument("--noise", choices=CURVE_NOISE, default=None,
+                   help="residuals along a run (default ar1: correlated along steps; white with --size-column, "
+                        "where a deviation persisting along a run would stand in for its size's level)")
     f.add_argument("--no-extrapolation", dest="extrapolation", action="store_false",
                    help="learn no extrapolation term in steps (by default one is learned by forward chaining "
                         "along each run and widens forecasts beyond the logged steps)")
+    f.add_argument("--size-column", default=None, metavar="COLUMN",
+                   help="each run's model size in parameters (a number or with a K/M/B/T suffix, e.g. 25M): one "
+                        "fit across sizes, the level following a law in N; runs are then named SIZE/RUN")
     f.add_argument("--sep", default=",", help="CSV field separator (default ',')")
     f.add_argument("--out", type=Path, default=None, help="save the curve fit to this netCDF file")
     f.add_argument("--force", action="store_true", help="replace --out if it exists")
@@ -267,6 +338,9 @@ def add_parser(sub: Any) -> None:
                        help="steps to forecast (default: the schedule's last step)")
         common.add_prob(q)
         q.add_argument("--seed", type=common.seed_arg, default=0, help="seed of the predictive draws (default 0)")
+        q.add_argument("--N", type=parse_count, default=None, metavar="PARAMS",
+                       help="a fit across sizes: the model size of a new run (e.g. 4e8 or 400M); a fitted run's "
+                            "is its own")
         common.add_json(q)
         if name == "forecast":
             q.add_argument("--schedule", default=None, metavar="RUN|SPEC",
