@@ -96,8 +96,8 @@ CURVE_KAPPA_PRIOR_SD = KAPPA_PRIOR_SD
 #: default priors of ``E``, the N term's log at the reference size, and its exponent.
 SIZE_LEVEL_PRIORS = {"E": PRIOR_E, "log_n_term": PRIOR_LOG_TERM, "alpha_N": PRIOR_EXPONENT}
 #: A fit across sizes: prior of each positive shape parameter's power of N, ``theta(N) = theta (N/N_ref)^slope``.
-#: Weakly informative: one sd is a factor of 2 per 4x in N (fitted multi-power parameters of one ladder change
-#: by less across 16x, except those the curves barely identify).
+#: Weakly informative: one sd is a factor of 2 per 4x in N (per-size fits of multipower2025 change A and alpha by
+#: less than 25% across 16x; the decay parameters, which three curves barely identify, by factors of 5-13).
 SIZE_SLOPE_PRIOR = Prior("Normal", mu=0.0, sigma=0.5)
 
 

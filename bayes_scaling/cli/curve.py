@@ -236,7 +236,7 @@ def _forecast(args: argparse.Namespace) -> int:
         raise ValueError(f"--run: no fitted run {args.run!r}; runs: {', '.join(result.schedules)}")
     schedule = _anneal(_schedule_of(result, args.schedule or args.run), args.anneal)
     steps = _steps(args.steps, schedule)
-    size = None if args.run is not None else _size_for(result, args.schedule, args.N)
+    size = args.N if args.run is not None else _size_for(result, args.schedule, args.N)  # a run keeps its own
     table = result.forecast(schedule, steps, run=args.run, prob=args.prob, seed=args.seed, N=size)
     if args.plot is not None:
         from bayes_scaling.outputs import write_file
@@ -256,7 +256,8 @@ def _forecast(args: argparse.Namespace) -> int:
         common.print_json({"schedule": schedule.name, "run": args.run, "N": size, **table.to_payload()})
     else:
         what = f"run {args.run!r} continued" if args.run else "a new run"
-        print(f"{what} under {schedule.name} (curve law {result.law.name}, {result.noise} noise)")
+        at = "" if result.sizes is None else f", {size or result.sizes[args.run]:.4g} parameters"
+        print(f"{what} under {schedule.name} (curve law {result.law.name}, {result.noise} noise{at})")
         print(result.term_line())
         print(common.format_table(table))
     return 0
