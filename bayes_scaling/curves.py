@@ -247,6 +247,26 @@ class CurveFit:
                             "distance": self.distance(np.asarray(steps).reshape(-1), run)})
         return interval_table(out, prob)
 
+    def ends(self, prob: float | None = None, seed: int | None = 0) -> pd.DataFrame:
+        """Where each fitted run ends: its loss at its schedule's last step, continuing it from its logged points.
+
+        Returns
+        -------
+        IntervalTable
+            One row per fitted run: ``run``, ``logged_to`` (its last logged step), ``step`` (its schedule's last),
+            ``N`` (a fit across sizes), and the forecast's columns (:meth:`forecast` with ``run=``).
+        """
+        prob = check_prob(prob)
+        rows = []
+        for name, schedule in self.schedules.items():
+            row = self.forecast(name, [schedule.steps], run=name, prob=prob, seed=seed)
+            row.insert(0, "logged_to", int(self.data.loc[self.data["run"] == name, "step"].max()))
+            row.insert(0, "run", name)
+            if self.sizes is not None:
+                row.insert(1, "N", self.sizes[name])
+            rows.append(pd.DataFrame(row))
+        return interval_table(pd.concat(rows, ignore_index=True), prob)
+
     def compare(self, a: Schedule | str, b: Schedule | str, steps: Any, *, prob: float | None = None,
                 seed: int | None = 0, N: float | None = None) -> pd.DataFrame:
         """Schedule ``a`` against ``b`` at ``steps``: the loss difference ``a - b`` and P(``a`` ends lower).

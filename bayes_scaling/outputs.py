@@ -38,7 +38,7 @@ REPORT_MARKER = ".bayes_scaling_report.json"
 #: marker, so a forged or damaged marker can never make ``overwrite`` remove anything else.
 REPORT_FILES = frozenset({
     "index.html", "report.md", "fit.png", "extrapolation.png", "frontier.png", "isoflop.png", "posterior.png",
-    "exponents.png", "compare.png", "tasks.png", "downstream.png", "a_by_compute.png", "multiplier.png",
+    "exponents.png", "compare.png", "tasks.png", "downstream.png", "a_by_compute.png", "multiplier.png", "curve.png",
 })
 #: Figure file formats (by suffix) that matplotlib writes.
 FIGURE_FORMATS = ("png", "pdf", "svg", "svgz", "eps", "ps", "jpg", "jpeg", "tif", "tiff", "webp", "pgf")

@@ -17,6 +17,7 @@ from bayes_scaling.outputs import publish_folder
 
 if TYPE_CHECKING:
     from bayes_scaling.comparison import Hypotheses
+    from bayes_scaling.curves import CurveFit
     from bayes_scaling.downstream import DownstreamFit, TaskFit
     from bayes_scaling.explain import Explanation
     from bayes_scaling.posterior import Fit
@@ -62,6 +63,7 @@ def write_report(
     downstream: DownstreamFit | TaskFit | None = None,
     explanation: Explanation | None = None,
     recipes: RecipeComparison | None = None,
+    curves: CurveFit | None = None,
     points: Sequence[tuple[float, float]] = REPORT_POINTS,
     budgets: Sequence[float] = REPORT_BUDGETS,
     prob: float | None = None,
@@ -76,7 +78,9 @@ def write_report(
     metric against the loss and its forecasts at ``points`` through the main fit (for a task fit,
     :func:`~bayes_scaling.downstream.fit_tasks`: the per-task table and forecasts, and a figure at the first
     point); given ``recipes`` (:func:`bayes_scaling.compare_recipes`), which recipe wins, by how much loss and
-    compute, with the multiplier figure. The first fit is the main one.
+    compute, with the multiplier figure; given ``curves`` (:func:`bayes_scaling.curves.fit_curves`), the curve
+    law's parameters, its extrapolation term in steps, where each fitted run ends (:meth:`CurveFit.ends`) and the
+    first run's curve with its schedule beneath. The first fit is the main one.
     To fit and report in one step, see :func:`bayes_scaling.workflows.make_report`.
 
     ``out`` must be a new or empty folder, or one holding only an earlier report (recognised by its marker file
@@ -158,6 +162,16 @@ def write_report(
             save(ax.figure, "multiplier.png", f"Effective-compute multiplier against {recipes.reference} "
                  f"(50% and {recipes.prob:.0%} credible; shaded: the data's budgets)")
 
+        if curves is not None:
+            name = next(iter(curves.schedules))
+            schedule = curves.schedules[name]
+            observed = curves.data[curves.data["run"] == name]
+            grid = np.unique(np.linspace(min(int(observed["step"].min()), schedule.steps), schedule.steps, 200)
+                             .round().astype(int))
+            save(plots.plot_curve(curves.forecast(name, grid, run=name, prob=prob), lr=schedule.lr, observed=observed,
+                                  prob=prob, title=name), "curve.png",
+                 f"Run {name}: logged losses, where it goes ({prob:.0%} credible and predictive), its schedule")
+
     sections: list[tuple[str, pd.DataFrame | str]] = [("Data", sweep.describe())]
     diag = pd.DataFrame({name: f.diagnostics().to_dict() for name, f in fits.items()}).T
     diag.index.name = "law"
@@ -202,6 +216,12 @@ def write_report(
                              ("Noise: scatter around the law, evaluation and seed noise (log-loss)", recipes.noise)):
             if table is not None and len(table):
                 sections.append((title, table))
+    if curves is not None:
+        across = "" if curves.sizes is None else f", across {len(set(curves.sizes.values()))} model sizes"
+        sections.append((f"Loss curves: {curves.law.name} law, {curves.noise} noise, {len(curves.schedules)} run(s)"
+                         f"{across} ({prob:.0%} intervals)", curves.summary(prob)))
+        sections.append(("Loss curves: beyond the logged steps", curves.term_line()))
+        sections.append((f"Loss curves: where each run ends ({prob:.0%} intervals, nats/token)", curves.ends(prob)))
     if comparison is not None:
         sections.append(("Comparison (PSIS-LOO)", comparison.loo))
         if comparison.extrapolation is not None:

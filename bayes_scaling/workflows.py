@@ -220,6 +220,7 @@ def make_report(
     overwrite: bool = False,
     downstream: Any = None,
     explanation: Any = None,
+    curves: Any = None,
 ) -> Report:
     """Fit ``laws`` to ``data`` and write the report (:func:`bayes_scaling.report.write_report`) into ``out``.
 
@@ -228,7 +229,8 @@ def make_report(
     nothing is written if fitting fails or is interrupted. ``downstream``: a link fit
     (:func:`bayes_scaling.downstream.fit_downstream`) or task fit (:func:`~bayes_scaling.downstream.fit_tasks`)
     whose section the report adds; ``explanation``: an :func:`explain` result whose verdict, tables and a(C)
-    figure the report adds.
+    figure the report adds; ``curves``: a curve fit (:func:`bayes_scaling.curves.fit_curves`) whose section (where
+    each run ends) the report adds.
     """
     prob = check_prob(prob)
     out = Path(out)
@@ -242,7 +244,7 @@ def make_report(
     comparison = compare_hypotheses(sweep, laws, prob=prob, fit_kwargs=kwargs) if len(laws) > 1 else None
     fits = comparison.fits if comparison is not None else {laws[0]: fit(sweep, law=laws[0], **kwargs)}
     return write_report(fits, out, comparison=comparison, downstream=downstream, explanation=explanation,
-                        points=points, budgets=budgets, prob=prob, overwrite=overwrite)
+                        curves=curves, points=points, budgets=budgets, prob=prob, overwrite=overwrite)
 
 
 def _windows(budgets: np.ndarray, size: int) -> list[np.ndarray]:

@@ -399,3 +399,26 @@ def test_cli_curve_fit_across_sizes(tmp_path, capsys):
     assert "needs the model size: N=" in capsys.readouterr().err
     assert main(["curve", "fit", str(csv), "--size-column", "size", *specs, "--draws", "10"]) == 2
     assert "--size-column: column 'size' is not in" in capsys.readouterr().err
+
+
+def test_where_each_run_ends_and_the_report_section(tmp_path):
+    """CurveFit.ends continues every fitted run to its schedule's end; the report adds the curves' section."""
+    import bayes_scaling as bs
+    from bayes_scaling.report import write_report
+
+    fit = _fixed_fit(np.full(40, TRUE["B"]))
+    cut = fit.data[fit.data["step"] <= 5000].reset_index(drop=True)
+    fit = type(fit)(**{**fit.__dict__, "data": cut})  # runs logged to step 5,000 of their 6,000
+    ends = fit.ends(prob=0.9)
+    assert list(ends["run"]) == ["cosine", "wsd"] and (ends["logged_to"] == 5000).all() and (ends["step"] == 6000).all()
+    for name, row in ends.set_index("run").iterrows():
+        truth = get_curve_law("multipower").loss(np, TRUE, curve_inputs(SCHEDULES[name], [6000], peak=1e-3))[0]
+        assert row["pred_lower"] < truth < row["pred_upper"]
+        assert row["median"] == pytest.approx(truth, rel=1e-3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sweep_fit = bs.fit(bs.load_demo(), method="laplace", seed=0)
+    report = write_report({"chinchilla": sweep_fit}, tmp_path / "report", curves=fit, points=[(1e8, 2e9)])
+    assert "curve.png" in report.figures
+    text = report.markdown.read_text()
+    assert "Loss curves: where each run ends (90% intervals" in text and "Loss curves: multipower law" in text

@@ -119,6 +119,9 @@ def test_report_output_checked_before_fitting(tmp_path, monkeypatch, capsys):
     assert "is a file, not a folder" in capsys.readouterr().err
     assert main(["report", str(demo_path()), "--out", str(target / "x"), *FAST]) == 2
     assert target.read_text() == "not a folder"
+    # a curve fit for the report's curves section is read before any fitting, too
+    assert main(["report", str(demo_path()), "--out", str(tmp_path / "new"), "--curves", str(target), *FAST]) == 2
+    assert "curve fit" in capsys.readouterr().err and not (tmp_path / "new").exists()
 
 
 # ---------------------------------------------------------------- output paths checked before the work

@@ -25,6 +25,10 @@ def run(args: argparse.Namespace) -> int:
         from bayes_scaling.downstream import load_downstream
 
         kwargs["downstream"] = load_downstream(args.downstream)  # read before any fitting
+    if args.curves is not None:
+        from bayes_scaling.curves import load_curves
+
+        kwargs["curves"] = load_curves(args.curves)
     sweep = common.load_data(args)
     common.say(args, f"fitting {', '.join(laws)} on {len(sweep)} runs for the report ...")
     report = common.quietly(workflows.make_report, sweep, args.out, laws=laws, prob=args.prob,
@@ -53,6 +57,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--C", type=common.positive_float, action="append", help="budget for the allocation table (repeat)")
     p.add_argument("--downstream", type=Path, default=None, metavar="LINK.nc",
                    help="add a section on a benchmark metric through the loss (a file from `fit-downstream --out`)")
+    p.add_argument("--curves", type=Path, default=None, metavar="CURVES.nc",
+                   help="add a section on loss curves: where each run ends (a file from `curve fit --out`)")
     common.add_prob(p)
     common.add_json(p)
     common.add_sampling(p)
