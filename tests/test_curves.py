@@ -235,17 +235,6 @@ def test_cli_curve_fit_forecast_compare(tmp_path, capsys):
         assert message in capsys.readouterr().err, argv
 
 
-def test_a_curve_fit_that_did_not_converge_says_so():
-    """Too few draws for any bulk ESS target: the fit warns and names the failed check (never a silent answer)."""
-    from bayes_scaling.inference import ConvergenceWarning
-
-    data = simulated()
-    with pytest.warns(ConvergenceWarning, match="curve fit of 'multipower' may not have converged: .*bulk ESS"):
-        result = fit_curves(data, SCHEDULES, noise="white", draws=10, tune=10, chains=2, seed=1,
-                            extrapolation=False)
-    assert not result.diagnostics().ok
-
-
 # ------------------------------------------------------------------------------------------ across model sizes
 def _level(N: float) -> float:
     """The simulated ladder's level: L0(N) = 1.8 + 2.0 (N / 1e8)^-0.3."""
@@ -378,13 +367,13 @@ def test_cli_curve_fit_across_sizes(tmp_path, capsys):
     specs = ["--schedule", "cosine=cosine:peak=1e-3,steps=6000,final=1e-4,warmup=300",
              "--schedule", "wsd=wsd:peak=1e-3,steps=6000,decay_start=4500,final=1e-4,warmup=300"]
     out = tmp_path / "ladder.nc"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        code = main(["curve", "fit", str(csv), "--size-column", "model", *specs, "--noise", "white", "--draws", "150",
-                     "--tune", "250", "--chains", "2", "--seed", "1", "--no-extrapolation", "--out", str(out),
-                     "--json"])
+    code = main(["curve", "fit", str(csv), "--size-column", "model", *specs, "--noise", "white", "--draws", "150",
+                 "--tune", "250", "--chains", "2", "--seed", "1", "--no-extrapolation", "--out", str(out), "--json"])
     assert code == 0
-    fitted = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    # 300 draws cannot reach the bulk ESS target (400): a fit that did not converge says so, never silently
+    assert "warning: curve fit of 'multipower' may not have converged" in captured.err
+    fitted = json.loads(captured.out)
     assert fitted["info"]["sizes"] == {"25M/cosine": 25e6, "25M/wsd": 25e6, "100M/cosine": 1e8, "100M/wsd": 1e8}
     assert {"E", "log_n_term", "alpha_N", "alpha"} <= set(fitted["params"]) and "L0" not in fitted["params"]
     assert main(["curve", "forecast", str(out), "--schedule", "100M/wsd", "--N", "400M", "--steps", "6000",
