@@ -55,7 +55,7 @@ from bayes_scaling.extrapolation import KAPPA_PRIOR_SD, MIN_WIDTH, Extrapolation
 from bayes_scaling.geometry import applies, slope_coordinates
 from bayes_scaling.inference import Sampling, diagnose, sample, warn_if_unconverged
 from bayes_scaling.intervals import check_prob, equal_tailed, interval_table
-from bayes_scaling.laws import PRIOR_E, PRIOR_EXPONENT, PRIOR_LOG_TERM
+from bayes_scaling.laws import PRIOR_E, PRIOR_EXPONENT, PRIOR_LOG_TERM, get_law
 from bayes_scaling.priors import Prior, merge_priors
 from bayes_scaling.schedules import Schedule
 
@@ -246,6 +246,16 @@ class CurveFit:
                             "pred_lower": plow, "pred_upper": phigh,
                             "distance": self.distance(np.asarray(steps).reshape(-1), run)})
         return interval_table(out, prob)
+
+    def plot_steps(self, schedule: Schedule, run: str | None = None, points: int = 200) -> np.ndarray:
+        """Steps to draw a forecast under ``schedule`` at, ``points`` of them up to the schedule's end.
+
+        From the first logged step (of ``run``, else of every fitted run): before it, e.g. in warmup, the law is
+        not meant to hold.
+        """
+        logged = self.data if run is None else self.data[self.data["run"] == run]
+        start = min(int(logged["step"].min()), schedule.steps)
+        return np.unique(np.linspace(start, schedule.steps, points).round().astype(int))
 
     def ends(self, prob: float | None = None, seed: int | None = 0) -> pd.DataFrame:
         """Where each fitted run ends: its loss at its schedule's last step, continuing it from its logged points.
@@ -604,7 +614,9 @@ def _size_priors(law: CurveLaw, drift: Any) -> dict[str, Prior]:
 
 def _at_size(xp: Any, p: Mapping[str, Any], x: Any, law: CurveLaw) -> dict[str, Any]:
     """The law's parameters at ``x = log(N / N_ref)`` from a fit across sizes' parameters ``p`` (numpy or PyTensor)."""
-    out = {"L0": p["E"] + xp.exp(p["log_n_term"] - p["alpha_N"] * x)}
+    level = get_law("params").log_loss(xp, {"E": p["E"], "log_n_term": p["log_n_term"], "alpha": p["alpha_N"]},
+                                       {"N": x})  # the sweep law in N itself, its exponent named alpha_N here
+    out = {"L0": xp.exp(level)}
     for n in law.param_names:
         if n != "L0":
             out[n] = p[n] * xp.exp(p[f"slope_{n}"] * x) if f"slope_{n}" in p else p[n]

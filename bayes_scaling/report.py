@@ -166,8 +166,7 @@ def write_report(
             name = next(iter(curves.schedules))
             schedule = curves.schedules[name]
             observed = curves.data[curves.data["run"] == name]
-            grid = np.unique(np.linspace(min(int(observed["step"].min()), schedule.steps), schedule.steps, 200)
-                             .round().astype(int))
+            grid = curves.plot_steps(schedule, run=name)
             save(plots.plot_curve(curves.forecast(name, grid, run=name, prob=prob), lr=schedule.lr, observed=observed,
                                   prob=prob, title=name), "curve.png",
                  f"Run {name}: logged losses, where it goes ({prob:.0%} credible and predictive), its schedule")

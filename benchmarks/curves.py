@@ -54,6 +54,20 @@ def load(root: Path) -> pd.DataFrame:
     return data[keep].reset_index(drop=True)
 
 
+def scored(fit, schedule, points: pd.DataFrame, *, seed: int, N: float | None = None) -> pd.DataFrame:
+    """Per logged point of ``points``: relative error of the forecast's median, inside its 90% predictive interval
+    (with and without the term in steps) and that interval's width, for a new run under ``schedule``."""
+    steps, y = points["step"].to_numpy(), points["loss"].to_numpy()
+    table = fit.forecast(schedule, steps, prob=0.9, seed=seed, N=N)
+    plain = without_term(fit).forecast(schedule, steps, prob=0.9, seed=seed, N=N)
+    low, high = table["pred_lower"].to_numpy(), table["pred_upper"].to_numpy()
+    return pd.DataFrame({
+        "step": steps, "rel_error_%": 100 * np.abs(table["median"].to_numpy() / y - 1),
+        "covered": (y >= low) & (y <= high),
+        "covered_no_term": (y >= plain["pred_lower"].to_numpy()) & (y <= plain["pred_upper"].to_numpy()),
+        "width_%": 100 * (high - low) / y})
+
+
 def protocol(data: pd.DataFrame, noise: str, seed: int, sampling: dict) -> pd.DataFrame:
     """One row per held-out point: size, run, relative error of the median, inside the 90% predictive interval."""
     schedules = multipower2025()
@@ -67,15 +81,8 @@ def protocol(data: pd.DataFrame, noise: str, seed: int, sampling: dict) -> pd.Da
         seconds = time.perf_counter() - start
         diagnostics = fit.diagnostics()
         for run, points in curves[~curves["run"].isin(FIT_ON)].groupby("run"):
-            table = fit.forecast(schedules[run], points["step"].to_numpy(), prob=0.9, seed=seed)
-            plain = without_term(fit).forecast(schedules[run], points["step"].to_numpy(), prob=0.9, seed=seed)
-            y = points["loss"].to_numpy()
-            rows.append(pd.DataFrame({
-                "noise": noise, "size": size, "run": run, "step": points["step"].to_numpy(),
-                "rel_error_%": 100 * np.abs(table["median"].to_numpy() / y - 1),
-                "covered": (y >= table["pred_lower"].to_numpy()) & (y <= table["pred_upper"].to_numpy()),
-                "covered_no_term": (y >= plain["pred_lower"].to_numpy()) & (y <= plain["pred_upper"].to_numpy()),
-                "fit_seconds": seconds, "max_r_hat": diagnostics.max_r_hat}))
+            rows.append(scored(fit, schedules[run], points, seed=seed).assign(
+                noise=noise, size=size, run=run, fit_seconds=seconds, max_r_hat=diagnostics.max_r_hat))
         print(f"protocol {noise} {size}: fit {seconds:.0f} s, max R-hat {diagnostics.max_r_hat:.3f}", flush=True)
     return pd.concat(rows, ignore_index=True)
 
@@ -107,17 +114,9 @@ def across(data: pd.DataFrame, noise: str, seed: int, sampling: dict) -> pd.Data
           f"{point_error.max():.2f}%", flush=True)
     rows = []
     for run, points in target.groupby("run"):
-        table = fit.forecast(schedules[run], points["step"].to_numpy(), prob=0.9, seed=seed, N=NOMINAL[ACROSS_TARGET])
-        plain = without_term(fit).forecast(schedules[run], points["step"].to_numpy(), prob=0.9, seed=seed,
-                                           N=NOMINAL[ACROSS_TARGET])
-        y = points["loss"].to_numpy()
-        rows.append(pd.DataFrame({
-            "noise": noise, "size": f"{'+'.join(ACROSS_FIT)}->{ACROSS_TARGET}", "run": run,
-            "step": points["step"].to_numpy(), "rel_error_%": 100 * np.abs(table["median"].to_numpy() / y - 1),
-            "covered": (y >= table["pred_lower"].to_numpy()) & (y <= table["pred_upper"].to_numpy()),
-            "covered_no_term": (y >= plain["pred_lower"].to_numpy()) & (y <= plain["pred_upper"].to_numpy()),
-            "width_%": 100 * (table["pred_upper"].to_numpy() - table["pred_lower"].to_numpy()) / y,
-            "fit_seconds": seconds, "max_r_hat": diagnostics.max_r_hat}))
+        rows.append(scored(fit, schedules[run], points, seed=seed, N=NOMINAL[ACROSS_TARGET]).assign(
+            noise=noise, size=f"{'+'.join(ACROSS_FIT)}->{ACROSS_TARGET}", run=run, fit_seconds=seconds,
+            max_r_hat=diagnostics.max_r_hat))
     print(f"across sizes {noise}: fit {seconds:.0f} s, max R-hat {diagnostics.max_r_hat:.3f}", flush=True)
     return pd.concat(rows, ignore_index=True)
 

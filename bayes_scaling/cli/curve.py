@@ -39,11 +39,13 @@ def _read_points(args: argparse.Namespace) -> Any:
     """The logged points: the CSV, filtered by ``--where`` and ``--runs``, cut at ``--until``."""
     import pandas as pd
 
+    from bayes_scaling.data import DATASET_PREFIX
+
     text = str(args.data)
-    if text.startswith("dataset:") and not Path(text).exists():  # a public set of curves, e.g. multipower2025
+    if text.startswith(DATASET_PREFIX) and not Path(text).exists():  # a public set of curves, e.g. multipower2025
         from bayes_scaling.datasets import info, load
 
-        name = text.removeprefix("dataset:")
+        name = text.removeprefix(DATASET_PREFIX)
         if info(name).kind != "curves":
             raise ValueError(f"{name} is a sweep of final losses, not loss curves: fit it with `bayes-scaling fit "
                              f"dataset:{name}`")
@@ -226,8 +228,6 @@ def _load(path: Path) -> Any:
 
 
 def _forecast(args: argparse.Namespace) -> int:
-    import numpy as np
-
     result = _load(args.fit)
     if args.schedule is None and args.run is None:
         raise ValueError("give --schedule (a fitted run's name or a spec such as cosine:peak=3e-4,steps=24000) "
@@ -242,10 +242,8 @@ def _forecast(args: argparse.Namespace) -> int:
         from bayes_scaling.outputs import write_file
         from bayes_scaling.plots import plot_curve
 
-        # from the first step the law was fitted on (before it, e.g. in warmup, the law is not meant to hold)
-        start = min(int(result.data["step"].min()), schedule.steps)
-        grid = np.unique(np.linspace(start, schedule.steps, 200).round().astype(int))
-        curve = result.forecast(schedule, grid, run=args.run, prob=args.prob, seed=args.seed, N=size)
+        curve = result.forecast(schedule, result.plot_steps(schedule), run=args.run, prob=args.prob, seed=args.seed,
+                                N=size)
         observed = None
         if args.run:  # the run's logged points the drawn schedule covers
             observed = result.data[(result.data["run"] == args.run) & (result.data["step"] <= schedule.steps)]

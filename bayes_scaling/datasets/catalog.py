@@ -33,6 +33,10 @@ class DatasetError(ValueError):
     """A dataset is unknown, cannot be found or fetched, or its files fail their checksum."""
 
 
+#: The columns every loaded sweep has (``Dataset.required`` of a ``kind="sweep"`` dataset).
+SWEEP_COLUMNS = ("N", "D", "C", "loss")
+
+
 @dataclass(frozen=True)
 class SourceFile:
     """One original file: where it lives publicly and how it is checked.
@@ -109,7 +113,7 @@ class Dataset:
         """The columns every loaded table of this dataset has."""
         if self.kind == "curves":
             return (*self.groups, self.run_id, "step", "lr", "loss")
-        return ("N", "D", "C", "loss")
+        return SWEEP_COLUMNS
 
     def vetted_copy(self, root: Path, source_path: str) -> Path:
         """Where the vetted copy of a source file lives under a ``shared/data``-style ``root``."""

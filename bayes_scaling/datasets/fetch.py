@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from bayes_scaling.datasets.catalog import CATALOG, Dataset, DatasetError, SourceFile, muennighoff_extract
+from bayes_scaling.datasets.catalog import (
+    CATALOG,
+    SWEEP_COLUMNS,
+    Dataset,
+    DatasetError,
+    SourceFile,
+    muennighoff_extract,
+)
 
 __all__ = ["CACHE_ENV", "DATA_ENV", "DatasetError", "available", "cache_dir", "info", "load"]
 
@@ -19,7 +26,6 @@ __all__ = ["CACHE_ENV", "DATA_ENV", "DatasetError", "available", "cache_dir", "i
 DATA_ENV = "BAYES_SCALING_DATA"
 #: Environment variable overriding the download cache folder.
 CACHE_ENV = "BAYES_SCALING_CACHE"
-REQUIRED = ("N", "D", "C", "loss")
 DEFAULT = "default"
 
 
@@ -104,7 +110,7 @@ def load(
     if missing:
         raise DatasetError(f"{source} has no column {', '.join(map(repr, missing))}; found {', '.join(frame.columns)}")
     if entry.kind == "sweep":
-        frame = frame.astype(dict.fromkeys(REQUIRED, float))  # raw counts overflow int64 in products like 6*N*D
+        frame = frame.astype(dict.fromkeys(SWEEP_COLUMNS, float))  # raw counts overflow int64 in products like 6*N*D
     if entry.complete is not None:
         frame = entry.complete(frame)
     if query:
