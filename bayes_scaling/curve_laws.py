@@ -131,13 +131,13 @@ class CurveLaw:
 
 
 def _power(xp: Any, p: Mapping[str, Any], x: CurveInputs) -> Any:
-    return p["L0"] + p["A"] * xp.exp(-p["alpha"] * np.log(x.area))
+    return p["L0"] + p["A"] * xp.exp(-p["alpha"] * xp.log(x.area))
 
 
 def _multipower_loss(xp: Any, p: Mapping[str, Any], x: CurveInputs) -> Any:
-    if x.drop.size == 0:
+    if _no_decay(x):
         return _power(xp, p, x)
-    rate = np.log(x.rate)  # constants: log of each term's rate
+    rate = xp.log(x.rate)  # log of each term's rate
     # G(lr_k^-gamma S_k(t)) = 1 - (C lr_k^-gamma S_k(t) + 1)^-beta, per evaluated step and term
     inner = _expand(xp, p["C"]) * xp.exp(-_expand(xp, p["gamma"]) * rate) * x.since + 1.0
     g = 1.0 - xp.exp(-_expand(xp, p["beta"]) * xp.log(inner))
@@ -146,12 +146,17 @@ def _multipower_loss(xp: Any, p: Mapping[str, Any], x: CurveInputs) -> Any:
 
 
 def _annealing_loss(xp: Any, p: Mapping[str, Any], x: CurveInputs) -> Any:
-    if x.drop.size == 0:
+    if _no_decay(x):
         return _power(xp, p, x)
     lam = _expand(xp, p["lam"])
     momentum = (1.0 - xp.exp(x.lag * xp.log(lam))) / (1.0 - lam)
     s2 = (momentum * x.active * x.drop).sum(axis=-1)
     return _power(xp, p, x) - p["C"] * s2 / AREA_UNIT
+
+
+def _no_decay(x: CurveInputs) -> bool:
+    """Whether the schedule has no decay term (a fit's inputs may be data containers: those always have some)."""
+    return isinstance(x.drop, np.ndarray) and x.drop.size == 0
 
 
 def _expand(xp: Any, value: Any) -> Any:

@@ -26,6 +26,18 @@ log-loss per draw; within the logged steps ``d = 0`` and nothing changes. A fold
 (Laplace, at its mode, treating its points as independent) is counted before kappa: with correlated points it is
 too small, so kappa also holds part of it and the term errs wide, not narrow.
 
+**A schedule the law was not fitted to** is an extrapolation too: on multipower2025 the law fitted to three
+schedules misses a fourth by up to several tenths of a percent while its posterior is sure to a tenth. The term
+across schedules is learned from runs left out (:func:`schedule_fold_residuals`): per model size, the law is
+refitted (MAP, as above) to all runs but one and scored on the one left out, where its schedule differs from the
+others (within their steps); the excess error is modelled as ``kappa * d`` with ``d`` =
+:func:`schedule_distance`, how far the schedule's curve lies from the nearest fitted one's (or from the law's curve
+with no decay) relative to its loss, each left-out run counting once, HalfNormal(:data:`SCHEDULE_KAPPA_PRIOR_SD`)
+prior on kappa (:func:`learn_schedule_term`; kept in ``info["schedule_term"]``). Forecasts add ``kappa * d * z``
+with one ``z`` per draw along the whole curve (an error in the law's decays is one error, shared by the two
+schedules of a comparison); ``d = 0`` for a fitted schedule and wherever a schedule runs as a fitted one, so a run
+in flight continued under its own schedule is unchanged.
+
 **Across model sizes** (``fit_curves(sizes=...)``: each run's parameter count ``N``): one pooled fit of several
 sizes' curves (white noise by default: see ``fit_curves``' ``noise``). The law's level ``L0`` (its loss at unlimited
 learning-rate area, i.e. unlimited data for that model) follows the package's sweep law in N, ``L0(N) = E +
@@ -44,14 +56,14 @@ import json
 import math
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from bayes_scaling.curve_laws import CurveLaw, curve_inputs, get_curve_law
-from bayes_scaling.extrapolation import KAPPA_PRIOR_SD, MIN_WIDTH, Extrapolation, learn
+from bayes_scaling.extrapolation import KAPPA_PRIOR_SD, MIN_WIDTH, Extrapolation, learn, learn_halfnormal
 from bayes_scaling.geometry import applies, slope_coordinates
 from bayes_scaling.inference import Sampling, diagnose, sample, warn_if_unconverged
 from bayes_scaling.intervals import check_prob, equal_tailed, interval_table
@@ -59,9 +71,11 @@ from bayes_scaling.laws import PRIOR_E, PRIOR_EXPONENT, PRIOR_LOG_TERM, get_law
 from bayes_scaling.priors import Prior, merge_priors
 from bayes_scaling.schedules import Schedule
 
-__all__ = ["CURVES_KEY", "CURVE_FOLD_FRACTIONS", "CURVE_NOISE", "NOISE_PARAMS", "SIZE_LEVEL_PRIORS",
+__all__ = ["CURVES_KEY", "CURVE_FOLD_FRACTIONS", "CURVE_NOISE", "NOISE_PARAMS", "SCHEDULE_KAPPA_GRID",
+           "SCHEDULE_KAPPA_PRIOR_SD", "SIZE_LEVEL_PRIORS",
            "SIZE_SLOPE_PRIOR", "CurveFit", "compare_noise",
-           "curve_fold_residuals", "fit_curves", "learn_curve_term", "load_curves", "step_distance"]
+           "curve_fold_residuals", "fit_curves", "learn_curve_term", "learn_schedule_term", "load_curves",
+           "schedule_distance", "schedule_fold_residuals", "step_distance"]
 
 #: The metadata key of a saved curve fit (what :func:`bayes_scaling.load` recognises it by).
 CURVES_KEY = "bayes_scaling_curves"
@@ -92,6 +106,12 @@ CURVE_FOLD_MIN_POINTS = 8
 #: Prior scale (HalfNormal) of the term's kappa: log-loss per width of the fitted log-steps (a forecast from a
 #: quarter of a run to its end is about a third of a width): 2% per width, the loss law's ``"halfnormal"`` prior.
 CURVE_KAPPA_PRIOR_SD = KAPPA_PRIOR_SD
+#: Grid and HalfNormal prior scale of the term across schedules' kappa: the law's error on a schedule it was not
+#: fitted to, as a fraction of how much that schedule's curve differs from the nearest fitted one's
+#: (:func:`schedule_distance`). 0.2: a forecast of a new schedule's annealing gain is right to about a fifth of it
+#: (one sd) before any held-out run is seen; the folds of a fit with several schedules update it.
+SCHEDULE_KAPPA_GRID = np.linspace(0.0, 1.0, 401)
+SCHEDULE_KAPPA_PRIOR_SD = 0.2
 #: A fit across sizes: the level ``L0(N) = E + exp(log_n_term - alpha_N log(N / N_ref))``, with the sweep laws'
 #: default priors of ``E``, the N term's log at the reference size, and its exponent.
 SIZE_LEVEL_PRIORS = {"E": PRIOR_E, "log_n_term": PRIOR_LOG_TERM, "alpha_N": PRIOR_EXPONENT}
@@ -236,15 +256,20 @@ class CurveFit:
         IntervalTable
             Per step: ``step``, ``median``, ``lower``, ``upper`` (the law's curve), ``pred_lower``, ``pred_upper``
             (a run's logged loss), ``distance`` (beyond the logged steps, in widths: :meth:`distance`; the
-            extrapolation term grows with it).
+            extrapolation term grows with it) and ``schedule_distance`` (how far the schedule's curve lies from the
+            fitted schedules', relative: :meth:`schedule_distance`; the term across schedules grows with it).
         """
         prob = check_prob(prob)
         (draws,) = _positive(self.loss_draws(schedule, steps, run=run, seed=seed, N=N))
         low, median, high = equal_tailed(draws["mean"], prob, median=True)
         plow, phigh = equal_tailed(draws["pred"], prob)
-        out = pd.DataFrame({"step": np.asarray(steps).reshape(-1), "median": median, "lower": low, "upper": high,
-                            "pred_lower": plow, "pred_upper": phigh,
-                            "distance": self.distance(np.asarray(steps).reshape(-1), run)})
+        flat = np.asarray(steps).reshape(-1)
+        size = self._size_of(run, schedule if isinstance(schedule, str) else None, N)
+        resolved = self.schedules[schedule] if isinstance(schedule, str) else schedule
+        out = pd.DataFrame({"step": flat, "median": median, "lower": low, "upper": high,
+                            "pred_lower": plow, "pred_upper": phigh, "distance": self.distance(flat, run),
+                            "schedule_distance": self._schedule_distance(
+                                curve_inputs(resolved, flat, peak=self.peak, max_terms=FORECAST_TERMS), size)})
         return interval_table(out, prob)
 
     def plot_steps(self, schedule: Schedule, run: str | None = None, points: int = 200) -> np.ndarray:
@@ -350,30 +375,70 @@ class CurveFit:
         observed = points["step"].to_numpy(float)
         return step_distance(steps, observed.min(), observed.max())
 
-    def term_line(self) -> str:
-        """One line on the extrapolation term in steps (for printouts)."""
-        term = self.term
-        if term is None:
-            return "no extrapolation term: beyond the logged steps only the posterior's and the noise's uncertainty"
-        low, median, high = term.quantiles()
-        return (f"extrapolation beyond the logged steps: kappa {median:.4f} [{low:.4f}, {high:.4f}] log-loss per "
-                f"width of log-steps, from {term.folds} forward-chaining folds ({term.residuals} held-out points)")
+    @property
+    def schedule_term(self) -> Extrapolation | None:
+        """The extrapolation term across schedules (:func:`learn_schedule_term`), or None."""
+        saved = self.info.get("schedule_term")
+        return Extrapolation.from_dict(saved) if saved else None
 
-    def _term_draws(self, n_steps: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray] | None:
-        """(kappa per draw, standard normal per draw and step) of the term, or None without one."""
+    def schedule_distance(self, schedule: Schedule | str, steps: Any, *, N: float | None = None) -> np.ndarray:
+        """How far ``schedule``'s curve lies from the fitted schedules' at ``steps`` (relative loss).
+
+        :func:`schedule_distance` at the posterior medians (at size ``N`` in a fit across sizes); 0 for a fitted
+        schedule.
+        """
+        named = schedule if isinstance(schedule, str) else None
+        if named is not None:
+            if named not in self.schedules:
+                raise KeyError(f"no fitted run {named!r}; runs: {', '.join(self.schedules)}")
+            schedule = self.schedules[named]
+        N = self._size_of(None, named, N)
+        inputs = curve_inputs(schedule, steps, peak=self.peak, max_terms=FORECAST_TERMS)
+        return self._schedule_distance(inputs, N)
+
+    def _schedule_distance(self, inputs: Any, N: float | None) -> np.ndarray:
+        medians = {n: float(np.median(v)) for n, v in self.law_params(N).items()}
+        return schedule_distance(self.law, medians, inputs, list(self.schedules.values()))
+
+    def term_line(self) -> str:
+        """The extrapolation terms in steps and across schedules, a line each (for printouts)."""
         term = self.term
         if term is None:
-            return None
+            line = "no extrapolation term: beyond the logged steps only the posterior's and the noise's uncertainty"
+        else:
+            low, median, high = term.quantiles()
+            line = (f"extrapolation beyond the logged steps: kappa {median:.4f} [{low:.4f}, {high:.4f}] log-loss per "
+                    f"width of log-steps, from {term.folds} forward-chaining folds ({term.residuals} held-out points)")
+        across = self.schedule_term
+        if across is None:
+            return line
+        low, median, high = across.quantiles()
+        source = (f"{across.folds} runs left out ({across.residuals} points)" if across.folds else
+                  f"its prior only ({across.prior}: no run could be left out)")
+        return (f"{line}\nacross schedules: kappa {median:.3f} [{low:.3f}, {high:.3f}] of how far a schedule's curve "
+                f"lies from the fitted ones', from {source}")
+
+    def _term_draws(self, n_steps: int, rng: np.random.Generator) -> dict[str, tuple[np.ndarray, np.ndarray] | None]:
+        """Draws of each extrapolation term, or None without it.
+
+        ``"steps"``: (kappa per draw, a standard normal per draw and step); ``"schedule"``: (kappa per draw, one
+        standard normal per draw: the law's error on a schedule's decays is one error along the whole curve,
+        shared by the schedules a comparison pairs).
+        """
         total = self._total_draws()
-        return term.joint_draws(total, rng)[1], rng.standard_normal((total, n_steps))
+        term, across = self.term, self.schedule_term
+        steps = None if term is None else (term.joint_draws(total, rng)[1], rng.standard_normal((total, n_steps)))
+        schedule = None if across is None else (across.joint_draws(total, rng)[1], rng.standard_normal((total, 1)))
+        return {"steps": steps, "schedule": schedule}
 
     def loss_draws(self, schedule: Schedule | str, steps: Any, *, run: str | None = None,
                    seed: int | np.random.Generator | None = 0, term: Any = None, N: float | None = None
                    ) -> dict[str, np.ndarray]:
         """Draws of the law's loss (``mean``) and of a run's logged loss (``pred``) at ``steps``: (draws, steps).
 
-        Beyond the logged steps the extrapolation term adds ``kappa * d * z`` to the log-loss of both (``term``:
-        given (kappa, z) draws, to pair two calls; default drawn from ``seed``). ``N``: see :meth:`forecast`.
+        Beyond the logged steps the extrapolation term adds ``kappa * d * z`` to the log-loss of both, and where the
+        schedule differs from the fitted ones the term across schedules adds its own (``term``: draws of both from
+        ``_term_draws``, to pair two calls; default drawn from ``seed``). ``N``: see :meth:`forecast`.
         """
         named = schedule if isinstance(schedule, str) else None
         if named is not None:
@@ -396,11 +461,14 @@ class CurveFit:
                 scatter = sigma * rng.standard_normal(shape)
         else:
             scatter = self._continue(run, inputs.steps, noise, log_mean.shape, rng, N)
-        if term is None:  # drawn after the scatter: within the logged steps the draws are those without a term
+        if term is None:  # drawn after the scatter: where both terms are 0 the draws are those without them
             term = self._term_draws(shape[1], rng)
-        if term is not None:
-            kappa, z = term
+        if term["steps"] is not None:
+            kappa, z = term["steps"]
             log_mean = log_mean + kappa[:, None] * self.distance(inputs.steps, run)[None, :] * z
+        if term["schedule"] is not None:
+            kappa, z = term["schedule"]
+            log_mean = log_mean + kappa[:, None] * self._schedule_distance(inputs, N)[None, :] * z
         return {"mean": np.exp(log_mean), "pred": np.exp(log_mean + scatter)}
 
     def _size_of(self, run: str | None, named: str | None, N: float | None) -> float | None:
@@ -463,6 +531,9 @@ def _map_fit(law: CurveLaw, priors: Mapping[str, Prior], inputs: Any, y: np.ndar
              sigma: float) -> tuple[Any, np.ndarray, np.ndarray] | None:
     """A MAP point fit of ``law`` to log-losses ``y`` (Normal noise ``sigma``; Normal/LogNormal/HalfNormal priors).
 
+    ``inputs``: one run's :class:`~bayes_scaling.curve_laws.CurveInputs`, or a list of several runs' (``y`` then
+    holds their points in that order).
+
     Started at ``start`` (the full fit's medians); parameters with a positive prior are fitted on the log scale.
     Returns (``unpack``: fitted coordinates to the law's parameters, the fitted coordinates, their covariance by
     the Laplace approximation at the mode), or None when the optimizer finds nothing finite.
@@ -486,9 +557,13 @@ def _map_fit(law: CurveLaw, priors: Mapping[str, Prior], inputs: Any, y: np.ndar
                 out.append((math.exp(t) if lg else t) / prior.params["sigma"])
         return out
 
+    parts = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+
     def residuals(theta: np.ndarray) -> np.ndarray:
+        p = unpack(theta)
         with np.errstate(all="ignore"):
-            r = (y - np.log(np.asarray(law.loss(np, unpack(theta), inputs), float))) / sigma
+            fitted = np.concatenate([np.asarray(law.loss(np, p, x), float).reshape(-1) for x in parts])
+            r = (y - np.log(fitted)) / sigma
         return np.r_[np.where(np.isfinite(r), r, 1e3), penalties(theta)]
 
     theta0 = np.array([math.log(start[n]) if lg else start[n] for n, lg in zip(free, logged, strict=True)])
@@ -576,6 +651,111 @@ def learn_curve_term(residuals: pd.DataFrame, *, seed: int = 0) -> Extrapolation
     return learn(residuals, prior="halfnormal", seed=seed)
 
 
+def _decay(law: CurveLaw, params: Mapping[str, Any], inputs: Any) -> np.ndarray:
+    """What the schedule's learning-rate decays take off the law's loss at ``inputs``' steps.
+
+    The law with every fall set to zero, minus the law.
+    """
+    flat = replace(inputs, drop=np.zeros_like(inputs.drop))
+    return np.asarray(law.loss(np, params, flat), float) - np.asarray(law.loss(np, params, inputs), float)
+
+
+def schedule_distance(law: CurveLaw, params: Mapping[str, Any], inputs: Any, references: Any, *,
+                      max_terms: int = FORECAST_TERMS) -> np.ndarray:
+    """How far a schedule's curve lies from what the fitted schedules showed, at ``inputs``' steps (relative loss).
+
+    The smallest of: what the schedule's own decays change (its distance from the law's curve with no decay, the
+    curve every run follows before its first decay), and its distance from each fitted schedule in ``references``
+    that reaches the step (the whole law's loss under each, at the same parameters). 0 where the schedule runs as
+    one that was fitted (e.g. a WSD run before its decay, or a fitted schedule itself); as large as the decay's
+    effect for a decay shape no fitted run had. In units of the schedule's loss there.
+
+    Parameters
+    ----------
+    law : CurveLaw
+    params : mapping
+        The law's parameters (scalars: e.g. posterior medians, or a fold's fit).
+    inputs : CurveInputs
+        The schedule's law inputs at the steps asked about.
+    references : sequence of Schedule
+        The fitted runs' schedules.
+    max_terms : int
+        Decay terms per reference schedule (:func:`~bayes_scaling.curve_laws.curve_inputs`): those ``inputs`` were
+        made with, so that a fitted schedule's distance is exactly 0.
+    """
+    loss = np.asarray(law.loss(np, params, inputs), float)
+    gap = np.abs(_decay(law, params, inputs))
+    for reference in references:
+        inside = inputs.steps <= reference.steps
+        if inside.any():
+            other = curve_inputs(reference, inputs.steps[inside], peak=inputs.peak, max_terms=max_terms)
+            gap[inside] = np.minimum(gap[inside], np.abs(loss[inside] - np.asarray(law.loss(np, params, other),
+                                                                                     float)))
+    return gap / loss
+
+
+def schedule_fold_residuals(fit: CurveFit) -> pd.DataFrame:
+    """Held-out-run residuals across schedules: fit all runs of a size but one, score the one left out.
+
+    For each model size with at least two fitted runs (a fit of one size: all its runs), each run in turn is left
+    out, the law refitted to the others by :func:`_map_fit` (the fit's priors and median noise scale, started from
+    its medians) and scored at the left-out run's logged points that lie within the others' steps (beyond them is
+    the term in steps' question) and where its schedule differs from theirs (:func:`schedule_distance` > 0), with
+    the variance of its forecast there by the Laplace approximation at the fold's mode.
+
+    Returns
+    -------
+    pandas.DataFrame
+        As :func:`curve_fold_residuals`, with ``distance`` from :func:`schedule_distance`; each left-out run (a
+        fold) counts once.
+    """
+    sizes = fit.sizes
+    priors = {n: fit.priors.get(n, fit.law.default_priors[n]) for n in fit.law.param_names}
+    sigma = float(np.median(fit.draws(["sigma"])["sigma"]))
+    groups: dict[float | None, list[str]] = {}
+    for name in fit.schedules:
+        groups.setdefault(sizes[name] if sizes else None, []).append(name)
+    points = {name: part for name, part in fit.data.groupby("run", sort=False)}
+    rows = []
+    for size, names in groups.items():
+        if len(names) < 2:
+            continue
+        medians = {n: float(np.median(v)) for n, v in fit.law_params(size).items()}
+        for held in names:
+            train = [n for n in names if n != held]
+            parts = [curve_inputs(fit.schedules[n], points[n]["step"].to_numpy(), peak=fit.peak, max_terms=FIT_TERMS)
+                     for n in train]
+            y = np.log(np.concatenate([points[n]["loss"].to_numpy(float) for n in train]))
+            point = _map_fit(fit.law, priors, parts, y, medians, sigma)
+            if point is None:
+                continue
+            steps = points[held]["step"].to_numpy()
+            within = steps <= max(int(points[n]["step"].max()) for n in train)
+            if not within.any():
+                continue
+            inputs = curve_inputs(fit.schedules[held], steps[within], peak=fit.peak, max_terms=FIT_TERMS)
+            distance = schedule_distance(fit.law, point[0](point[1]), inputs, [fit.schedules[n] for n in train],
+                                         max_terms=FIT_TERMS)
+            predicted, var_param = _predicted(fit.law, *point, inputs)
+            keep = (distance > 1e-9) & np.isfinite(predicted) & np.isfinite(var_param)
+            if not keep.any():
+                continue
+            rows.append(pd.DataFrame({
+                "fold": f"{held} left out", "run": held, "step": steps[within][keep], "distance": distance[keep],
+                "residual": np.log(points[held]["loss"].to_numpy(float)[within][keep]) - predicted[keep],
+                "var_param": var_param[keep], "sigma": sigma, "nu": math.inf, "size": 0}))
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+
+
+def learn_schedule_term(residuals: pd.DataFrame, *, seed: int = 0) -> Extrapolation:
+    """The term across schedules from :func:`schedule_fold_residuals`.
+
+    Kappa's grid posterior on :data:`SCHEDULE_KAPPA_GRID` with a HalfNormal(:data:`SCHEDULE_KAPPA_PRIOR_SD`) prior
+    (the prior alone when no run could be left out, e.g. a fit of one run).
+    """
+    return learn_halfnormal(residuals, SCHEDULE_KAPPA_GRID, SCHEDULE_KAPPA_PRIOR_SD, seed=seed)
+
+
 def _positive(*draws: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
     """The draws (of :meth:`CurveFit.loss_draws`, paired across ``draws``) whose losses are all positive.
 
@@ -657,6 +837,18 @@ def _run_sizes(data: pd.DataFrame, frame: pd.DataFrame, sizes: Mapping[str, floa
     return out
 
 
+def _as_data(index: int, inputs: Any) -> Any:
+    """Run ``index``'s law inputs as data containers (``pm.Data``), so a compiled model serves other curves."""
+    import pymc as pm
+
+    area = pm.Data(f"area_{index}", inputs.area)
+    if inputs.drop.size == 0:  # the law's power part only: its structure differs (see the cache key)
+        return replace(inputs, area=area)
+    return replace(inputs, area=area, drop=pm.Data(f"drop_{index}", inputs.drop),
+                   rate=pm.Data(f"rate_{index}", inputs.rate), since=pm.Data(f"since_{index}", inputs.since),
+                   lag=pm.Data(f"lag_{index}", inputs.lag), active=pm.Data(f"active_{index}", inputs.active))
+
+
 def _prepare(data: pd.DataFrame, schedules: Mapping[str, Schedule], run: str, step: str, loss: str
              ) -> pd.DataFrame:
     """The points as (run, step, loss), checked: columns, positive losses, steps the run's schedule covers."""
@@ -716,8 +908,9 @@ def fit_curves(
     sampling : Sampling, optional
         Sampling options (or as keywords: ``draws``, ``tune``, ``chains``, ``seed``, ...).
     extrapolation : bool
-        Learn the extrapolation term in steps (see the module docstring; default). ``False``: forecasts beyond
-        the logged steps carry the posterior's and the noise's uncertainty only.
+        Learn the extrapolation terms in steps and across schedules (see the module docstring; default).
+        ``False``: forecasts beyond the logged steps and of schedules unlike the fitted ones carry the posterior's
+        and the noise's uncertainty only.
     sizes : mapping of str to float, or str, optional
         Each run's parameter count N (a mapping by run, or a column of ``data`` constant within each run): one
         fit across model sizes (at least two), the level following a sweep law in N (see the module docstring);
@@ -768,39 +961,48 @@ def fit_curves(
     first = np.r_[True, frame["run"].to_numpy()[1:] != frame["run"].to_numpy()[:-1]]
     gaps = np.where(first, np.inf, np.r_[np.inf, np.diff(steps)])
     codes = pd.Categorical(frame["run"], categories=names).codes
+    reference = math.exp(float(np.mean(np.log(sorted(set(run_sizes.values())))))) if run_sizes else None
     with pm.Model(coords={"point": np.arange(len(frame)), "run": names}) as model:
+        inputs = [_as_data(i, parts[n]) for i, n in enumerate(names)]
         if run_sizes:
-            reference = math.exp(float(np.mean(np.log(sorted(set(run_sizes.values()))))))
             level = list(SIZE_LEVEL_PRIORS)
             if applies("curve_level", resolved):  # sampled in what the sizes measure (the sweep laws' geometry)
                 base = slope_coordinates("curve_level", level, resolved)
             else:
                 base = {n: resolved[n].create(n) for n in level}
             base.update({n: resolved[n].create(n) for n in defaults if n not in level})
-            mean = pt.concatenate([law.loss(pt, _at_size(pt, base, math.log(run_sizes[n] / reference), law),
-                                            parts[n]) for n in names])
+            size_x = pm.Data("size_x", np.log([run_sizes[n] / reference for n in names]))
+            mean = pt.concatenate([law.loss(pt, _at_size(pt, base, size_x[i], law), x)
+                                   for i, x in enumerate(inputs)])
         else:
             params = {n: resolved[n].create(n) for n in law.param_names}
-            mean = pt.concatenate([law.loss(pt, params, parts[n]) for n in names])
-        residual = pt.as_tensor_variable(y) - pt.log(mean)
+            mean = pt.concatenate([law.loss(pt, params, x) for x in inputs])
+        residual = pm.Data("log_loss", y) - pt.log(mean)
         sigma = resolved["sigma"].create("sigma")
         if noise == "ar1":
             ell = resolved["ell"].create("ell")
-            rho = pt.exp(-pt.as_tensor_variable(np.where(np.isinf(gaps), 1e30, gaps)) / ell)
+            rho = pt.exp(-pm.Data("gap", np.where(np.isinf(gaps), 1e30, gaps)) / ell)
             previous = pt.concatenate([pt.zeros(1), residual[:-1]])
             mu = rho * previous
             scale = sigma * pt.sqrt(1.0 - rho**2 + 1e-12)
         elif noise == "offset":
             tau = resolved["tau"].create("tau")
             offset = pm.Normal("offset", 0.0, tau, dims="run")
-            mu, scale = offset[codes], sigma
+            mu, scale = offset[pm.Data("run_code", codes.astype("int64"))], sigma
         else:
             mu, scale = 0.0, sigma
         pm.Potential("curve_likelihood", pm.logp(pm.Normal.dist(mu, scale), residual).sum())
         pm.Deterministic("pointwise", pm.logp(pm.Normal.dist(mu, scale), residual), dims="point")
+    # what fixes the compiled model: the law, noise, priors, which runs have decays, and the data's shapes (the
+    # pointwise log density has one value per point); the same curves' structure at another size or seed, or
+    # other curves logged at the same steps, reuse it
+    cache_key = ("curves", law.name, id(law), noise, tuple(sorted((k, repr(v)) for k, v in resolved.items())),
+                 tuple(drift), bool(run_sizes),
+                 tuple((parts[n].area.size, parts[n].drop.size) for n in names),
+                 tuple(names) if noise == "offset" else None)  # the offsets' coordinates are the runs' names
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        idata = sample(model, config)
+        idata = sample(model, config, cache_key=cache_key)
     info = {"seed": config.seed, "draws": config.draws, "tune": config.tune, "chains": config.chains,
             "runs": len(names), "points": len(frame), "fit_terms": FIT_TERMS}
     if run_sizes:
@@ -811,6 +1013,8 @@ def fit_curves(
     if extrapolation:
         term = learn_curve_term(curve_fold_residuals(result), seed=config.seed or 0)
         result.info["extrapolation"] = term.to_dict()
+        across = learn_schedule_term(schedule_fold_residuals(result), seed=config.seed or 0)
+        result.info["schedule_term"] = across.to_dict()
     return result
 
 

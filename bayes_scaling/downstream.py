@@ -347,16 +347,9 @@ def learn_link_term(residuals: pd.DataFrame, *, seed: int = 0) -> Extrapolation:
     The held-out error is modelled as ``Normal/Student-t(0, sqrt(noise^2 + var_param + (kappa * d)^2))``, as the
     loss law's term (:func:`bayes_scaling.extrapolation.fold_log_likelihood`), in absolute error.
     """
-    from bayes_scaling.extrapolation import Extrapolation, fold_log_likelihood
+    from bayes_scaling.extrapolation import learn_halfnormal
 
-    grid = LINK_KAPPA_GRID
-    log_post = -0.5 * (grid / LINK_KAPPA_PRIOR_SD) ** 2
-    if len(residuals):
-        log_post = log_post + fold_log_likelihood(residuals, grid, seed=seed)[0]
-    weights = np.exp(log_post - log_post.max())
-    folds = int(residuals["fold"].nunique()) if len(residuals) else 0
-    return Extrapolation("kappa", grid.copy(), weights / weights.sum(), folds, len(residuals),
-                         prior=f"halfnormal({LINK_KAPPA_PRIOR_SD})")
+    return learn_halfnormal(residuals, LINK_KAPPA_GRID, LINK_KAPPA_PRIOR_SD, seed=seed)
 
 
 def load_downstream(path: str | Path) -> DownstreamFit | TaskFit:

@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DESIGNS", "DIRECTIONS", "FOLD_QUANTILES", "KAPPA_PRIORS", "KAPPA_PRIOR_SD", "Extrapolation", "distance",
            "distance_columns", "distance_to", "fold_cuts", "fold_directions", "fold_log_likelihood",
-           "kappa_grid", "kappa_log_prior", "learn", "sweep_ranges", "with_directions"]
+           "kappa_grid", "kappa_log_prior", "learn", "learn_halfnormal", "sweep_ranges", "with_directions"]
 
 #: Ways of widening forecasts beyond the data: ``"kappa"`` (error growing with distance, the default),
 #: ``"drift"`` (the same plus a learned signed drift ``b * d`` of the forecast), ``"inflation"`` (one factor on
@@ -352,6 +352,21 @@ def learn(residuals: pd.DataFrame, *, design: str = "kappa", seed: int = 0, prio
                              directions=directions, prior=_prior_name(prior))
     return Extrapolation(design, grid, joint[0], folds, len(residuals), directions=directions,
                          prior=_prior_name(prior) if design != "inflation" else "lognormal")
+
+
+def learn_halfnormal(residuals: pd.DataFrame, grid: np.ndarray, prior_sd: float, *, seed: int = 0) -> Extrapolation:
+    """The grid posterior of a ``"kappa"`` term's scale on ``grid`` under a HalfNormal(``prior_sd``) prior.
+
+    For terms other than the loss law's (a benchmark link's, a curve law's across schedules), whose kappa has its
+    own units and scale; the likelihood is :func:`fold_log_likelihood`'s. Without residuals: the prior.
+    """
+    log_post = -0.5 * (grid / prior_sd) ** 2
+    if len(residuals):
+        log_post = log_post + fold_log_likelihood(residuals, grid, seed=seed)[0]
+    weights = np.exp(log_post - log_post.max())
+    folds = int(residuals["fold"].nunique()) if len(residuals) else 0
+    return Extrapolation("kappa", np.asarray(grid, float).copy(), weights / weights.sum(), folds, len(residuals),
+                         prior=f"halfnormal({prior_sd:g})")
 
 
 def _prior_name(prior: Any) -> str:

@@ -15,8 +15,8 @@ schedules, :func:`bayes_scaling.schedules.multipower2025`):
   (``fit_curves(sizes=...)``, nominal sizes 25e6 and 100e6 parameters: the level follows a law in N, the shape
   drifts as a power of N), forecasting all nine 400M curves as a new model (``N=4e8``), scored as the protocol.
 
-Coverage is also printed without the extrapolation term in steps (``*_no_term``: the same fit's forecast with the
-term left out), to show what it changes.
+Coverage is also printed without the extrapolation terms (``*_no_term``: the same fit's forecast with the terms in
+steps and across schedules left out), to show what they change.
 
 Issue 30's targets: protocol errors no worse than published, coverage in [0.85, 0.95] per point and per run; in
 flight coverage >= 0.85; a fit of one size's three curves <= 30 s warm. The fits are NUTS with the package's
@@ -83,7 +83,8 @@ def protocol(data: pd.DataFrame, noise: str, seed: int, sampling: dict) -> pd.Da
         for run, points in curves[~curves["run"].isin(FIT_ON)].groupby("run"):
             rows.append(scored(fit, schedules[run], points, seed=seed).assign(
                 noise=noise, size=size, run=run, fit_seconds=seconds, max_r_hat=diagnostics.max_r_hat))
-        print(f"protocol {noise} {size}: fit {seconds:.0f} s, max R-hat {diagnostics.max_r_hat:.3f}", flush=True)
+        print(f"protocol {noise} {size}: fit {seconds:.0f} s, max R-hat {diagnostics.max_r_hat:.3f}\n  "
+              + fit.term_line().replace("\n", "\n  "), flush=True)
     return pd.concat(rows, ignore_index=True)
 
 
@@ -152,10 +153,11 @@ def point_across(train: pd.DataFrame, target: pd.DataFrame, reference: float, pe
 
 
 def without_term(fit):
-    """The same curve fit without its extrapolation term in steps (to show what the term changes)."""
+    """The same curve fit without its extrapolation terms (in steps and across schedules), to show what they change."""
     import dataclasses
 
-    return dataclasses.replace(fit, info={k: v for k, v in fit.info.items() if k != "extrapolation"})
+    return dataclasses.replace(fit, info={k: v for k, v in fit.info.items()
+                                          if k not in ("extrapolation", "schedule_term")})
 
 
 def summarise_protocol(points: pd.DataFrame) -> pd.DataFrame:
@@ -257,9 +259,15 @@ def main(argv=None) -> None:
     noises = [n.strip() for n in args.noise.split(",") if n.strip()]
     with pd.option_context("display.width", 200):
         if args.part in ("all", "protocol"):
-            table = summarise_protocol(pd.concat([protocol(data, n, args.seed, sampling) for n in noises]))
+            points = pd.concat([protocol(data, n, args.seed, sampling) for n in noises])
+            table = summarise_protocol(points)
             print("\nAuthors' protocol (fit cosine_24000, constant_24000, wsdcon_9; forecast the other six):")
             print(table.to_string(float_format=lambda v: f"{v:.3g}"))
+            per_run = points.groupby(["noise", "size", "run"], sort=False).agg(
+                average_error_pct=("rel_error_%", "mean"), cover_90=("covered", "mean"),
+                cover_90_no_term=("covered_no_term", "mean"), median_width_pct=("width_%", "median"))
+            print("\nPer held-out run:")
+            print(per_run.to_string(float_format=lambda v: f"{v:.3g}"))
         if args.part in ("all", "across"):
             points = pd.concat([across(data, n, args.seed, sampling) for n in noises])
             table = summarise_protocol(points)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import numpy as np
@@ -161,6 +162,74 @@ def test_the_step_term_is_learned_by_forward_chaining_and_widens_only_beyond_the
     assert kappas[0.0] < 0.015 and kappas[0.03] > 3 * kappas[0.0]
 
 
+def test_schedule_distance_is_zero_for_what_was_fitted_and_the_decay_beyond_it():
+    from bayes_scaling.curves import schedule_distance
+
+    law = get_curve_law("multipower")
+    steps = np.arange(1000, 6001, 500)
+
+    def distance(schedule, references):
+        return schedule_distance(law, TRUE, curve_inputs(schedule, steps, peak=1e-3, max_terms=400), references,
+                                 max_terms=400)
+
+    fitted = list(SCHEDULES.values())
+    np.testing.assert_array_equal(distance(SCHEDULES["cosine"], fitted), 0.0)  # a fitted schedule
+    late = Schedule.wsd(1e-3, 6000, decay_start=5000, final=1e-4, warmup=300)
+    d = distance(late, fitted)
+    np.testing.assert_array_equal(d[steps <= 4500], 0.0)  # runs as the fitted wsd (and, before it, as no decay)
+    assert (d[steps > 5000] > 0).all()
+    # with no fitted schedule to compare with: what the schedule's own decays take off its loss
+    x = curve_inputs(late, steps, peak=1e-3, max_terms=400)
+    plain = law.loss(np, {**TRUE, "B": 0.0}, x)
+    np.testing.assert_allclose(distance(late, []), (plain - law.loss(np, TRUE, x)) / law.loss(np, TRUE, x))
+
+
+def _mismatched(factor: float):
+    """The truth's posterior fitted to runs whose wsd decay falls ``factor`` times as far as the law says."""
+    fit = _fixed_fit(TRUE["B"] * np.linspace(0.95, 1.05, 40))
+    data = simulated()
+    wsd = data["run"] == "wsd"
+    x = curve_inputs(SCHEDULES["wsd"], data.loc[wsd, "step"].to_numpy(), peak=1e-3)
+    law = get_curve_law("multipower")
+    data.loc[wsd, "loss"] *= law.loss(np, {**TRUE, "B": TRUE["B"] * factor}, x) / law.loss(np, TRUE, x)
+    fit.data = data
+    return fit
+
+
+def test_the_schedule_term_is_learned_from_runs_left_out_and_widens_only_new_schedules():
+    from bayes_scaling.curves import learn_schedule_term, schedule_fold_residuals
+
+    kappas = {}
+    for factor in (1.0, 2.0):
+        fit = _mismatched(factor)
+        residuals = schedule_fold_residuals(fit)
+        # each run left out in turn, scored where its schedule differs from the other's, within its steps
+        assert set(residuals["fold"]) == {"cosine left out", "wsd left out"}
+        assert (residuals["distance"] > 0).all() and (residuals["var_param"] > 0).all()
+        term = learn_schedule_term(residuals)
+        kappas[factor] = term.quantiles()[1]
+        fit.info["schedule_term"] = term.to_dict()
+        assert "across schedules: kappa" in fit.term_line()
+    # runs whose decays the law cannot share learn a larger term
+    assert kappas[2.0] > 1.5 * kappas[1.0]
+    new = Schedule.wsd(1e-3, 6000, decay_start=3000, final=1e-4, warmup=300)
+    steps = [2000, 6000]
+    with_term = fit.forecast(new, steps)
+    assert with_term["schedule_distance"].iloc[0] == 0.0 < with_term["schedule_distance"].iloc[1]
+    fitted_with = fit.forecast("wsd", steps)
+    fit.info.pop("schedule_term")
+    without = fit.forecast(new, steps)
+    # a fitted schedule, and a new one where it runs as a fitted one: draw for draw the same; its decay: wider
+    pd.testing.assert_frame_equal(fitted_with, fit.forecast("wsd", steps))
+    pd.testing.assert_frame_equal(with_term.iloc[:1], without.iloc[:1])
+    assert with_term["pred_upper"].iloc[1] - with_term["pred_lower"].iloc[1] > \
+        without["pred_upper"].iloc[1] - without["pred_lower"].iloc[1]
+    # without a run to leave out: the prior
+    alone = dataclasses.replace(fit, schedules={"wsd": SCHEDULES["wsd"]}, data=simulated().query("run == 'wsd'"))
+    one = learn_schedule_term(schedule_fold_residuals(alone))
+    assert one.folds == 0 and one.prior == "halfnormal(0.2)"
+
+
 def test_two_schedules_compared_with_paired_draws():
     """Every draw gives both curves: the difference's interval holds the schedules' effect only."""
     fit = _fixed_fit(TRUE["B"] * np.linspace(0.8, 1.2, 60))
@@ -204,6 +273,21 @@ def test_cli_curve_fit_forecast_compare(tmp_path, capsys):
     assert fitted["runs"] == {"cosine": 47, "wsd": 47}  # model=m only, steps <= 5000
     assert fitted["params"]["L0"]["lower"] < TRUE["L0"] < fitted["params"]["L0"]["upper"]
     assert fitted["info"]["extrapolation"]["folds"] == 8  # 2 runs x 4 cuts, saved with the fit
+    # the compiled model outlives the fit: the same structure again reuses it, with the new data's answer
+    from bayes_scaling.compiled import _CACHE
+    from bayes_scaling.curves import load_curves
+
+    assert any(key[1][0] == "curves" for key in _CACHE)
+    frame = data[(data["model"] == "m") & (data["step"] <= 5000)]
+    settings = {"noise": "white", "draws": 200, "tune": 300, "chains": 2, "seed": 1, "extrapolation": False}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        again = fit_curves(frame, SCHEDULES, **settings)
+        shifted = fit_curves(frame.assign(loss=frame["loss"] + 0.2), SCHEDULES, **settings)
+    for name, values in load_curves(out).draws(["L0", "B", "sigma"]).items():
+        np.testing.assert_array_equal(again.draws([name])[name], values)  # cached = fresh compile, draw for draw
+    # the law's level takes the shift: the cached model reads the new data
+    assert np.median(shifted.draws(["L0"])["L0"]) - np.median(again.draws(["L0"])["L0"]) == pytest.approx(0.2, abs=0.08)
     plot = tmp_path / "curve.png"
     assert main(["curve", "forecast", str(out), "--run", "wsd", "--steps", "5500,6000", "--json",
                  "--plot", str(plot)]) == 0
