@@ -58,8 +58,8 @@ ENV_IDLE = "BAYES_SCALING_WORKER_IDLE"
 IDLE_SECONDS = 600.0
 #: Seconds the client waits for a new worker to answer before running the command itself.
 START_SECONDS = 60.0
-#: Commands the worker runs (the ones whose time is mostly compiling).
-COMMANDS = ("fit", "recipes", "explain")
+#: Commands the worker runs (the ones whose time is mostly compiling; a subcommand as "command subcommand").
+COMMANDS = ("fit", "recipes", "explain", "curve fit")
 #: Options that keep a command in the client's process (a pooled fit, help, a live progress bar, a plot or report
 #: written by the command itself: only ``--out`` files travel back from the worker).
 LOCAL_OPTIONS = ("--group", "-h", "--help", "--progress", "--plot", "--report")
@@ -92,9 +92,12 @@ def enabled() -> bool:
 
 def routable(argv: Sequence[str]) -> bool:
     """Whether the command line ``argv`` (without the program name) is one the worker runs."""
-    if not argv or argv[0] not in COMMANDS or not enabled():
+    if not argv or not enabled():
         return False
-    return not any(a.split("=", 1)[0] in LOCAL_OPTIONS for a in argv[1:])  # --group X and --group=X
+    words = 2 if argv[0] == "curve" else 1
+    if " ".join(argv[:words]) not in COMMANDS:
+        return False
+    return not any(a.split("=", 1)[0] in LOCAL_OPTIONS for a in argv[words:])  # --group X and --group=X
 
 
 def idle_seconds() -> float:

@@ -313,12 +313,13 @@ def add_parser(sub: Any) -> None:
                    help="otherwise each run's schedule from its logged rates (linear between logged steps, a "
                         "linear warmup from 0 before the first)")
     f.add_argument("--law", choices=list(CURVE_LAWS), default="multipower", help="curve law (default multipower)")
-    f.add_argument("--noise", choices=CURVE_NOISE, default=None,
-                   help="residuals along a run (default ar1: correlated along steps; white with --size-column, "
-                        "where a deviation persisting along a run would stand in for its size's level)")
+    f.add_argument("--noise", choices=CURVE_NOISE, default="white",
+                   help="residuals along a run (default white; ar1: correlated along steps; offset: one per run "
+                        "plus white noise)")
     f.add_argument("--no-extrapolation", dest="extrapolation", action="store_false",
-                   help="learn no extrapolation term in steps (by default one is learned by forward chaining "
-                        "along each run and widens forecasts beyond the logged steps)")
+                   help="learn no extrapolation terms (by default one in steps, by forward chaining along each "
+                        "run, widens forecasts beyond the logged steps, and one across schedules, from runs left "
+                        "out, widens forecasts of schedules unlike the fitted ones)")
     f.add_argument("--size-column", default=None, metavar="COLUMN",
                    help="each run's model size in parameters (a number or with a K/M/B/T suffix, e.g. 25M): one "
                         "fit across sizes, the level following a law in N; runs are then named SIZE/RUN")
