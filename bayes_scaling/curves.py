@@ -275,12 +275,9 @@ class CurveFit:
         low, median, high = equal_tailed(draws["mean"], prob, median=True)
         plow, phigh = equal_tailed(draws["pred"], prob)
         flat = np.asarray(steps).reshape(-1)
-        size = self._size_of(run, schedule if isinstance(schedule, str) else None, N)
-        resolved = self.schedules[schedule] if isinstance(schedule, str) else schedule
         out = pd.DataFrame({"step": flat, "median": median, "lower": low, "upper": high,
                             "pred_lower": plow, "pred_upper": phigh, "distance": self.distance(flat, run),
-                            "schedule_distance": self._schedule_distance(
-                                curve_inputs(resolved, flat, peak=self.peak, max_terms=FORECAST_TERMS), size)})
+                            "schedule_distance": self.schedule_distance(schedule, flat, run=run, N=N)})
         return interval_table(out, prob)
 
     def plot_steps(self, schedule: Schedule, run: str | None = None, points: int = 200) -> np.ndarray:
@@ -392,18 +389,19 @@ class CurveFit:
         saved = self.info.get("schedule_term")
         return Extrapolation.from_dict(saved) if saved else None
 
-    def schedule_distance(self, schedule: Schedule | str, steps: Any, *, N: float | None = None) -> np.ndarray:
+    def schedule_distance(self, schedule: Schedule | str, steps: Any, *, run: str | None = None,
+                          N: float | None = None) -> np.ndarray:
         """How far ``schedule``'s curve lies from the fitted schedules' at ``steps`` (relative loss).
 
-        :func:`schedule_distance` at the posterior medians (at size ``N`` in a fit across sizes); 0 for a fitted
-        schedule.
+        :func:`schedule_distance` at the posterior medians (in a fit across sizes at the size of ``run``, of a
+        schedule named by a fitted run, or ``N``, as :meth:`forecast`); 0 for a fitted schedule.
         """
         named = schedule if isinstance(schedule, str) else None
         if named is not None:
             if named not in self.schedules:
                 raise KeyError(f"no fitted run {named!r}; runs: {', '.join(self.schedules)}")
             schedule = self.schedules[named]
-        N = self._size_of(None, named, N)
+        N = self._size_of(run, named, N)
         inputs = curve_inputs(schedule, steps, peak=self.peak, max_terms=FORECAST_TERMS)
         return self._schedule_distance(inputs, N)
 
