@@ -396,14 +396,19 @@ class CurveFit:
         :func:`schedule_distance` at the posterior medians (in a fit across sizes at the size of ``run``, of a
         schedule named by a fitted run, or ``N``, as :meth:`forecast`); 0 for a fitted schedule.
         """
+        inputs, N = self._inputs(schedule, steps, run, N)
+        return self._schedule_distance(inputs, N)
+
+    def _inputs(self, schedule: Schedule | str, steps: Any, run: str | None, N: float | None
+                ) -> tuple[Any, float | None]:
+        """The law inputs of ``schedule`` (or of the fitted run it names) at ``steps``, and the size they are at."""
         named = schedule if isinstance(schedule, str) else None
         if named is not None:
             if named not in self.schedules:
                 raise KeyError(f"no fitted run {named!r}; runs: {', '.join(self.schedules)}")
             schedule = self.schedules[named]
-        N = self._size_of(run, named, N)
-        inputs = curve_inputs(schedule, steps, peak=self.peak, max_terms=FORECAST_TERMS)
-        return self._schedule_distance(inputs, N)
+        return (curve_inputs(schedule, steps, peak=self.peak, max_terms=FORECAST_TERMS),
+                self._size_of(run, named, N))
 
     def _schedule_distance(self, inputs: Any, N: float | None) -> np.ndarray:
         medians = {n: float(np.median(v)) for n, v in self.law_params(N).items()}
@@ -449,13 +454,7 @@ class CurveFit:
         schedule differs from the fitted ones the term across schedules adds its own (``term``: draws of both from
         ``_term_draws``, to pair two calls; default drawn from ``seed``). ``N``: see :meth:`forecast`.
         """
-        named = schedule if isinstance(schedule, str) else None
-        if named is not None:
-            if named not in self.schedules:
-                raise KeyError(f"no fitted run {named!r}; runs: {', '.join(self.schedules)}")
-            schedule = self.schedules[named]
-        N = self._size_of(run, named, N)
-        inputs = curve_inputs(schedule, steps, peak=self.peak, max_terms=FORECAST_TERMS)
+        inputs, N = self._inputs(schedule, steps, run, N)
         mean = self._law_loss(inputs, N)
         with np.errstate(invalid="ignore"):
             log_mean = np.log(mean)
