@@ -9,6 +9,7 @@ difference between two schedules at a step with the probability that the first e
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -152,7 +153,7 @@ def _schedules(args: argparse.Namespace, frame: Any, original: dict[str, str] | 
 
 
 def _fit(args: argparse.Namespace) -> int:
-    from bayes_scaling.curves import fit_curves
+    from bayes_scaling.curves import CURVE_TARGET_ACCEPT, fit_curves
 
     frame, original = _read_points(args), None
     if args.size_column:
@@ -161,6 +162,8 @@ def _fit(args: argparse.Namespace) -> int:
     schedules = {r: schedules[r] for r in dict.fromkeys(frame[args.run_column])}  # _schedules checked each run
     common.say(args, f"fitting {len(frame)} logged points of {len(schedules)} run(s) with {args.law} ...")
     kwargs = common.sampling_kwargs(args)
+    # the curve fits' own step-size target, as fit_curves uses without a Sampling
+    kwargs["sampling"] = dataclasses.replace(kwargs["sampling"], target_accept=CURVE_TARGET_ACCEPT)
     result = fit_curves(frame, schedules, args.law, noise=args.noise, run=args.run_column, step=args.step_column,
                         loss=args.loss_column, extrapolation=args.extrapolation,
                         sizes=SIZE_KEY if args.size_column else None, **kwargs)
