@@ -162,8 +162,8 @@ def _fit(args: argparse.Namespace) -> int:
     schedules = {r: schedules[r] for r in dict.fromkeys(frame[args.run_column])}  # _schedules checked each run
     common.say(args, f"fitting {len(frame)} logged points of {len(schedules)} run(s) with {args.law} ...")
     kwargs = common.sampling_kwargs(args)
-    # the curve fits' own step-size target, as fit_curves uses without a Sampling
-    kwargs["sampling"] = dataclasses.replace(kwargs["sampling"], target_accept=CURVE_TARGET_ACCEPT)
+    if not args.size_column:  # the curve fits' own step-size target, as fit_curves uses without a Sampling
+        kwargs["sampling"] = dataclasses.replace(kwargs["sampling"], target_accept=CURVE_TARGET_ACCEPT)
     result = fit_curves(frame, schedules, args.law, noise=args.noise, run=args.run_column, step=args.step_column,
                         loss=args.loss_column, extrapolation=args.extrapolation,
                         sizes=SIZE_KEY if args.size_column else None, **kwargs)
