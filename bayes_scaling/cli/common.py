@@ -156,12 +156,17 @@ def note_large(sweep: Any, args: argparse.Namespace) -> None:
           file=sys.stderr)
 
 
+def sampling_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The sampling options the command line sets, by :class:`Sampling` field (the rest keep the callee's defaults)."""
+    return {"draws": args.draws, "tune": args.tune, "chains": args.chains, "seed": args.seed, "sampler": args.sampler,
+            "progress": chatty(args), "ess": args.ess, "max_seconds": args.max_seconds}
+
+
 def sampling_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """The sampling options (and a law fit's likelihood and priors) as keyword arguments."""
     from bayes_scaling.priors import load_priors
 
-    sampling = Sampling(draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed, sampler=args.sampler,
-                        progress=chatty(args), ess=args.ess, max_seconds=args.max_seconds)
+    sampling = Sampling(**sampling_options(args))
     if not hasattr(args, "likelihood"):
         return {"sampling": sampling}
     return {"sampling": sampling, "likelihood": args.likelihood,

@@ -9,7 +9,6 @@ difference between two schedules at a step with the probability that the first e
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -153,7 +152,7 @@ def _schedules(args: argparse.Namespace, frame: Any, original: dict[str, str] | 
 
 
 def _fit(args: argparse.Namespace) -> int:
-    from bayes_scaling.curves import CURVE_TARGET_ACCEPT, fit_curves
+    from bayes_scaling.curves import fit_curves
 
     frame, original = _read_points(args), None
     if args.size_column:
@@ -161,12 +160,10 @@ def _fit(args: argparse.Namespace) -> int:
     schedules = _schedules(args, frame, original)
     schedules = {r: schedules[r] for r in dict.fromkeys(frame[args.run_column])}  # _schedules checked each run
     common.say(args, f"fitting {len(frame)} logged points of {len(schedules)} run(s) with {args.law} ...")
-    kwargs = common.sampling_kwargs(args)
-    if not args.size_column:  # the curve fits' own step-size target, as fit_curves uses without a Sampling
-        kwargs["sampling"] = dataclasses.replace(kwargs["sampling"], target_accept=CURVE_TARGET_ACCEPT)
+    # as keywords, not a Sampling: what the command line leaves unset keeps fit_curves' defaults (its step size)
     result = fit_curves(frame, schedules, args.law, noise=args.noise, run=args.run_column, step=args.step_column,
                         loss=args.loss_column, extrapolation=args.extrapolation,
-                        sizes=SIZE_KEY if args.size_column else None, **kwargs)
+                        sizes=SIZE_KEY if args.size_column else None, **common.sampling_options(args))
     if args.out is not None:
         result.save(args.out, overwrite=args.force)
     sizes = result.sizes
