@@ -26,7 +26,7 @@ The laws:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -34,7 +34,8 @@ import numpy as np
 from bayes_scaling.priors import Prior
 from bayes_scaling.schedules import Schedule
 
-__all__ = ["AREA_UNIT", "CURVE_LAWS", "CurveInputs", "CurveLaw", "curve_inputs", "get_curve_law"]
+__all__ = ["AREA_UNIT", "CURVE_LAWS", "CurveInputs", "CurveLaw", "curve_inputs", "get_curve_law", "stack_inputs",
+           "unstack_inputs"]
 
 #: Steps per unit of area: S1 is measured in (peak rate x 1,000 steps).
 AREA_UNIT = 1000.0
@@ -53,7 +54,8 @@ class CurveInputs:
     area : ndarray
         S1 at each step (peak rate x :data:`AREA_UNIT` steps), shape (n,).
     drop, rate : ndarray
-        Each decay term's fall and rate, relative to the peak, shape (m,).
+        Each decay term's fall and rate, relative to the peak, shape (m,) (runs stacked by :func:`stack_inputs`:
+        one row per run).
     since : ndarray
         S_k(t): the area from term ``k`` to step ``t`` (0 where ``k`` comes after ``t``), shape (n, m).
     lag : ndarray
@@ -104,6 +106,53 @@ def curve_inputs(schedule: Schedule, steps: Any, *, max_terms: int = MAX_TERMS, 
     lag = np.maximum(t[:, None] - step_k[None, :] + 1, 0) * active
     return CurveInputs(steps=t, area=cumulative[t] / AREA_UNIT, drop=drop, rate=lr[index], since=since,
                        lag=lag.astype(float), active=active, peak=unit)
+
+
+def stack_inputs(parts: Sequence[CurveInputs]) -> CurveInputs:
+    """Several runs' inputs as one set of arrays: steps one after another, decay terms padded to one width.
+
+    ``drop`` and ``rate`` get one row per run; ``since``, ``lag`` and ``active`` one row per step. The padding
+    (fall 0, rate 1, area 0, inactive) adds nothing to any loss. A fit's model holds this one set of arrays
+    however many runs it has and evaluates the law on each run's part of them (:func:`unstack_inputs`).
+    """
+    parts = list(parts)
+    if not parts:
+        raise ValueError("stack_inputs needs at least one run's inputs")
+    if len({float(x.peak) for x in parts}) > 1:
+        raise ValueError("runs stacked together must share the unit of their rates (give curve_inputs one peak=)")
+    width = max(x.drop.size for x in parts)
+
+    def padded(value: np.ndarray, fill: float) -> np.ndarray:
+        out = np.full((*value.shape[:-1], width), fill)
+        out[..., :value.shape[-1]] = value
+        return out
+
+    return CurveInputs(steps=np.concatenate([x.steps for x in parts]), area=np.concatenate([x.area for x in parts]),
+                       peak=parts[0].peak,
+                       **{name: np.stack([padded(getattr(x, name), fill) for x in parts])
+                          for name, fill in (("drop", 0.0), ("rate", 1.0))},
+                       **{name: np.concatenate([padded(getattr(x, name), 0.0) for x in parts])
+                          for name in ("since", "lag", "active")})
+
+
+def unstack_inputs(stacked: Any, parts: Sequence[CurveInputs]) -> list[CurveInputs]:
+    """Each run's inputs as slices of ``stacked`` (numpy arrays or PyTensor variables) of :func:`stack_inputs`.
+
+    ``parts`` gives each run's sizes (steps, decay terms). A run without decay terms gets empty numpy terms, so
+    the law evaluates only its power part.
+    """
+    out, start = [], 0
+    for index, part in enumerate(parts):
+        n, m = part.steps.size, part.drop.size
+        rows = slice(start, start + n)
+        if m == 0:
+            out.append(replace(part, area=stacked.area[rows]))
+        else:
+            out.append(replace(part, area=stacked.area[rows], drop=stacked.drop[index, :m],
+                               rate=stacked.rate[index, :m], since=stacked.since[rows, :m],
+                               lag=stacked.lag[rows, :m], active=stacked.active[rows, :m]))
+        start += n
+    return out
 
 
 Expression = Callable[[Any, Mapping[str, Any], CurveInputs], Any]

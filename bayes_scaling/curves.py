@@ -69,7 +69,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bayes_scaling.curve_laws import CurveLaw, curve_inputs, get_curve_law
+from bayes_scaling.curve_laws import CurveLaw, curve_inputs, get_curve_law, stack_inputs, unstack_inputs
 from bayes_scaling.extrapolation import KAPPA_PRIOR_SD, MIN_WIDTH, Extrapolation, learn, learn_halfnormal
 from bayes_scaling.geometry import applies, slope_coordinates
 from bayes_scaling.inference import Sampling, diagnose, sample, warn_if_unconverged
@@ -846,16 +846,18 @@ def _run_sizes(data: pd.DataFrame, frame: pd.DataFrame, sizes: Mapping[str, floa
     return out
 
 
-def _as_data(index: int, inputs: Any) -> Any:
-    """Run ``index``'s law inputs as data containers (``pm.Data``), so a compiled model serves other curves."""
+def _as_data(parts: list[Any]) -> list[Any]:
+    """The fitted runs' law inputs as data containers (``pm.Data``), so a compiled model serves other curves.
+
+    One set of containers for all runs (:func:`~bayes_scaling.curve_laws.stack_inputs`), each run's inputs
+    slices of it: nutpie's compile grows with the number of containers (three runs in a set each: 44 s, in one
+    set: about 25 s), while the law evaluated per run keeps each term's rate factor per run, not per point.
+    """
     import pymc as pm
 
-    area = pm.Data(f"area_{index}", inputs.area)
-    if inputs.drop.size == 0:  # the law's power part only: its structure differs (see the cache key)
-        return replace(inputs, area=area)
-    return replace(inputs, area=area, drop=pm.Data(f"drop_{index}", inputs.drop),
-                   rate=pm.Data(f"rate_{index}", inputs.rate), since=pm.Data(f"since_{index}", inputs.since),
-                   lag=pm.Data(f"lag_{index}", inputs.lag), active=pm.Data(f"active_{index}", inputs.active))
+    stacked = stack_inputs(parts)
+    names = ("area", "drop", "rate", "since", "lag", "active") if stacked.drop.size else ("area",)  # no decay
+    return unstack_inputs(replace(stacked, **{name: pm.Data(name, getattr(stacked, name)) for name in names}), parts)
 
 
 def _prepare(data: pd.DataFrame, schedules: Mapping[str, Schedule], run: str, step: str, loss: str
@@ -974,7 +976,7 @@ def fit_curves(
     codes = pd.Categorical(frame["run"], categories=names).codes
     reference = math.exp(float(np.mean(np.log(sorted(set(run_sizes.values())))))) if run_sizes else None
     with pm.Model(coords={"point": np.arange(len(frame)), "run": names}) as model:
-        inputs = [_as_data(i, parts[n]) for i, n in enumerate(names)]
+        inputs = _as_data([parts[n] for n in names])
         if run_sizes:
             level = list(SIZE_LEVEL_PRIORS)
             if applies("curve_level", resolved):  # sampled in what the sizes measure (the sweep laws' geometry)
@@ -1004,12 +1006,11 @@ def fit_curves(
             mu, scale = 0.0, sigma
         pm.Potential("curve_likelihood", pm.logp(pm.Normal.dist(mu, scale), residual).sum())
         pm.Deterministic("pointwise", pm.logp(pm.Normal.dist(mu, scale), residual), dims="point")
-    # what fixes the compiled model: the law, noise, priors, which runs have decays, and the data's shapes (the
-    # pointwise log density has one value per point); the same curves' structure at another size or seed, or
-    # other curves logged at the same steps, reuse it
+    # what fixes the compiled model: the law, noise, priors, and each run's points and decay terms (the slices
+    # of the data containers; the pointwise log density has one value per point); the same curves' structure at
+    # another size or seed, or other curves logged at the same steps, reuse it
     cache_key = ("curves", law.name, id(law), noise, tuple(sorted((k, repr(v)) for k, v in resolved.items())),
-                 tuple(drift), bool(run_sizes),
-                 tuple((parts[n].area.size, parts[n].drop.size) for n in names),
+                 tuple(drift), bool(run_sizes), tuple((parts[n].area.size, parts[n].drop.size) for n in names),
                  tuple(names) if noise == "offset" else None)  # the offsets' coordinates are the runs' names
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

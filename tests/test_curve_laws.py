@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
-from bayes_scaling.curve_laws import CURVE_LAWS, brute_force, curve_inputs, get_curve_law
+from bayes_scaling.curve_laws import CURVE_LAWS, brute_force, curve_inputs, get_curve_law, stack_inputs, unstack_inputs
 from bayes_scaling.schedules import Schedule
 
 PARAMS = {"multipower": {"L0": 3.0, "A": 0.9, "alpha": 0.5, "B": 0.4, "C": 2.0, "beta": 0.6, "gamma": 0.6},
@@ -65,6 +67,28 @@ def test_numpy_and_pytensor_agree(law):
     expression = get_curve_law(law).loss(pt, symbols, x)
     value = expression.eval({symbols[k]: v for k, v in PARAMS[law].items()})
     np.testing.assert_allclose(value, get_curve_law(law).loss(np, PARAMS[law], x), rtol=1e-12)
+
+
+@pytest.mark.parametrize("law", sorted(CURVE_LAWS))
+def test_runs_stacked_into_one_set_of_arrays_give_each_runs_loss(law):
+    """A fit holds its runs' inputs as one set of arrays and evaluates the law on each run's slices (PyTensor)."""
+    import pytensor.tensor as pt
+
+    constant = Schedule.constant(3e-4, 400, warmup=40)  # no decay terms: the law's power part only
+    parts = [curve_inputs(SCHEDULES["cosine"], STEPS, peak=3e-4), curve_inputs(constant, [50, 200], peak=3e-4),
+             curve_inputs(SCHEDULES["wsd"], STEPS[3:], peak=3e-4)]
+    stacked = stack_inputs(parts)
+    assert stacked.since.shape == (len(STEPS) + 2 + len(STEPS) - 3, max(x.drop.size for x in parts))
+    assert stacked.drop.shape == (3, stacked.since.shape[1])
+    symbols = {name: pt.as_tensor(getattr(stacked, name)) for name in ("area", "drop", "rate", "since", "lag",
+                                                                       "active")}
+    runs = unstack_inputs(replace(stacked, **symbols), parts)
+    assert runs[1].drop.size == 0  # numpy: the power part only
+    for part, run in zip(parts, runs, strict=True):
+        np.testing.assert_allclose(pt.as_tensor(get_curve_law(law).loss(pt, PARAMS[law], run)).eval(),
+                                   get_curve_law(law).loss(np, PARAMS[law], part), rtol=1e-12)
+    with pytest.raises(ValueError, match="share the unit of their rates"):
+        stack_inputs([curve_inputs(SCHEDULES["cosine"], STEPS), curve_inputs(constant, [50], peak=1e-3)])
 
 
 def test_clear_errors():

@@ -52,8 +52,12 @@ def test_suggestion_stays_in_budget_and_narrows_the_target(suggestion, small_fit
 
 def test_before_is_the_fits_own_credible_interval(suggestion, small_fit):
     row = small_fit.forecast(N=TARGET["N"], D=TARGET["D"], prob=0.9).iloc[0]
-    assert suggestion.before["lower"] == pytest.approx(row["lower"], rel=0.01)
-    assert suggestion.before["upper"] == pytest.approx(row["upper"], rel=0.01)
+    # two Monte Carlo estimates of one interval (1,000 draws, each with its own draws of the extrapolation term):
+    # they agree to a few percent of its width (seeds 0-2 against forecast's: within 6%), not to 1% of the loss
+    width = row["upper"] - row["lower"]
+    assert suggestion.before["lower"] == pytest.approx(row["lower"], abs=0.12 * width)
+    assert suggestion.before["upper"] == pytest.approx(row["upper"], abs=0.12 * width)
+    assert suggestion.before["width"] == pytest.approx(width, rel=0.15)
 
 
 def test_a_run_toward_the_target_beats_one_inside_the_sweep(small_fit):
