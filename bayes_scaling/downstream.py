@@ -39,7 +39,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from bayes_scaling.inference import Diagnostics, Sampling, diagnose, sample, sample_with_retry, warn_if_unconverged
+from bayes_scaling.inference import (
+    Diagnostics,
+    Sampling,
+    diagnose,
+    next_seed,
+    sample,
+    sample_with_retry,
+    stuck_chains,
+    warn_if_unconverged,
+)
 from bayes_scaling.intervals import check_prob, equal_tailed, interval_table
 from bayes_scaling.priors import Prior
 
@@ -832,7 +841,9 @@ def fit_tasks(
     sampling, **options
         Sampling options (:class:`~bayes_scaling.inference.Sampling`); ``target_accept`` is raised to at least
         :data:`TASK_TARGET_ACCEPT`. 46 tasks x 32 models take 40-70 s on 2 cores with the defaults (compiling
-        included).
+        included). A chain caught in a trap while tuning (:func:`~bayes_scaling.inference.stuck_chains`: its log
+        density far below the other chains') makes the fit sample once more from the next seed (recorded in
+        ``info["restart"]``); other failed diagnostics only warn.
 
     Returns
     -------
@@ -873,8 +884,13 @@ def fit_tasks(
 
     model = _task_model(metrics, losses, y, chance_, items_)
     idata = sample(model, config, cache_key=_task_key(metrics, chance_, items_))
+    info = {k: v for k, v in config.to_dict().items() if k != "progress"}
+    stuck = stuck_chains(idata)
+    if stuck:  # a chain caught in a trap while tuning: sample again from other starting points, once
+        idata = sample(model, config, cache_key=_task_key(metrics, chance_, items_), seed=next_seed(config.seed))
+        info["restart"] = {"stuck_chains": stuck, "seed": next_seed(config.seed)}
     result = TaskFit(metrics=metrics, chance=chance_, items=items_, data=frame.reset_index(drop=True), idata=idata,
-                     info={k: v for k, v in config.to_dict().items() if k != "progress"})
+                     info=info)
     warn_if_unconverged(result.diagnostics(), label=f"pooled fit of {len(metrics)} task links")
     if extrapolation:
         residuals = task_fold_residuals(result, seed=config.seed or 0)

@@ -166,3 +166,41 @@ def test_task_links_carry_their_extrapolation_term_beyond_the_data(tasks, tmp_pa
         task_table(tasks, loss=[float(losses.min() - 1.5 * LINK_FAR * width)])
     back = load_downstream(tasks.save(tmp_path / "tasks.nc"))
     assert back.term is not None and back.term.to_dict() == term.to_dict()
+
+
+def test_a_chain_stuck_far_below_the_others_is_found():
+    """stuck_chains: a chain whose log density sits far below the others' (a trap, not a mode), never chance."""
+    import xarray as xr
+
+    from bayes_scaling.inference import STUCK_CHAIN_SDS, stuck_chains
+
+    def tree(logp: np.ndarray) -> xr.DataTree:
+        stats = xr.Dataset({"logp": (("chain", "draw"), logp)})
+        return xr.DataTree.from_dict({"posterior": xr.Dataset({"x": (("chain", "draw"), np.zeros_like(logp))}),
+                                      "sample_stats": stats})
+
+    rng = np.random.default_rng(0)
+    healthy = 3738 + 11 * rng.standard_normal((4, 1000))  # four chains of one posterior (sd of the log density 11)
+    assert stuck_chains(tree(healthy)) == []
+    trapped = healthy.copy()
+    trapped[2] = 3398 + 0.5 * rng.standard_normal(1000)  # measured: 340 nats below, barely moving
+    assert stuck_chains(tree(trapped)) == [2]
+    near = healthy.copy()
+    near[1] += 0.5 * STUCK_CHAIN_SDS * 11  # far for a chain mean, yet within the rule's margin
+    assert stuck_chains(tree(near)) == []
+    assert stuck_chains(tree(trapped[:1])) == []  # one chain: nothing to compare with
+    assert stuck_chains(xr.DataTree.from_dict({"posterior": xr.Dataset({"x": (("chain", "draw"), healthy)})})) == []
+
+
+def test_a_task_fit_with_a_stuck_chain_samples_again_from_the_next_seed(monkeypatch):
+    """fit_tasks: when a chain is stuck, the fit is the next seed's, and says so in info["restart"]."""
+    from bayes_scaling import downstream
+
+    data, settings = _task_data(np.random.default_rng(5)), {"draws": 150, "tune": 200, "chains": 2}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        direct = downstream.fit_tasks(data, list(TASK_TRUTH), seed=8, extrapolation=False, **settings)
+        monkeypatch.setattr(downstream, "stuck_chains", lambda idata: [1])
+        restarted = downstream.fit_tasks(data, list(TASK_TRUTH), seed=7, extrapolation=False, **settings)
+    assert restarted.info["restart"] == {"stuck_chains": [1], "seed": 8} and "restart" not in direct.info
+    np.testing.assert_array_equal(restarted.draws()["width"], direct.draws()["width"])
