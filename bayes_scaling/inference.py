@@ -312,7 +312,7 @@ def sample_with_retry(model: Any, sampling: Sampling, names: list[str], *, cache
 
 #: A chain is stuck (:func:`stuck_chains`) when its mean log density lies more than this many standard deviations
 #: of the log density within a chain below the best chain's mean. Chains that sample one posterior differ in their
-#: means by a small fraction of one such deviation (about 1/sqrt(ESS)); 10 is never reached by chance.
+#: means by about one such deviation over sqrt(ESS), a tenth of one or less; ten are not reached by chance.
 STUCK_CHAIN_SDS = 10.0
 
 
@@ -327,7 +327,8 @@ def stuck_chains(idata: Any) -> list[int]:
     A chain that falls into a trap while tuning (a region of tiny steps it cannot leave: nutpie then runs to its
     maximum tree depth every draw) samples there to the end. Its draws are not a second mode of the posterior: its
     log density sits far below the others' (measured on the 46-task fit of gadre2024_downstream, seed 3: 340 nats
-    below, where a chain's own log density has a standard deviation of about 11). Flagged: chains whose mean log
+    below, where a chain's own log density varies by about sqrt(d / 2) = 11 for its d = 238 dimensions, the
+    spread of a Gaussian posterior's log density). Flagged: chains whose mean log
     density (``logp`` of nutpie, ``lp`` of PyMC) is more than :data:`STUCK_CHAIN_SDS` times the median
     within-chain standard deviation below the highest chain mean. Empty with fewer than two chains, or without
     a log density in ``sample_stats``.
