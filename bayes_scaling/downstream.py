@@ -43,10 +43,9 @@ from bayes_scaling.inference import (
     Diagnostics,
     Sampling,
     diagnose,
-    next_seed,
     sample,
+    sample_unstuck,
     sample_with_retry,
-    stuck_chains,
     warn_if_unconverged,
 )
 from bayes_scaling.intervals import check_prob, equal_tailed, interval_table
@@ -842,8 +841,9 @@ def fit_tasks(
         Sampling options (:class:`~bayes_scaling.inference.Sampling`); ``target_accept`` is raised to at least
         :data:`TASK_TARGET_ACCEPT`. 46 tasks x 32 models take 40-70 s on 2 cores with the defaults (compiling
         included). A chain caught in a trap while tuning (:func:`~bayes_scaling.inference.stuck_chains`: its log
-        density far below the other chains') makes the fit sample once more from the next seed (recorded in
-        ``info["restart"]``); other failed diagnostics only warn.
+        density far below the other chains') makes the fit sample once more from the next seed
+        (:func:`~bayes_scaling.inference.sample_unstuck`; recorded in ``info["restart"]``); other failed
+        diagnostics only warn.
 
     Returns
     -------
@@ -883,12 +883,10 @@ def fit_tasks(
     config = Sampling.of(config, target_accept=max(config.target_accept, TASK_TARGET_ACCEPT))
 
     model = _task_model(metrics, losses, y, chance_, items_)
-    idata = sample(model, config, cache_key=_task_key(metrics, chance_, items_))
+    idata, restart = sample_unstuck(model, config, cache_key=_task_key(metrics, chance_, items_))
     info = {k: v for k, v in config.to_dict().items() if k != "progress"}
-    stuck = stuck_chains(idata)
-    if stuck:  # a chain caught in a trap while tuning: sample again from other starting points, once
-        idata = sample(model, config, cache_key=_task_key(metrics, chance_, items_), seed=next_seed(config.seed))
-        info["restart"] = {"stuck_chains": stuck, "seed": next_seed(config.seed)}
+    if restart:  # a chain was caught in a trap while tuning: this is the next seed's posterior
+        info["restart"] = restart
     result = TaskFit(metrics=metrics, chance=chance_, items=items_, data=frame.reset_index(drop=True), idata=idata,
                      info=info)
     warn_if_unconverged(result.diagnostics(), label=f"pooled fit of {len(metrics)} task links")

@@ -26,7 +26,8 @@ from bayes_scaling.compiled import cached, exact_math
 
 __all__ = ["AUTO_RETRY_DRAWS", "MAX_SEED", "RETRY_DRAWS_FACTOR", "RETRY_TARGET_ACCEPT", "RETRY_TUNE_FACTOR",
            "SAMPLERS", "STUCK_CHAIN_SDS", "ConvergenceWarning", "Diagnostics", "Sampling", "check_seed", "diagnose",
-           "interrupt_guard", "next_seed", "quiet_pymc", "sample", "sample_with_retry", "stuck_chains"]
+           "interrupt_guard", "next_seed", "quiet_pymc", "sample", "sample_unstuck", "sample_with_retry",
+           "stuck_chains"]
 
 Sampler = Literal["nutpie", "nutpie-jax", "pymc", "numpyro"]
 #: NUTS backends: nutpie with numba (default, fastest to compile and on small sweeps), nutpie with a JAX
@@ -344,6 +345,21 @@ def stuck_chains(idata: Any) -> list[int]:
     if not (np.all(np.isfinite(means)) and spread > 0):
         return []
     return [int(c) for c in np.flatnonzero(means < means.max() - STUCK_CHAIN_SDS * spread)]
+
+
+def sample_unstuck(model: Any, sampling: Sampling, *, cache_key: Hashable | None = None
+                   ) -> tuple[Any, dict[str, Any] | None]:
+    """:func:`sample`, then once more from the next seed when a chain is stuck (:func:`stuck_chains`).
+
+    Returns the posterior and, after a restart, what it was (``{"stuck_chains": [...], "seed": ...}``), else None.
+    Other failed diagnostics are left to the caller (see :func:`sample_with_retry`).
+    """
+    idata = sample(model, sampling, cache_key=cache_key)
+    stuck = stuck_chains(idata)
+    if not stuck:
+        return idata, None
+    seed = next_seed(sampling.seed)
+    return sample(model, sampling, cache_key=cache_key, seed=seed), {"stuck_chains": stuck, "seed": seed}
 
 
 def sample(model: Any, sampling: Sampling | None = None, *, cache_key: Hashable | None = None, **options: Any) -> Any:

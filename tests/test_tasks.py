@@ -194,13 +194,13 @@ def test_a_chain_stuck_far_below_the_others_is_found():
 
 def test_a_task_fit_with_a_stuck_chain_samples_again_from_the_next_seed(monkeypatch):
     """fit_tasks: when a chain is stuck, the fit is the next seed's, and says so in info["restart"]."""
-    from bayes_scaling import downstream
+    from bayes_scaling import downstream, inference
 
     data, settings = _task_data(np.random.default_rng(5)), {"draws": 150, "tune": 200, "chains": 2}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         direct = downstream.fit_tasks(data, list(TASK_TRUTH), seed=8, extrapolation=False, **settings)
-        monkeypatch.setattr(downstream, "stuck_chains", lambda idata: [1])
+        monkeypatch.setattr(inference, "stuck_chains", lambda idata: [1])
         restarted = downstream.fit_tasks(data, list(TASK_TRUTH), seed=7, extrapolation=False, **settings)
     assert restarted.info["restart"] == {"stuck_chains": [1], "seed": 8} and "restart" not in direct.info
     np.testing.assert_array_equal(restarted.draws()["width"], direct.draws()["width"])
