@@ -170,8 +170,8 @@ def summarise_protocol(points: pd.DataFrame) -> pd.DataFrame:
     pool the points instead (the 72k-step runs, with three times the points and the longest reach, weigh more) and
     take the largest error of any point.
     """
-    per_run = points.groupby(["noise", "size", "run"])["covered"].mean()
-    errors = points.groupby(["noise", "size", "run"])["rel_error_%"]
+    runs = points.groupby(["noise", "size", "run"])
+    per_run, errors = runs["covered"].mean(), runs["rel_error_%"]
     table = points.groupby(["noise", "size"], sort=False).agg(
         average_error_pct=("rel_error_%", "mean"), worst_error_pct=("rel_error_%", "max"),
         cover_90_points=("covered", "mean"), cover_90_points_no_term=("covered_no_term", "mean"),
@@ -180,8 +180,8 @@ def summarise_protocol(points: pd.DataFrame) -> pd.DataFrame:
     table.insert(0, "pred_e_pct", errors.mean().groupby(["noise", "size"]).mean())
     table["cover_90_runs"] = per_run.groupby(["noise", "size"]).mean()
     sizes = table.index.get_level_values("size")
-    table["published_average_pct"] = [PUBLISHED.get(s, (np.nan, np.nan))[0] for s in sizes]
-    table["published_worst_pct"] = [PUBLISHED.get(s, (np.nan, np.nan))[1] for s in sizes]
+    table["published_pred_e_pct"] = [PUBLISHED.get(s, (np.nan, np.nan))[0] for s in sizes]
+    table["published_worst_e_pct"] = [PUBLISHED.get(s, (np.nan, np.nan))[1] for s in sizes]
     return table
 
 
@@ -285,7 +285,7 @@ def main(argv=None) -> None:
             table["median_width_pct"] = points.groupby(["noise", "size"])["width_%"].median()
             print(f"\nAcross sizes (one fit of {' and '.join(ACROSS_FIT)}'s protocol curves; all nine "
                   f"{ACROSS_TARGET} curves forecast as a new model):")
-            print(table.drop(columns=["published_average_pct", "published_worst_pct"])
+            print(table.drop(columns=["published_pred_e_pct", "published_worst_e_pct"])
                   .to_string(float_format=lambda v: f"{v:.3g}"))
         if args.part in ("all", "flight"):
             table = summarise_flight(pd.concat([flight(data, n, args.seed, sampling) for n in noises]))
