@@ -36,14 +36,25 @@ too small, so kappa also holds part of it and the term errs wide, not narrow.
 **A schedule the law was not fitted to** is an extrapolation too: on multipower2025 the law fitted to three
 schedules misses a fourth by up to several tenths of a percent while its posterior is sure to a tenth. The term
 across schedules is learned from runs left out (:func:`schedule_fold_residuals`): per model size, the law is
-refitted (MAP, as above) to all runs but one and scored on the one left out, where its schedule differs from the
-others (within their steps); the excess error is modelled as ``kappa * d`` with ``d`` =
+refitted (MAP, as above) to all runs but one and scored on the one left out (within the others' steps); the
+excess error is modelled as ``kappa * d`` (plus a new run's offset, below) with ``d`` =
 :func:`schedule_distance`, how far the schedule's curve lies from the nearest fitted one's (or from the law's curve
 with no decay) relative to its loss, each left-out run counting once, HalfNormal(:data:`SCHEDULE_KAPPA_PRIOR_SD`)
-prior on kappa (:func:`learn_schedule_term`; kept in ``info["schedule_term"]``). Forecasts add ``kappa * d * z``
+prior on kappa (:func:`learn_schedule_terms`; kept in ``info["schedule_term"]``). Forecasts add ``kappa * d * z``
 with one ``z`` per draw along the whole curve (an error in the law's decays is one error, shared by the two
 schedules of a comparison); ``d = 0`` for a fitted schedule and wherever a schedule runs as a fitted one, so a run
 in flight continued under its own schedule is unchanged.
+
+**A new run is not one of the fitted runs**: started afresh (another seed, another data order) its curve lies a
+little above or below theirs all along, which white noise around the fitted runs does not hold (on multipower2025
+a second 100M constant-LR run lies 0.1% below the first over the same steps, three times the fitted scatter). The
+same left-out runs measure it: their residuals' variance is modelled as the fold's own plus ``tau**2`` plus
+``(kappa d)**2``, with a joint grid posterior over ``tau`` (HalfNormal(:data:`RUN_TERM_PRIOR_SD`)) and the term
+across schedules' ``kappa`` (:func:`learn_schedule_terms`; ``tau`` kept in ``info["run_term"]``). A left-out run's
+points that are the same numbers as a fitted run's at the same step (a run branched from another's checkpoint, e.g.
+a WSD decay started from a constant-LR run) are fitted data, not held-out evidence, and are not scored. A new run's
+logged loss (the predictive interval of :meth:`CurveFit.forecast` without ``run=``) adds ``tau * z``, one ``z`` per
+run along its curve; the law's curve (the credible interval) and a run continued from its logged points do not.
 
 **Across model sizes** (``fit_curves(sizes=...)``: each run's parameter count ``N``): one pooled fit of several
 sizes' curves (white noise by default: see ``fit_curves``' ``noise``). The law's level ``L0`` (its loss at unlimited
@@ -70,7 +81,13 @@ import numpy as np
 import pandas as pd
 
 from bayes_scaling.curve_laws import CurveLaw, curve_inputs, get_curve_law, stack_inputs, unstack_inputs
-from bayes_scaling.extrapolation import KAPPA_PRIOR_SD, MIN_WIDTH, Extrapolation, learn, learn_halfnormal
+from bayes_scaling.extrapolation import (
+    KAPPA_PRIOR_SD,
+    MIN_WIDTH,
+    Extrapolation,
+    fold_log_likelihood,
+    learn,
+)
 from bayes_scaling.geometry import applies, slope_coordinates
 from bayes_scaling.inference import Sampling, diagnose, sample, warn_if_unconverged
 from bayes_scaling.intervals import check_prob, equal_tailed, interval_table
@@ -79,9 +96,11 @@ from bayes_scaling.priors import Prior, merge_priors
 from bayes_scaling.schedules import Schedule
 
 __all__ = ["CURVES_KEY", "CURVE_FOLD_FRACTIONS", "CURVE_NOISE", "CURVE_TARGET_ACCEPT", "NOISE_PARAMS",
-           "SCHEDULE_KAPPA_GRID", "SCHEDULE_KAPPA_PRIOR_SD", "SIZE_LEVEL_PRIORS", "SIZE_SLOPE_PRIOR", "CurveFit",
+           "RUN_TERM_GRID", "RUN_TERM_PRIOR_SD", "SCHEDULE_KAPPA_GRID", "SCHEDULE_KAPPA_PRIOR_SD",
+           "SIZE_LEVEL_PRIORS", "SIZE_SLOPE_PRIOR", "CurveFit",
            "compare_noise",
-           "curve_fold_residuals", "fit_curves", "learn_curve_term", "learn_schedule_term", "load_curves",
+           "curve_fold_residuals", "fit_curves", "learn_curve_term", "learn_schedule_term", "learn_schedule_terms",
+           "load_curves",
            "schedule_distance", "schedule_fold_residuals", "step_distance"]
 
 #: The metadata key of a saved curve fit (what :func:`bayes_scaling.load` recognises it by).
@@ -124,6 +143,12 @@ CURVE_KAPPA_PRIOR_SD = KAPPA_PRIOR_SD
 #: (one sd) before any held-out run is seen; the folds of a fit with several schedules update it.
 SCHEDULE_KAPPA_GRID = np.linspace(0.0, 1.0, 401)
 SCHEDULE_KAPPA_PRIOR_SD = 0.2
+#: Grid and HalfNormal prior scale of a new run's own offset (log-loss, one per run along its whole curve): how far
+#: a run started afresh (another seed, another data order) lies from the law fitted to other runs, beyond what the
+#: law's error on its schedule explains. 0.005: seeds move a language model's loss by a few tenths of a percent,
+#: and more than 1% is unlikely (95% of the prior lies below 0.0098); the runs left out update it.
+RUN_TERM_GRID = np.linspace(0.0, 0.02, 201)
+RUN_TERM_PRIOR_SD = 0.005
 #: A fit across sizes: the level ``L0(N) = E + exp(log_n_term - alpha_N log(N / N_ref))``, with the sweep laws'
 #: default priors of ``E``, the N term's log at the reference size, and its exponent.
 SIZE_LEVEL_PRIORS = {"E": PRIOR_E, "log_n_term": PRIOR_LOG_TERM, "alpha_N": PRIOR_EXPONENT}
@@ -390,6 +415,12 @@ class CurveFit:
         saved = self.info.get("schedule_term")
         return Extrapolation.from_dict(saved) if saved else None
 
+    @property
+    def run_term(self) -> Extrapolation | None:
+        """A new run's own offset from the law (``tau``, log-loss; :func:`learn_schedule_terms`), or None."""
+        saved = self.info.get("run_term")
+        return Extrapolation.from_dict(saved) if saved else None
+
     def schedule_distance(self, schedule: Schedule | str, steps: Any, *, run: str | None = None,
                           N: float | None = None) -> np.ndarray:
         """How far ``schedule``'s curve lies from the fitted schedules' at ``steps`` (relative loss).
@@ -416,35 +447,44 @@ class CurveFit:
         return schedule_distance(self.law, medians, inputs, list(self.schedules.values()))
 
     def term_line(self) -> str:
-        """The extrapolation terms in steps and across schedules, a line each (for printouts)."""
+        """The extrapolation terms in steps and across schedules and a new run's offset, a line each (printouts)."""
         term = self.term
         if term is None:
-            line = "no extrapolation term: beyond the logged steps only the posterior's and the noise's uncertainty"
+            lines = ["no extrapolation term: beyond the logged steps only the posterior's and the noise's uncertainty"]
         else:
             low, median, high = term.quantiles()
-            line = (f"extrapolation beyond the logged steps: kappa {median:.4f} [{low:.4f}, {high:.4f}] log-loss per "
-                    f"width of log-steps, from {term.folds} forward-chaining folds ({term.residuals} held-out points)")
-        across = self.schedule_term
-        if across is None:
-            return line
-        low, median, high = across.quantiles()
-        source = (f"{across.folds} runs left out ({across.residuals} points)" if across.folds else
-                  f"its prior only ({across.prior}: no run could be left out)")
-        return (f"{line}\nacross schedules: kappa {median:.3f} [{low:.3f}, {high:.3f}] of how far a schedule's curve "
-                f"lies from the fitted ones', from {source}")
+            lines = [f"extrapolation beyond the logged steps: kappa {median:.4f} [{low:.4f}, {high:.4f}] log-loss per "
+                     f"width of log-steps, from {term.folds} forward-chaining folds ({term.residuals} held-out points)"]
+
+        def source(learned: Extrapolation) -> str:
+            return (f"{learned.folds} runs left out ({learned.residuals} points)" if learned.folds else
+                    f"its prior only ({learned.prior}: no run could be left out)")
+
+        across, offset = self.schedule_term, self.run_term
+        if across is not None:
+            low, median, high = across.quantiles()
+            lines.append(f"across schedules: kappa {median:.3f} [{low:.3f}, {high:.3f}] of how far a schedule's curve "
+                         f"lies from the fitted ones', from {source(across)}")
+        if offset is not None:
+            low, median, high = offset.quantiles()
+            lines.append(f"a new run's own offset: tau {median:.4f} [{low:.4f}, {high:.4f}] log-loss (in its "
+                         f"predictive interval), from {source(offset)}")
+        return "\n".join(lines)
 
     def _term_draws(self, n_steps: int, rng: np.random.Generator) -> dict[str, tuple[np.ndarray, np.ndarray] | None]:
         """Draws of each extrapolation term, or None without it.
 
         ``"steps"``: (kappa per draw, a standard normal per draw and step); ``"schedule"``: (kappa per draw, one
         standard normal per draw: the law's error on a schedule's decays is one error along the whole curve,
-        shared by the schedules a comparison pairs).
+        shared by the schedules a comparison pairs); ``"run"``: tau per draw (a new run's offset; each new run
+        draws its own standard normal, :meth:`loss_draws`).
         """
         total = self._total_draws()
-        term, across = self.term, self.schedule_term
+        term, across, offset = self.term, self.schedule_term, self.run_term
         steps = None if term is None else (term.joint_draws(total, rng)[1], rng.standard_normal((total, n_steps)))
         schedule = None if across is None else (across.joint_draws(total, rng)[1], rng.standard_normal((total, 1)))
-        return {"steps": steps, "schedule": schedule}
+        run = None if offset is None else offset.joint_draws(total, rng)[1]
+        return {"steps": steps, "schedule": schedule, "run": run}
 
     def loss_draws(self, schedule: Schedule | str, steps: Any, *, run: str | None = None,
                    seed: int | np.random.Generator | None = 0, term: Any = None, N: float | None = None
@@ -452,8 +492,9 @@ class CurveFit:
         """Draws of the law's loss (``mean``) and of a run's logged loss (``pred``) at ``steps``: (draws, steps).
 
         Beyond the logged steps the extrapolation term adds ``kappa * d * z`` to the log-loss of both, and where the
-        schedule differs from the fitted ones the term across schedules adds its own (``term``: draws of both from
-        ``_term_draws``, to pair two calls; default drawn from ``seed``). ``N``: see :meth:`forecast`.
+        schedule differs from the fitted ones the term across schedules adds its own (``term``: draws of the terms
+        from ``_term_draws``, to pair two calls; default drawn from ``seed``). A new run (no ``run``) also has its own
+        offset, ``tau * z`` with one ``z`` per call, in ``pred``. ``N``: see :meth:`forecast`.
         """
         inputs, N = self._inputs(schedule, steps, run, N)
         mean = self._law_loss(inputs, N)
@@ -478,6 +519,8 @@ class CurveFit:
         if term["schedule"] is not None:
             kappa, z = term["schedule"]
             log_mean = log_mean + kappa[:, None] * self._schedule_distance(inputs, N)[None, :] * z
+        if run is None and term.get("run") is not None:  # a new run's own level, along its whole curve
+            scatter = scatter + term["run"][:, None] * rng.standard_normal((shape[0], 1))
         return {"mean": np.exp(log_mean), "pred": np.exp(log_mean + scatter)}
 
     def _size_of(self, run: str | None, named: str | None, N: float | None) -> float | None:
@@ -709,14 +752,15 @@ def schedule_fold_residuals(fit: CurveFit) -> pd.DataFrame:
     For each model size with at least two fitted runs (a fit of one size: all its runs), each run in turn is left
     out, the law refitted to the others by :func:`_map_fit` (the fit's priors and median noise scale, started from
     its medians) and scored at the left-out run's logged points that lie within the others' steps (beyond them is
-    the term in steps' question) and where its schedule differs from theirs (:func:`schedule_distance` > 0), with
-    the variance of its forecast there by the Laplace approximation at the fold's mode.
+    the term in steps' question), with the variance of its forecast there by the Laplace approximation at the
+    fold's mode. Points that are a fitted run's own (the same loss at the same step: a run branched from another's
+    checkpoint shares its curve up to the branch) are not scored: they are training data.
 
     Returns
     -------
     pandas.DataFrame
-        As :func:`curve_fold_residuals`, with ``distance`` from :func:`schedule_distance`; each left-out run (a
-        fold) counts once.
+        As :func:`curve_fold_residuals`, with ``distance`` from :func:`schedule_distance` (0 where the schedule runs
+        as a fitted one: there only a new run's own offset is scored); each left-out run (a fold) counts once.
     """
     sizes = fit.sizes
     priors = {n: fit.priors.get(n, fit.law.default_priors[n]) for n in fit.law.param_names}
@@ -746,7 +790,8 @@ def schedule_fold_residuals(fit: CurveFit) -> pd.DataFrame:
             distance = schedule_distance(fit.law, point[0](point[1]), inputs, [fit.schedules[n] for n in train],
                                          max_terms=FIT_TERMS)
             predicted, var_param = _predicted(fit.law, *point, inputs)
-            keep = (distance > 1e-9) & np.isfinite(predicted) & np.isfinite(var_param)
+            copied = _copied(points[held], [points[n] for n in train])[within]
+            keep = ~copied & np.isfinite(predicted) & np.isfinite(var_param)
             if not keep.any():
                 continue
             rows.append(pd.DataFrame({
@@ -756,13 +801,52 @@ def schedule_fold_residuals(fit: CurveFit) -> pd.DataFrame:
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
 
 
-def learn_schedule_term(residuals: pd.DataFrame, *, seed: int = 0) -> Extrapolation:
-    """The term across schedules from :func:`schedule_fold_residuals`.
+def _copied(held: pd.DataFrame, others: list[pd.DataFrame]) -> np.ndarray:
+    """Which of ``held``'s logged points are also another run's: the same loss (to 1e-9) at the same step."""
+    steps, loss = held["step"].to_numpy(), held["loss"].to_numpy(float)
+    copied = np.zeros(len(steps), bool)
+    for other in others:
+        logged = other.drop_duplicates("step").set_index("step")["loss"]
+        at = np.isin(steps, logged.index)
+        copied[at] |= np.isclose(loss[at], logged.reindex(steps[at]).to_numpy(float), rtol=1e-9, atol=0.0)
+    return copied
 
-    Kappa's grid posterior on :data:`SCHEDULE_KAPPA_GRID` with a HalfNormal(:data:`SCHEDULE_KAPPA_PRIOR_SD`) prior
-    (the prior alone when no run could be left out, e.g. a fit of one run).
+
+def learn_schedule_terms(residuals: pd.DataFrame, *, seed: int = 0) -> tuple[Extrapolation, Extrapolation]:
+    """The term across schedules and a new run's own offset, from :func:`schedule_fold_residuals`.
+
+    Each left-out run's residuals have the fold's variance plus ``tau**2 + (kappa d)**2``: a joint grid posterior
+    over ``tau`` (:data:`RUN_TERM_GRID`, HalfNormal(:data:`RUN_TERM_PRIOR_SD`)) and ``kappa``
+    (:data:`SCHEDULE_KAPPA_GRID`, HalfNormal(:data:`SCHEDULE_KAPPA_PRIOR_SD`)), the likelihood
+    :func:`~bayes_scaling.extrapolation.fold_log_likelihood`'s (each left-out run counting once). The priors alone
+    when no run could be left out (e.g. a fit of one run).
+
+    Returns
+    -------
+    (Extrapolation, Extrapolation)
+        ``kappa``'s and ``tau``'s marginal posteriors (forecasts draw them independently: a little wider than the
+        joint, since the two trade off against each other).
     """
-    return learn_halfnormal(residuals, SCHEDULE_KAPPA_GRID, SCHEDULE_KAPPA_PRIOR_SD, seed=seed)
+    log_post = (-0.5 * (RUN_TERM_GRID[:, None] / RUN_TERM_PRIOR_SD) ** 2
+                - 0.5 * (SCHEDULE_KAPPA_GRID[None, :] / SCHEDULE_KAPPA_PRIOR_SD) ** 2)
+    if len(residuals):
+        for i, tau in enumerate(RUN_TERM_GRID):
+            shifted = residuals.assign(sigma=np.sqrt(residuals["sigma"].to_numpy(float) ** 2 + tau**2))
+            log_post[i] += fold_log_likelihood(shifted, SCHEDULE_KAPPA_GRID, seed=seed)[0]
+    joint = np.exp(log_post - log_post.max())
+    joint /= joint.sum()
+    folds = int(residuals["fold"].nunique()) if len(residuals) else 0
+
+    def term(grid: np.ndarray, weights: np.ndarray, prior_sd: float) -> Extrapolation:
+        return Extrapolation("kappa", grid.copy(), weights, folds, len(residuals), prior=f"halfnormal({prior_sd:g})")
+
+    return (term(SCHEDULE_KAPPA_GRID, joint.sum(axis=0), SCHEDULE_KAPPA_PRIOR_SD),
+            term(RUN_TERM_GRID, joint.sum(axis=1), RUN_TERM_PRIOR_SD))
+
+
+def learn_schedule_term(residuals: pd.DataFrame, *, seed: int = 0) -> Extrapolation:
+    """The term across schedules alone: ``kappa``'s marginal of :func:`learn_schedule_terms`."""
+    return learn_schedule_terms(residuals, seed=seed)[0]
 
 
 def _positive(*draws: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
@@ -1026,8 +1110,10 @@ def fit_curves(
     if extrapolation:
         term = learn_curve_term(curve_fold_residuals(result), seed=config.seed or 0)
         result.info["extrapolation"] = term.to_dict()
-        across = learn_schedule_term(schedule_fold_residuals(result), seed=config.seed or 0)
+        across, offset = learn_schedule_terms(schedule_fold_residuals(result), seed=config.seed or 0)
         result.info["schedule_term"] = across.to_dict()
+        if noise != "offset":  # that noise model has its runs' offsets already (its tau)
+            result.info["run_term"] = offset.to_dict()
     return result
 
 

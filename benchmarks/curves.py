@@ -155,11 +155,11 @@ def point_across(train: pd.DataFrame, target: pd.DataFrame, reference: float, pe
 
 
 def without_term(fit):
-    """The same curve fit without its extrapolation terms (in steps and across schedules), to show what they change."""
+    """The same curve fit without its extrapolation terms (in steps, across schedules, a new run's offset), to show what they change."""
     import dataclasses
 
     return dataclasses.replace(fit, info={k: v for k, v in fit.info.items()
-                                          if k not in ("extrapolation", "schedule_term")})
+                                          if k not in ("extrapolation", "schedule_term", "run_term")})
 
 
 def summarise_protocol(points: pd.DataFrame) -> pd.DataFrame:

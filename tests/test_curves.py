@@ -203,9 +203,12 @@ def test_the_schedule_term_is_learned_from_runs_left_out_and_widens_only_new_sch
     for factor in (1.0, 2.0):
         fit = _mismatched(factor)
         residuals = schedule_fold_residuals(fit)
-        # each run left out in turn, scored where its schedule differs from the other's, within its steps
+        # each run left out in turn, scored within the other's steps: where its schedule differs (distance > 0)
+        # and where it runs as no decay (the wsd run before its decay: distance 0, a new run's offset alone)
         assert set(residuals["fold"]) == {"cosine left out", "wsd left out"}
-        assert (residuals["distance"] > 0).all() and (residuals["var_param"] > 0).all()
+        assert (residuals["distance"] >= 0).all() and (residuals["var_param"] > 0).all()
+        wsd = residuals[residuals["fold"] == "wsd left out"]
+        assert (wsd.loc[wsd["step"] <= 4500, "distance"] == 0).all() and (wsd["distance"] > 0).any()
         term = learn_schedule_term(residuals)
         kappas[factor] = term.quantiles()[1]
         fit.info["schedule_term"] = term.to_dict()
@@ -228,6 +231,56 @@ def test_the_schedule_term_is_learned_from_runs_left_out_and_widens_only_new_sch
     alone = dataclasses.replace(fit, schedules={"wsd": SCHEDULES["wsd"]}, data=simulated().query("run == 'wsd'"))
     one = learn_schedule_term(schedule_fold_residuals(alone))
     assert one.folds == 0 and one.prior == "halfnormal(0.2)"
+
+
+def _fresh_runs(shift: float, branched: bool = False) -> tuple[dict, pd.DataFrame]:
+    """Three runs of the true law, each started afresh (its own noise), the constant one ``shift`` (log) off it;
+    ``branched``: the wsd run continues the constant run's checkpoint, sharing its logged points up to its decay."""
+    schedules = {**SCHEDULES, "constant": Schedule.constant(1e-3, 6000, warmup=300)}
+    law, steps = get_curve_law("multipower"), np.arange(400, 6001, 100)
+    rng = np.random.default_rng(3)
+    curves = {}
+    for name, schedule in schedules.items():
+        loss = law.loss(np, TRUE, curve_inputs(schedule, steps, peak=1e-3, max_terms=400))
+        curves[name] = loss * np.exp(rng.normal(0, 0.002, steps.size) + (shift if name == "constant" else 0.0))
+    if branched:
+        before = steps <= 4500
+        curves["wsd"][before] = curves["constant"][before]
+    data = pd.concat([pd.DataFrame({"run": n, "step": steps, "loss": v}) for n, v in curves.items()],
+                     ignore_index=True)
+    return schedules, data
+
+
+def test_a_new_run_has_its_own_offset_learned_from_runs_left_out():
+    from bayes_scaling.curves import learn_schedule_terms, schedule_fold_residuals
+
+    taus = {}
+    for shift in (0.0, 0.01):
+        fit = _fixed_fit(TRUE["B"] * np.linspace(0.95, 1.05, 40))
+        fit.schedules, fit.data = _fresh_runs(shift)
+        kappa, tau = learn_schedule_terms(schedule_fold_residuals(fit))
+        assert kappa.folds == tau.folds == 3 and tau.prior == "halfnormal(0.005)"
+        taus[shift] = tau.quantiles()[1]
+    # a run that lies 1% off the others all along: the left-out runs say a new run may too
+    assert taus[0.01] > 2 * taus[0.0] and taus[0.01] > 0.004
+    # a run branched from another's checkpoint shares its logged points up to the branch: those are not scored
+    fit.schedules, fit.data = _fresh_runs(0.01, branched=True)
+    residuals = schedule_fold_residuals(fit)
+    for held in ("wsd", "constant"):  # either way round: each is scored only after the branch, and is scored
+        scored = residuals.loc[residuals["fold"] == f"{held} left out", "step"]
+        assert scored.min() > 4500 and scored.max() == 6000
+    assert residuals.loc[residuals["fold"] == "cosine left out", "step"].min() == 400
+    # a new run's logged loss gets the offset (its predictive interval); the law's curve and a run continued
+    # from its logged points do not, draw for draw
+    fit.info["run_term"] = tau.to_dict()
+    assert "a new run's own offset: tau" in fit.term_line()
+    steps = [3000, 6000]
+    new, continued = fit.forecast("wsd", steps), fit.forecast("wsd", steps, run="wsd")
+    fit.info.pop("run_term")
+    plain, plain_continued = fit.forecast("wsd", steps), fit.forecast("wsd", steps, run="wsd")
+    pd.testing.assert_frame_equal(continued, plain_continued)
+    pd.testing.assert_frame_equal(new[["median", "lower", "upper"]], plain[["median", "lower", "upper"]])
+    assert ((new["pred_upper"] - new["pred_lower"]) > 1.5 * (plain["pred_upper"] - plain["pred_lower"])).all()
 
 
 def test_two_schedules_compared_with_paired_draws():
