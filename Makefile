@@ -7,7 +7,7 @@ PYTHON ?= $(shell for p in python3.12 $$(ls -d $$HOME/.pyenv/versions/3.12*/bin/
             $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1 && { echo $$p; break; }; done)
 
 .PHONY: demo test test-slow lint bench calibration backtests downstream design recipes datasets clean venv \
-	extrapolation-prior scatter curves
+	extrapolation-prior scatter curves saturation
 
 venv: $(STAMP)
 
@@ -56,6 +56,10 @@ extrapolation-prior: $(STAMP)
 # Constant scatter against scatter growing toward the sweep's edges, by PSIS-LOO on every shared sweep.
 scatter: $(STAMP)
 	$(VENV)/bin/python -m benchmarks.scatter
+
+# Point fits: the Chinchilla form against a data term that saturates beyond K tokens per parameter (issue 28).
+saturation: $(STAMP)
+	$(VENV)/bin/python -m benchmarks.saturation
 
 downstream: $(STAMP)
 	$(VENV)/bin/python -m benchmarks.downstream

@@ -155,7 +155,9 @@ def point_across(train: pd.DataFrame, target: pd.DataFrame, reference: float, pe
 
 
 def without_term(fit):
-    """The same curve fit without its extrapolation terms (in steps, across schedules, a new run's offset), to show what they change."""
+    """The same curve fit without its extrapolation terms (in steps, across schedules, a new run's offset).
+
+    To show what they change."""
     import dataclasses
 
     return dataclasses.replace(fit, info={k: v for k, v in fit.info.items()
