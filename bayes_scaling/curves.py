@@ -831,8 +831,7 @@ def learn_schedule_terms(residuals: pd.DataFrame, *, seed: int = 0) -> tuple[Ext
                 - 0.5 * (SCHEDULE_KAPPA_GRID[None, :] / SCHEDULE_KAPPA_PRIOR_SD) ** 2)
     if len(residuals):
         for i, tau in enumerate(RUN_TERM_GRID):
-            shifted = residuals.assign(sigma=np.sqrt(residuals["sigma"].to_numpy(float) ** 2 + tau**2))
-            log_post[i] += fold_log_likelihood(shifted, SCHEDULE_KAPPA_GRID, seed=seed)[0]
+            log_post[i] += fold_log_likelihood(residuals, SCHEDULE_KAPPA_GRID, seed=seed, extra_var=tau**2)[0]
     joint = np.exp(log_post - log_post.max())
     joint /= joint.sum()
     folds = int(residuals["fold"].nunique()) if len(residuals) else 0

@@ -292,11 +292,12 @@ def kappa_log_prior(prior: Any = "shared", grid: np.ndarray | None = None) -> np
 
 
 def fold_log_likelihood(residuals: pd.DataFrame, grid: np.ndarray | None = None, *, design: str = "kappa",
-                        drift: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
+                        drift: np.ndarray | None = None, seed: int = 0, extra_var: float = 0.0) -> np.ndarray:
     """Log-likelihood of the term's scale on ``grid`` (and drift values) given forward-chaining residuals.
 
-    Each held-out model size of each fold counts once (its runs share the fold's fit error). Returns shape
-    (drift values, grid values); one row of zeros drift when ``drift`` is None.
+    Each held-out model size of each fold counts once (its runs share the fold's fit error). ``extra_var``: a
+    variance every residual has besides its own (e.g. a new run's offset, :func:`bayes_scaling.curves.
+    learn_schedule_terms`). Returns shape (drift values, grid values); one row of zeros drift when ``drift`` is None.
     """
     grid = (_KAPPA_GRID if design != "inflation" else _LAMBDA_GRID) if grid is None else grid
     drift = np.zeros(1) if drift is None else drift
@@ -309,7 +310,7 @@ def fold_log_likelihood(residuals: pd.DataFrame, grid: np.ndarray | None = None,
         keep = np.random.default_rng(seed).choice(len(residuals), MAX_RESIDUALS, replace=False)
         residuals, weight_all = residuals.iloc[keep], weight_all[keep] * len(residuals) / MAX_RESIDUALS
     r = residuals["residual"].to_numpy()
-    base = residuals["sigma"].to_numpy() ** 2 + residuals["var_param"].to_numpy()
+    base = residuals["sigma"].to_numpy() ** 2 + residuals["var_param"].to_numpy() + extra_var
     d = residuals["distance"].to_numpy()
     nu = residuals["nu"].to_numpy()
     if design == "inflation":

@@ -32,6 +32,8 @@ def student_t_logpdf(x: np.ndarray, scale: Any, nu: Any) -> np.ndarray:
     x, scale, nu = np.broadcast_arrays(np.asarray(x, float), np.asarray(scale, float), np.asarray(nu, float))
     z2 = (x / scale) ** 2
     finite = np.isfinite(nu)
+    if not finite.any():  # all Normal: the gamma-function branch below would be computed and thrown away
+        return -0.5 * math.log(2 * math.pi) - np.log(scale) - 0.5 * z2
     nu_f = np.where(finite, nu, 1.0)
     # the gamma-function terms depend on nu only; written out, this is ~20x faster than scipy.stats.t.logpdf
     t = (gammaln((nu_f + 1) / 2) - gammaln(nu_f / 2) - 0.5 * np.log(nu_f * np.pi) - np.log(scale)
