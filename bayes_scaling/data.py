@@ -298,14 +298,25 @@ def range_warnings(table: pd.DataFrame, *, threshold: float = EXTRAPOLATION_WARN
 def centred_logs(
     inputs: Iterable[str], columns: dict[str, np.ndarray], reference: dict[str, float]
 ) -> dict[str, np.ndarray]:
-    """Centred log inputs ``x[key] = log(value / reference)`` for a law's input keys."""
-    from bayes_scaling.laws import INPUT_COLUMNS, INPUT_REFERENCE
+    """Centred log inputs ``x[key] = log(value / reference)`` for a law's input keys.
 
-    return {  # an input without a reference scale (experts) is not centred: log 1 = 0 is the dense model
-        key: np.log(np.asarray(columns[INPUT_COLUMNS[key]], dtype=float))
-        - (math.log(reference[INPUT_REFERENCE[key]]) if INPUT_REFERENCE[key] else 0.0)
-        for key in inputs
-    }
+    An input without a reference scale (experts) is not centred: log 1 = 0 is the dense model; a derived input
+    (tokens per parameter, ``T``) is the log of its columns' ratio.
+    """
+    from bayes_scaling.laws import DERIVED_INPUTS, INPUT_COLUMNS, INPUT_REFERENCE
+
+    def log_of(column: str) -> np.ndarray:
+        return np.log(np.asarray(columns[column], dtype=float))
+
+    x = {}
+    for key in inputs:
+        if key in DERIVED_INPUTS:
+            top, bottom = DERIVED_INPUTS[key]
+            x[key] = log_of(top) - log_of(bottom)
+        else:
+            scale = INPUT_REFERENCE[key]
+            x[key] = log_of(INPUT_COLUMNS[key]) - (math.log(reference[scale]) if scale else 0.0)
+    return x
 
 
 _SEPARATORS = {";": "semicolon", "\t": "tab", "|": "pipe"}
@@ -628,7 +639,8 @@ def check_identifiable(law: ScalingLaw, sweep: Sweep) -> None:
 
     instead = {"N": "tokens", "D": "params"}
     # a missing column is reported by the model builder
-    distinct = {k: np.unique(sweep.column(INPUT_COLUMNS[k])) for k in law.inputs if INPUT_COLUMNS[k] in sweep.frame}
+    distinct = {k: np.unique(sweep.column(INPUT_COLUMNS[k])) for k in law.inputs
+                if k in INPUT_COLUMNS and INPUT_COLUMNS[k] in sweep.frame}
     for key, values in distinct.items():
         if len(values) > 1:
             continue
@@ -637,7 +649,7 @@ def check_identifiable(law: ScalingLaw, sweep: Sweep) -> None:
                 "experts": "expert count"}[column]
         others = [k for k, v in distinct.items() if k != key and len(v) > 1]
         hint = (f"; fit law {instead[key]!r} (a function of {INPUT_COLUMNS['D' if key == 'N' else 'N']} alone) "
-                "instead" if key in instead and others and set(law.inputs) <= {"N", "D"} else "")
+                "instead" if key in instead and others and set(law.inputs) <= {"N", "D", "T"} else "")
         raise DataError(
             f"law {law.name!r} cannot be identified from this sweep: every run has the same {what} "
             f"({column} = {values[0]:.4g}), so the law's {column} term cannot be told apart from E; it needs runs at "

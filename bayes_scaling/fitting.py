@@ -40,7 +40,7 @@ from bayes_scaling.inference import (
     warn_if_unconverged,
 )
 from bayes_scaling.intervals import check_prob, equal_tailed, interval_table
-from bayes_scaling.laws import ScalingLaw, get_law
+from bayes_scaling.laws import DEFAULT_LAW, ScalingLaw, get_law
 from bayes_scaling.model import OBSERVED, Likelihood, build_model, model_data, resolve_priors
 from bayes_scaling.posterior import Fit, attach_observations, package_versions
 from bayes_scaling.scatter import SCATTERS, edge_spec
@@ -71,7 +71,7 @@ def large_sweep_message(runs: int, *, draws: int = 1000, tune: int = 1000, chain
 
 def fit(
     data: pd.DataFrame | str | Path | Sweep,
-    law: str | ScalingLaw = "chinchilla",
+    law: str | ScalingLaw = DEFAULT_LAW,
     *,
     priors: Mapping[str, Any] | None = None,
     likelihood: Likelihood = "student_t",
@@ -93,7 +93,9 @@ def fit(
     data : DataFrame, CSV path or Sweep
         The runs: columns N (parameters), D (tokens), loss (nats/token), optional C (FLOPs).
     law : str or ScalingLaw
-        Which law (``bayes_scaling.laws()`` lists them). Default ``"chinchilla"``.
+        Which law (``bayes_scaling.laws()`` lists them). Default :data:`~bayes_scaling.laws.DEFAULT_LAW`,
+        ``"chinchilla_saturating"``: the Chinchilla form whose data term saturates at ``K`` tokens per parameter
+        (``K`` beyond the data is the Chinchilla form); ``"chinchilla"`` for the classical form.
     priors : mapping, optional
         Overrides by parameter name: a :class:`~bayes_scaling.priors.Prior`, a dict
         ``{"dist": ..., ...}``, or a number to fix the parameter.
@@ -344,7 +346,7 @@ def calibrate(fit: Fit, *, design: str = "kappa", seed: int = 0, prior: Any = "s
 
 def prior_predictive(
     data: Any,
-    law: Any = "chinchilla",
+    law: Any = DEFAULT_LAW,
     *,
     priors: Any = None,
     likelihood: Likelihood = "student_t",

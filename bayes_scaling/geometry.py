@@ -64,6 +64,7 @@ GEOMETRIES = ("slopes", "natural")
 TERMS: dict[str, tuple[tuple[str, str, str], ...]] = {
     "chinchilla": (("D", "log_d_term", "beta"), ("N", "log_n_term", "alpha")),
     "data_constrained": (("D", "log_d_term", "beta"), ("N", "log_n_term", "alpha")),
+    "chinchilla_saturating": (("D", "log_d_term", "beta"), ("N", "log_n_term", "alpha")),
     "params": (("N", "log_n_term", "alpha"),),
     "tokens": (("D", "log_d_term", "beta"),),
     "compute": (("C", "log_c_term", "alpha_C"),),

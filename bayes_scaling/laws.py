@@ -19,7 +19,8 @@ are recorded as derived quantities in the posterior.
 
 All inputs handed to an expression are centred logs: ``x["N"] = log(N/N_ref)``,
 ``x["D"] = log(D/D_ref)``, ``x["C"] = log(C/C_ref)`` and, for repeated data,
-``x["U"] = log(U/D_ref)`` (unique tokens, on the token reference scale).
+``x["U"] = log(U/D_ref)`` (unique tokens, on the token reference scale). One input is not centred:
+``x["T"] = log(D/N)``, the log of tokens per parameter, for laws whose data term changes with it.
 """
 
 from __future__ import annotations
@@ -32,7 +33,12 @@ from typing import Any
 
 from bayes_scaling.priors import Prior
 
-__all__ = ["ScalingLaw", "get_law", "laws", "register_law"]
+__all__ = ["DEFAULT_LAW", "ScalingLaw", "get_law", "laws", "register_law"]
+
+#: The law a fit of one sweep uses unless told otherwise: the Chinchilla form whose data term saturates at K tokens
+#: per parameter (K beyond the data is the Chinchilla form; see README, "Honest extrapolation", for the backtests
+#: that chose it).
+DEFAULT_LAW = "chinchilla_saturating"
 
 Expression = Callable[[Any, Mapping[str, Any], Mapping[str, Any]], Any]
 Derived = Callable[[Any, Mapping[str, Any], Mapping[str, Any]], Any]
@@ -41,6 +47,9 @@ Derived = Callable[[Any, Mapping[str, Any], Mapping[str, Any]], Any]
 INPUT_COLUMNS = {"N": "N", "D": "D", "C": "C", "U": "unique_tokens", "X": "experts"}
 #: Reference scale used to centre each input key (None: not centred).
 INPUT_REFERENCE: dict[str, str | None] = {"N": "N", "D": "D", "C": "C", "U": "D", "X": None}
+#: Inputs computed from other inputs' columns rather than read from one: key -> (numerator, denominator) columns,
+#: handed to the law as ``log(numerator / denominator)`` (not centred).
+DERIVED_INPUTS: dict[str, tuple[str, str]] = {"T": ("D", "N")}
 
 
 @dataclass(frozen=True)
@@ -58,7 +67,7 @@ class ScalingLaw:
     citation : str
         Where it comes from.
     inputs : tuple of str
-        Input keys the expression reads (``"N"``, ``"D"``, ``"C"``, ``"U"``).
+        Input keys the expression reads (``"N"``, ``"D"``, ``"C"``, ``"U"``, ``"X"``, ``"T"``).
     default_priors : mapping
         A :class:`~bayes_scaling.priors.Prior` for each parameter; its keys, in order, are the law's parameters
         (:attr:`param_names`), the ones the model samples (or holds fixed).
@@ -103,7 +112,7 @@ class ScalingLaw:
         bad = [k for k, v in self.default_priors.items() if not isinstance(v, Prior)]
         if bad:
             raise ValueError(f"law {self.name!r}: default priors of {bad} are not Prior objects")
-        unknown = set(self.inputs) - set(INPUT_COLUMNS)
+        unknown = set(self.inputs) - set(INPUT_COLUMNS) - set(DERIVED_INPUTS)
         if unknown:
             raise ValueError(f"law {self.name!r}: unknown inputs {sorted(unknown)}")
         clash = set(self.derived) & set(self.param_names)
@@ -140,8 +149,13 @@ class ScalingLaw:
 
     @property
     def columns(self) -> tuple[str, ...]:
-        """Sweep columns the law needs."""
-        return tuple(INPUT_COLUMNS[key] for key in self.inputs)
+        """Sweep columns the law needs (a derived input such as ``T`` needs the columns it is computed from)."""
+        needed: list[str] = []
+        for key in self.inputs:
+            for column in DERIVED_INPUTS.get(key, (INPUT_COLUMNS.get(key),)):
+                if column not in needed:
+                    needed.append(column)
+        return tuple(needed)
 
     def evaluate(self, params: Mapping[str, Any], x: Mapping[str, Any], xp: Any = None) -> Any:
         """Log predicted loss for parameter values ``params`` at centred inputs ``x``."""
@@ -490,6 +504,36 @@ register_law(
         log_loss=_data_constrained,
         derived=_CHINCHILLA_DERIVED,
         summary_names=(*_CHINCHILLA_SUMMARY, "r_star"),
+    )
+)
+
+
+def _saturating(xp: Any, p: Mapping[str, Any], x: Mapping[str, Any]) -> Any:
+    # 1 / D_eff = 1 / D + 1 / (K N): log D_eff = log D - log(1 + T / K), T = D / N; on the centred log scale of D
+    log_effective = x["D"] - xp.logaddexp(0.0, x["T"] - p["log_k"])
+    return _chinchilla(xp, p, {"N": x["N"], "D": log_effective})
+
+
+register_law(
+    ScalingLaw(
+        name="chinchilla_saturating",
+        title="Chinchilla law whose data term saturates at K tokens per parameter (over-training)",
+        formula="L = E + A / N^alpha + B / D_eff^beta,  1 / D_eff = 1 / D + 1 / (K N)",
+        citation=("Hoffmann et al. 2022 with a model of N parameters able to use at most about K N tokens: "
+                  "D_eff = D below K tokens per parameter, K N far beyond; K -> infinity is the Chinchilla form"),
+        inputs=("N", "D", "T"),
+        default_priors={
+            "E": PRIOR_E,
+            "alpha": PRIOR_EXPONENT,
+            "beta": PRIOR_EXPONENT,
+            "log_n_term": PRIOR_LOG_TERM,
+            "log_d_term": PRIOR_LOG_TERM,
+            # log K, K in tokens per parameter: median 100 (5x Chinchilla's compute-optimal 20), 90% about 8-1,200
+            "log_k": Prior("Normal", mu=math.log(100.0), sigma=1.5),
+        },
+        log_loss=_saturating,
+        derived={**_CHINCHILLA_DERIVED, "K": lambda xp, p, log_ref: xp.exp(p["log_k"])},
+        summary_names=(*_CHINCHILLA_SUMMARY, "K"),
     )
 )
 

@@ -137,6 +137,7 @@ class LawDraws:
         """Log L for arrays broadcastable to (draws, k); data_constrained assumes fresh data (U = D)."""
         x = {"N": np.asarray(log_n) - self.log_ref_n, "D": np.asarray(log_d) - self.log_ref_d}
         x["U"] = x["D"]
+        x["T"] = np.asarray(log_d) - np.asarray(log_n)
         with np.errstate(invalid="ignore", over="ignore"):  # NaN where the law has no value: reported by _finish
             return self.fit.law.log_loss(np, self.params, x)
 

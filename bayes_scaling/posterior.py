@@ -20,7 +20,7 @@ import pandas as pd
 from bayes_scaling.data import Sweep, centred_logs, load_sweep
 from bayes_scaling.inference import Diagnostics, diagnose
 from bayes_scaling.intervals import IntervalTable, check_prob, interval_table
-from bayes_scaling.laws import INPUT_COLUMNS, ScalingLaw, get_law
+from bayes_scaling.laws import ScalingLaw, get_law
 from bayes_scaling.likelihoods import get_noise_model
 from bayes_scaling.model import OBSERVED, pooled_names
 from bayes_scaling.priors import Prior, as_prior
@@ -190,7 +190,7 @@ class Fit:
         ``points`` holds the law's input columns; ``draws`` (parameter name -> array) replaces the posterior.
         """
         law = self.law
-        missing = [INPUT_COLUMNS[k] for k in law.inputs if INPUT_COLUMNS[k] not in points]
+        missing = [c for c in law.columns if c not in points]
         if missing:
             raise ValueError(f"law {law.name!r} needs {', '.join(missing)} to forecast")
         params = draws if draws is not None else self.draws(law.param_names)

@@ -28,7 +28,7 @@ from bayes_scaling.data import load_sweep
 from bayes_scaling.fitting import fit
 from bayes_scaling.inference import ConvergenceWarning
 from bayes_scaling.intervals import check_prob, equal_tailed
-from bayes_scaling.laws import get_law
+from bayes_scaling.laws import DEFAULT_LAW, get_law
 from bayes_scaling.outputs import check_report_folder
 from bayes_scaling.pointfit import huber_point_fit
 from bayes_scaling.report import REPORT_BUDGETS, REPORT_POINTS, Report, write_report
@@ -122,7 +122,7 @@ def compare_hypotheses(
 def backtest(
     data: Any,
     *,
-    law: str = "chinchilla",
+    law: str = DEFAULT_LAW,
     cutoff_N: float | None = None,
     probs: Sequence[float] = (0.5, 0.9),
     point_fit: bool = True,

@@ -21,7 +21,7 @@ from bayes_scaling.fitting import fold_residuals
 def approx() -> bs.Fit:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ApproximationWarning)
-        return bs.fit(bs.load_demo(), method="laplace", seed=3)
+        return bs.fit(bs.load_demo(), law="chinchilla", method="laplace", seed=3)  # as demo_fit
 
 
 def test_laplace_is_close_to_nuts_and_labelled(approx, demo_fit):

@@ -12,6 +12,7 @@ import pytest
 import bayes_scaling as bs
 from bayes_scaling.cli import main
 from bayes_scaling.datasets import demo_path
+from bayes_scaling.laws import DEFAULT_LAW
 
 FAST = ["--draws", "300", "--tune", "300", "--chains", "2", "--seed", "3"]
 
@@ -61,6 +62,16 @@ def test_demo_answers_the_question_in_words(capsys):
     assert "What loss will a 100B model trained on 2T tokens reach?" in text
     assert "A 100B-parameter model trained on 2T tokens is expected to reach a loss of" in text
     assert "predictive interval" in text
+
+
+def test_command_line_defaults_are_the_python_defaults():
+    import inspect
+
+    from bayes_scaling.cli import common, recipes
+    from bayes_scaling.recipes import compare_recipes
+
+    assert common.LAW == DEFAULT_LAW == "chinchilla_saturating"
+    assert recipes.RECIPES_LAW == inspect.signature(compare_recipes).parameters["law"].default
 
 
 def test_laws_lists_every_law(capsys):

@@ -243,7 +243,8 @@ def test_one_sampling_object_with_keyword_overrides():
 def test_sampling_to_an_ess_target_adds_batches_until_it_is_met(capsys):
     from bayes_scaling.cli import main
 
-    kwargs = {"ess": 600, "draws": 150, "chains": 2, "tune": 300, "seed": 3, "extrapolation": "none"}
+    kwargs = {"ess": 600, "draws": 150, "chains": 2, "tune": 300, "seed": 3, "extrapolation": "none",
+              "law": "chinchilla"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = bs.fit(bs.load_demo(), **kwargs)

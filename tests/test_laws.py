@@ -10,7 +10,7 @@ import pytensor.tensor as pt
 import pytest
 
 import bayes_scaling as bs
-from bayes_scaling.laws import INPUT_COLUMNS, INPUT_REFERENCE
+from bayes_scaling.data import centred_logs
 
 LAWS = sorted(bs.laws())
 REF = {"N": 1e9, "D": 2e10, "C": 1.2e20}
@@ -35,8 +35,7 @@ def prior_means(law: bs.ScalingLaw) -> dict[str, float]:
 
 def inputs(law: bs.ScalingLaw, n: np.ndarray, d: np.ndarray) -> dict[str, np.ndarray]:
     cols = {"N": n, "D": d, "C": 6 * n * d, "unique_tokens": d / 4, "experts": np.full(np.shape(n), 8.0)}
-    return {k: np.log(cols[INPUT_COLUMNS[k]]) - (LOG_REF[INPUT_REFERENCE[k]] if INPUT_REFERENCE[k] else 0.0)
-            for k in law.inputs}
+    return centred_logs(law.inputs, cols, REF)
 
 
 def test_registry_lists_required_laws():

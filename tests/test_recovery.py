@@ -100,6 +100,44 @@ def test_data_constrained_recovers_r_star():
         assert low <= value <= high, f"{key}={value:.4g} outside 99% interval [{low:.4g}, {high:.4g}]"
 
 
+def test_saturating_law_tends_to_chinchilla_and_recovers_where_data_stop_paying():
+    from bayes_scaling.planning import compute_optimal
+
+    # K far beyond the runs is the Chinchilla form; T = D / N is computed from the columns, not read
+    law = bs.get_law("chinchilla_saturating")
+    assert law.columns == ("N", "D")
+    n, d = np.geomspace(1e8, 1e10, 5), np.geomspace(1e9, 1e13, 5)
+    flat = simulate_sweep("chinchilla", CHIN, N=n, D=d, sigma=1e-12, seed=0)["loss"]
+    far = simulate_sweep(law, {**CHIN, "log_k": math.log(1e12)}, N=n, D=d, sigma=1e-12, seed=0)["loss"]
+    np.testing.assert_allclose(far, flat, rtol=1e-8)
+    near = simulate_sweep(law, {**CHIN, "log_k": math.log(20.0)}, N=n, D=d, sigma=1e-12, seed=0)["loss"]
+    assert (near > flat).all()  # a cap on the data a model can use only ever raises the loss
+    # a ladder trained from 2 to 2,000 tokens per parameter whose data term stops paying beyond about 40 of them
+    sizes = np.geomspace(5e7, 3e9, 6)
+    ratios = np.geomspace(2, 2000, 7)
+    n, ratio = (a.ravel() for a in np.meshgrid(sizes, ratios, indexing="ij"))
+    d = n * ratio
+    ref = reference_of(n, d)
+    truth = {**chinchilla_truth(), "log_k": math.log(40.0)}
+    truth["log_n_term"] = math.log(482.01) - 0.3478 * math.log(ref["N"])
+    truth["log_d_term"] = math.log(2085.43) - 0.3658 * math.log(ref["D"])
+    data = simulate_sweep(law, truth, N=n, D=d, sigma=0.005, seed=7)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.ConvergenceWarning)
+        result = bs.fit(data, law="chinchilla_saturating", draws=400, tune=600, chains=2, seed=3,
+                        extrapolation="none")
+    draws = result.draws([*truth, "K"])
+    for key, value in truth.items():
+        low, high = np.quantile(draws[key], [0.005, 0.995])
+        assert low <= value <= high, f"{key}={value:.4g} outside 99% interval [{low:.4g}, {high:.4g}]"
+    assert np.quantile(draws["K"], 0.95) < 200  # the data pin the cap: far below the prior's upper tail (1,200)
+    # forecasts and plans read T from N and D like any other input
+    table = bs.forecast(result, N=1e10, D=2e13, seed=0)
+    assert np.isfinite(table[["median", "pred_lower", "pred_upper"]].to_numpy()).all()
+    plan = compute_optimal(result, 1e22, seed=0)
+    assert 1e8 < float(plan["N_opt"].iloc[0]) < 1e12
+
+
 def test_prior_predictive_covers_a_plausible_sweep_and_reacts_to_priors():
     from bayes_scaling.fitting import prior_predictive
 

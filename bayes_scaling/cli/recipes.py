@@ -8,6 +8,9 @@ from typing import Any
 
 from bayes_scaling.cli import common
 
+#: The law ``recipes`` fits unless told otherwise: :func:`bayes_scaling.recipes.compare_recipes`' default.
+RECIPES_LAW = "chinchilla"
+
 
 def run(args: argparse.Namespace) -> int:
     """Run the command with parsed ``args``; returns the exit status."""
@@ -84,8 +87,9 @@ def add_parser(sub: Any) -> None:
                    help="FLOP budget to compare at (repeat; default: the data's largest, 10x and 100x)")
     p.add_argument("--N", type=common.positive_float, action="append", help="point to compare at: parameters (repeat)")
     p.add_argument("--D", type=common.positive_float, action="append", help="point to compare at: tokens (one per --N)")
-    p.add_argument("--law", default=common.LAW, choices=list(laws()), metavar="LAW",
-                   help=f"a law of N and D (default {common.LAW})")
+    # compare_recipes' own default (not imported here, to keep the CLI's start fast; tests/test_cli.py checks)
+    p.add_argument("--law", default=RECIPES_LAW, choices=list(laws()), metavar="LAW",
+                   help=f"a law of N and D (default {RECIPES_LAW})")
     p.add_argument("--variants", default="E,levels,exponents",
                    help="what may differ between recipes, compared by LOO and averaged (default E,levels,exponents)")
     p.add_argument("--interval", default="auto", metavar="LOW,HIGH",
