@@ -257,6 +257,14 @@ _CHINCHILLA_DERIVED = {
     "B": _power_constant("log_d_term", "beta", "D"),
 }
 _CHINCHILLA_SUMMARY = ("E", "A", "B", "alpha", "beta")
+#: The Chinchilla form's parameters and default priors, in order (laws built on it add theirs after these).
+_CHINCHILLA_PRIORS = {
+    "E": PRIOR_E,
+    "alpha": PRIOR_EXPONENT,
+    "beta": PRIOR_EXPONENT,
+    "log_n_term": PRIOR_LOG_TERM,
+    "log_d_term": PRIOR_LOG_TERM,
+}
 
 register_law(
     ScalingLaw(
@@ -265,13 +273,7 @@ register_law(
         formula="L = E + A / N^alpha + B / D^beta",
         citation="Hoffmann et al. 2022, Training Compute-Optimal Large Language Models (Approach 3)",
         inputs=("N", "D"),
-        default_priors={
-            "E": PRIOR_E,
-            "alpha": PRIOR_EXPONENT,
-            "beta": PRIOR_EXPONENT,
-            "log_n_term": PRIOR_LOG_TERM,
-            "log_d_term": PRIOR_LOG_TERM,
-        },
+        default_priors=_CHINCHILLA_PRIORS,
         log_loss=_chinchilla,
         derived=_CHINCHILLA_DERIVED,
         summary_names=_CHINCHILLA_SUMMARY,
@@ -493,11 +495,7 @@ register_law(
         inputs=("N", "D", "U"),
         optimal_exponents=("alpha", "beta"),
         default_priors={
-            "E": PRIOR_E,
-            "alpha": PRIOR_EXPONENT,
-            "beta": PRIOR_EXPONENT,
-            "log_n_term": PRIOR_LOG_TERM,
-            "log_d_term": PRIOR_LOG_TERM,
+            **_CHINCHILLA_PRIORS,
             # Muennighoff et al. fit R*_D ~ 15.4: median 15, 95% 2-100 epochs.
             "r_star": Prior("LogNormal", mu=math.log(15.0), sigma=1.0),
         },
@@ -523,11 +521,7 @@ register_law(
                   "D_eff = D below K tokens per parameter, K N far beyond; K -> infinity is the Chinchilla form"),
         inputs=("N", "D", "T"),
         default_priors={
-            "E": PRIOR_E,
-            "alpha": PRIOR_EXPONENT,
-            "beta": PRIOR_EXPONENT,
-            "log_n_term": PRIOR_LOG_TERM,
-            "log_d_term": PRIOR_LOG_TERM,
+            **_CHINCHILLA_PRIORS,
             # log K, K in tokens per parameter: median 100 (5x Chinchilla's compute-optimal 20), 90% about 8-1,200
             "log_k": Prior("Normal", mu=math.log(100.0), sigma=1.5),
         },
