@@ -35,7 +35,7 @@ from bayes_scaling.priors import Prior
 from bayes_scaling.schedules import Schedule
 
 __all__ = ["AREA_UNIT", "CURVE_LAWS", "CurveInputs", "CurveLaw", "curve_inputs", "get_curve_law", "stack_inputs",
-           "unstack_inputs"]
+           "unstack_inputs", "with_pairs"]
 
 #: Steps per unit of area: S1 is measured in (peak rate x 1,000 steps).
 AREA_UNIT = 1000.0
@@ -64,6 +64,11 @@ class CurveInputs:
         1.0 where term ``k`` is at or before step ``t``, shape (n, m).
     peak : float
         The schedule's peak rate (the unit of ``drop`` and ``rate``).
+    pair_row, pair_term, pair_since, pair_lag : ndarray or None
+        The same terms as a list of the active (step, term) pairs only (:func:`with_pairs`): each pair's row in
+        ``steps``, its term, its ``since`` and its ``lag``, shape (p,). None (default): the laws use the dense
+        (n, m) arrays. A fit's model uses the pairs: a schedule that decays from its start (cosine) has about
+        half its (step, term) entries inactive, a late decay (WSD) most of them, and the laws then skip them.
     """
 
     steps: np.ndarray
@@ -74,6 +79,10 @@ class CurveInputs:
     lag: np.ndarray
     active: np.ndarray
     peak: float
+    pair_row: Any = None
+    pair_term: Any = None
+    pair_since: Any = None
+    pair_lag: Any = None
 
 
 def curve_inputs(schedule: Schedule, steps: Any, *, max_terms: int = MAX_TERMS, peak: float | None = None
@@ -108,10 +117,18 @@ def curve_inputs(schedule: Schedule, steps: Any, *, max_terms: int = MAX_TERMS, 
                        lag=lag.astype(float), active=active, peak=unit)
 
 
+def with_pairs(x: CurveInputs) -> CurveInputs:
+    """``x`` with its active (step, term) pairs listed (see :class:`CurveInputs`); the laws then sum only those."""
+    row, term = np.nonzero(np.asarray(x.active) > 0)
+    return replace(x, pair_row=row.astype(np.int64), pair_term=term.astype(np.int64),
+                   pair_since=np.asarray(x.since, float)[row, term], pair_lag=np.asarray(x.lag, float)[row, term])
+
+
 def stack_inputs(parts: Sequence[CurveInputs]) -> CurveInputs:
     """Several runs' inputs as one set of arrays: steps one after another, decay terms padded to one width.
 
-    ``drop`` and ``rate`` get one row per run; ``since``, ``lag`` and ``active`` one row per step. The padding
+    ``drop`` and ``rate`` get one row per run; ``since``, ``lag`` and ``active`` one row per step; when every run
+    lists its active pairs (:func:`with_pairs`), the pairs run after one another too. The padding
     (fall 0, rate 1, area 0, inactive) adds nothing to any loss. A fit's model holds this one set of arrays
     however many runs it has and evaluates the law on each run's part of them (:func:`unstack_inputs`).
     """
@@ -127,8 +144,12 @@ def stack_inputs(parts: Sequence[CurveInputs]) -> CurveInputs:
         out[..., :value.shape[-1]] = value
         return out
 
+    pairs = {}
+    if all(x.pair_row is not None for x in parts):  # each run's pairs one after another, indices within the run
+        pairs = {name: np.concatenate([getattr(x, name) for x in parts])
+                 for name in ("pair_row", "pair_term", "pair_since", "pair_lag")}
     return CurveInputs(steps=np.concatenate([x.steps for x in parts]), area=np.concatenate([x.area for x in parts]),
-                       peak=parts[0].peak,
+                       peak=parts[0].peak, **pairs,
                        **{name: np.stack([padded(getattr(x, name), fill) for x in parts])
                           for name, fill in (("drop", 0.0), ("rate", 1.0))},
                        **{name: np.concatenate([padded(getattr(x, name), 0.0) for x in parts])
@@ -141,16 +162,22 @@ def unstack_inputs(stacked: Any, parts: Sequence[CurveInputs]) -> list[CurveInpu
     ``parts`` gives each run's sizes (steps, decay terms). A run without decay terms gets empty numpy terms, so
     the law evaluates only its power part.
     """
-    out, start = [], 0
+    out, start, first = [], 0, 0
     for index, part in enumerate(parts):
         n, m = part.steps.size, part.drop.size
         rows = slice(start, start + n)
         if m == 0:
             out.append(replace(part, area=stacked.area[rows]))
         else:
+            pairs = {}
+            if stacked.pair_row is not None and part.pair_row is not None:
+                taken = slice(first, first + part.pair_row.size)
+                first += part.pair_row.size
+                pairs = {name: getattr(stacked, name)[taken]
+                         for name in ("pair_row", "pair_term", "pair_since", "pair_lag")}
             out.append(replace(part, area=stacked.area[rows], drop=stacked.drop[index, :m],
                                rate=stacked.rate[index, :m], since=stacked.since[rows, :m],
-                               lag=stacked.lag[rows, :m], active=stacked.active[rows, :m]))
+                               lag=stacked.lag[rows, :m], active=stacked.active[rows, :m], **pairs))
         start += n
     return out
 
@@ -186,21 +213,43 @@ def _power(xp: Any, p: Mapping[str, Any], x: CurveInputs) -> Any:
 def _multipower_loss(xp: Any, p: Mapping[str, Any], x: CurveInputs) -> Any:
     if _no_decay(x):
         return _power(xp, p, x)
-    rate = xp.log(x.rate)  # log of each term's rate
-    # G(lr_k^-gamma S_k(t)) = 1 - (C lr_k^-gamma S_k(t) + 1)^-beta, per evaluated step and term
-    inner = _expand(xp, p["C"]) * xp.exp(-_expand(xp, p["gamma"]) * rate) * x.since + 1.0
-    g = 1.0 - xp.exp(-_expand(xp, p["beta"]) * xp.log(inner))
-    drop = (g * x.active * x.drop).sum(axis=-1)
+    # G(lr_k^-gamma S_k(t)) = 1 - (C lr_k^-gamma S_k(t) + 1)^-beta, per evaluated step and term (or active pair;
+    # parameters of shape (draws, 1) then broadcast against the pairs, not against a step axis)
+    if x.pair_row is None:
+        inner = _expand(xp, p["C"]) * xp.exp(-_expand(xp, p["gamma"]) * xp.log(x.rate)) * x.since + 1.0
+        g = 1.0 - xp.exp(-_expand(xp, p["beta"]) * xp.log(inner))
+        drop = (g * x.active * x.drop).sum(axis=-1)
+    else:
+        factor = xp.exp(-p["gamma"] * xp.log(x.rate))  # lr_k^-gamma, once per term
+        inner = p["C"] * factor[..., x.pair_term] * x.pair_since + 1.0
+        g = 1.0 - xp.exp(-p["beta"] * xp.log(inner))
+        drop = _row_sums(xp, g * x.drop[x.pair_term], x)
     return _power(xp, p, x) - p["B"] * drop
 
 
 def _annealing_loss(xp: Any, p: Mapping[str, Any], x: CurveInputs) -> Any:
     if _no_decay(x):
         return _power(xp, p, x)
-    lam = _expand(xp, p["lam"])
-    momentum = (1.0 - xp.exp(x.lag * xp.log(lam))) / (1.0 - lam)
-    s2 = (momentum * x.active * x.drop).sum(axis=-1)
+    if x.pair_row is None:
+        lam = _expand(xp, p["lam"])
+        momentum = (1.0 - xp.exp(x.lag * xp.log(lam))) / (1.0 - lam)
+        s2 = (momentum * x.active * x.drop).sum(axis=-1)
+    else:
+        lam = p["lam"]
+        momentum = (1.0 - xp.exp(x.pair_lag * xp.log(lam))) / (1.0 - lam)
+        s2 = _row_sums(xp, momentum * x.drop[x.pair_term], x)
     return _power(xp, p, x) - p["C"] * s2 / AREA_UNIT
+
+
+def _row_sums(xp: Any, values: Any, x: CurveInputs) -> Any:
+    """Sum each active pair's ``values`` (last axis) into its step: shape (..., steps)."""
+    if xp is np:
+        out = np.zeros((*np.shape(values)[:-1], np.size(x.area)))
+        np.add.at(np.moveaxis(out, -1, 0), x.pair_row, np.moveaxis(np.asarray(values), -1, 0))
+        return out
+    if values.ndim != 1:
+        raise ValueError("the PyTensor pair sums take scalar parameters")
+    return xp.inc_subtensor(xp.zeros_like(x.area)[x.pair_row], values)
 
 
 def _no_decay(x: CurveInputs) -> bool:

@@ -7,7 +7,15 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from bayes_scaling.curve_laws import CURVE_LAWS, brute_force, curve_inputs, get_curve_law, stack_inputs, unstack_inputs
+from bayes_scaling.curve_laws import (
+    CURVE_LAWS,
+    brute_force,
+    curve_inputs,
+    get_curve_law,
+    stack_inputs,
+    unstack_inputs,
+    with_pairs,
+)
 from bayes_scaling.schedules import Schedule
 
 PARAMS = {"multipower": {"L0": 3.0, "A": 0.9, "alpha": 0.5, "B": 0.4, "C": 2.0, "beta": 0.6, "gamma": 0.6},
@@ -89,6 +97,32 @@ def test_runs_stacked_into_one_set_of_arrays_give_each_runs_loss(law):
                                    get_curve_law(law).loss(np, PARAMS[law], part), rtol=1e-12)
     with pytest.raises(ValueError, match="share the unit of their rates"):
         stack_inputs([curve_inputs(SCHEDULES["cosine"], STEPS), curve_inputs(constant, [50], peak=1e-3)])
+
+
+@pytest.mark.parametrize("law", sorted(CURVE_LAWS))
+def test_active_pairs_give_the_dense_loss(law):
+    """A fit's model sums only the active (step, term) pairs; the loss is the dense one (numpy with draws, PyTensor
+    stacked runs)."""
+    import pytensor.tensor as pt
+
+    constant = Schedule.constant(3e-4, 400, warmup=40)
+    parts = [curve_inputs(SCHEDULES["cosine"], STEPS, peak=3e-4), curve_inputs(constant, [50, 200], peak=3e-4),
+             curve_inputs(SCHEDULES["wsd"], STEPS, peak=3e-4)]
+    paired = [with_pairs(x) for x in parts]
+    wsd = paired[2]
+    assert wsd.pair_row.size == np.count_nonzero(wsd.active) < wsd.active.size  # a late decay: most entries skipped
+    rng = np.random.default_rng(0)
+    draws = {k: v * np.exp(rng.normal(0, 0.05, (5, 1))) for k, v in PARAMS[law].items()}
+    for dense, sparse in zip(parts, paired, strict=True):
+        expression = get_curve_law(law).loss
+        np.testing.assert_allclose(expression(np, draws, sparse), expression(np, draws, dense), rtol=1e-12)
+    stacked = stack_inputs(paired)
+    assert stacked.pair_row.size == sum(x.pair_row.size for x in paired)
+    names = ("area", "drop", "rate", "pair_row", "pair_term", "pair_since", "pair_lag")
+    runs = unstack_inputs(replace(stacked, **{name: pt.as_tensor(getattr(stacked, name)) for name in names}), paired)
+    for part, run in zip(parts, runs, strict=True):
+        np.testing.assert_allclose(pt.as_tensor(get_curve_law(law).loss(pt, PARAMS[law], run)).eval(),
+                                   get_curve_law(law).loss(np, PARAMS[law], part), rtol=1e-12)
 
 
 def test_clear_errors():
