@@ -244,8 +244,15 @@ def _annealing_loss(xp: Any, p: Mapping[str, Any], x: CurveInputs) -> Any:
 def _row_sums(xp: Any, values: Any, x: CurveInputs) -> Any:
     """Sum each active pair's ``values`` (last axis) into its step: shape (..., steps)."""
     if xp is np:
-        out = np.zeros((*np.shape(values)[:-1], np.size(x.area)))
-        np.add.at(np.moveaxis(out, -1, 0), x.pair_row, np.moveaxis(np.asarray(values), -1, 0))
+        values, rows = np.asarray(values), np.asarray(x.pair_row)
+        out = np.zeros((*values.shape[:-1], np.size(x.area)))
+        if not rows.size:
+            return out
+        if (np.diff(rows) >= 0).all():  # pairs listed step by step (:func:`with_pairs`): one pass per step
+            starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+            out[..., rows[starts]] = np.add.reduceat(values, starts, axis=-1)
+        else:
+            np.add.at(np.moveaxis(out, -1, 0), rows, np.moveaxis(values, -1, 0))
         return out
     if values.ndim != 1:
         raise ValueError("the PyTensor pair sums take scalar parameters")

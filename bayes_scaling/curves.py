@@ -439,7 +439,7 @@ class CurveFit:
             if named not in self.schedules:
                 raise KeyError(f"no fitted run {named!r}; runs: {', '.join(self.schedules)}")
             schedule = self.schedules[named]
-        return (curve_inputs(schedule, steps, peak=self.peak, max_terms=FORECAST_TERMS),
+        return (with_pairs(curve_inputs(schedule, steps, peak=self.peak, max_terms=FORECAST_TERMS)),
                 self._size_of(run, named, N))
 
     def _schedule_distance(self, inputs: Any, N: float | None) -> np.ndarray:
@@ -542,7 +542,8 @@ class CurveFit:
         """The law's loss per posterior draw at ``inputs``' steps, (draws, steps), a block of draws at a time."""
         params = self.law_params(N)
         total = len(next(iter(params.values())))
-        chunk = max(1, int(FORECAST_CELLS // max(1, inputs.since.size)))  # draws per pass, bounding memory
+        cells = inputs.since.size if inputs.pair_row is None else inputs.pair_row.size + inputs.steps.size
+        chunk = max(1, int(FORECAST_CELLS // max(1, cells)))  # draws per pass, bounding memory
         return np.concatenate([np.asarray(self.law.loss(np, {k: v[i:i + chunk] for k, v in params.items()}, inputs),
                                           float) for i in range(0, total, chunk)])
 

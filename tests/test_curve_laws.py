@@ -116,6 +116,11 @@ def test_active_pairs_give_the_dense_loss(law):
     for dense, sparse in zip(parts, paired, strict=True):
         expression = get_curve_law(law).loss
         np.testing.assert_allclose(expression(np, draws, sparse), expression(np, draws, dense), rtol=1e-12)
+    order = np.random.default_rng(1).permutation(paired[0].pair_row.size)  # pairs in any order: the same sums
+    shuffled = replace(paired[0], **{name: getattr(paired[0], name)[order]
+                                     for name in ("pair_row", "pair_term", "pair_since", "pair_lag")})
+    expression = get_curve_law(law).loss
+    np.testing.assert_allclose(expression(np, draws, shuffled), expression(np, draws, parts[0]), rtol=1e-12)
     stacked = stack_inputs(paired)
     assert stacked.pair_row.size == sum(x.pair_row.size for x in paired)
     names = ("area", "drop", "rate", "pair_row", "pair_term", "pair_since", "pair_lag")
