@@ -30,6 +30,7 @@ import pandas as pd
 from bayes_scaling.data import FLOPS_PER_PARAM_TOKEN, load_sweep
 from bayes_scaling.forecast import band_table, check_finite
 from bayes_scaling.intervals import BOOTSTRAP, equal_tailed, interval_table
+from bayes_scaling.laws import DERIVED_INPUTS
 from bayes_scaling.posterior import Fit
 from bayes_scaling.results import Result
 
@@ -135,9 +136,11 @@ class LawDraws:
 
     def log_loss(self, log_n: np.ndarray, log_d: np.ndarray) -> np.ndarray:
         """Log L for arrays broadcastable to (draws, k); data_constrained assumes fresh data (U = D)."""
-        x = {"N": np.asarray(log_n) - self.log_ref_n, "D": np.asarray(log_d) - self.log_ref_d}
+        logs = {"N": np.asarray(log_n), "D": np.asarray(log_d)}
+        x = {"N": logs["N"] - self.log_ref_n, "D": logs["D"] - self.log_ref_d}
         x["U"] = x["D"]
-        x["T"] = np.asarray(log_d) - np.asarray(log_n)
+        for key, (top, bottom) in DERIVED_INPUTS.items():  # tokens per parameter, as data.centred_logs makes it
+            x[key] = logs[top] - logs[bottom]
         with np.errstate(invalid="ignore", over="ignore"):  # NaN where the law has no value: reported by _finish
             return self.fit.law.log_loss(np, self.params, x)
 

@@ -58,6 +58,12 @@ CHINCHILLA_FORM = ("chinchilla",)
 DEFAULT = "bayes-" + inspect.signature(fit).parameters["extrapolation"].default
 
 
+def bayes_law(case_law: str, law: str | None = None) -> str:
+    """The law the Bayesian methods fit on a case of ``case_law``: ``law`` (default the package's
+    :data:`~bayes_scaling.laws.DEFAULT_LAW`) on Chinchilla-form sweeps, else the case's own."""
+    return (law or DEFAULT_LAW) if case_law in CHINCHILLA_FORM else case_law
+
+
 def cases(root: Path):
     """(name, frame, law) for each sweep (group) with comparable losses."""
     def load(name, query=None):
@@ -227,8 +233,7 @@ def run(root: Path, *, seed: int = 1, use_ssl: bool = True, only: str | None = N
     for name, frame, case_law in cases(root):
         if only and only not in name:
             continue
-        # the package's default law where the case is a Chinchilla-form sweep (the baselines keep the Chinchilla form)
-        bayes_law = (law or DEFAULT_LAW) if case_law in CHINCHILLA_FORM else case_law
+        fitted_law = bayes_law(case_law, law)  # the baselines keep the Chinchilla form
         frame = frame.reset_index(drop=True)
         if case_law.startswith("data_constrained"):
             frame = frame.rename(columns={"U": "unique_tokens"})
@@ -243,7 +248,7 @@ def run(root: Path, *, seed: int = 1, use_ssl: bool = True, only: str | None = N
             methods = {}
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                bayes = bayes_methods(train, test, bayes_law, seed, source_of(name), scatter)
+                bayes = bayes_methods(train, test, fitted_law, seed, source_of(name), scatter)
                 diagnostics = bayes.pop("_diagnostics")
                 methods.update(bayes)
                 if case_law in CHINCHILLA_FORM:

@@ -27,9 +27,8 @@ from bayes_scaling.data import load_sweep
 from bayes_scaling.extrapolation import fold_log_likelihood, kappa_grid, learn
 from bayes_scaling.fitting import fit, fold_residuals
 from bayes_scaling.intervals import weighted_quantiles
-from bayes_scaling.laws import DEFAULT_LAW
 from bayes_scaling.shared_prior import PRIOR_FILE, SweepLikelihood, population_prior
-from benchmarks.backtests import CHINCHILLA_FORM, DEFAULT_DATA, cases, source_of
+from benchmarks.backtests import DEFAULT_DATA, bayes_law, cases, source_of
 
 TARGET = Path(bayes_scaling.__file__).resolve().parent / PRIOR_FILE
 
@@ -39,7 +38,7 @@ def sweep_likelihoods(root: Path, seed: int = 0) -> list[SweepLikelihood]:
     grid = kappa_grid()
     out = []
     for name, frame, case_law in cases(root):
-        law = DEFAULT_LAW if case_law in CHINCHILLA_FORM else case_law  # the law the backtests' fits use
+        law = bayes_law(case_law)  # the law the backtests' fits use
         start = time.perf_counter()
         frame = frame.reset_index(drop=True)
         if law.startswith("data_constrained"):
