@@ -158,7 +158,8 @@ def bayes_methods(train: pd.DataFrame, test: pd.DataFrame, law: str, seed: int, 
     diag = result.diagnostics()
     drift = learn(residuals, design="drift", prior=prior).to_dict()
     out["_diagnostics"] = {"max_r_hat": diag.max_r_hat, "min_ess_bulk": diag.min_ess_bulk,
-                           "divergences": diag.divergences,
+                           "divergences": diag.divergences, "first_pass": "escalated" not in result.info,
+                           "max_tree_depth_hits": diag.max_tree_depth_hits,
                            "kappa": learn(residuals, prior=prior).quantiles()[1],
                            "drift": drift["drift_mean"], "folds": drift["folds"]}
     return out
@@ -261,7 +262,7 @@ def run(root: Path, *, seed: int = 1, use_ssl: bool = True, only: str | None = N
             for method, (quantiles, median) in methods.items():
                 table = score(quantiles, median, y)
                 table.insert(0, "decades_N", decades)
-                for key in ("max_r_hat", "min_ess_bulk", "divergences"):
+                for key in ("max_r_hat", "min_ess_bulk", "divergences", "first_pass", "max_tree_depth_hits"):
                     table[key] = diagnostics[key]  # the case's NUTS fit (the same for every method)
                 table.insert(0, "method", method)
                 table.insert(0, "split", split)
@@ -271,7 +272,9 @@ def run(root: Path, *, seed: int = 1, use_ssl: bool = True, only: str | None = N
             print(f"{name} / {split}: {len(train)} train, {len(test)} held out, {diagnostics['folds']} folds, "
                   f"kappa {diagnostics['kappa']:.3f}, drift {diagnostics['drift']:+.3f}, "
                   f"R-hat {diagnostics['max_r_hat']:.3f}, ESS {diagnostics['min_ess_bulk']:.0f}, "
-                  f"divergences {diagnostics['divergences']} ({seconds:.0f} s)", flush=True)
+                  f"divergences {diagnostics['divergences']}, "
+                  f"{'first pass' if diagnostics['first_pass'] else 'after the retry'}, "
+                  f"{diagnostics['max_tree_depth_hits']} max-depth draws ({seconds:.0f} s)", flush=True)
     return pd.concat(rows, ignore_index=True)
 
 
@@ -345,6 +348,15 @@ def targets(runs: pd.DataFrame, per_case: pd.DataFrame, pooled: pd.DataFrame) ->
         out.append(("every default fit converges (R-hat <= 1.01, bulk ESS >= 400, no divergences)", ok,
                     f"max R-hat {worst['max_r_hat'].max():.3f}, min ESS {worst['min_ess_bulk'].min():.0f}, "
                     f"divergences {int(worst['divergences'].sum())} over {len(worst)} fits"))
+    if "first_pass" in runs.columns:  # issue 31: a geometry that converges the first time
+        fits = runs[runs["method"] == DEFAULT].groupby(["case", "split"])[["first_pass", "max_tree_depth_hits"]]
+        first = fits.first()
+        share = float(first["first_pass"].astype(bool).mean())
+        hits = int((first["max_tree_depth_hits"] > 0).sum())
+        out.append(("at least 90% of default fits pass on their first pass, none hits the maximum tree depth",
+                    share >= 0.9 and hits == 0,
+                    f"{share:.0%} first pass ({int(first['first_pass'].astype(bool).sum())} of {len(first)}), "
+                    f"{hits} fits with max-depth draws"))
     return out
 
 
