@@ -51,14 +51,19 @@ from bayes_scaling.shared_prior import load_shared_prior
 if TYPE_CHECKING:
     from bayes_scaling.data import Sweep
 
-__all__ = ["DESIGNS", "DIRECTIONS", "FOLD_QUANTILES", "KAPPA_PRIORS", "KAPPA_PRIOR_SD", "Extrapolation", "distance",
-           "distance_columns", "distance_to", "fold_cuts", "fold_directions", "fold_log_likelihood",
-           "kappa_grid", "kappa_log_prior", "learn", "learn_halfnormal", "sweep_ranges", "with_directions"]
+__all__ = ["DEFAULT_DESIGN", "DESIGNS", "DIRECTIONS", "FOLD_QUANTILES", "KAPPA_PRIORS", "KAPPA_PRIOR_SD",
+           "Extrapolation", "distance", "distance_columns", "distance_to", "drift_grid", "drift_log_prior", "fold_cuts",
+           "fold_directions", "fold_log_likelihood", "kappa_grid", "kappa_log_prior", "learn", "learn_halfnormal",
+           "sweep_ranges", "with_directions"]
 
 #: Ways of widening forecasts beyond the data: ``"kappa"`` (error growing with distance, the default),
 #: ``"drift"`` (the same plus a learned signed drift ``b * d`` of the forecast), ``"inflation"`` (one factor on
 #: the predictive scale) and ``"none"`` (parameter uncertainty and scatter only).
 DESIGNS = ("kappa", "drift", "inflation", "none")
+#: The design :func:`bayes_scaling.fit` uses unless told otherwise: ``"drift"``, the error growing with distance plus
+#: the signed drift the folds show, starting from the public sweeps' drifts (README, "Honest extrapolation", has the
+#: backtests that chose it; ``"kappa"`` before 2026-11-29).
+DEFAULT_DESIGN = "drift"
 #: Prior scale of the drift ``b`` (Normal, log-loss per unit of relative distance) of the ``"drift"`` design.
 DRIFT_PRIOR_SD = 0.02
 _DRIFT_GRID = np.linspace(-0.12, 0.12, 97)
@@ -75,6 +80,11 @@ _KAPPA_GRID = np.linspace(0.0, 0.15, 301)
 def kappa_grid() -> np.ndarray:
     """The grid kappa's posterior (and the shared prior) is computed on."""
     return _KAPPA_GRID.copy()
+
+
+def drift_grid() -> np.ndarray:
+    """The grid of the ``"drift"`` design's signed drift ``b`` (log-loss per unit of relative distance)."""
+    return _DRIFT_GRID.copy()
 
 _LAMBDA_GRID = np.linspace(1.0, 15.0, 281)
 #: The inputs extrapolation distance is measured over, by law input key.
@@ -216,6 +226,7 @@ class Extrapolation:
             out["joint"] = [[float(w) for w in row] for row in self.joint]
             b = self.joint.sum(axis=1)
             out["drift_mean"] = float(np.dot(b, self.drift_grid))
+            out["drift_lower"], out["drift_median"], out["drift_upper"] = grid_quantiles(self.drift_grid, b)
         if self.directions:
             out["directions"] = self.directions
         out["prior"] = self.prior
@@ -291,6 +302,28 @@ def kappa_log_prior(prior: Any = "shared", grid: np.ndarray | None = None) -> np
         return np.log(np.asarray(prior.weights))
 
 
+def drift_log_prior(prior: Any = "shared", grid: np.ndarray | None = None) -> np.ndarray:
+    """Log prior of the ``"drift"`` design's signed drift ``b`` on ``grid`` (default :func:`drift_grid`).
+
+    A :class:`~bayes_scaling.shared_prior.SharedPrior` that holds the public sweeps' drifts (``"shared"``, the
+    default) gives their population predictive; ``"halfnormal"``, or a shared prior learned without drifts, gives
+    Normal(0, :data:`DRIFT_PRIOR_SD`) (what the design used before the drifts were pooled).
+    """
+    grid = _DRIFT_GRID if grid is None else np.asarray(grid, float)
+    if isinstance(prior, str):
+        if prior not in KAPPA_PRIORS:
+            raise ValueError(f"unknown prior {prior!r}; use one of {', '.join(KAPPA_PRIORS)} or a SharedPrior")
+        prior = load_shared_prior() if prior == "shared" else None
+    weights = getattr(prior, "drift_weights", None)
+    if weights is None:
+        return -0.5 * (grid / DRIFT_PRIOR_SD) ** 2
+    if not np.array_equal(np.asarray(prior.drift_grid), grid):
+        raise ValueError("the shared prior is on another drift grid than the term's: refresh it "
+                         "(make extrapolation-prior)")
+    with np.errstate(divide="ignore"):
+        return np.log(np.asarray(weights))
+
+
 def fold_log_likelihood(residuals: pd.DataFrame, grid: np.ndarray | None = None, *, design: str = "kappa",
                         drift: np.ndarray | None = None, seed: int = 0, extra_var: float = 0.0) -> np.ndarray:
     """Log-likelihood of the term's scale on ``grid`` (and drift values) given forward-chaining residuals.
@@ -328,7 +361,8 @@ def learn(residuals: pd.DataFrame, *, design: str = "kappa", seed: int = 0, prio
 
     ``prior`` is kappa's prior (``"kappa"`` and ``"drift"`` designs): ``"shared"`` (default, learned across the
     public sweeps, see :mod:`bayes_scaling.shared_prior`), ``"halfnormal"``, or a
-    :class:`~bayes_scaling.shared_prior.SharedPrior`. The ``"inflation"`` factor keeps its LogNormal prior.
+    :class:`~bayes_scaling.shared_prior.SharedPrior`; in the ``"drift"`` design it also sets the drift's prior
+    (:func:`drift_log_prior`). The ``"inflation"`` factor keeps its LogNormal prior.
     """
     if design not in DESIGNS:
         raise ValueError(f"unknown extrapolation design {design!r}; use one of {', '.join(DESIGNS)}")
@@ -342,7 +376,7 @@ def learn(residuals: pd.DataFrame, *, design: str = "kappa", seed: int = 0, prio
     else:
         log_prior = kappa_log_prior(prior, grid)
     drift = _DRIFT_GRID if design == "drift" else np.zeros(1)
-    log_post = log_prior[None, :] - 0.5 * (drift[:, None] / DRIFT_PRIOR_SD) ** 2
+    log_post = log_prior[None, :] + (drift_log_prior(prior, drift)[:, None] if design == "drift" else 0.0)
     log_post = log_post + fold_log_likelihood(residuals, grid, design=design, drift=drift, seed=seed)
     folds = int(residuals["fold"].nunique()) if len(residuals) else 0
     joint = np.exp(log_post - log_post.max())

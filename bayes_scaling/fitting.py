@@ -21,6 +21,7 @@ import pandas as pd
 from bayes_scaling.approx import METHODS, laplace
 from bayes_scaling.data import DataError, Sweep, check_identifiable, load_sweep
 from bayes_scaling.extrapolation import (
+    DEFAULT_DESIGN,
     DESIGNS,
     DIRECTIONS,
     KAPPA_PRIORS,
@@ -79,7 +80,7 @@ def fit(
     log_likelihood: bool | None = None,
     method: str = "nuts",
     warn: bool = True,
-    extrapolation: str = "kappa",
+    extrapolation: str = DEFAULT_DESIGN,
     extrapolation_prior: str = "shared",
     scatter: str = "constant",
     retry: bool | None = None,
@@ -119,14 +120,16 @@ def fit(
         (:class:`~bayes_scaling.approx.ApproximationWarning`) when Pareto k-hat > 0.7.
     extrapolation : {"kappa", "drift", "inflation", "none"}
         How forecasts account for the law being slightly wrong beyond the sweep, learned from forward-chaining
-        folds inside the sweep (see :mod:`bayes_scaling.extrapolation`): ``"kappa"`` (default) adds an error
-        growing with the distance beyond the data; ``"drift"`` also a learned signed drift; ``"inflation"`` one
-        factor on the predictive scale; ``"none"`` parameter uncertainty and scatter only. Stored in
-        ``info["extrapolation"]``.
+        folds inside the sweep (see :mod:`bayes_scaling.extrapolation`): ``"drift"`` (default) adds an error
+        growing with the distance beyond the data and the signed drift the folds show (both starting from what
+        the public sweeps' folds say, :mod:`bayes_scaling.shared_prior`); ``"kappa"`` the growing error only (the
+        default before 2026-11-29); ``"inflation"`` one factor on the predictive scale; ``"none"`` parameter
+        uncertainty and scatter only. Stored in ``info["extrapolation"]``.
     extrapolation_prior : {"shared", "halfnormal"}
-        Prior of the term's scale: ``"shared"`` (default) is learned across the public sweeps' own folds and
-        shipped with the package (:mod:`bayes_scaling.shared_prior`), so a sweep with few folds starts from what
-        sweeps in general do; ``"halfnormal"`` is the earlier fixed HalfNormal(0.02).
+        Prior of the term's scale (and drift): ``"shared"`` (default) is learned across the public sweeps' own
+        folds and shipped with the package (:mod:`bayes_scaling.shared_prior`), so a sweep with few folds starts
+        from what sweeps in general do; ``"halfnormal"`` is the earlier fixed HalfNormal(0.02) (and a drift
+        Normal(0, 0.02)).
     scatter : {"constant", "edges"}
         The run-to-run scatter: one ``sigma`` everywhere (default), or growing toward the sweep's edges (tokens per
         parameter and size for laws of N and D: the ends of IsoFLOP profiles), with parameters
@@ -334,7 +337,7 @@ def fold_residuals(fit: Fit, *, seed: int = 0, directions: Sequence[str] = DIREC
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
 
 
-def calibrate(fit: Fit, *, design: str = "kappa", seed: int = 0, prior: Any = "shared") -> Extrapolation:
+def calibrate(fit: Fit, *, design: str = DEFAULT_DESIGN, seed: int = 0, prior: Any = "shared") -> Extrapolation:
     """Learn the extrapolation term of ``fit`` from forward-chaining folds inside its own sweep.
 
     See :mod:`bayes_scaling.extrapolation` for the designs and ``prior`` (kappa's prior).

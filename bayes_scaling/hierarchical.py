@@ -105,7 +105,7 @@ def fit_hierarchical(
     # each group's own forward-chaining folds (refitted with the population priors) set its extrapolation term
     calibration_start = time.perf_counter()
     if extrapolation == "kappa":
-        result.info["extrapolation_by_group"] = {label: calibrate(result.group_fit(label)).to_dict()
+        result.info["extrapolation_by_group"] = {label: calibrate(result.group_fit(label), design="kappa").to_dict()
                                                  for label in result.groups}
     result.info["extrapolation_seconds"] = round(time.perf_counter() - calibration_start, 3)
     result.info["fit_seconds"] = round(time.perf_counter() - start, 3)

@@ -5,8 +5,9 @@ Usage: ``python -m benchmarks.shared_prior [--data ../shared/data] [--check]`` (
 For every public sweep the backtests use (:func:`benchmarks.backtests.cases`: one case per group whose losses are
 comparable), the default law is fitted to the whole sweep (Laplace approximation: the folds only need its law,
 priors and likelihood), its forward-chaining folds are scored in every direction
-(:func:`bayes_scaling.fitting.fold_residuals`) and their log-likelihood of kappa on the term's grid is saved with
-the sweep's source and size. :mod:`bayes_scaling.shared_prior` turns these into the population prior at import.
+(:func:`bayes_scaling.fitting.fold_residuals`) and their log-likelihood of kappa on the term's grid (and of the
+``"drift"`` design's signed drift on its grid, kappa marginalised uniformly) is saved with the sweep's source and
+size. :mod:`bayes_scaling.shared_prior` turns these into the population prior at import.
 ``--check`` recomputes and compares with the shipped file without writing it.
 """
 
@@ -20,11 +21,12 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from scipy.special import logsumexp
 
 import bayes_scaling
 from bayes_scaling import datasets
 from bayes_scaling.data import load_sweep
-from bayes_scaling.extrapolation import fold_log_likelihood, kappa_grid, learn
+from bayes_scaling.extrapolation import drift_grid, fold_log_likelihood, kappa_grid, learn
 from bayes_scaling.fitting import fit, fold_residuals
 from bayes_scaling.intervals import weighted_quantiles
 from bayes_scaling.shared_prior import PRIOR_FILE, SweepLikelihood, population_prior
@@ -49,12 +51,16 @@ def sweep_likelihoods(root: Path, seed: int = 0) -> list[SweepLikelihood]:
             result = fit(sweep, law=law, method="laplace", seed=seed, extrapolation="none", warn=False)
             residuals = fold_residuals(result, seed=seed)
         ll = fold_log_likelihood(residuals, grid, seed=seed)[0]
+        # the drift's likelihood, kappa marginalised under a uniform prior on its grid
+        joint = fold_log_likelihood(residuals, grid, design="drift", drift=drift_grid(), seed=seed)
+        drift_ll = logsumexp(joint, axis=1) - np.log(joint.shape[1])
         flat = np.exp(ll - ll.max())
         median = float(weighted_quantiles(grid, flat / flat.sum(), 0.5)[0])
         drift = learn(residuals, design="drift", prior="halfnormal").to_dict().get("drift_mean", float("nan"))
         item = SweepLikelihood(name=name, source=source_of(name), law=law, runs=len(sweep),
                                folds=int(residuals["fold"].nunique()) if len(residuals) else 0,
-                               residuals=len(residuals), log_likelihood=ll, drift=float(drift), median=median)
+                               residuals=len(residuals), log_likelihood=ll, drift=float(drift), median=median,
+                               drift_log_likelihood=drift_ll)
         print(f"{name}: {item.runs} runs, {item.folds} folds, {item.residuals} residuals, own kappa {median:.4f}, "
               f"drift {item.drift:+.4f} ({time.perf_counter() - start:.0f} s)", flush=True)
         out.append(item)
@@ -81,6 +87,8 @@ def main(argv=None) -> None:
     prior = population_prior(kappa_grid(), sweeps, provenance=provenance)
     print(prior.describe())
     print(f"population mean {prior.mean:.4f}, shape {prior.shape:.2f}")
+    if prior.drift_weights is not None:
+        print(f"drift: population mean {prior.drift_mean:+.4f}, spread {prior.drift_scale:.4f}")
     for source in prior.sources:
         print(f"  without {source}: {population_prior(kappa_grid(), sweeps, exclude=[source]).describe()}")
     payload = {**provenance, "grid": [float(g) for g in kappa_grid()], "sweeps": [s.to_dict() for s in sweeps]}

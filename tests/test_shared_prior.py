@@ -10,16 +10,20 @@ import pandas as pd
 import pytest
 from conftest import synthetic_residuals
 
-from bayes_scaling.extrapolation import kappa_grid, learn
+from bayes_scaling.extrapolation import drift_grid, drift_log_prior, kappa_grid, learn
 from bayes_scaling.shared_prior import PRIOR_FILE, SweepLikelihood, load_shared_prior, population_prior
 
 GRID = kappa_grid()
+B_GRID = drift_grid()
 
 
-def peaked(name: str, source: str, kappa: float, sharpness: float = 2e5) -> SweepLikelihood:
-    """A sweep whose folds pin kappa near ``kappa`` (a Gaussian log-likelihood on the grid)."""
+def peaked(name: str, source: str, kappa: float, sharpness: float = 2e5, drift: float | None = None
+           ) -> SweepLikelihood:
+    """A sweep whose folds pin kappa near ``kappa`` (a Gaussian log-likelihood on the grid), and its drift near
+    ``drift`` where given."""
     return SweepLikelihood(name=name, source=source, law="chinchilla", runs=50, folds=5, residuals=100,
-                           log_likelihood=-0.5 * sharpness * (GRID - kappa) ** 2)
+                           log_likelihood=-0.5 * sharpness * (GRID - kappa) ** 2,
+                           drift_log_likelihood=None if drift is None else -0.5 * sharpness * (B_GRID - drift) ** 2)
 
 
 def test_the_shipped_prior_has_its_sources_and_provenance():
@@ -84,3 +88,43 @@ def test_a_sweep_starts_from_the_shared_prior_and_its_folds_update_it():
     assert term.quantiles()[1] == pytest.approx(0.01, abs=0.004)
     # a prior leaving a source out is recorded by name
     assert learn(frame, prior=load_shared_prior(exclude=[shared.sources[0]])).prior.startswith("shared (without")
+
+
+def test_the_drifts_are_pooled_where_every_sweep_holds_one():
+    """Sweeps whose folds all say the law errs low beyond them give a drift prior centred below zero; its spread
+    follows how much they disagree; without drifts the design keeps its Normal(0, 0.02)."""
+    low = population_prior(GRID, [peaked(f"s{i}", f"src{i}", 0.03, drift=-0.03 + 0.002 * (i - 3))
+                                  for i in range(7)])
+    assert low.drift_weights is not None and low.drift_weights.sum() == pytest.approx(1.0)
+    assert low.drift_quantiles()[1] == pytest.approx(-0.03, abs=0.006)
+    assert low.drift_mean == pytest.approx(-0.03, abs=0.006) and "of the drift" in low.describe()
+    assert low.to_dict()["drift"]["median"] == pytest.approx(low.drift_quantiles()[1])
+    both = population_prior(GRID, [peaked(f"s{i}", f"src{i}", 0.03, drift=b)
+                                   for i, b in enumerate([-0.05, 0.04, -0.02, 0.03, 0.0, -0.04, 0.05])])
+    width = lambda p: p.drift_quantiles()[2] - p.drift_quantiles()[0]  # noqa: E731
+    assert abs(both.drift_quantiles()[1]) < 0.015 and width(both) > 2 * width(low)
+    np.testing.assert_allclose(np.exp(drift_log_prior(low)), low.drift_weights)
+    # one sweep without a drift likelihood: kappa is pooled as before, the drift prior is the fixed one
+    mixed = population_prior(GRID, [peaked("a", "A", 0.03, drift=-0.03), peaked("b", "B", 0.03)])
+    assert mixed.drift_weights is None and np.isnan(mixed.drift_quantiles()[1])
+    np.testing.assert_allclose(drift_log_prior(mixed), -0.5 * (B_GRID / 0.02) ** 2)
+    np.testing.assert_allclose(drift_log_prior("halfnormal"), -0.5 * (B_GRID / 0.02) ** 2)
+    with pytest.raises(ValueError, match="unknown prior 'flat'"):
+        drift_log_prior("flat")
+    # round trip of a sweep's drift likelihood
+    back = SweepLikelihood.from_dict(peaked("a", "A", 0.03, drift=-0.03).to_dict())
+    assert back.drift_log_likelihood is not None
+    assert B_GRID[np.argmax(back.drift_log_likelihood)] == pytest.approx(-0.03, abs=0.003)
+
+
+def test_the_drift_design_starts_from_the_shared_drift():
+    """Without folds the drift design's drift is the prior's; folds that show no drift pull it toward zero."""
+    prior = population_prior(GRID, [peaked(f"s{i}", f"src{i}", 0.03, drift=-0.04) for i in range(5)])
+    alone = learn(pd.DataFrame(), design="drift", prior=prior)
+    assert alone.to_dict()["drift_mean"] == pytest.approx(-0.04, abs=0.006)
+    frame = synthetic_residuals(0.01, 400, seed=2)
+    moved = learn(frame, design="drift", prior=prior).to_dict()["drift_mean"]
+    assert -0.04 + 0.01 < moved < 0.01
+    # the shipped prior holds the public sweeps' drifts
+    shipped = load_shared_prior()
+    assert shipped.drift_weights is not None and len(shipped.drift_weights) == len(B_GRID)

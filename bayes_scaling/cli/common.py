@@ -224,6 +224,9 @@ def print_fit(result: Any, as_json: bool) -> None:
         print(f"extrapolation term ({term['design']}): {term['median']:.4f} log-loss per sweep width beyond the data, "
               f"90% [{term['lower']:.4f}, {term['upper']:.4f}], from {term['folds']} folds and the "
               f"{term.get('prior', 'halfnormal')} prior")
+        if "drift_median" in term:  # the signed drift: where forecasts beyond the data are moved, per width
+            print(f"  drift {term['drift_median']:+.4f} log-loss per sweep width, 90% [{term['drift_lower']:+.4f}, "
+                  f"{term['drift_upper']:+.4f}] (negative: the law's forecasts beyond the data are lowered)")
     scatter = result.info.get("scatter")
     if scatter:
         print(f"scatter grows toward the sweep's edges along {', '.join(scatter['columns'])} (sigma_edge_* above)")
