@@ -350,9 +350,24 @@ def fold_log_likelihood(residuals: pd.DataFrame, grid: np.ndarray | None = None,
         scale = grid[:, None] * np.sqrt(base)[None, :]
     else:
         scale = np.sqrt(base[None, :] + (grid[:, None] * d[None, :]) ** 2)
+    if len(drift) == 1:
+        density = student_t_logpdf((r - drift[0] * d)[None, :], scale, nu[None, :])
+        return (density * weight_all[None, :]).sum(axis=1)[None, :]
+    # many drifts: what does not depend on the drift (the normalising terms) is computed once, the rest per drift
+    # as a weighted sum (the same numbers as student_t_logpdf, written out)
+    from scipy.special import gammaln
+
+    finite = np.isfinite(nu)
+    nu_f = np.where(finite, nu, 1.0)
+    const = np.where(finite, gammaln((nu_f + 1) / 2) - gammaln(nu_f / 2) - 0.5 * np.log(nu_f * np.pi),
+                     -0.5 * math.log(2 * math.pi))
+    fixed = (const[None, :] - np.log(scale)) @ weight_all
+    inv_var = 1.0 / scale**2
+    half = np.where(finite, (nu_f + 1) / 2, 0.0)[None, :]
     for i, b in enumerate(drift):
-        density = student_t_logpdf((r - b * d)[None, :], scale, nu[None, :])
-        out[i] = (density * weight_all[None, :]).sum(axis=1)
+        z2 = (r - b * d) ** 2 * inv_var
+        kernel = np.where(finite[None, :], -half * np.log1p(z2 / nu_f[None, :]), -0.5 * z2)
+        out[i] = fixed + kernel @ weight_all
     return out
 
 
@@ -376,12 +391,20 @@ def learn(residuals: pd.DataFrame, *, design: str = "kappa", seed: int = 0, prio
     else:
         log_prior = kappa_log_prior(prior, grid)
     drift = _DRIFT_GRID if design == "drift" else np.zeros(1)
-    log_post = log_prior[None, :] + (drift_log_prior(prior, drift)[:, None] if design == "drift" else 0.0)
-    log_post = log_post + fold_log_likelihood(residuals, grid, design=design, drift=drift, seed=seed)
+    log_prior = log_prior[None, :] + (drift_log_prior(prior, drift)[:, None] if design == "drift" else 0.0)
+    by_direction = _direction_likelihoods(residuals, grid, design, drift, seed)
+    if by_direction is not None:  # the same sum, each direction's part kept for the report below
+        likelihood = sum(ll for _, ll in by_direction.values())
+    else:
+        likelihood = fold_log_likelihood(residuals, grid, design=design, drift=drift, seed=seed)
     folds = int(residuals["fold"].nunique()) if len(residuals) else 0
-    joint = np.exp(log_post - log_post.max())
-    joint /= joint.sum()
-    directions = _by_direction(residuals, design, seed, prior) if "direction" in residuals else None
+    joint = _normalised(log_prior + likelihood)
+    if by_direction is not None:
+        directions = {name: {"folds": int(part["fold"].nunique()), "residuals": len(part),
+                             "median": grid_quantiles(grid, _normalised(log_prior + ll).sum(axis=0), [0.5])[0]}
+                      for name, (part, ll) in by_direction.items()}
+    else:
+        directions = _by_direction(residuals, design, seed, prior) if "direction" in residuals else None
     if design == "drift":
         return Extrapolation(design, grid, joint.sum(axis=0), folds, len(residuals), drift_grid=drift, joint=joint,
                              directions=directions, prior=_prior_name(prior))
@@ -409,6 +432,25 @@ def _prior_name(prior: Any) -> str:
         return prior
     left = getattr(prior, "excluded", ())
     return "shared" + (f" (without {', '.join(left)})" if left else "")
+
+
+def _normalised(log_post: np.ndarray) -> np.ndarray:
+    weights = np.exp(log_post - log_post.max())
+    return weights / weights.sum()
+
+
+def _direction_likelihoods(residuals: pd.DataFrame, grid: np.ndarray, design: str, drift: np.ndarray,
+                           seed: int) -> dict[str, tuple[pd.DataFrame, np.ndarray]] | None:
+    """Each direction's residuals and fold log-likelihood, where their sum is the whole's (else None).
+
+    Folds are numbered apart across directions, so a fold and size (what counts once) lie in one direction and the
+    weights are the same in a part as in the whole; beyond :data:`MAX_RESIDUALS` the whole is subsampled, so not.
+    """
+    if ("direction" not in residuals or residuals["direction"].nunique() < 2 or len(residuals) > MAX_RESIDUALS
+            or residuals.groupby("fold")["direction"].nunique().max() > 1):
+        return None
+    return {str(name): (part, fold_log_likelihood(part, grid, design=design, drift=drift, seed=seed))
+            for name, part in residuals.groupby("direction", sort=False)}
 
 
 def _by_direction(residuals: pd.DataFrame, design: str, seed: int, prior: Any) -> dict[str, dict[str, float]] | None:

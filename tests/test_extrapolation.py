@@ -164,3 +164,36 @@ def test_fits_without_the_term_say_so_beyond_the_sweep(bent_fit):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         old.forecast(N=1e8, D=2e9)  # inside the sweep: nothing to say
+
+
+
+def test_the_drift_likelihood_is_the_student_t_density_at_every_drift_and_directions_sum_to_the_whole():
+    """The drift design's fold likelihood (its normalising terms computed once) equals the Student-t density
+    summed at each drift, Normal residuals mixed in; a term learned from each direction's part gives the whole's
+    posterior and each direction's median as learning that direction alone."""
+    from bayes_scaling import extrapolation as ex
+    from bayes_scaling.likelihoods import student_t_logpdf
+
+    frame = synthetic_residuals(0.02, 300, seed=4).assign(
+        residual=lambda f: f["residual"] - 0.01 * f["distance"],
+        nu=np.where(np.arange(300) % 3 == 0, np.inf, 4.0))
+    grid, drifts = ex.kappa_grid(), ex.drift_grid()
+    keys = frame["fold"].astype(str) + "/" + frame["size"].astype(str)
+    weight = 1.0 / keys.map(keys.value_counts()).to_numpy()
+    r, d, nu = (frame[c].to_numpy() for c in ("residual", "distance", "nu"))
+    scale = np.sqrt(frame["sigma"].to_numpy()[None, :] ** 2 + (grid[:, None] * d[None, :]) ** 2)
+    expected = np.array([(student_t_logpdf((r - b * d)[None, :], scale, nu[None, :]) * weight).sum(axis=1)
+                         for b in drifts])
+    got = ex.fold_log_likelihood(frame, grid, design="drift", drift=drifts)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9)
+    # three directions, folds numbered apart: the parts' sum is the whole
+    split = frame.assign(direction=np.array(["size", "compute", "tokens_per_param"])[frame["fold"] % 3])
+    whole = learn(split, design="drift", prior="halfnormal")
+    assert whole.to_dict()["drift_mean"] < 0  # the residuals drift down with distance
+    parts = {name: learn(part.drop(columns="direction"), design="drift", prior="halfnormal")
+             for name, part in split.groupby("direction")}
+    for name, alone in parts.items():
+        assert whole.directions[name]["median"] == pytest.approx(alone.quantiles([0.5])[0], abs=1e-12)
+        assert whole.directions[name]["folds"] == alone.folds
+    plain = learn(split.drop(columns="direction"), design="drift", prior="halfnormal")
+    np.testing.assert_allclose(whole.joint, plain.joint, rtol=1e-9, atol=1e-15)
