@@ -239,8 +239,9 @@ def population_prior(grid: np.ndarray, sweeps: Sequence[SweepLikelihood], *, exc
         Sources (or sweep names) to leave out, e.g. the one a backtest forecasts.
     provenance : dict, optional
     drift_grid : ndarray, optional
-        The grid the sweeps' drift log-likelihoods are on (default :func:`bayes_scaling.extrapolation.drift_grid`).
-        The drifts are pooled only where every sweep left holds one on that grid.
+        The grid the sweeps' drift log-likelihoods are on (the shipped file says which:
+        :func:`bayes_scaling.extrapolation.drift_grid`). The drifts are pooled only where it is given and every
+        sweep left holds a likelihood on it.
 
     Raises
     ------
@@ -265,8 +266,9 @@ def population_prior(grid: np.ndarray, sweeps: Sequence[SweepLikelihood], *, exc
     mean = float(np.dot(post.sum(axis=1), MEAN_GRID))
     shape = float(np.dot(post.sum(axis=0), SHAPE_GRID))
     drift: dict[str, Any] = {}
-    b_grid = drift_grid if drift_grid is not None else _default_drift_grid()
-    if all(s.drift_log_likelihood is not None and s.drift_log_likelihood.shape == b_grid.shape for s in kept):
+    b_grid = None if drift_grid is None else np.asarray(drift_grid, float)
+    if b_grid is not None and all(s.drift_log_likelihood is not None
+                                  and s.drift_log_likelihood.shape == b_grid.shape for s in kept):
         b_post, b_weights = _pool(_drift_table(tuple(float(b) for b in b_grid)),
                                   [s.drift_log_likelihood for s in kept], per_sweep)
         drift = {"drift_grid": b_grid, "drift_weights": b_weights,
@@ -274,12 +276,6 @@ def population_prior(grid: np.ndarray, sweeps: Sequence[SweepLikelihood], *, exc
                  "drift_scale": float(np.dot(b_post.sum(axis=0), DRIFT_SCALE_GRID))}
     return SharedPrior(grid=grid, weights=weights, sweeps=list(kept), excluded=excluded, mean=mean, shape=shape,
                        provenance=dict(provenance or {}), **drift)
-
-
-def _default_drift_grid() -> np.ndarray:
-    from bayes_scaling.extrapolation import drift_grid
-
-    return drift_grid()
 
 
 @lru_cache(maxsize=1)
@@ -298,5 +294,7 @@ def load_shared_prior(*, exclude: Iterable[str] = ()) -> SharedPrior:
     """
     data = _shipped()
     sweeps = [SweepLikelihood.from_dict(s) for s in data["sweeps"]]
-    provenance = {k: v for k, v in data.items() if k not in ("sweeps", "grid")}
-    return population_prior(np.asarray(data["grid"], float), sweeps, exclude=exclude, provenance=provenance)
+    provenance = {k: v for k, v in data.items() if k not in ("sweeps", "grid", "drift_grid")}
+    drift_grid = np.asarray(data["drift_grid"], float) if "drift_grid" in data else None
+    return population_prior(np.asarray(data["grid"], float), sweeps, exclude=exclude, provenance=provenance,
+                            drift_grid=drift_grid)

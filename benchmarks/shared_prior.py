@@ -84,14 +84,16 @@ def main(argv=None) -> None:
         "script": "python -m benchmarks.shared_prior (make extrapolation-prior)",
         "data": {s.source: datasets.info(s.source).citation for s in sweeps if s.source in datasets.CATALOG},
     }
-    prior = population_prior(kappa_grid(), sweeps, provenance=provenance)
+    prior = population_prior(kappa_grid(), sweeps, provenance=provenance, drift_grid=drift_grid())
     print(prior.describe())
     print(f"population mean {prior.mean:.4f}, shape {prior.shape:.2f}")
     if prior.drift_weights is not None:
         print(f"drift: population mean {prior.drift_mean:+.4f}, spread {prior.drift_scale:.4f}")
     for source in prior.sources:
-        print(f"  without {source}: {population_prior(kappa_grid(), sweeps, exclude=[source]).describe()}")
-    payload = {**provenance, "grid": [float(g) for g in kappa_grid()], "sweeps": [s.to_dict() for s in sweeps]}
+        without = population_prior(kappa_grid(), sweeps, exclude=[source], drift_grid=drift_grid())
+        print(f"  without {source}: {without.describe()}")
+    payload = {**provenance, "grid": [float(g) for g in kappa_grid()], "drift_grid": [float(b) for b in drift_grid()],
+               "sweeps": [s.to_dict() for s in sweeps]}
     if args.check:
         shipped = json.loads(TARGET.read_text())
         old = {s["name"]: s["median"] for s in shipped["sweeps"]}

@@ -28,8 +28,9 @@ def peaked(name: str, source: str, kappa: float, sharpness: float = 2e5, drift: 
 
 def test_the_shipped_prior_has_its_sources_and_provenance():
     data = json.loads(resources.files("bayes_scaling").joinpath(PRIOR_FILE).read_text())
-    assert {"created", "package_version", "script", "data", "grid", "sweeps"} <= set(data)
-    np.testing.assert_allclose(data["grid"], GRID)  # on the term's grid
+    assert {"created", "package_version", "script", "data", "grid", "drift_grid", "sweeps"} <= set(data)
+    np.testing.assert_allclose(data["grid"], GRID)  # on the term's grids
+    np.testing.assert_allclose(data["drift_grid"], B_GRID)
     prior = load_shared_prior()
     assert len(prior.sources) >= 5 and len(prior.sweeps) >= len(prior.sources)
     assert prior.weights.sum() == pytest.approx(1.0) and (prior.weights >= 0).all()
@@ -94,19 +95,22 @@ def test_the_drifts_are_pooled_where_every_sweep_holds_one():
     """Sweeps whose folds all say the law errs low beyond them give a drift prior centred below zero; its spread
     follows how much they disagree; without drifts the design keeps its Normal(0, 0.02)."""
     low = population_prior(GRID, [peaked(f"s{i}", f"src{i}", 0.03, drift=-0.03 + 0.002 * (i - 3))
-                                  for i in range(7)])
+                                  for i in range(7)], drift_grid=B_GRID)
     assert low.drift_weights is not None and low.drift_weights.sum() == pytest.approx(1.0)
     assert low.drift_quantiles()[1] == pytest.approx(-0.03, abs=0.006)
     assert low.drift_mean == pytest.approx(-0.03, abs=0.006) and "of the drift" in low.describe()
     assert low.to_dict()["drift"]["median"] == pytest.approx(low.drift_quantiles()[1])
     both = population_prior(GRID, [peaked(f"s{i}", f"src{i}", 0.03, drift=b)
-                                   for i, b in enumerate([-0.05, 0.04, -0.02, 0.03, 0.0, -0.04, 0.05])])
+                                   for i, b in enumerate([-0.05, 0.04, -0.02, 0.03, 0.0, -0.04, 0.05])],
+                            drift_grid=B_GRID)
     width = lambda p: p.drift_quantiles()[2] - p.drift_quantiles()[0]  # noqa: E731
     assert abs(both.drift_quantiles()[1]) < 0.015 and width(both) > 2 * width(low)
     np.testing.assert_allclose(np.exp(drift_log_prior(low)), low.drift_weights)
     # one sweep without a drift likelihood: kappa is pooled as before, the drift prior is the fixed one
-    mixed = population_prior(GRID, [peaked("a", "A", 0.03, drift=-0.03), peaked("b", "B", 0.03)])
+    mixed = population_prior(GRID, [peaked("a", "A", 0.03, drift=-0.03), peaked("b", "B", 0.03)], drift_grid=B_GRID)
     assert mixed.drift_weights is None and np.isnan(mixed.drift_quantiles()[1])
+    # no drift grid given: kappa alone
+    assert population_prior(GRID, [peaked("a", "A", 0.03, drift=-0.03)]).drift_weights is None
     np.testing.assert_allclose(drift_log_prior(mixed), -0.5 * (B_GRID / 0.02) ** 2)
     np.testing.assert_allclose(drift_log_prior("halfnormal"), -0.5 * (B_GRID / 0.02) ** 2)
     with pytest.raises(ValueError, match="unknown prior 'flat'"):
@@ -119,7 +123,8 @@ def test_the_drifts_are_pooled_where_every_sweep_holds_one():
 
 def test_the_drift_design_starts_from_the_shared_drift():
     """Without folds the drift design's drift is the prior's; folds that show no drift pull it toward zero."""
-    prior = population_prior(GRID, [peaked(f"s{i}", f"src{i}", 0.03, drift=-0.04) for i in range(5)])
+    prior = population_prior(GRID, [peaked(f"s{i}", f"src{i}", 0.03, drift=-0.04) for i in range(5)],
+                             drift_grid=B_GRID)
     alone = learn(pd.DataFrame(), design="drift", prior=prior)
     assert alone.to_dict()["drift_mean"] == pytest.approx(-0.04, abs=0.006)
     frame = synthetic_residuals(0.01, 400, seed=2)
