@@ -367,12 +367,16 @@ def fold_log_likelihood(residuals: pd.DataFrame, grid: np.ndarray | None = None,
     const = np.where(finite, gammaln((nu_f + 1) / 2) - gammaln(nu_f / 2) - 0.5 * np.log(nu_f * np.pi),
                      -0.5 * math.log(2 * math.pi))
     fixed = (const[None, :] - np.log(scale)) @ weight_all
-    inv_var = 1.0 / scale**2
-    half = np.where(finite, (nu_f + 1) / 2, 0.0)[None, :]
+    # the Student-t residuals and the Normal ones apart (each kernel only where it applies)
+    t_part, n_part = np.flatnonzero(finite), np.flatnonzero(~finite)
+    t_scaled = 1.0 / (scale[:, t_part] ** 2 * nu_f[t_part][None, :])
+    t_weight = -(nu_f[t_part] + 1) / 2 * weight_all[t_part]
+    n_scaled = 1.0 / scale[:, n_part] ** 2
+    n_weight = -0.5 * weight_all[n_part]
     for i, b in enumerate(drift):
-        z2 = (r - b * d) ** 2 * inv_var
-        kernel = np.where(finite[None, :], -half * np.log1p(z2 / nu_f[None, :]), -0.5 * z2)
-        out[i] = fixed + kernel @ weight_all
+        e2 = (r - b * d) ** 2
+        out[i] = (fixed + np.log1p(e2[t_part][None, :] * t_scaled) @ t_weight
+                  + (e2[n_part][None, :] * n_scaled) @ n_weight)
     return out
 
 
