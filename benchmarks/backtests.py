@@ -138,8 +138,8 @@ def bayes_methods(train: pd.DataFrame, test: pd.DataFrame, law: str, seed: int, 
     """Quantiles of each Bayesian variant: one NUTS fit, the extrapolation designs.
 
     kappa's shared prior is rebuilt without the case's own source (:mod:`bayes_scaling.shared_prior`), so no
-    sweep is forecast with a prior that saw it; ``bayes-kappa-halfnormal`` is the default design with the earlier
-    fixed prior.
+    sweep is forecast with a prior that saw it (the drift's shared prior likewise); ``bayes-kappa-halfnormal`` is the
+    ``kappa`` design with the earlier fixed prior.
     """
     result = fit(train, law=law, seed=seed, warn=False, extrapolation="none", scatter=scatter)
     residuals = fold_residuals(result, seed=seed)
