@@ -166,7 +166,6 @@ def test_fits_without_the_term_say_so_beyond_the_sweep(bent_fit):
         old.forecast(N=1e8, D=2e9)  # inside the sweep: nothing to say
 
 
-
 def test_the_drift_likelihood_is_the_student_t_density_at_every_drift_and_directions_sum_to_the_whole():
     """The drift design's fold likelihood (its normalising terms computed once) equals the Student-t density
     summed at each drift, Normal residuals mixed in; a term learned from each direction's part gives the whole's
