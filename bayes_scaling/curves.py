@@ -90,7 +90,7 @@ from bayes_scaling.extrapolation import (
 )
 from bayes_scaling.geometry import applies, slope_coordinates
 from bayes_scaling.inference import Sampling, diagnose, sample, warn_if_unconverged
-from bayes_scaling.intervals import check_prob, equal_tailed, interval_table
+from bayes_scaling.intervals import check_prob, equal_tailed, grid_weights, interval_table
 from bayes_scaling.laws import PRIOR_E, PRIOR_EXPONENT, PRIOR_LOG_TERM, get_law
 from bayes_scaling.priors import Prior, merge_priors
 from bayes_scaling.schedules import Schedule
@@ -833,8 +833,7 @@ def learn_schedule_terms(residuals: pd.DataFrame, *, seed: int = 0) -> tuple[Ext
     if len(residuals):
         for i, tau in enumerate(RUN_TERM_GRID):
             log_post[i] += fold_log_likelihood(residuals, SCHEDULE_KAPPA_GRID, seed=seed, extra_var=tau**2)[0]
-    joint = np.exp(log_post - log_post.max())
-    joint /= joint.sum()
+    joint = grid_weights(log_post)
     folds = int(residuals["fold"].nunique()) if len(residuals) else 0
 
     def term(grid: np.ndarray, weights: np.ndarray, prior_sd: float) -> Extrapolation:

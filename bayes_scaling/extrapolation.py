@@ -49,7 +49,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_scaling.data import FLOPS_PER_PARAM_TOKEN
-from bayes_scaling.intervals import KIND, SUMMARY_PROB, grid_quantiles
+from bayes_scaling.intervals import KIND, SUMMARY_PROB, grid_quantiles, grid_weights
 from bayes_scaling.likelihoods import student_t_logpdf
 from bayes_scaling.shared_prior import load_shared_prior
 
@@ -407,10 +407,10 @@ def learn(residuals: pd.DataFrame, *, design: str = "kappa", seed: int = 0, prio
     else:
         likelihood = fold_log_likelihood(residuals, grid, design=design, drift=drift, seed=seed)
     folds = int(residuals["fold"].nunique()) if len(residuals) else 0
-    joint = _normalised(log_prior + likelihood)
+    joint = grid_weights(log_prior + likelihood)
     if by_direction is not None:
         directions = {name: {"folds": int(part["fold"].nunique()), "residuals": len(part),
-                             "median": grid_quantiles(grid, _normalised(log_prior + ll).sum(axis=0), [0.5])[0]}
+                             "median": grid_quantiles(grid, grid_weights(log_prior + ll).sum(axis=0), [0.5])[0]}
                       for name, (part, ll) in by_direction.items()}
     else:
         directions = _by_direction(residuals, design, seed, prior) if "direction" in residuals else None
@@ -430,9 +430,8 @@ def learn_halfnormal(residuals: pd.DataFrame, grid: np.ndarray, prior_sd: float,
     log_post = -0.5 * (grid / prior_sd) ** 2
     if len(residuals):
         log_post = log_post + fold_log_likelihood(residuals, grid, seed=seed)[0]
-    weights = np.exp(log_post - log_post.max())
     folds = int(residuals["fold"].nunique()) if len(residuals) else 0
-    return Extrapolation("kappa", np.asarray(grid, float).copy(), weights / weights.sum(), folds, len(residuals),
+    return Extrapolation("kappa", np.asarray(grid, float).copy(), grid_weights(log_post), folds, len(residuals),
                          prior=f"halfnormal({prior_sd:g})")
 
 
@@ -441,11 +440,6 @@ def _prior_name(prior: Any) -> str:
         return prior
     left = getattr(prior, "excluded", ())
     return "shared" + (f" (without {', '.join(left)})" if left else "")
-
-
-def _normalised(log_post: np.ndarray) -> np.ndarray:
-    weights = np.exp(log_post - log_post.max())
-    return weights / weights.sum()
 
 
 def _direction_likelihoods(residuals: pd.DataFrame, grid: np.ndarray, design: str, drift: np.ndarray,

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["BOOTSTRAP", "DEPRECATED_COLUMNS", "KIND", "SUMMARY_PROB", "IntervalTable", "check_prob", "default_prob",
-           "equal_tailed", "grid_quantiles", "interval_statement", "interval_table", "rc", "tails",
+           "equal_tailed", "grid_quantiles", "grid_weights", "interval_statement", "interval_table", "rc", "tails",
            "weighted_equal_tailed", "weighted_quantiles"]
 
 #: Settings read when an interval probability is not given (``prob=None``).
@@ -126,6 +126,13 @@ def weighted_equal_tailed(values: Any, weights: Any, prob: float | None, *, medi
     """
     low, high = tails(prob)
     return tuple(weighted_quantiles(values, weights, (low, 0.5, high) if median else (low, high)))
+
+
+def grid_weights(log_density: Any) -> np.ndarray:
+    """The probabilities of a grid posterior (any shape) from its unnormalised log density, summing to one."""
+    log_density = np.asarray(log_density, float)
+    weights = np.exp(log_density - log_density.max())
+    return weights / weights.sum()
 
 
 def grid_quantiles(grid: Any, weights: Any, probs: Sequence[float] | None = None) -> list[float]:

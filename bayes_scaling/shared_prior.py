@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from bayes_scaling.intervals import SUMMARY_PROB, grid_quantiles
+from bayes_scaling.intervals import SUMMARY_PROB, grid_quantiles, grid_weights
 
 __all__ = ["DRIFT_MEAN_GRID", "DRIFT_SCALE_GRID", "MEAN_GRID", "PRIOR_FILE", "SHAPE_GRID", "SharedPrior",
            "SweepLikelihood", "load_shared_prior", "population_prior"]
@@ -171,24 +171,30 @@ class SharedPrior:
         return out
 
 
+def _cells(grid: np.ndarray, cdf: Any, lowest: float) -> np.ndarray:
+    """Probability of each grid cell under the distribution of ``cdf``, normalised over the grid.
+
+    The cells' edges lie halfway between grid points; the first cell starts at ``lowest``, the last runs to infinity.
+    """
+    edges = np.concatenate([[lowest], (grid[1:] + grid[:-1]) / 2, [np.inf]])
+    cumulative = cdf(edges)
+    cumulative[-1] = 1.0
+    probs = np.diff(cumulative)
+    return probs / probs.sum()
+
+
 def _cell_probabilities(grid: np.ndarray, mean: float, shape: float) -> np.ndarray:
-    """Probability of each grid cell (edges halfway between grid points) under Gamma(shape, mean)."""
+    """Probability of each grid cell under Gamma(shape, mean) (kappa's population)."""
     from scipy.special import gammainc
 
-    edges = np.concatenate([[0.0], (grid[1:] + grid[:-1]) / 2, [np.inf]])
-    cdf = gammainc(shape, edges * shape / mean)
-    cdf[-1] = 1.0
-    probs = np.diff(cdf)
-    return probs / probs.sum()
+    return _cells(grid, lambda x: gammainc(shape, x * shape / mean), 0.0)
 
 
 def _normal_cells(grid: np.ndarray, mean: float, scale: float) -> np.ndarray:
-    """Probability of each grid cell (edges halfway between grid points, open ends) under Normal(mean, scale)."""
+    """Probability of each grid cell under Normal(mean, scale) (the drift's population)."""
     from scipy.special import ndtr
 
-    edges = np.concatenate([[-np.inf], (grid[1:] + grid[:-1]) / 2, [np.inf]])
-    probs = np.diff(ndtr((edges - mean) / scale))
-    return probs / probs.sum()
+    return _cells(grid, lambda x: ndtr((x - mean) / scale), -np.inf)
 
 
 @lru_cache(maxsize=4)
@@ -212,8 +218,7 @@ def _pool(table: np.ndarray, likelihoods: Sequence[np.ndarray], counts: Sequence
         peak = joint.max(axis=2, keepdims=True)
         marginal = peak[..., 0] + np.log(np.exp(joint - peak).sum(axis=2))
         log_post += marginal / count
-    post = np.exp(log_post - log_post.max())
-    post /= post.sum()
+    post = grid_weights(log_post)
     weights = np.einsum("ms,msk->k", post, np.exp(table))
     return post, weights / weights.sum()
 
