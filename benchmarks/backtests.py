@@ -144,7 +144,7 @@ def bayes_methods(train: pd.DataFrame, test: pd.DataFrame, law: str, seed: int, 
     result = fit(train, law=law, seed=seed, warn=False, extrapolation="none", scatter=scatter)
     residuals = fold_residuals(result, seed=seed)
     prior = load_shared_prior(exclude=[source])
-    out = {}
+    out, terms = {}, {}
     base_info = dict(result.info)
     for design in (*DESIGNS, "kappa-halfnormal"):
         method = f"bayes-{design}"
@@ -152,15 +152,16 @@ def bayes_methods(train: pd.DataFrame, test: pd.DataFrame, law: str, seed: int, 
             term = learn(residuals, prior="halfnormal")
         else:
             term = learn(residuals, design=design, prior=prior) if design != "none" else None
+        terms[design] = term
         result.info = {**base_info, "extrapolation": term.to_dict() if term is not None else {"design": "none"}}
         draws = loss_draws(result, test, seed=seed)
         out[method] = (_quantiles_from_draws(draws["pred"]), np.median(draws["mean"], axis=0))
     diag = result.diagnostics()
-    drift = learn(residuals, design="drift", prior=prior).to_dict()
+    drift = terms["drift"].to_dict()  # the terms above, reported (not learned again)
     out["_diagnostics"] = {"max_r_hat": diag.max_r_hat, "min_ess_bulk": diag.min_ess_bulk,
-                           "divergences": diag.divergences, "first_pass": "escalated" not in result.info,
+                           "divergences": diag.divergences, "first_pass": "escalated" not in base_info,
                            "max_tree_depth_hits": diag.max_tree_depth_hits,
-                           "kappa": learn(residuals, prior=prior).quantiles()[1],
+                           "kappa": terms["kappa"].quantiles()[1],
                            "drift": drift["drift_mean"], "folds": drift["folds"]}
     return out
 
