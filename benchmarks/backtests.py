@@ -313,22 +313,24 @@ def targets(runs: pd.DataFrame, per_case: pd.DataFrame, pooled: pd.DataFrame) ->
            ("split-equal 50% coverage in [0.40, 0.60]", 0.40 <= equal50 <= 0.60,
             f"{equal50:.3f} (run-pooled {b['cover_0.5']:.3f})")]
     big = ours[ours["runs"] >= 10]
-    worst = big["cover_0.9"].min()
-    out.append(("no split with >= 10 held-out runs below 0.75 (90%)", worst >= 0.75,
-                f"min {worst:.3f} ({'/'.join(big['cover_0.9'].idxmin())})"))
-    point = per_case.xs("point-bootstrap", level="method")["abs_error_%"]
-    ratio = (ours["abs_error_%"].reindex(point.index) / point).dropna()
-    case, split = ratio.idxmax()
-    paired = runs[(runs["case"] == case) & (runs["split"] == split)]
-    mine = paired[paired["method"] == DEFAULT]["abs_error_%"].to_numpy()
-    theirs = paired[paired["method"] == "point-bootstrap"]["abs_error_%"].to_numpy()
-    rng = np.random.default_rng(0)
-    picks = rng.integers(0, len(mine), size=(2000, len(mine)))  # the same held-out runs for both (paired)
-    boot = np.median(mine[picks], axis=1) / np.median(theirs[picks], axis=1)
-    low, high = np.quantile(boot, [0.05, 0.95])
-    out.append(("median error <= 1.05 x point fit's on every sweep", bool((ratio <= 1.05).all()),
-                f"max ratio {ratio.max():.2f} ({case}/{split}; paired bootstrap over its {len(mine)} runs: "
-                f"90% interval [{low:.2f}, {high:.2f}])"))
+    if len(big):
+        worst = big["cover_0.9"].min()
+        out.append(("no split with >= 10 held-out runs below 0.75 (90%)", worst >= 0.75,
+                    f"min {worst:.3f} ({'/'.join(big['cover_0.9'].idxmin())})"))
+    if "point-bootstrap" in per_case.index.get_level_values("method"):  # not with --only on other sweeps
+        point = per_case.xs("point-bootstrap", level="method")["abs_error_%"]
+        ratio = (ours["abs_error_%"].reindex(point.index) / point).dropna()
+        case, split = ratio.idxmax()
+        paired = runs[(runs["case"] == case) & (runs["split"] == split)]
+        mine = paired[paired["method"] == DEFAULT]["abs_error_%"].to_numpy()
+        theirs = paired[paired["method"] == "point-bootstrap"]["abs_error_%"].to_numpy()
+        rng = np.random.default_rng(0)
+        picks = rng.integers(0, len(mine), size=(2000, len(mine)))  # the same held-out runs for both (paired)
+        boot = np.median(mine[picks], axis=1) / np.median(theirs[picks], axis=1)
+        low, high = np.quantile(boot, [0.05, 0.95])
+        out.append(("median error <= 1.05 x point fit's on every sweep", bool((ratio <= 1.05).all()),
+                    f"max ratio {ratio.max():.2f} ({case}/{split}; paired bootstrap over its {len(mine)} runs: "
+                    f"90% interval [{low:.2f}, {high:.2f}])"))
     for baseline in ("point-bootstrap", "ssl"):
         if baseline in pooled.index:
             common = runs[runs["method"].isin([DEFAULT, baseline])]
