@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from bayes_scaling.compiled import cached
+from bayes_scaling.threads import serial_blas
 
 __all__ = ["METHODS", "ApproximationWarning", "laplace"]
 
@@ -177,13 +178,14 @@ def laplace(
         return -float(value), -np.asarray(grad, dtype=float)
 
     best = None
-    for attempt in range(3):  # the prior median, then two jittered starts if the first fails
-        x0 = raveled.data + (0 if attempt == 0 else rng.normal(0, 0.3, raveled.data.shape))
-        result = optimize.minimize(negative, x0, jac=True, method="L-BFGS-B", options={"maxiter": 10_000})
-        if best is None or result.fun < best.fun:
-            best = result
-        if result.success:
-            break
+    with serial_blas():
+        for attempt in range(3):  # the prior median, then two jittered starts if the first fails
+            x0 = raveled.data + (0 if attempt == 0 else rng.normal(0, 0.3, raveled.data.shape))
+            result = optimize.minimize(negative, x0, jac=True, method="L-BFGS-B", options={"maxiter": 10_000})
+            if best is None or result.fun < best.fun:
+                best = result
+            if result.success:
+                break
     mode = best.x
     precision = -_hessian(lambda x: np.asarray(value_and_grad(x)[1], dtype=float), mode)
     try:

@@ -94,6 +94,7 @@ from bayes_scaling.intervals import check_prob, equal_tailed, grid_weights, inte
 from bayes_scaling.laws import PRIOR_E, PRIOR_EXPONENT, PRIOR_LOG_TERM, get_law
 from bayes_scaling.priors import Prior, merge_priors
 from bayes_scaling.schedules import Schedule
+from bayes_scaling.threads import serial_blas
 
 __all__ = ["CURVES_KEY", "CURVE_FOLD_FRACTIONS", "CURVE_NOISE", "CURVE_TARGET_ACCEPT", "NOISE_PARAMS",
            "RUN_TERM_GRID", "RUN_TERM_PRIOR_SD", "SCHEDULE_KAPPA_GRID", "SCHEDULE_KAPPA_PRIOR_SD",
@@ -621,7 +622,7 @@ def _map_fit(law: CurveLaw, priors: Mapping[str, Prior], inputs: Any, y: np.ndar
 
     theta0 = np.array([math.log(start[n]) if lg else start[n] for n, lg in zip(free, logged, strict=True)])
     try:
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"), serial_blas():
             best = least_squares(residuals, theta0, method="trf", max_nfev=200 * (len(free) + 1))
     except (ValueError, FloatingPointError):
         return None

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_scaling.data import DataWarning, load_sweep
+from bayes_scaling.threads import serial_blas
 
 __all__ = ["PointFit", "bootstrap_point_fit", "huber_point_fit"]
 
@@ -90,10 +91,11 @@ def huber_point_fit(data: Any, *, delta: float = 1e-3, n_best_starts: int = 10) 
     grid = np.array(list(itertools.product(*START_GRID)))
     scores = np.array([_objective(theta, log_n, log_d, log_l, delta)[0] for theta in grid])
     best = None
-    for theta in grid[np.argsort(scores)[:n_best_starts]]:
-        res = minimize(_objective, theta, args=(log_n, log_d, log_l, delta), jac=True, method="L-BFGS-B")
-        if best is None or res.fun < best.fun:
-            best = res
+    with serial_blas():
+        for theta in grid[np.argsort(scores)[:n_best_starts]]:
+            res = minimize(_objective, theta, args=(log_n, log_d, log_l, delta), jac=True, method="L-BFGS-B")
+            if best is None or res.fun < best.fun:
+                best = res
     e, a, b, alpha, beta = best.x
     return PointFit(E=math.exp(e), A=math.exp(a), B=math.exp(b), alpha=float(alpha), beta=float(beta),
                     objective=float(best.fun))
