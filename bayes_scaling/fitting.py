@@ -45,6 +45,7 @@ from bayes_scaling.laws import DEFAULT_LAW, ScalingLaw, get_law
 from bayes_scaling.model import OBSERVED, Likelihood, build_model, model_data, resolve_priors
 from bayes_scaling.posterior import Fit, attach_observations, package_versions
 from bayes_scaling.scatter import SCATTERS, edge_spec
+from bayes_scaling.threads import serial_blas
 
 __all__ = ["AUTO_RETRY_DRAWS", "LARGE_SWEEP", "LargeSweepWarning", "calibrate", "fit", "fold_residuals",
            "large_sweep_message", "prior_predictive"]
@@ -344,7 +345,8 @@ def calibrate(fit: Fit, *, design: str = DEFAULT_DESIGN, seed: int = 0, prior: A
     """
     if design == "none":
         return learn(pd.DataFrame(), design="none")
-    return learn(fold_residuals(fit, seed=seed), design=design, seed=seed, prior=prior)
+    with serial_blas():  # small refits and grid sums (matrix-vector products): one BLAS thread is faster
+        return learn(fold_residuals(fit, seed=seed), design=design, seed=seed, prior=prior)
 
 
 def prior_predictive(

@@ -29,17 +29,21 @@ def student_t_logpdf(x: np.ndarray, scale: Any, nu: Any) -> np.ndarray:
     """Log density of a Student-t (location 0) at ``x``; an infinite ``nu`` gives the Normal."""
     from scipy.special import gammaln
 
-    x, scale, nu = np.broadcast_arrays(np.asarray(x, float), np.asarray(scale, float), np.asarray(nu, float))
+    x, scale, nu = np.asarray(x, float), np.asarray(scale, float), np.asarray(nu, float)
+    shape = np.broadcast_shapes(x.shape, scale.shape, nu.shape)
     z2 = (x / scale) ** 2
+    log_scale = np.log(scale)
     finite = np.isfinite(nu)
     if not finite.any():  # all Normal: the gamma-function branch below would be computed and thrown away
-        return -0.5 * math.log(2 * math.pi) - np.log(scale) - 0.5 * z2
+        return np.broadcast_to(-0.5 * math.log(2 * math.pi) - log_scale - 0.5 * z2, shape).copy()
     nu_f = np.where(finite, nu, 1.0)
-    # the gamma-function terms depend on nu only; written out, this is ~20x faster than scipy.stats.t.logpdf
-    t = (gammaln((nu_f + 1) / 2) - gammaln(nu_f / 2) - 0.5 * np.log(nu_f * np.pi) - np.log(scale)
-         - (nu_f + 1) / 2 * np.log1p(z2 / nu_f))
-    normal = -0.5 * math.log(2 * math.pi) - np.log(scale) - 0.5 * z2
-    return np.where(finite, t, normal)
+    # the gamma-function terms depend on nu only (computed at nu's own shape, e.g. once per draw, not per run);
+    # written out, this is ~20x faster than scipy.stats.t.logpdf
+    constant = gammaln((nu_f + 1) / 2) - gammaln(nu_f / 2) - 0.5 * np.log(nu_f * np.pi)
+    t = np.broadcast_to(constant - log_scale - (nu_f + 1) / 2 * np.log1p(z2 / nu_f), shape)
+    if finite.all():
+        return t.copy()
+    return np.where(finite, t, -0.5 * math.log(2 * math.pi) - log_scale - 0.5 * z2)
 
 
 @dataclass(frozen=True)

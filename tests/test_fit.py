@@ -262,3 +262,30 @@ def test_sampling_to_an_ess_target_adds_batches_until_it_is_met(capsys):
     assert main(["fit", str(bs.datasets.demo_path()), "--ess", "300", "--draws", "100", "--chains", "2", "--tune",
                  "200", "--seed", "1", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["info"]["ess_sampling"]["target"] == 300
+
+
+def test_student_t_logpdf_matches_scipy_with_broadcasting_and_normal_limits():
+    """Per draw nu and sigma against per run residuals (the shapes of a fit's log-likelihood); inf nu is Normal."""
+    from scipy import stats
+
+    from bayes_scaling.likelihoods import student_t_logpdf
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 0.05, size=(6, 7))
+    scale = rng.uniform(0.01, 0.1, size=(6, 1))
+    nu = rng.gamma(2.0, 10.0, size=(6, 1))
+    expected = stats.t.logpdf(x, df=nu, scale=scale)
+    np.testing.assert_allclose(student_t_logpdf(x, scale, nu), expected, rtol=1e-10)
+    mixed = nu.copy()
+    mixed[2] = np.inf
+    out = student_t_logpdf(x, scale, mixed)
+    assert out.shape == (6, 7)
+    np.testing.assert_allclose(out[2], stats.norm.logpdf(x[2], scale=scale[2]), rtol=1e-10)
+    np.testing.assert_allclose(np.delete(out, 2, axis=0), np.delete(expected, 2, axis=0), rtol=1e-10)
+    normal = student_t_logpdf(x, scale, np.inf)
+    assert normal.shape == (6, 7) and normal.flags.writeable
+    np.testing.assert_allclose(normal, stats.norm.logpdf(x, scale=scale), rtol=1e-10)
+    # nu with the larger shape: a grid of nu values for one residual
+    grid = student_t_logpdf(0.02, 0.05, np.array([1.0, 5.0, np.inf]))
+    np.testing.assert_allclose(grid, [stats.t.logpdf(0.02, 1.0, scale=0.05), stats.t.logpdf(0.02, 5.0, scale=0.05),
+                                      stats.norm.logpdf(0.02, scale=0.05)], rtol=1e-10)
