@@ -9,12 +9,14 @@ from __future__ import annotations
 import sys
 
 from bayes_scaling import worker
+from bayes_scaling.threads import single_blas_environment
 
 __all__ = ["console_main"]
 
 
 def console_main() -> None:  # pragma: no cover - the console script; tested through subprocesses
     """Run ``bayes-scaling`` with ``sys.argv``: in the worker when it runs the command and answers, else here."""
+    single_blas_environment()  # before NumPy loads (one BLAS thread); inherited by the worker this may start
     argv = sys.argv[1:]
     if worker.routable(argv):
         code = worker.run_remote(argv)

@@ -8,19 +8,38 @@ iterations: 85 -> 15 ms). In a default fit of the Chinchilla sweep the Laplace r
 took 0.95 s with the threads and 0.27 s without, the same optimum.
 
 :func:`serial_blas` limits both libraries to one thread for the duration of a block (the Laplace optimizer, the
-point fits, the curve laws' least squares), then restores what the caller had; the
-user's own NumPy work outside those blocks keeps its threads.
+point fits, the curve laws' least squares, the forward-chaining term), then restores what the caller had; the
+user's own NumPy work outside those blocks keeps its threads. The command line, whose every computation is of that
+size, starts its process with one BLAS thread (:func:`single_blas_environment`, unless the user set a number).
 """
 
 from __future__ import annotations
 
+import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from functools import cache
 from typing import Any
 
-__all__ = ["serial_blas"]
+__all__ = ["BLAS_THREAD_VARIABLES", "serial_blas", "single_blas_environment"]
+
+#: Environment variables that fix a BLAS library's number of threads when it loads.
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def single_blas_environment(environ: MutableMapping[str, str] | None = None) -> bool:
+    """One BLAS thread for this process and its children, unless the user set one of :data:`BLAS_THREAD_VARIABLES`.
+
+    Takes effect in this process only before NumPy is first imported (the console script calls it first thing);
+    children started later (the command line's worker) inherit it. Returns whether it set the variables.
+    """
+    environ = os.environ if environ is None else environ
+    if any(name in environ for name in BLAS_THREAD_VARIABLES):
+        return False
+    for name in BLAS_THREAD_VARIABLES:
+        environ[name] = "1"
+    return True
 
 
 @cache

@@ -6,17 +6,25 @@ import os
 import warnings
 from pathlib import Path
 
-import matplotlib
-import numpy as np
-import pandas as pd
-import pytest
+from bayes_scaling.threads import single_blas_environment
+
+# One BLAS thread in the test processes, as the command line runs (bayes_scaling.threads): set before NumPy loads,
+# and inherited by pytest-xdist's workers, which start after this file is read.
+single_blas_environment()
+
+import matplotlib  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
 
 matplotlib.use("Agg")
+threadpool_limits(1, user_api="blas")  # NumPy may have loaded before this file (by a plugin): limit it now too
 
 # No test starts the background worker of the command line unless it says so (tests/test_worker.py does).
 os.environ["BAYES_SCALING_WORKER"] = "off"
 
-import bayes_scaling as bs
+import bayes_scaling as bs  # noqa: E402
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 CHINCHILLA_CSV = SHARED_DATA / "chinchilla_epoch" / "data.csv"

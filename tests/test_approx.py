@@ -99,31 +99,6 @@ def _blas_threads(controller) -> list[int]:
     return [info["num_threads"] for info in controller.select(user_api="blas").info()]
 
 
-def test_serial_blas_sets_one_thread_and_the_last_block_to_leave_restores_the_limits():
-    import scipy.optimize  # noqa: F401  (SciPy's BLAS loaded before looking)
-    from threadpoolctl import ThreadpoolController
-
-    from bayes_scaling.threads import serial_blas
-
-    controller = ThreadpoolController()
-    if not _blas_threads(controller):
-        pytest.skip("no BLAS library that threadpoolctl can see")
-    with controller.limit(limits=2, user_api="blas"):  # two threads before, on any machine
-        assert set(_blas_threads(controller)) == {2}
-        # Two blocks that overlap without nesting (as two threads' fits do): A enters, B enters, A leaves, B leaves.
-        a, b = serial_blas(), serial_blas()
-        a.__enter__()
-        assert set(_blas_threads(controller)) == {1}
-        b.__enter__()
-        a.__exit__(None, None, None)
-        assert set(_blas_threads(controller)) == {1}  # B still runs: the limit holds
-        b.__exit__(None, None, None)
-        assert set(_blas_threads(controller)) == {2}  # restored by the last to leave
-        with pytest.raises(ValueError), serial_blas():  # an error inside restores them too
-            raise ValueError
-        assert set(_blas_threads(controller)) == {2}
-
-
 def test_laplace_optimizes_with_one_blas_thread(monkeypatch):
     from scipy import optimize
     from threadpoolctl import ThreadpoolController
