@@ -5,7 +5,8 @@ parameters, a few hundred runs) a second thread never helps, and synchronising i
 SciPy's L-BFGS-B spent 0.58 ms a call in its Fortran core with two BLAS threads on a 2-core machine whose cores
 were busy (the samplers' chains, another job), against 9 us with one thread (a 9-parameter Rosenbrock, 52
 iterations: 85 -> 15 ms). In a default fit of the Chinchilla sweep the Laplace refits of the forward-chaining folds
-took 0.95 s with the threads and 0.27 s without, the same optimum.
+took 0.95 s with the threads and 0.27 s without, the same optimum (cores busy; on idle cores the two are the same,
+so nothing is lost).
 
 :func:`serial_blas` limits both libraries to one thread for the duration of a block (the Laplace optimizer, the
 point fits, the curve laws' least squares, the forward-chaining term), then restores what the caller had; the
