@@ -61,8 +61,8 @@ _ACTIVE = {"depth": 0, "limiter": None}
 def serial_blas() -> Iterator[None]:
     """Run the block with one BLAS thread in NumPy's and SciPy's OpenBLAS (or MKL), then restore the limits.
 
-    Nested and concurrent blocks (threads of a parallel :func:`bayes_scaling.fit_many`) share one limit: the first
-    to enter sets it, the last to leave restores what was there before the first.
+    Nested and overlapping blocks share one limit: the first to enter sets it, the last to leave restores what was
+    there before the first.
     """
     with _LOCK:
         if _ACTIVE["depth"] == 0:

@@ -114,7 +114,9 @@ def test_laplace_optimizes_with_one_blas_thread(monkeypatch):
         return original(*args, **kwargs)
 
     monkeypatch.setattr(optimize, "minimize", spy)
-    with warnings.catch_warnings():
+    # two threads around the fit (the test processes run on one, see conftest): the optimizer must drop to one
+    with warnings.catch_warnings(), controller.limit(limits=2, user_api="blas"):
         warnings.simplefilter("ignore", ApproximationWarning)
         bs.fit(bs.load_demo(), law="chinchilla", method="laplace", seed=3, extrapolation="none")
+        assert set(_blas_threads(controller)) == {2}  # and the caller's limit is back afterwards
     assert seen and all(set(threads) == {1} for threads in seen)
