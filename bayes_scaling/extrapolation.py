@@ -50,7 +50,7 @@ import pandas as pd
 
 from bayes_scaling.data import FLOPS_PER_PARAM_TOKEN
 from bayes_scaling.intervals import KIND, SUMMARY_PROB, grid_quantiles, grid_weights
-from bayes_scaling.likelihoods import student_t_logpdf
+from bayes_scaling.likelihoods import student_t_log_normaliser, student_t_logpdf
 from bayes_scaling.shared_prior import load_shared_prior
 
 if TYPE_CHECKING:
@@ -360,13 +360,9 @@ def fold_log_likelihood(residuals: pd.DataFrame, grid: np.ndarray | None = None,
         return (density * weight_all[None, :]).sum(axis=1)[None, :]
     # many drifts: what does not depend on the drift (the normalising terms) is computed once, the rest per drift
     # as a weighted sum (the same numbers as student_t_logpdf, written out)
-    from scipy.special import gammaln
-
     finite = np.isfinite(nu)
     nu_f = np.where(finite, nu, 1.0)
-    const = np.where(finite, gammaln((nu_f + 1) / 2) - gammaln(nu_f / 2) - 0.5 * np.log(nu_f * np.pi),
-                     -0.5 * math.log(2 * math.pi))
-    fixed = (const[None, :] - np.log(scale)) @ weight_all
+    fixed = (student_t_log_normaliser(nu)[None, :] - np.log(scale)) @ weight_all
     # the Student-t residuals and the Normal ones apart (each kernel only where it applies)
     t_part, n_part = np.flatnonzero(finite), np.flatnonzero(~finite)
     t_scaled = 1.0 / (scale[:, t_part] ** 2 * nu_f[t_part][None, :])

@@ -17,7 +17,7 @@ import numpy as np
 
 from bayes_scaling.priors import Prior
 
-__all__ = ["NOISE_MODELS", "NoiseModel", "get_noise_model", "student_t_logpdf"]
+__all__ = ["NOISE_MODELS", "NoiseModel", "get_noise_model", "student_t_log_normaliser", "student_t_logpdf"]
 
 #: Run-to-run scatter of log-loss: median 0.067 (6.7%), rarely above 0.2.
 SIGMA_PRIOR = Prior("HalfNormal", sigma=0.1)
@@ -25,22 +25,35 @@ SIGMA_PRIOR = Prior("HalfNormal", sigma=0.1)
 NU_PRIOR = Prior("Gamma", alpha=2.0, beta=0.1)
 
 
-def student_t_logpdf(x: np.ndarray, scale: Any, nu: Any) -> np.ndarray:
-    """Log density of a Student-t (location 0) at ``x``; an infinite ``nu`` gives the Normal."""
+def student_t_log_normaliser(nu: Any) -> np.ndarray:
+    """The unit-scale Student-t density's log normalising term at each ``nu`` (the Normal's where ``nu`` is infinite).
+
+    It depends on ``nu`` only, so it is computed at ``nu``'s own shape (once per draw, not per run).
+    """
     from scipy.special import gammaln
 
+    nu = np.asarray(nu, float)
+    finite = np.isfinite(nu)
+    nu_f = np.where(finite, nu, 1.0)
+    return np.where(finite, gammaln((nu_f + 1) / 2) - gammaln(nu_f / 2) - 0.5 * np.log(nu_f * np.pi),
+                    -0.5 * math.log(2 * math.pi))
+
+
+def student_t_logpdf(x: np.ndarray, scale: Any, nu: Any) -> np.ndarray:
+    """Log density of a Student-t (location 0) at ``x``; an infinite ``nu`` gives the Normal.
+
+    Written out (the normalising term from :func:`student_t_log_normaliser`), ~20x faster than
+    ``scipy.stats.t.logpdf``.
+    """
     x, scale, nu = np.asarray(x, float), np.asarray(scale, float), np.asarray(nu, float)
     shape = np.broadcast_shapes(x.shape, scale.shape, nu.shape)
     z2 = (x / scale) ** 2
     log_scale = np.log(scale)
     finite = np.isfinite(nu)
-    if not finite.any():  # all Normal: the gamma-function branch below would be computed and thrown away
+    if not finite.any():  # all Normal: the Student-t kernel below would be computed and thrown away
         return np.broadcast_to(-0.5 * math.log(2 * math.pi) - log_scale - 0.5 * z2, shape).copy()
     nu_f = np.where(finite, nu, 1.0)
-    # the gamma-function terms depend on nu only (computed at nu's own shape, e.g. once per draw, not per run);
-    # written out, this is ~20x faster than scipy.stats.t.logpdf
-    constant = gammaln((nu_f + 1) / 2) - gammaln(nu_f / 2) - 0.5 * np.log(nu_f * np.pi)
-    t = np.broadcast_to(constant - log_scale - (nu_f + 1) / 2 * np.log1p(z2 / nu_f), shape)
+    t = np.broadcast_to(student_t_log_normaliser(nu) - log_scale - (nu_f + 1) / 2 * np.log1p(z2 / nu_f), shape)
     if finite.all():
         return t.copy()
     return np.where(finite, t, -0.5 * math.log(2 * math.pi) - log_scale - 0.5 * z2)
