@@ -970,8 +970,8 @@ def _rising_tasks(losses: np.ndarray, y: np.ndarray, items: np.ndarray) -> np.nd
     spread = float(x @ x)
     if spread <= 0:
         return np.zeros(y.shape[1], bool)
-    slope = x @ (y - y.mean(axis=0)) / spread
     mean = y.mean(axis=0)
+    slope = x @ (y - mean) / spread
     noise = np.sqrt(np.clip(mean * (1 - mean), 0.01, None) / items + 0.01**2)
     return np.abs(slope) * math.sqrt(spread) / noise > TASK_RISING_T
 

@@ -85,8 +85,8 @@ def run_tasks(root: Path, seeds: list[int], training_sets: tuple[str, ...] = TAS
     for training in training_sets:
         tasks = full[(full["dataset"] == training) & (full["N"] < 1e9)]
         metrics = [c for c in tasks.columns if c.startswith("err_") and f"items_{c}" in tasks.columns]
-        chance = tasks[[f"random_{m}" for m in metrics]].iloc[0].to_numpy(float)
-        items = tasks[[f"items_{m}" for m in metrics]].iloc[0].to_numpy(float)
+        chance = downstream._per_task(tasks, metrics, None, "random_", "chance")  # as fit_tasks reads them
+        items = downstream._per_task(tasks, metrics, None, "items_", "items")
         loss, errors = tasks["loss"].to_numpy(), tasks[metrics].to_numpy()
         rising = downstream._rising_tasks(loss, errors, items)
         start = time.perf_counter()
