@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from bayes_scaling import nutpie_numba
 from bayes_scaling.compiled import cached, exact_math
 
 __all__ = ["AUTO_RETRY_DRAWS", "MAX_SEED", "RETRY_DRAWS_FACTOR", "RETRY_TARGET_ACCEPT", "RETRY_TUNE_FACTOR",
@@ -264,7 +265,7 @@ def compiled_nutpie(model: Any, cache_key: Hashable | None, backend: str = "numb
     def build() -> Any:
         if backend == "jax":
             return nutpie.compile_pymc_model(model, backend="jax", gradient_backend="jax", freeze_model=False)
-        return nutpie.compile_pymc_model(model, freeze_model=False)
+        return nutpie_numba.compile_model(model, freeze_model=False)
 
     def rebind(compiled: Any) -> Any:
         if hasattr(compiled, "shared_var_keys"):  # numba: the data the graph uses (unused ones are pruned)
