@@ -10,10 +10,13 @@ globals, so numba cannot cache them):
 
 The callbacks built here are nutpie's statement for statement, except that the gradient and the expanded values
 are copied element by element after checking their length, and the shared arrays are read by one generated
-function of straight-line code (from the pointer, size and shape nutpie's user data record holds for each). Same
-numbers and return codes (tests/test_nutpie_numba.py compares both builds at the same points and data). Measured
-here (numba 0.68, nutpie 0.16.11, three new processes each): compiling the Chinchilla law's model on the real
-Chinchilla sweep takes 12.3 s with nutpie's callbacks, 9.6 s with the copy loop, 6.2 s with both changes.
+function of straight-line code (from the pointer, size and shape nutpie's user data record holds for each),
+inlined into the callback as nutpie inlines its own (a function called instead makes numba optimise and codegen
+the model's whole linked code once more: 3.8 s more on the pooled recipes model). Same numbers and return codes
+(tests/test_nutpie_numba.py compares both builds at the same points and data). Measured here (numba 0.68, nutpie
+0.16.11, new processes): compiling the Chinchilla law's model on the real Chinchilla sweep takes 12.3 s with
+nutpie's callbacks, 9.6 s with the copy loop, 4.8-6.3 s with both changes; the log-density callback of
+`recipes`' pooled model on marin_isoflop 7.8 -> 5.1 s with the inlining.
 
 Only the two callback builders are swapped, and only while :func:`compile_model` runs (under a lock), so other
 uses of nutpie in the process are unchanged. With a nutpie other than the minor versions this was checked against
@@ -60,7 +63,8 @@ def _extraction(module: Any, inner: Any, shared_data: dict, shared_keys: list, r
 
     nutpie walks the shared arrays with ``literal_unroll`` and an overload per array, which numba types and compiles
     one by one; here the reads are generated as straight-line code in one function (each array from the pointer,
-    size and shape that nutpie's user data record holds for it), so it compiles once.
+    size and shape that nutpie's user data record holds for it), so it compiles once, and inlined into the callback
+    (as nutpie's is) so that numba links and optimises the model's code once.
     """
     import numba
 
@@ -82,7 +86,7 @@ def _extraction(module: Any, inner: Any, shared_data: dict, shared_keys: list, r
         arguments.append(f"array_{i}")
     lines.append(f"    return inner(x{''.join(', ' + a for a in arguments)})")
     exec(compile("\n".join(lines) + "\n", "<bayes_scaling.nutpie_numba>", "exec"), namespace)
-    return numba.njit(namespace["extract"])
+    return numba.njit(inline="always")(namespace["extract"])
 
 
 def _logp_builder(module: Any) -> Any:
