@@ -228,6 +228,7 @@ def fit(
         "tune": config.tune,
         "chains": config.chains,
         "target_accept": config.target_accept,
+        "mass_matrix": config.mass_matrix if method == "nuts" else None,
         "sampling_seconds": round(sampling_seconds, 3),
         "versions": package_versions(),
         "geometry": geometry,

@@ -66,6 +66,11 @@ class Sampling:
         (default): one run of ``chains`` x ``draws``.
     max_seconds : float, optional
         With ``ess``: start no new batch after this many seconds of sampling.
+    mass_matrix : {"low_rank", "diag"}
+        nutpie's mass matrix adaptation: low-rank modified (default; follows correlated directions such as a
+        population mean, at a higher cost per step) or diagonal (cheaper steps; for short refits whose medians and
+        variances are all that is used, e.g. the pooled task fit's forward-chaining refits). Other samplers
+        ignore it.
     """
 
     draws: int = 1000
@@ -77,10 +82,13 @@ class Sampling:
     progress: bool = False
     ess: int | None = None
     max_seconds: float | None = None
+    mass_matrix: Literal["low_rank", "diag"] = "low_rank"
 
     def __post_init__(self) -> None:
         if self.sampler not in SAMPLERS:
             raise ValueError(f"unknown sampler {self.sampler!r}; use one of {', '.join(SAMPLERS)}")
+        if self.mass_matrix not in ("low_rank", "diag"):
+            raise ValueError(f"mass_matrix must be 'low_rank' or 'diag', got {self.mass_matrix!r}")
         for name, low in (("draws", 1), ("tune", 0), ("chains", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or int(value) != value or value < low:
@@ -462,7 +470,7 @@ def _sample_once(model: Any, config: Sampling, cache_key: Hashable | None) -> An
                 seed=seed,
                 progress_bar=bool(progress),
                 save_warmup=False,
-                low_rank_modified_mass_matrix=True,
+                low_rank_modified_mass_matrix=config.mass_matrix == "low_rank",
                 target_accept=target_accept,
                 blocking=False,
             )

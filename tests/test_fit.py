@@ -240,6 +240,31 @@ def test_one_sampling_object_with_keyword_overrides():
     assert result.idata["posterior"].sizes["draw"] == 200
 
 
+def test_mass_matrix_option_reaches_nutpie(monkeypatch):
+    import nutpie
+
+    from bayes_scaling.inference import Sampling
+
+    with pytest.raises(ValueError, match="mass_matrix must be 'low_rank' or 'diag'"):
+        Sampling(mass_matrix="dense")
+    asked = []
+    real = nutpie.sample
+
+    def spy(compiled, **options):
+        asked.append(options["low_rank_modified_mass_matrix"])
+        return real(compiled, **options)
+
+    monkeypatch.setattr(nutpie, "sample", spy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for mass_matrix in ("diag", "low_rank"):
+            result = bs.fit(bs.load_demo(), draws=100, tune=100, chains=2, seed=1, extrapolation="none",
+                            warn=False, retry=False, mass_matrix=mass_matrix)
+            assert result.info["mass_matrix"] == mass_matrix
+            assert result.idata["posterior"].sizes["draw"] == 100
+    assert asked == [False, True]
+
+
 def test_sampling_to_an_ess_target_adds_batches_until_it_is_met(capsys):
     from bayes_scaling.cli import main
 
