@@ -849,9 +849,9 @@ def fit_tasks(
         :data:`TASK_TARGET_ACCEPT`. 46 tasks x 32 models take 45-60 s on 2 cores with the defaults (compiling
         included; the extrapolation term's refits 6-7 s more, with a diagonal mass matrix). A chain caught in a
         trap while tuning (:func:`~bayes_scaling.inference.stuck_chains`: its log density far below the other
-        chains') makes the fit
-        sample once more from the next seed (:func:`~bayes_scaling.inference.sample_unstuck`; recorded in
-        ``info["restart"]``); other failed diagnostics only warn.
+        chains') makes the fit sample once more from the next seed
+        (:func:`~bayes_scaling.inference.sample_unstuck`; recorded in ``info["restart"]``); other failed
+        diagnostics only warn.
 
     Returns
     -------
