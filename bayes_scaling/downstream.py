@@ -624,6 +624,13 @@ TASK_FLOOR_BETA = (1.0, 4.0)
 #: of gadre2024_downstream (rpj), the three refits took 6.6 s against 17.9 s with the low-rank one, and the learned
 #: term's scale 0.190 [0.168, 0.216] against 0.184 [0.162, 0.208] (seed 1).
 TASK_FOLD_SAMPLING = Sampling(draws=150, tune=250, chains=2, target_accept=0.95, mass_matrix="diag")
+#: Default sampling of a task fit (:func:`fit_tasks` without ``sampling``; the command line's pooled
+#: ``fit-downstream`` without ``--draws``): 2,000 draws a chain, and the low-rank mass matrix updated every 50 tuning
+#: draws instead of nutpie's 20 (kept with any ``sampling`` that does not set it). On the 46 tasks of
+#: gadre2024_downstream (rpj below 1e9 parameters, 224 parameters, seeds 1-4) the updates took most of the
+#: sampling time: 1,000 draws with updates every 20 sampled in 38 s at max R-hat 1.0099 and 1.034 (seeds 1, 2);
+#: these defaults in 20-33 s at 1.0036-1.0089, bulk ESS 714-1,302, 0-5 divergences (README, "Beyond loss").
+TASK_SAMPLING = Sampling(draws=2000, mass_matrix_update=50)
 #: Smallest NUTS target acceptance of a task fit (its population spreads make funnels that smaller steps pass).
 TASK_TARGET_ACCEPT = 0.95
 #: t statistic of a task's error-on-loss slope above which the data are taken to trace its rise, and its log width
@@ -846,8 +853,10 @@ def fit_tasks(
         The column the links read as their loss (default ``loss``; see :func:`fit_downstream`).
     sampling, **options
         Sampling options (:class:`~bayes_scaling.inference.Sampling`); ``target_accept`` is raised to at least
-        :data:`TASK_TARGET_ACCEPT`. 46 tasks x 32 models take 45-60 s on 2 cores with the defaults (compiling
-        included; the extrapolation term's refits 6-7 s more, with a diagonal mass matrix). A chain caught in a
+        :data:`TASK_TARGET_ACCEPT`, and ``mass_matrix_update`` defaults to :data:`TASK_SAMPLING`'s; without
+        ``sampling``, :data:`TASK_SAMPLING` (2,000 draws a chain). 46 tasks x 32 models take 30-45 s on 2 cores
+        with the defaults (compiling included; the extrapolation term's refits 6-7 s more, with a diagonal mass
+        matrix). A chain caught in a
         trap while tuning (:func:`~bayes_scaling.inference.stuck_chains`: its log density far below the other
         chains') makes the fit sample once more from the next seed
         (:func:`~bayes_scaling.inference.sample_unstuck`; recorded in ``info["restart"]``); other failed
@@ -887,8 +896,9 @@ def fit_tasks(
     if not ((items_ >= 1) & (items_ == np.round(items_))).all():
         raise ValueError(f"items must be positive integers for every task, got {items_.tolist()}")
     losses = frame["loss"].to_numpy()
-    config = Sampling.of(sampling, **options)
-    config = Sampling.of(config, target_accept=max(config.target_accept, TASK_TARGET_ACCEPT))
+    config = Sampling.of(sampling if sampling is not None else TASK_SAMPLING, **options)
+    config = Sampling.of(config, target_accept=max(config.target_accept, TASK_TARGET_ACCEPT),
+                         mass_matrix_update=config.mass_matrix_update or TASK_SAMPLING.mass_matrix_update)
 
     rising = _rising_tasks(losses, y, items_)
     model = _task_model(metrics, losses, y, chance_, items_, rising)

@@ -229,6 +229,7 @@ def fit(
         "chains": config.chains,
         "target_accept": config.target_accept,
         "mass_matrix": config.mass_matrix if method == "nuts" else None,
+        "mass_matrix_update": config.mass_matrix_update if method == "nuts" else None,
         "sampling_seconds": round(sampling_seconds, 3),
         "versions": package_versions(),
         "geometry": geometry,

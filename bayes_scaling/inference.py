@@ -71,6 +71,13 @@ class Sampling:
         population mean, at a higher cost per step) or diagonal (cheaper steps; for short refits whose medians and
         variances are all that is used, e.g. the pooled task fit's forward-chaining refits). Other samplers
         ignore it.
+    mass_matrix_update : int, optional
+        With the low-rank mass matrix: tuning draws between its updates (``None``, default: nutpie's, 20). Each
+        update costs time that grows with the number of parameters: on the 46-task pooled downstream model (224
+        parameters) updating every 20 draws took most of the sampling time (about 0.35 s an update and chain),
+        every 50 draws cut the whole fit's sampling by a third (README, "Beyond loss"). Needs a nutpie whose
+        settings :mod:`bayes_scaling.nutpie_numba` knows (:func:`~bayes_scaling.nutpie_numba.adaptation_supported`);
+        with another, nutpie's own setting is used and ``Fit.info`` says so.
     """
 
     draws: int = 1000
@@ -83,6 +90,7 @@ class Sampling:
     ess: int | None = None
     max_seconds: float | None = None
     mass_matrix: Literal["low_rank", "diag"] = "low_rank"
+    mass_matrix_update: int | None = None
 
     def __post_init__(self) -> None:
         if self.sampler not in SAMPLERS:
@@ -102,6 +110,11 @@ class Sampling:
             raise ValueError(f"ess must be a positive integer or None, got {self.ess!r}")
         if self.max_seconds is not None and not self.max_seconds > 0:
             raise ValueError(f"max_seconds must be > 0 or None, got {self.max_seconds!r}")
+        update = self.mass_matrix_update
+        if update is not None:
+            if isinstance(update, bool) or int(update) != update or update < 1:
+                raise ValueError(f"mass_matrix_update must be a positive integer or None, got {update!r}")
+            object.__setattr__(self, "mass_matrix_update", int(update))
 
     def batch_draws(self) -> int:
         """Draws per chain of one batch when sampling to an ESS target.
@@ -460,9 +473,12 @@ def _sample_once(model: Any, config: Sampling, cache_key: Hashable | None) -> An
         if sampler in ("nutpie-jax", "numpyro"):
             _require_jax(sampler)
         if sampler in ("nutpie", "nutpie-jax"):
-            import nutpie
+            from bayes_scaling.nutpie_numba import start_sampler
 
-            background = nutpie.sample(
+            adapt = ({"mass_matrix_update_freq": config.mass_matrix_update}
+                     if config.mass_matrix == "low_rank" and config.mass_matrix_update is not None else {})
+            background = start_sampler(
+                adapt,
                 compiled_nutpie(model, cache_key, backend="jax" if sampler == "nutpie-jax" else "numba"),
                 draws=int(draws),
                 tune=int(tune),

@@ -30,12 +30,13 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CHECKED_NUTPIE", "compile_model", "supported"]
+__all__ = ["CHECKED_NUTPIE", "adaptation_supported", "compile_model", "start_sampler", "supported"]
 
 #: nutpie minor versions whose callback builders and user data layout this module was checked against.
 CHECKED_NUTPIE = ("0.16",)
 
 _LOCK = threading.Lock()
+_SAMPLE_LOCK = threading.Lock()
 
 
 def _module() -> Any:
@@ -173,3 +174,77 @@ def compile_model(model: Any, **options: Any) -> Any:
             return nutpie.compile_pymc_model(model, **options)
         finally:
             module._make_c_logp_func, module._make_c_expand_func = saved
+
+
+def _sample_module() -> Any:
+    import importlib
+
+    return importlib.import_module("nutpie.sample")  # the module (``nutpie.sample`` is also the function)
+
+
+def adaptation_supported() -> bool:
+    """Whether the installed nutpie lets :func:`start_sampler` set the low-rank adaptation's options.
+
+    nutpie's ``sample`` forwards only some of them (not ``mass_matrix_update_freq``); they are set on the settings
+    object it builds, through that object's ``as_dict``/``update_settings``, for the minor versions checked
+    (:data:`CHECKED_NUTPIE`).
+    """
+    try:
+        import nutpie
+
+        settings = _sample_module()._lib.PyNutsSettings.LowRank(0)
+        options = settings.as_dict()["settings"]["adapt_options"]
+    except (ImportError, AttributeError, KeyError, TypeError):
+        return False
+    return (".".join(str(nutpie.__version__).split(".")[:2]) in CHECKED_NUTPIE and callable(getattr(
+        settings, "update_settings", None)) and "mass_matrix_update_freq" in options)
+
+
+class _Settings:
+    """nutpie's settings factory, with ``adapt`` applied to the low-rank settings it makes."""
+
+    def __init__(self, real: Any, adapt: dict[str, Any]) -> None:
+        self._real, self._adapt = real, adapt
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    def LowRank(self, seed: Any) -> Any:  # nutpie's name
+        settings = self._real.LowRank(seed)
+        values = settings.as_dict()["settings"]
+        values["adapt_options"].update(self._adapt)
+        settings.update_settings(values)
+        return settings
+
+
+class _Lib:
+    """nutpie's compiled module, with the settings factory of :class:`_Settings`."""
+
+    def __init__(self, real: Any, adapt: dict[str, Any]) -> None:
+        self._real, self.PyNutsSettings = real, _Settings(real.PyNutsSettings, adapt)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+def start_sampler(adapt: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+    """``nutpie.sample(*args, **kwargs)`` with the low-rank adaptation options ``adapt`` set on its settings.
+
+    ``adapt`` holds nutpie's names, e.g. ``{"mass_matrix_update_freq": 50}``.
+
+    Use it with ``blocking=False``: the settings are built when the sampler starts, so nutpie's module is swapped
+    (under a lock, restored in ``finally``) only for that moment, not while the chains run. With ``adapt`` empty,
+    or a nutpie :func:`adaptation_supported` does not know, this is ``nutpie.sample`` itself.
+    """
+    import nutpie
+
+    if not adapt or not adaptation_supported():
+        return nutpie.sample(*args, **kwargs)
+    module = _sample_module()
+    with _SAMPLE_LOCK:
+        real = module._lib
+        module._lib = _Lib(real, dict(adapt))
+        try:
+            return nutpie.sample(*args, **kwargs)
+        finally:
+            module._lib = real

@@ -265,6 +265,47 @@ def test_mass_matrix_option_reaches_nutpie(monkeypatch):
     assert asked == [False, True]
 
 
+def test_mass_matrix_update_reaches_nutpies_settings_and_nutpie_is_restored(monkeypatch):
+    import importlib
+
+    import nutpie
+
+    from bayes_scaling import nutpie_numba
+    from bayes_scaling.inference import Sampling
+
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match="mass_matrix_update must be a positive integer"):
+            Sampling(mass_matrix_update=bad)
+    if not nutpie_numba.adaptation_supported():
+        pytest.skip("this nutpie's settings are not known to bayes_scaling.nutpie_numba")
+    module = importlib.import_module("nutpie.sample")
+    real_lib, real_sample, seen = module._lib, nutpie.sample, []
+
+    def spy(compiled, **options):  # what a low-rank sampler started now would be set to
+        seen.append(module._lib.PyNutsSettings.LowRank(1).as_dict()["settings"]["adapt_options"]
+                    ["mass_matrix_update_freq"])
+        return real_sample(compiled, **options)
+
+    monkeypatch.setattr(nutpie, "sample", spy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for update in (None, 37):
+            result = bs.fit(bs.load_demo(), draws=100, tune=100, chains=2, seed=1, extrapolation="none",
+                            warn=False, retry=False, mass_matrix_update=update)
+            assert result.info["mass_matrix_update"] == update
+            assert result.idata["posterior"].sizes["draw"] == 100
+    assert seen == [20, 37]  # nutpie's default, then the option
+    assert module._lib is real_lib  # swapped only while the sampler started
+
+    def broken(compiled, **options):
+        raise RuntimeError("nutpie failed to start")
+
+    monkeypatch.setattr(nutpie, "sample", broken)
+    with pytest.raises(RuntimeError, match="failed to start"):
+        nutpie_numba.start_sampler({"mass_matrix_update_freq": 5}, None)
+    assert module._lib is real_lib
+
+
 def test_sampling_to_an_ess_target_adds_batches_until_it_is_met(capsys):
     from bayes_scaling.cli import main
 

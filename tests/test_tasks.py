@@ -56,6 +56,7 @@ def test_task_fit_pools_tasks_and_finds_where_they_leave_chance(tasks):
     from bayes_scaling.downstream import task_table
 
     assert tasks.diagnostics().max_r_hat < 1.05
+    assert tasks.info["mass_matrix_update"] == 50  # TASK_SAMPLING's, kept with sampling options that do not set it
     assert list(tasks.chance) == [t[0] for t in TASK_TRUTH.values()]  # from the random_<metric> columns
     # 99%: in this data set the true leaving losses of err_b and err_c lie at the 2.5% tails of both ways of
     # sampling the widths (a 95% check of three tasks misses 14% of the time even when calibrated)

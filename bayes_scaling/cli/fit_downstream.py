@@ -36,6 +36,12 @@ def run(args: argparse.Namespace) -> int:
     frame = common.load_data(args).frame
     metrics = _metric_columns(args.metric, list(frame.columns))
     common.say(args, f"fitting {', '.join(metrics)} against the loss on {len(frame)} runs ...")
+    from bayes_scaling.downstream import TASK_SAMPLING
+    from bayes_scaling.inference import Sampling
+
+    pooled = len(metrics) > 1
+    if args.draws is None:  # the command's default: more draws for the pooled fit (see TASK_SAMPLING)
+        args.draws = (TASK_SAMPLING if pooled else Sampling()).draws
     kwargs = common.sampling_kwargs(args)
     chance: float | str | None = args.chance
     if chance is not None:
@@ -43,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
             chance = float(chance)
         except ValueError:
             pass  # a column name
-    if len(metrics) > 1:
+    if pooled:
         if isinstance(chance, str):
             raise ValueError("--chance with several metrics must be a number (default: the random_<metric> columns)")
         result = common.quietly(fit_tasks, frame, metrics, chance=chance, items=args.items, loss=args.loss_column,
@@ -76,7 +82,9 @@ def run(args: argparse.Namespace) -> int:
 
 def add_parser(sub: Any) -> None:
     """Add the ``fit-downstream`` command to the sub-command parsers ``sub``."""
-    from bayes_scaling.downstream import LINKS, fit_downstream
+    from bayes_scaling.downstream import LINKS, TASK_SAMPLING, fit_downstream
+    from bayes_scaling.inference import Sampling
+
     p = sub.add_parser("fit-downstream", help="fit a benchmark metric (an error) as a function of the loss")
     common.add_data(p)
     p.add_argument("--metric", required=True,
@@ -97,4 +105,8 @@ def add_parser(sub: Any) -> None:
     common.add_prob(p)
     common.add_json(p)
     common.add_sampling(p, law_options=False)
+    draws = next(a for a in p._actions if a.dest == "draws")
+    draws.default = None  # the callee's: 1,000 for one link, TASK_SAMPLING's for pooled tasks
+    draws.help = (f"posterior draws per chain (default {Sampling().draws} for one metric, "
+                  f"{TASK_SAMPLING.draws} for several)")
     p.set_defaults(func=run)
