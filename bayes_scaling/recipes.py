@@ -547,15 +547,14 @@ def _budget_curve(fit: Fit, grid: np.ndarray, ranges: Mapping[str, tuple[float, 
     from bayes_scaling.predictive import predict
 
     law = LawDraws(fit)
-    out = np.empty((law.n_draws, len(grid)))
-    for k, budget in enumerate(grid):
-        log_n = np.log(optimal_n_draws(fit, budget))
-        log_d = math.log(budget / FLOPS_PER_PARAM_TOKEN) - log_n
-        optimum = pd.DataFrame({"N": np.exp(log_n), "D": np.exp(log_d)})  # one per draw
-        draws = predict(fit, optimum.iloc[:1], log_mean=law.log_loss(log_n[:, None], log_d[:, None]), slope=slope,
-                        distance=distance_to(optimum, ranges, distance_columns(fit.law))[:, None])
-        out[:, k] = draws.expected[:, 0]
-    return out
+    log_n = np.stack([np.log(optimal_n_draws(fit, budget)) for budget in grid], axis=1)  # (draws, budgets)
+    log_d = np.log(np.asarray(grid, float) / FLOPS_PER_PARAM_TOKEN)[None, :] - log_n
+    optimum = pd.DataFrame({"N": np.exp(log_n).ravel(), "D": np.exp(log_d).ravel()})  # draw-major, a row each
+    distance = distance_to(optimum, ranges, distance_columns(fit.law)).reshape(log_n.shape)
+    # every budget at once (the expected part is the law plus slope x distance: the same numbers budget by budget)
+    draws = predict(fit, optimum.iloc[: len(grid)].reset_index(drop=True), log_mean=law.log_loss(log_n, log_d),
+                    slope=slope, distance=distance)
+    return draws.expected
 
 
 def _needed(reference: np.ndarray, targets: np.ndarray, log_grid: np.ndarray) -> np.ndarray:
