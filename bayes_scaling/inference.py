@@ -77,7 +77,7 @@ class Sampling:
         parameters) updating every 20 draws took most of the sampling time (about 0.35 s an update and chain),
         every 50 draws cut the whole fit's sampling by a third (README, "Beyond loss"). Needs a nutpie whose
         settings :mod:`bayes_scaling.nutpie_numba` knows (:func:`~bayes_scaling.nutpie_numba.adaptation_supported`);
-        with another, nutpie's own setting is used and ``Fit.info`` says so.
+        with another, nutpie's own (20) is used (``Fit.info`` keeps the value asked for).
     """
 
     draws: int = 1000
