@@ -238,3 +238,28 @@ def test_rising_tasks_choose_the_width_geometry_not_the_model():
         values.append(model.compile_logp(jacobian=True)(point))
     # the log densities differ by the Jacobian of z -> log w of the centred tasks, log(tau) each
     assert values[0] - values[1] == pytest.approx(-rising.sum() * np.log(0.7))
+
+
+def test_cli_draws_default_to_more_for_a_pooled_fit(tmp_path, monkeypatch, capsys):
+    import inspect
+
+    from bayes_scaling import downstream
+    from bayes_scaling.cli import main
+
+    asked = []
+    form = inspect.signature(downstream.fit_downstream).parameters["form"].default
+
+    def record(*args, sampling=None, form=form, **options):  # the parser reads fit_downstream's default form
+        asked.append(sampling.draws)
+        raise ValueError("recorded")  # stop before fitting: the command reports it and exits 2
+
+    monkeypatch.setattr(downstream, "fit_tasks", record)
+    monkeypatch.setattr(downstream, "fit_downstream", record)
+    data = tmp_path / "evals.csv"
+    frame = _task_data(np.random.default_rng(4), n=10)
+    frame.assign(N=np.geomspace(1e7, 1e9, len(frame)), D=np.geomspace(2e8, 2e10, len(frame))).to_csv(data, index=False)
+    for extra in ([], ["--draws", "300"]):
+        assert main(["fit-downstream", str(data), "--metric", "err_*", *extra]) == 2
+        assert main(["fit-downstream", str(data), "--metric", "err_a", *extra]) == 2
+    assert capsys.readouterr().err.count("error: recorded") == 4
+    assert asked == [downstream.TASK_SAMPLING.draws, bs.Sampling().draws, 300, 300] == [2000, 1000, 300, 300]
