@@ -473,11 +473,9 @@ def _sample_once(model: Any, config: Sampling, cache_key: Hashable | None) -> An
         if sampler in ("nutpie-jax", "numpyro"):
             _require_jax(sampler)
         if sampler in ("nutpie", "nutpie-jax"):
-            from bayes_scaling.nutpie_numba import start_sampler
-
             adapt = ({"mass_matrix_update_freq": config.mass_matrix_update}
                      if config.mass_matrix == "low_rank" and config.mass_matrix_update is not None else {})
-            background = start_sampler(
+            background = nutpie_numba.start_sampler(
                 adapt,
                 compiled_nutpie(model, cache_key, backend="jax" if sampler == "nutpie-jax" else "numba"),
                 draws=int(draws),

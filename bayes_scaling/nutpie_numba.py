@@ -45,15 +45,22 @@ def _module() -> Any:
     return compile_pymc
 
 
-def supported() -> bool:
-    """Whether the installed nutpie builds its numba callbacks the way this module replaces."""
+def _checked_version() -> bool:
+    """Whether nutpie is installed in a minor version of :data:`CHECKED_NUTPIE`."""
     try:
         import nutpie
-
-        module = _module()
     except ImportError:
         return False
-    if ".".join(str(nutpie.__version__).split(".")[:2]) not in CHECKED_NUTPIE:
+    return ".".join(str(nutpie.__version__).split(".")[:2]) in CHECKED_NUTPIE
+
+
+def supported() -> bool:
+    """Whether the installed nutpie builds its numba callbacks the way this module replaces."""
+    if not _checked_version():
+        return False
+    try:
+        module = _module()
+    except ImportError:
         return False
     return all(callable(getattr(module, name, None)) for name in
                ("_make_c_logp_func", "_make_c_expand_func", "_compile_pymc_model_numba", "address_as_void_pointer"))
@@ -189,15 +196,14 @@ def adaptation_supported() -> bool:
     object it builds, through that object's ``as_dict``/``update_settings``, for the minor versions checked
     (:data:`CHECKED_NUTPIE`).
     """
+    if not _checked_version():
+        return False
     try:
-        import nutpie
-
         settings = _sample_module()._lib.PyNutsSettings.LowRank(0)
         options = settings.as_dict()["settings"]["adapt_options"]
-    except (ImportError, AttributeError, KeyError, TypeError):
+    except (AttributeError, KeyError, TypeError):
         return False
-    return (".".join(str(nutpie.__version__).split(".")[:2]) in CHECKED_NUTPIE and callable(getattr(
-        settings, "update_settings", None)) and "mass_matrix_update_freq" in options)
+    return callable(getattr(settings, "update_settings", None)) and "mass_matrix_update_freq" in options
 
 
 class _Settings:

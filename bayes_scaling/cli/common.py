@@ -71,13 +71,18 @@ def prob_arg(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} must be a number between 0 and 1 (exclusive)") from None
 
 
-def add_sampling(parser: argparse.ArgumentParser, *, law_options: bool = True) -> None:
-    """Sampling options; ``law_options`` adds the noise model and prior overrides of a law fit."""
+def add_sampling(parser: argparse.ArgumentParser, *, law_options: bool = True, draws_default: str | None = None
+                 ) -> None:
+    """Sampling options; ``law_options`` adds the noise model and prior overrides of a law fit.
+
+    ``draws_default`` says in the help what ``--draws`` defaults to when the command chooses it itself: it is then
+    left ``None`` for the command to set before :func:`sampling_options` reads it.
+    """
     default = Sampling()
     likelihood = LIKELIHOOD
     group = parser.add_argument_group("sampling")
-    group.add_argument("--draws", type=int, default=default.draws,
-                       help=f"posterior draws per chain (default {default.draws})")
+    group.add_argument("--draws", type=int, default=default.draws if draws_default is None else None,
+                       help=f"posterior draws per chain (default {draws_default or default.draws})")
     group.add_argument("--tune", type=int, default=default.tune,
                        help=f"tuning steps per chain (default {default.tune})")
     group.add_argument("--chains", type=int, default=default.chains,

@@ -31,14 +31,12 @@ def _metric_columns(spec: str, columns: list[str]) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     """Run the command with parsed ``args``; returns the exit status."""
-    from bayes_scaling.downstream import fit_downstream, fit_tasks
+    from bayes_scaling.downstream import TASK_SAMPLING, fit_downstream, fit_tasks
+    from bayes_scaling.inference import Sampling
 
     frame = common.load_data(args).frame
     metrics = _metric_columns(args.metric, list(frame.columns))
     common.say(args, f"fitting {', '.join(metrics)} against the loss on {len(frame)} runs ...")
-    from bayes_scaling.downstream import TASK_SAMPLING
-    from bayes_scaling.inference import Sampling
-
     pooled = len(metrics) > 1
     if args.draws is None:  # the command's default: more draws for the pooled fit (see TASK_SAMPLING)
         args.draws = (TASK_SAMPLING if pooled else Sampling()).draws
@@ -104,9 +102,6 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     common.add_prob(p)
     common.add_json(p)
-    common.add_sampling(p, law_options=False)
-    draws = next(a for a in p._actions if a.dest == "draws")
-    draws.default = None  # the callee's: 1,000 for one link, TASK_SAMPLING's for pooled tasks
-    draws.help = (f"posterior draws per chain (default {Sampling().draws} for one metric, "
-                  f"{TASK_SAMPLING.draws} for several)")
+    common.add_sampling(p, law_options=False,
+                        draws_default=f"{Sampling().draws} for one metric, {TASK_SAMPLING.draws} for several")
     p.set_defaults(func=run)
