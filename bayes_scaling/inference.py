@@ -15,7 +15,7 @@ import json
 import logging
 import math
 import warnings
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal
@@ -313,15 +313,16 @@ RETRY_DRAWS_FACTOR = 4
 
 
 def sample_with_retry(model: Any, sampling: Sampling, names: list[str], *, cache_key: Hashable | None = None,
-                      retry: bool | None = None) -> tuple[Any, dict[str, Any] | None]:
+                      retry: bool | None = None, during: Callable[[], None] | None = None
+                      ) -> tuple[Any, dict[str, Any] | None]:
     """:func:`sample`, then once more with safer settings when the diagnostics of ``names`` fail.
 
     The retry (more tuning and draws, target acceptance :data:`RETRY_TARGET_ACCEPT`, the next seed) runs when
     ``retry`` is True, or by default when the fit draws at least :data:`AUTO_RETRY_DRAWS` in all (not for quick
     looks). Returns the posterior and, after a retry, what it was (the first pass's diagnostics and the
-    settings), else None.
+    settings), else None. ``during`` runs once, while the first pass's chains sample (see :func:`sample`).
     """
-    idata = sample(model, sampling, cache_key=cache_key)
+    idata = sample(model, sampling, cache_key=cache_key, during=during)
     if not (retry if retry is not None else sampling.draws * sampling.chains >= AUTO_RETRY_DRAWS):
         return idata, None
     first = diagnose(idata, names)
@@ -384,7 +385,8 @@ def sample_unstuck(model: Any, sampling: Sampling, *, cache_key: Hashable | None
     return sample(model, sampling, cache_key=cache_key, seed=seed), {"stuck_chains": stuck, "seed": seed}
 
 
-def sample(model: Any, sampling: Sampling | None = None, *, cache_key: Hashable | None = None, **options: Any) -> Any:
+def sample(model: Any, sampling: Sampling | None = None, *, cache_key: Hashable | None = None,
+           during: Callable[[], None] | None = None, **options: Any) -> Any:
     """Draw posterior samples of ``model`` with NUTS.
 
     A Ctrl-C (``KeyboardInterrupt``) while sampling is re-raised after the sampler stops: no partial posterior
@@ -400,6 +402,11 @@ def sample(model: Any, sampling: Sampling | None = None, *, cache_key: Hashable 
         With nutpie, models that share this key (same law, priors and likelihood) reuse one compiled model with
         new data, of any number of runs (every number that depends on the sweep is a data container), which
         skips the compile step (most of a small fit's time).
+    during : callable, optional
+        Work of the caller's that does not need the draws (e.g. the extrapolation term's refits), called once in
+        this thread while nutpie's chains run in theirs after the compile, so that both share the machine's cores;
+        with the other samplers, and with ``ess`` after the first batch has started, before sampling. An
+        exception or Ctrl-C in it stops the sampler and propagates.
     **options
         :class:`Sampling` fields replacing those of ``sampling`` (e.g. ``draws=500``).
 
@@ -411,8 +418,8 @@ def sample(model: Any, sampling: Sampling | None = None, *, cache_key: Hashable 
     """
     config = Sampling.of(sampling, **options)
     if config.ess is not None:
-        return _sample_to_ess(model, config, cache_key)
-    return _sample_once(model, config, cache_key)
+        return _sample_to_ess(model, config, cache_key, during)
+    return _sample_once(model, config, cache_key, during)
 
 
 def _batch_seed(seed: int | None, batch: int) -> int | None:
@@ -421,7 +428,8 @@ def _batch_seed(seed: int | None, batch: int) -> int | None:
     return int(np.random.SeedSequence([int(seed), batch]).generate_state(1)[0] % (2**31))
 
 
-def _sample_to_ess(model: Any, config: Sampling, cache_key: Hashable | None) -> Any:
+def _sample_to_ess(model: Any, config: Sampling, cache_key: Hashable | None,
+                   during: Callable[[], None] | None = None) -> Any:
     """Batches of chains until the minimum bulk ESS reaches ``config.ess`` (see :class:`Sampling`)."""
     import time
 
@@ -432,7 +440,7 @@ def _sample_to_ess(model: Any, config: Sampling, cache_key: Hashable | None) -> 
     ess = 0.0
     for batch in range(MAX_ESS_BATCHES):
         once = replace(config, draws=draws, seed=_batch_seed(config.seed, batch), ess=None)
-        parts.append(_sample_once(model, once, cache_key))
+        parts.append(_sample_once(model, once, cache_key, during if batch == 0 else None))
         tree = parts[0] if len(parts) == 1 else _concat_chains(parts)
         ess = diagnose(tree, names).min_ess_bulk
         elapsed = time.perf_counter() - start
@@ -461,7 +469,8 @@ def _concat_chains(parts: list[Any]) -> Any:
     return xr.DataTree.from_dict(groups)
 
 
-def _sample_once(model: Any, config: Sampling, cache_key: Hashable | None) -> Any:
+def _sample_once(model: Any, config: Sampling, cache_key: Hashable | None,
+                 during: Callable[[], None] | None = None) -> Any:
     import pymc as pm
 
     draws, tune, chains, seed = config.draws, config.tune, config.chains, config.seed
@@ -489,11 +498,15 @@ def _sample_once(model: Any, config: Sampling, cache_key: Hashable | None) -> An
                 blocking=False,
             )
             try:
+                if during is not None:  # the chains run in nutpie's threads meanwhile
+                    during()
                 # nutpie's blocking mode turns Ctrl-C into a partial trace; here it stops the sampler and propagates.
                 return background.wait()
             except BaseException:
                 background.cancel()
                 raise
+        if during is not None:
+            during()
         if sampler == "numpyro":
             backend = {"nuts_sampler": "numpyro", "nuts_sampler_kwargs": {"chain_method": "sequential"}}
         else:

@@ -63,11 +63,13 @@ def supported() -> bool:
     except ImportError:
         return False
     return all(callable(getattr(module, name, None)) for name in
-               ("_make_c_logp_func", "_make_c_expand_func", "_compile_pymc_model_numba", "address_as_void_pointer"))
+               ("_make_functions", "make_user_data", "_prepare_dims_and_coords", "CompiledPyMCModel",
+                "_compile_pymc_model_numba", "address_as_void_pointer"))
 
 
-def _extraction(module: Any, inner: Any, shared_data: dict, shared_keys: list, record_dtype: np.dtype) -> Any:
-    """``x, user_data -> inner(x, *shared arrays)``, as nutpie's ``make_extraction_fn`` but written out.
+def _extraction(module: Any, inner: Any, shared_data: dict, shared_keys: list, record_dtype: np.dtype
+                ) -> tuple[Any, str]:
+    """``x, user_data -> inner(x, *shared arrays)``, as nutpie's ``make_extraction_fn`` but written out; and its source.
 
     nutpie walks the shared arrays with ``literal_unroll`` and an overload per array, which numba types and compiles
     one by one; here the reads are generated as straight-line code in one function (each array from the pointer,
@@ -76,7 +78,7 @@ def _extraction(module: Any, inner: Any, shared_data: dict, shared_keys: list, r
     """
     import numba
 
-    namespace: dict[str, Any] = {"numba": numba, "inner": inner, "record_dtype": record_dtype,
+    namespace: dict[str, Any] = {"__name__": __name__, "numba": numba, "inner": inner, "record_dtype": record_dtype,
                                  "address_as_void_pointer": module.address_as_void_pointer}
     lines = ["def extract(x, user_data_):"]
     if shared_keys:
@@ -93,78 +95,176 @@ def _extraction(module: Any, inner: Any, shared_data: dict, shared_keys: list, r
                   f"    array_{i} = data_{i}.reshape({shape})"]
         arguments.append(f"array_{i}")
     lines.append(f"    return inner(x{''.join(', ' + a for a in arguments)})")
-    exec(compile("\n".join(lines) + "\n", "<bayes_scaling.nutpie_numba>", "exec"), namespace)
-    return numba.njit(inline="always")(namespace["extract"])
+    source = "\n".join(lines) + "\n"
+    exec(compile(source, "<bayes_scaling.nutpie_numba>", "exec"), namespace)
+    return numba.njit(inline="always")(namespace["extract"]), source
 
 
-def _logp_builder(module: Any) -> Any:
-    def make_c_logp_func(n_dim, logp_fn, user_data, shared_keys, shared_data):
+#: The two C callbacks, as source run in a namespace of their own per model (``N_DIM``, ``N_EXPANDED`` and
+#: ``extract`` are that namespace's globals, which numba reads as constants): functions without closures, so that
+#: numba can keep them in its disk cache under the key of :func:`_cache_key`.
+_CALLBACKS = """
+def logp_numba(dim, x_, out_, logp_, user_data_):
+    if dim != N_DIM:
+        return -1
+    try:
+        x = numba.carray(x_, (N_DIM,))
+        out = numba.carray(out_, (N_DIM,))
+        logp = numba.carray(logp_, ())
+        logp_val, grad = extract(x, user_data_)
+        logp[()] = logp_val
+        flat = grad.ravel()
+        if flat.shape[0] != N_DIM:
+            return 1
+        finite = True
+        for i in range(N_DIM):
+            out[i] = flat[i]
+            if not np.isfinite(flat[i]):
+                finite = False
+        if not finite:
+            return 3
+        if not np.isfinite(logp_val):
+            return 4
+    except Exception:
+        return 1
+    return 0
+
+
+def expand_numba(dim, expanded, x_, out_, user_data_):
+    if dim != N_DIM:
+        return -1
+    if expanded != N_EXPANDED:
+        return -1
+    try:
+        x = numba.carray(x_, (N_DIM,))
+        out = numba.carray(out_, (N_EXPANDED,))
+        (values,) = extract(x, user_data_)
+        flat = values.ravel()
+        if flat.shape[0] != N_EXPANDED:
+            return -2
+        for i in range(N_EXPANDED):
+            out[i] = flat[i]
+    except Exception:
+        return -2
+    return 0
+"""
+
+#: Part of every disk-cache key: raise it whenever the generated code changes meaning.
+CACHE_VERSION = 1
+
+
+def _cache_key(inner: Any, name: str, n_dim: int, n_expanded: int, shared_data: dict, shared_keys: list,
+               record_dtype: np.dtype, extraction: str, options: dict[str, Any] | None = None) -> str | None:
+    """The disk-cache key of a callback around ``inner`` (a PyTensor-compiled numba function), or None.
+
+    Everything the callback's machine code depends on: PyTensor's own cache key of ``inner`` (its graph, constants
+    and fastmath flag; None when PyTensor cannot key it, and then nothing is cached), the arguments' dtypes and
+    ranks, the dimensions, the user data's layout, numba's ``options``, this module's generated code and the
+    versions of nutpie, numba and PyTensor (numba adds the CPU and the function's bytecode). With PyTensor's numba
+    cache off (``numba__cache``), None.
+    """
+    import hashlib
+
+    import numba
+    import nutpie
+    from pytensor import config
+
+    if not config.numba__cache:
+        return None
+    try:
+        from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS
+    except ImportError:
+        return None
+    try:
+        inner_key = CACHED_SRC_FUNCTIONS.get(inner.py_func)
+    except (AttributeError, TypeError):  # not a numba function of PyTensor's
+        return None
+    if not isinstance(inner_key, str):
+        return None
+    arrays = [(str(np.dtype(shared_data[key].dtype)), int(np.ndim(shared_data[key]))) for key in shared_keys]
+    import pytensor
+
+    text = repr((CACHE_VERSION, name, inner_key, int(n_dim), int(n_expanded), arrays, record_dtype.descr,
+                 sorted((str(k), repr(v)) for k, v in (options or {}).items()), _CALLBACKS, extraction,
+                 str(nutpie.__version__), str(numba.__version__), str(pytensor.__version__)))
+    return "bayes_scaling_" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def _callback(module: Any, name: str, inner: Any, n_dim: int, n_expanded: int, user_data: Any, shared_keys: list,
+              shared_data: dict, signature: Any, options: dict[str, Any]) -> Any:
+    """The numba C callback ``name`` (of :data:`_CALLBACKS`) around ``inner``, from the disk cache when it holds it.
+
+    Compiling a callback costs seconds in every new process (numba optimises the model's whole inlined code); with
+    a key (:func:`_cache_key`) it is compiled once and then loaded from PyTensor's numba cache folder.
+    """
+    import warnings
+
+    import numba
+
+    extract, extraction = _extraction(module, inner, shared_data, shared_keys, user_data.dtype)
+    # a module name numba can import when it rebuilds a cached callback's environment
+    namespace: dict[str, Any] = {"__name__": __name__, "numba": numba, "np": np, "extract": extract,
+                                 "N_DIM": int(n_dim), "N_EXPANDED": int(n_expanded)}
+    exec(compile(_CALLBACKS, "<bayes_scaling.nutpie_numba>", "exec"), namespace)
+    raw = namespace[name]
+    key = _cache_key(inner, name, n_dim, n_expanded, shared_data, shared_keys, user_data.dtype, extraction,
+                     options)
+    if key is not None:
+        from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS
+
+        CACHED_SRC_FUNCTIONS[raw] = key
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Cannot cache compiled function .* as it uses dynamic globals",
+                                category=numba.NumbaWarning)
+        return numba.cfunc(signature, **{**options, "cache": key is not None})(raw)
+
+
+def _compile_numba(module: Any) -> Any:
+    """A stand-in for nutpie's ``_compile_pymc_model_numba``, step for step, with the callbacks of :func:`_callback`.
+
+    Two changes: the shared arrays' keys in the user data are numbered (nutpie draws random ones, which would make
+    every process's callbacks different code), and the callbacks are cached on disk when they can be keyed.
+    """
+
+    def compile_pymc_model_numba(model: Any, pymc_initial_point_fn: Any, var_names: Any = None, **kwargs: Any) -> Any:
         import numba
 
-        extract = _extraction(module, logp_fn, shared_data, shared_keys, user_data.dtype)
-        c_sig = numba.types.int64(numba.types.uint64, numba.types.CPointer(numba.types.double),
-                                  numba.types.CPointer(numba.types.double), numba.types.CPointer(numba.types.double),
-                                  numba.types.voidptr)
+        (n_dim, n_expanded, logp_fn_pt, expand_fn_pt, initial_point_fn, shape_info,
+         reparameterized_names) = module._make_functions(
+            model, mode="NUMBA", compute_grad=True, join_expanded=True, pymc_initial_point_fn=pymc_initial_point_fn,
+            var_names=var_names)
+        expand_fn, logp_fn = expand_fn_pt.vm.jit_fn, logp_fn_pt.vm.jit_fn
+        shared_data: dict[str, np.ndarray] = {}
+        shared_var_keys: dict[Any, str] = {}
+        for val in [*logp_fn_pt.get_shared(), *expand_fn_pt.get_shared()]:
+            if val in shared_var_keys:
+                continue
+            key = f"shared_{len(shared_data):04d}"
+            shared_data[key] = np.array(val.get_value(), order="C", copy=True)
+            shared_var_keys[val] = key
+        for value in shared_data.values():
+            value.flags.writeable = False
+        user_data = module.make_user_data(shared_var_keys, shared_data)
+        double_p = numba.types.CPointer(numba.types.double)
+        logp_signature = numba.types.int64(numba.types.uint64, double_p, double_p, double_p, numba.types.voidptr)
+        expand_signature = numba.types.int64(numba.types.uint64, numba.types.uint64, double_p, double_p,
+                                             numba.types.voidptr)
+        logp_numba = _callback(module, "logp_numba", logp_fn, n_dim, 0, user_data,
+                               [shared_var_keys[var] for var in logp_fn_pt.get_shared()], shared_data,
+                               logp_signature, kwargs)
+        expand_numba = _callback(module, "expand_numba", expand_fn, n_dim, n_expanded, user_data,
+                                 [shared_var_keys[var] for var in expand_fn_pt.get_shared()], shared_data,
+                                 expand_signature, kwargs)
+        dims, coords = module._prepare_dims_and_coords(model, shape_info, reparameterized_names)
+        return module.CompiledPyMCModel(
+            _n_dim=n_dim, dims=dims, _coords=coords,
+            _shapes={name: tuple(shape) for name, _, shape in zip(*shape_info, strict=False)},
+            compiled_logp_func=logp_numba, compiled_expand_func=expand_numba, initial_point_func=initial_point_fn,
+            shared_data=shared_data, shared_var_keys=shared_var_keys, user_data=user_data, n_expanded=n_expanded,
+            shape_info=shape_info, logp_func=logp_fn_pt, expand_func=expand_fn_pt,
+            reparameterized_names=reparameterized_names)
 
-        def logp_numba(dim, x_, out_, logp_, user_data_):
-            if dim != n_dim:
-                return -1
-            try:
-                x = numba.carray(x_, (n_dim,))
-                out = numba.carray(out_, (n_dim,))
-                logp = numba.carray(logp_, ())
-                logp_val, grad = extract(x, user_data_)
-                logp[()] = logp_val
-                flat = grad.ravel()
-                if flat.shape[0] != n_dim:
-                    return 1
-                finite = True
-                for i in range(n_dim):
-                    out[i] = flat[i]
-                    if not np.isfinite(flat[i]):
-                        finite = False
-                if not finite:
-                    return 3
-                if not np.isfinite(logp_val):
-                    return 4
-            except Exception:
-                return 1
-            return 0
-
-        return logp_numba, c_sig
-
-    return make_c_logp_func
-
-
-def _expand_builder(module: Any) -> Any:
-    def make_c_expand_func(n_dim, n_expanded, expand_fn, user_data, shared_var_keys, shared_data):
-        import numba
-
-        extract = _extraction(module, expand_fn, shared_data, shared_var_keys, user_data.dtype)
-        c_sig = numba.types.int64(numba.types.uint64, numba.types.uint64, numba.types.CPointer(numba.types.double),
-                                  numba.types.CPointer(numba.types.double), numba.types.voidptr)
-
-        def expand_numba(dim, expanded, x_, out_, user_data_):
-            if dim != n_dim:
-                return -1
-            if expanded != n_expanded:
-                return -1
-            try:
-                x = numba.carray(x_, (n_dim,))
-                out = numba.carray(out_, (n_expanded,))
-                (values,) = extract(x, user_data_)
-                flat = values.ravel()
-                if flat.shape[0] != n_expanded:
-                    return -2
-                for i in range(n_expanded):
-                    out[i] = flat[i]
-            except Exception:
-                return -2
-            return 0
-
-        return expand_numba, c_sig
-
-    return make_c_expand_func
+    return compile_pymc_model_numba
 
 
 def compile_model(model: Any, **options: Any) -> Any:
@@ -175,12 +275,12 @@ def compile_model(model: Any, **options: Any) -> Any:
         return nutpie.compile_pymc_model(model, **options)
     module = _module()
     with _LOCK:
-        saved = module._make_c_logp_func, module._make_c_expand_func
-        module._make_c_logp_func, module._make_c_expand_func = _logp_builder(module), _expand_builder(module)
+        saved = module._compile_pymc_model_numba
+        module._compile_pymc_model_numba = _compile_numba(module)
         try:
             return nutpie.compile_pymc_model(model, **options)
         finally:
-            module._make_c_logp_func, module._make_c_expand_func = saved
+            module._compile_pymc_model_numba = saved
 
 
 def _sample_module() -> Any:

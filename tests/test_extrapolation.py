@@ -111,6 +111,14 @@ def test_folds_see_the_error_grow_and_forecasts_widen_beyond_the_sweep(bent_fit)
     assert (width[1:] > plain_width[1:]).all()
 
 
+def test_the_term_learned_while_the_chains_sample_is_the_one_learned_from_the_finished_fit(bent_fit):
+    from bayes_scaling.fitting import calibrate
+
+    after = calibrate(bent_fit, seed=3).to_dict()  # from the fitted result, after sampling
+    during = {k: v for k, v in bent_fit.info["extrapolation"].items() if k != "seconds"}
+    assert during == after
+
+
 def test_the_term_is_saved_with_the_fit(bent_fit, tmp_path):
     loaded = bs.load(bent_fit.save(tmp_path / "bent.nc"))
     assert loaded.info["extrapolation"] == bent_fit.info["extrapolation"]

@@ -306,6 +306,29 @@ def test_mass_matrix_update_reaches_nutpies_settings_and_nutpie_is_restored(monk
     assert module._lib is real_lib
 
 
+def test_work_given_to_sample_runs_once_while_the_chains_run_and_its_failure_stops_them():
+    from bayes_scaling.inference import Sampling, sample
+    from bayes_scaling.model import build_model
+
+    sweep = bs.load_sweep(bs.load_demo())
+    model = build_model("chinchilla", sweep, reference=sweep.reference())
+    calls = []
+    settings = Sampling(draws=100, tune=100, chains=2, seed=1, progress=False)
+    plain = sample(model, settings, cache_key=("during-test",))
+    tree = sample(model, settings, cache_key=("during-test",), during=lambda: calls.append(1))
+    assert calls == [1]
+    # the same draws: the work ran beside the chains, not in them
+    np.testing.assert_array_equal(tree["posterior"]["E"].values, plain["posterior"]["E"].values)
+
+    def broken() -> None:
+        raise RuntimeError("refits failed")
+
+    with pytest.raises(RuntimeError, match="refits failed"):
+        sample(model, settings, cache_key=("during-test",), during=broken)
+    again = sample(model, settings, cache_key=("during-test",))  # the stopped sampler left nothing behind
+    np.testing.assert_array_equal(again["posterior"]["E"].values, plain["posterior"]["E"].values)
+
+
 def test_sampling_to_an_ess_target_adds_batches_until_it_is_met(capsys):
     from bayes_scaling.cli import main
 

@@ -15,13 +15,16 @@ nutpie = pytest.importorskip("nutpie")
 DOUBLE_P = ctypes.POINTER(ctypes.c_double)
 
 
-def _model(scale: float = 1.0) -> pm.Model:
-    """Shared data of every rank and an integer index, a transformed parameter and a deterministic."""
+def _model(scale: float = 1.0, shift: float = 0.0) -> pm.Model:
+    """Shared data of every rank and an integer index, a transformed parameter and a deterministic.
+
+    ``scale`` changes the observed values (constants of the graph), ``shift`` only a data container's value.
+    """
     rng = np.random.default_rng(0)
     with pm.Model(coords={"group": ["a", "b", "c"]}) as model:
         x = pm.Data("x", rng.normal(size=12))
         table = pm.Data("table", rng.normal(size=(12, 3)))
-        offset = pm.Data("offset", np.asarray(0.5 * scale))
+        offset = pm.Data("offset", np.asarray(0.5 * scale + shift))
         group = pm.Data("group_index", np.arange(12) % 3)
         slope = pm.Normal("slope", 0, 1, dims="group")
         sigma = pm.HalfNormal("sigma", 1.0)
@@ -93,7 +96,7 @@ def test_new_data_is_read_through_the_callbacks(both):
 
 def test_a_model_without_shared_data_and_nutpie_left_as_it_was():
     module = nutpie_numba._module()
-    before = module._make_c_logp_func, module._make_c_expand_func
+    before = module._compile_pymc_model_numba
     with pm.Model() as model:
         pm.Normal("z", 0, 1, shape=2)
     compiled = nutpie_numba.compile_model(model)
@@ -101,4 +104,76 @@ def test_a_model_without_shared_data_and_nutpie_left_as_it_was():
     assert code == 0
     assert logp == pytest.approx(-2.5 - np.log(2 * np.pi))
     np.testing.assert_allclose(grad, [-1.0, 2.0])
-    assert (module._make_c_logp_func, module._make_c_expand_func) == before
+    assert module._compile_pymc_model_numba is before
+
+
+# A new process compiles the callbacks of _model() under a PyTensor cache folder and prints what it got, at one point
+# with the model's data and with another value in a data container.
+_COMPILE_SCRIPT = """
+import json, sys
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+import test_nutpie_numba as t
+from bayes_scaling import nutpie_numba
+from bayes_scaling.compiled import exact_math
+with exact_math():  # as every compile of the package (bayes_scaling.compiled.cached)
+    compiled = nutpie_numba.compile_model(t._model(), freeze_model=False)
+x = np.linspace(-0.5, 0.7, compiled.n_dim)
+numbers = []
+for model in (compiled, compiled.with_data(offset=np.asarray(1.5))):
+    code, logp, grad = t._logp(model, x)
+    numbers.append([code, logp, grad.tolist(), t._expand(model, x)[1].tolist()])
+print(json.dumps({"hits": [compiled.compiled_logp_func.cache_hits, compiled.compiled_expand_func.cache_hits],
+                  "numbers": numbers}))
+"""
+
+
+def _compile_elsewhere(folder) -> dict:
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = subprocess.run([sys.executable, "-c", _COMPILE_SCRIPT, str(Path(__file__).parent)],
+                         env={**os.environ, "PYTENSOR_FLAGS": f"base_compiledir={folder}"}, capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_a_new_process_loads_the_callbacks_from_the_disk_cache_and_gets_the_same_numbers(tmp_path, both):
+    first = _compile_elsewhere(tmp_path)
+    assert first["hits"] == [0, 0]  # compiled, then saved
+    saved = sorted(p.name for p in (tmp_path / "numba").glob("bayes_scaling.*_numba-*"))
+    assert len(saved) == 4  # an index and a data file per callback
+    second = _compile_elsewhere(tmp_path)
+    assert second["hits"] == [1, 1]  # both callbacks loaded, none compiled
+    assert second["numbers"] == first["numbers"]  # the same density, gradient and values, to the bit
+    assert second["numbers"][1][1] != second["numbers"][0][1]  # new data is read by the loaded callbacks
+    assert sorted(p.name for p in (tmp_path / "numba").glob("bayes_scaling.*_numba-*")) == saved
+    # ... and they are this process's numbers (compiled here with fastmath: equal to rounding)
+    code, logp, grad = _logp(both[1], np.linspace(-0.5, 0.7, 4))
+    assert code == second["numbers"][0][0] and logp == pytest.approx(second["numbers"][0][1], rel=1e-12)
+    np.testing.assert_allclose(grad, second["numbers"][0][2], rtol=1e-12)
+
+
+def test_the_cache_key_holds_what_the_machine_code_depends_on(both):
+    import pytensor
+    from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS
+
+    compiled = both[1]
+    inner = compiled.logp_func.vm.jit_fn
+    assert isinstance(CACHED_SRC_FUNCTIONS.get(inner.py_func), str)  # PyTensor keyed the model's function
+    keys = list(compiled.shared_data)
+    args = (inner, "logp_numba", compiled.n_dim, 0, compiled.shared_data, keys, compiled.user_data.dtype, "src")
+    key = nutpie_numba._cache_key(*args)
+    assert key is not None and key == nutpie_numba._cache_key(*args)
+    assert nutpie_numba._cache_key(inner, "logp_numba", compiled.n_dim + 1, *args[3:]) != key  # dimension
+    assert nutpie_numba._cache_key(*args[:7], "other source") != key  # generated code
+    as_float32 = {**compiled.shared_data, keys[0]: compiled.shared_data[keys[0]].astype(np.float32)}
+    assert nutpie_numba._cache_key(*args[:4], as_float32, *args[5:]) != key  # an argument's dtype
+    assert nutpie_numba._cache_key(compiled.expand_func.vm.jit_fn, *args[1:]) != key  # another graph
+    assert nutpie_numba._cache_key(lambda x: x, *args[1:]) is None  # no PyTensor key: nothing cached
+    with pytensor.config.change_flags(numba__cache=False):
+        assert nutpie_numba._cache_key(*args) is None
