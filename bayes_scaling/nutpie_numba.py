@@ -18,8 +18,17 @@ the model's whole linked code once more: 3.8 s more on the pooled recipes model)
 nutpie's callbacks, 9.6 s with the copy loop, 4.8-6.3 s with both changes; the log-density callback of
 `recipes`' pooled model on marin_isoflop 7.8 -> 5.1 s with the inlining.
 
-Only the two callback builders are swapped, and only while :func:`compile_model` runs (under a lock), so other
-uses of nutpie in the process are unchanged. With a nutpie other than the minor versions this was checked against
+**Cached on disk.** nutpie's callbacks close over per-process objects (random keys of the data containers, the
+dispatchers PyTensor generates), so numba could not cache them and every new process compiled them again. Here
+they are functions without closures (the dimensions and the data reader are globals of a namespace of their own),
+the data containers' keys are numbered, and numba caches them in PyTensor's numba cache folder under a key made of
+PyTensor's own key of the compiled graph and everything else the machine code depends on (:func:`_cache_key`); a
+graph PyTensor cannot key is compiled as before. A new process fitting the real Chinchilla sweep: fit 11.2 ->
+7.5-8.1 s, the same posterior to the bit (tests/test_nutpie_numba.py loads them in a second process and compares).
+
+nutpie's ``_compile_pymc_model_numba`` is swapped for :func:`_compile_numba` (the same steps with these callbacks)
+only while :func:`compile_model` runs (under a lock), so other uses of nutpie in the process are unchanged. With a
+nutpie other than the minor versions this was checked against
 (:data:`CHECKED_NUTPIE`) or without the internals it replaces (:func:`supported`), nutpie compiles as it is.
 """
 
