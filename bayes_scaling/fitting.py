@@ -228,7 +228,7 @@ def fit(
     if method == "nuts":
         idata, escalated = sample_with_retry(model, config, [n for n in resolved if not resolved[n].is_fixed],
                                              cache_key=cache_key, retry=retry, during=learn_term)
-    sampling_seconds = time.perf_counter() - sampling_start
+    sampling_seconds = time.perf_counter() - sampling_start  # compile and sampling (the term's refits ran meanwhile)
     ess_sampling = idata.attrs.get("ess_sampling") if method == "nuts" else None
     if ess_sampling is not None:
         idata.attrs = {k: v for k, v in idata.attrs.items() if k != "ess_sampling"}
