@@ -404,9 +404,9 @@ def sample(model: Any, sampling: Sampling | None = None, *, cache_key: Hashable 
         skips the compile step (most of a small fit's time).
     during : callable, optional
         Work of the caller's that does not need the draws (e.g. the extrapolation term's refits), called once in
-        this thread while nutpie's chains run in theirs after the compile, so that both share the machine's cores;
-        with the other samplers, and with ``ess`` after the first batch has started, before sampling. An
-        exception or Ctrl-C in it stops the sampler and propagates.
+        this thread while nutpie's chains run in theirs after the compile (with ``ess``: during the first batch),
+        so that both share the machine's cores; with the other samplers, before sampling. An exception or Ctrl-C
+        in it stops the sampler and propagates; its warnings are filtered as the sampler's are.
     **options
         :class:`Sampling` fields replacing those of ``sampling`` (e.g. ``draws=500``).
 
