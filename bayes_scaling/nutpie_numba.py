@@ -176,6 +176,7 @@ def _cache_key(inner: Any, name: str, n_dim: int, n_expanded: int, shared_data: 
 
     import numba
     import nutpie
+    import pytensor
     from pytensor import config
 
     if not config.numba__cache:
@@ -191,8 +192,6 @@ def _cache_key(inner: Any, name: str, n_dim: int, n_expanded: int, shared_data: 
     if not isinstance(inner_key, str):
         return None
     arrays = [(str(np.dtype(shared_data[key].dtype)), int(np.ndim(shared_data[key]))) for key in shared_keys]
-    import pytensor
-
     text = repr((CACHE_VERSION, name, inner_key, int(n_dim), int(n_expanded), arrays, record_dtype.descr,
                  sorted((str(k), repr(v)) for k, v in (options or {}).items()), _CALLBACKS, extraction,
                  str(nutpie.__version__), str(numba.__version__), str(pytensor.__version__)))
