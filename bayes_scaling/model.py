@@ -235,7 +235,7 @@ def build_model(
         noise_model = get_noise_model(likelihood)
         if group is None:
             if geometry == "slopes" and applies(law.name, resolved):
-                params = slope_coordinates(law.name, law.param_names, resolved)
+                params = slope_coordinates(law.name, law.param_names, resolved, log_ref=log_ref)
             else:
                 params = {name: resolved[name].create(name) for name in law.param_names}
             for name, fn in law.derived.items():

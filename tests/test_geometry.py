@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -127,3 +128,41 @@ def test_pooled_slopes_are_the_centred_model_point_by_point():
     mixed = build_model(law, sweep, priors=priors, group="setup", shared=("alpha", "beta"),
                         parameterization="centred", geometry="slopes")
     assert "level" not in {v.name for v in mixed.value_vars}
+
+
+def test_the_saturating_laws_coordinates_are_the_whole_level_and_slopes_at_the_reference():
+    """``chinchilla_saturating``: ``level`` and the log slopes are the law's own at the reference, saturation
+    included; ``saturation_N`` is the log ratio of the saturation's part of the N slope to the N term's part; a
+    fixed ``K`` is sampled as before (no ``saturation_N``)."""
+    law = get_law("chinchilla_saturating")
+    sweep = load_sweep(bs.load_demo())
+    priors = resolve_priors(law, None)
+    model = build_model(law, sweep, priors=priors, geometry="slopes")
+    free = {v.name for v in model.value_vars}
+    assert "saturation_N" in free and "log_k" not in free
+    implied = model.compile_fn(model.replace_rvs_by_values([model[n] for n in law.param_names]),
+                               inputs=model.value_vars, on_unused_input="ignore", point_fn=True)
+    reference = sweep.reference()
+    t_ref = math.log(reference["D"] / reference["N"])
+    rng = np.random.default_rng(2)
+    h = 1e-5
+    for ratio in (-4.0, -1.0, 0.5, 2.0):
+        point = {v.name: rng.normal(0, 0.3) for v in model.value_vars}
+        point.update(level=1.2 + 0.2 * rng.normal(), log_slope_D=-2.5 + 0.3 * rng.normal(),
+                     log_slope_N=-2.7 + 0.3 * rng.normal(), saturation_N=ratio)
+        params = dict(zip(law.param_names, implied(point), strict=True))
+
+        def log_loss(dn: float, dd: float, p: dict = params) -> float:
+            return float(law.evaluate(p, {"N": dn, "D": dd, "T": t_ref + dd - dn}))
+
+        slope_d = -(log_loss(0, h) - log_loss(0, -h)) / (2 * h)
+        slope_n = -(log_loss(h, 0) - log_loss(-h, 0)) / (2 * h)
+        assert log_loss(0, 0) == pytest.approx(point["level"], abs=1e-9)
+        assert math.log(slope_d) == pytest.approx(point["log_slope_D"], abs=1e-5)
+        assert math.log(slope_n) == pytest.approx(point["log_slope_N"], abs=1e-5)
+        # the N term's own part of the N slope, alpha a / L at the reference
+        own = float(params["alpha"] * np.exp(params["log_n_term"] - log_loss(0, 0)))
+        assert math.log((slope_n - own) / own) == pytest.approx(ratio, abs=1e-4)
+    fixed = build_model(law, sweep, priors=resolve_priors(law, {"log_k": 4.0}), geometry="slopes")
+    assert "saturation_N" not in {v.name for v in fixed.value_vars}
+    assert "level" in {v.name for v in fixed.value_vars}
