@@ -24,8 +24,8 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/bayes-scaling demo --seed 1
 
-# Two pytest workers, a test file each at a time (module fixtures fit once): 8.1 min here with warm numba caches, 13.4 min
-# with empty ones as on a fresh machine (2 cores, 2026-11-29);
+# Two pytest workers, a test file each at a time (module fixtures fit once): 7.7-7.9 min here with warm numba caches, 14.2 min
+# with empty ones as on a fresh machine (2 cores, 2026-11-30);
 # the samplers' chains already use both cores, so most of what is left is compiling each model (PyTensor rewrites, numba).
 test: $(STAMP)
 	$(VENV)/bin/ruff check bayes_scaling tests
