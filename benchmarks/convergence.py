@@ -8,7 +8,8 @@ per geometry (:data:`bayes_scaling.geometry.GEOMETRIES`): the law's own paramete
 slopes at the reference point. Reported per geometry: the share of fits that passed on their first pass (R-hat <=
 1.01, bulk ESS >= 400, no divergence, no maximum tree depth), the fits that hit the maximum tree depth, mean
 leapfrog steps per draw of the first pass, and seconds. Target (issue 31): >= 90% first-pass and none at the
-maximum tree depth.
+maximum tree depth. ``--seed 1,2,3`` runs every fit once per seed and reports each seed's row: the share moves by
+a few fits between seeds.
 
 ``--tasks 1,2,3`` measures the pooled 46-task downstream fit instead (:func:`run_tasks`; issue 29: max R-hat
 <= 1.01 in <= 60 s).
@@ -110,8 +111,10 @@ def run_tasks(root: Path, seeds: list[int], training_sets: tuple[str, ...] = TAS
 
 
 def summarise(table: pd.DataFrame) -> pd.DataFrame:
-    """Per asked geometry: first-pass share, fits at the maximum tree depth, steps and seconds."""
-    out = table.groupby("asked").agg(
+    """Per asked geometry (and seed, where several were run): first-pass share, fits at the maximum tree depth,
+    steps and seconds."""
+    keys = ["asked", "seed"] if "seed" in table and table["seed"].nunique() > 1 else ["asked"]
+    out = table.groupby(keys).agg(
         fits=("case", "size"), first_pass=("first_pass", "mean"),
         depth_hit_fits_first=("first_depth_hits", lambda h: int((h > 0).sum())),
         depth_hit_fits_final=("final_depth_hits", lambda h: int((h > 0).sum())),
@@ -125,7 +128,8 @@ def main(argv=None) -> pd.DataFrame:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--geometry", default=",".join(GEOMETRIES), help="comma-separated geometries to compare")
     parser.add_argument("--only", default=None, help="cases whose name contains this")
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--seed", default="1", help="seed of the fits; several comma-separated (e.g. 1,2,3) to see "
+                        "how much the first-pass share moves between seeds (each seed is a full run)")
     parser.add_argument("--law", default=None, help="fit this law on the Chinchilla-form sweeps (default: the "
                         "package's default law, as the backtests do)")
     parser.add_argument("--out", type=Path, default=None, help="CSV of every fit")
@@ -142,7 +146,9 @@ def main(argv=None) -> pd.DataFrame:
             table.to_csv(args.out, index=False)
         print(table.to_string(index=False))  # R-hat to 4 decimals: the table rounds to 4 significant digits
         return table
-    table = run(args.data, args.geometry.split(","), seed=args.seed, only=args.only, law=args.law)
+    seeds = [int(seed) for seed in args.seed.split(",")]
+    table = pd.concat([run(args.data, args.geometry.split(","), seed=seed, only=args.only, law=args.law)
+                       .assign(seed=seed) for seed in seeds], ignore_index=True)
     if args.out:
         table.to_csv(args.out, index=False)
     summary = summarise(table)
