@@ -145,9 +145,10 @@ def fit(
         The coordinates NUTS samples in (the model is the same): ``"slopes"`` (default) samples the Chinchilla
         form as its loss level and local slopes at the sweep's reference point plus where the fall ends
         (:mod:`bayes_scaling.geometry`), which straightens the curved ridge of ``E`` against the terms (the
-        saturating law's ``log K`` as the saturation's share of the N slope, its whole level and slopes at the
-        reference); ``"natural"`` samples the law's own parameters. Other laws, fixed or unusual priors and the Laplace
-        approximation always use the law's parameters. ``info["geometry"]`` records what was sampled.
+        saturating law with its whole level and slopes at the reference, and ``log K`` as the log ratio of the
+        saturation's part of the N slope to the N term's); ``"natural"`` samples the law's own parameters. Other
+        laws, fixed or unusual priors and the Laplace approximation always use the law's parameters.
+        ``info["geometry"]`` records what was sampled.
 
     Returns
     -------
