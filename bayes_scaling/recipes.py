@@ -52,6 +52,7 @@ from bayes_scaling.model import Likelihood, build_model, group_codes, resolve_pr
 from bayes_scaling.noise import NoiseSplit, find_split, unit_log_likelihood
 from bayes_scaling.posterior import Fit
 from bayes_scaling.results import Result
+from bayes_scaling.threads import serial_blas
 
 __all__ = ["VARIANTS", "RecipeComparison", "compare_recipes", "recipe_variant_shared"]
 
@@ -299,6 +300,14 @@ def compare_recipes(
     prior_key = tuple(sorted((k, repr(v)) for k, v in priors.items()))
     scales = sweep.reference()
     fits: dict[str, Fit] = {}
+    # The extrapolation terms need each recipe's runs, the law and the priors, not the draws (nor the variant: a
+    # recipe's folds are one-sweep refits): they are learned while the first variant's chains sample.
+    learned: dict[str, Any] = {}
+
+    def learn_terms() -> None:
+        if not learned:
+            learned["terms"] = _extrapolation_terms(law, sweep, by, priors, likelihood, recipes, seed)
+
     for variant in variants:
         # one compiled model for every variant: which parameters are common is data (build_model's switchable)
         model = build_model(law, sweep, priors=priors, likelihood=likelihood, reference=scales, group=by,
@@ -306,7 +315,7 @@ def compare_recipes(
                             switchable=True)
         key = ("recipes", law.name, id(law), likelihood, prior_key, len(recipes), split.has_replicates,
                bool((split.cell < 0).any()))
-        idata = sample(model, config, cache_key=key)
+        idata = sample(model, config, cache_key=key, during=learn_terms)
         idata["posterior"] = xr.DataTree(select_shared(idata["posterior"].to_dataset(), law, priors,
                                                        shared_by_variant[variant]))
         fit = Fit(law=law, sweep=sweep, priors=priors, likelihood=likelihood, reference=scales, idata=idata,
@@ -323,7 +332,8 @@ def compare_recipes(
     rng = np.random.default_rng(seed)
     mixed = _mixed_fits(fits, table["weight"], recipes, rng)
     best_variant = str(table.index[0])
-    terms, contrast, paired = _extrapolation_terms(fits[best_variant], recipes, seed)
+    learn_terms()  # (already done while sampling, unless a sampler without background chains ran it first)
+    terms, contrast, paired = learned["terms"]
     for pooled in fits.values():  # a recipe's own fit (group_fit) forecasts with the recipe's term, as its table
         pooled.info["extrapolation_by_group"] = {r: terms[r].to_dict() for r in recipes}
     n_draws = mixed[recipes[0]].idata["posterior"].sizes["draw"]
@@ -478,12 +488,24 @@ def _mixed_fits(fits: Mapping[str, Fit], weights: pd.Series, recipes: Sequence[s
 
 
 # ---------------------------------------------------------------------------------------------------- beyond the data
-def _extrapolation_terms(fit: Fit, recipes: Sequence[str], seed: int
+def _extrapolation_terms(law: ScalingLaw, sweep: Sweep, by: str, priors: Mapping[str, Any], likelihood: Likelihood,
+                         recipes: Sequence[str], seed: int
                          ) -> tuple[dict[str, Extrapolation], Extrapolation | None, bool]:
-    """Each recipe's extrapolation term, and the recipe-specific part learned from paired fold residuals."""
+    """Each recipe's extrapolation term, and the recipe-specific part learned from paired fold residuals.
+
+    A recipe's folds are one-sweep refits of its own runs under the law's priors (:func:`fold_residuals`): the
+    same whichever variant of the pooled fit is chosen, and known before any is sampled.
+    """
     from bayes_scaling.fitting import fold_residuals
 
-    residuals = {r: fold_residuals(fit.group_fit(r), seed=seed) for r in recipes}
+    labels = sweep.frame[by].astype(str).to_numpy()
+    reference = sweep.reference()
+    residuals = {}
+    with serial_blas():  # small refits (see calibrate)
+        for r in recipes:
+            skeleton = Fit(law=law, sweep=sweep.subset(labels == r), priors=priors, likelihood=likelihood,
+                           reference=reference, idata=None)
+            residuals[r] = fold_residuals(skeleton, seed=seed)
     terms = {r: learn(residuals[r], seed=seed) for r in recipes}
     pairs = []
     for i, first in enumerate(recipes):
