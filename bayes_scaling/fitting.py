@@ -119,11 +119,13 @@ def fit(
         Warn (:class:`~bayes_scaling.inference.ConvergenceWarning`) when R-hat > 1.01,
         bulk ESS < 400, or there are divergences; with ``method="laplace"``
         (:class:`~bayes_scaling.approx.ApproximationWarning`) when Pareto k-hat > 0.7.
-    extrapolation : {"kappa", "drift", "inflation", "none"}
+    extrapolation : {"kappa", "drift", "directional", "inflation", "none"}
         How forecasts account for the law being slightly wrong beyond the sweep, learned from forward-chaining
         folds inside the sweep (see :mod:`bayes_scaling.extrapolation`): ``"drift"`` (default) adds an error
         growing with the distance beyond the data and the signed drift the folds show (both starting from what
-        the public sweeps' folds say, :mod:`bayes_scaling.shared_prior`); ``"kappa"`` the growing error only (the
+        the public sweeps' folds say, :mod:`bayes_scaling.shared_prior`); ``"directional"`` the same learned apart
+        from the folds of each direction (size, next budget, over-training), each forecast taking the term of the
+        direction it goes beyond the sweep in; ``"kappa"`` the growing error only (the
         default before 2026-11-29); ``"inflation"`` one factor on the predictive scale; ``"none"`` parameter
         uncertainty and scatter only. Stored in ``info["extrapolation"]``.
     extrapolation_prior : {"shared", "halfnormal"}

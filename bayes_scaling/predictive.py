@@ -187,7 +187,7 @@ def predict(
         extra = np.broadcast_to(np.asarray(slope, dtype=float).reshape(-1, 1) * d, log_mean.shape)
         sd_extra = np.sqrt(np.mean(extra**2, axis=0))
     else:
-        extra, sd_extra = _extrapolation(fit, log_mean, d, rng, z)
+        extra, sd_extra = _extrapolation(fit, log_mean, d, rng, z, points=points, ranges=ranges)
     d = d if d.ndim == 1 else np.median(d, axis=0)
     noise_draws = dict(noise) if noise is not None else fit.draws(fit.noise_names)
     if noise is None and params is not None:  # params replaced: the noise of as many draws, in order
@@ -204,21 +204,37 @@ def predict(
 
 
 def _extrapolation(fit: Fit, log_mean: np.ndarray, d: np.ndarray, rng: np.random.Generator,
-                   z: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """The extrapolation term per draw and point, and its root mean square per point (zero without a term)."""
-    from bayes_scaling.extrapolation import Extrapolation
+                   z: np.ndarray | None, *, points: pd.DataFrame | None = None,
+                   ranges: Mapping[str, tuple[float, float]] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The extrapolation term per draw and point, and its root mean square per point (zero without a term).
+
+    A ``"directional"`` term gives each point the term of the direction it goes beyond the sweep in
+    (:func:`~bayes_scaling.extrapolation.question_directions`, from ``points`` and ``ranges``); points in no
+    direction, or in one without folds, the term over all folds.
+    """
+    from bayes_scaling.extrapolation import Extrapolation, question_directions
 
     raw = fit.info.get("extrapolation")
     if not raw or raw.get("design", "none") == "none":
         return np.zeros_like(log_mean), np.zeros(log_mean.shape[1])
     term = Extrapolation.from_dict(raw)
-    drift, scales = term.joint_draws(log_mean.shape[0], rng)
-    scales = scales[:, None]
+    n = log_mean.shape[0]
+    drift, scales = term.joint_draws(n, rng)
+    drift, scales = drift[:, None], scales[:, None]
+    if term.by_direction and points is not None and ranges is not None and len(points) == log_mean.shape[1]:
+        which = question_directions(points, ranges)
+        drift, scales = np.repeat(drift, len(which), axis=1), np.repeat(scales, len(which), axis=1)
+        for name, own in term.by_direction.items():
+            mask = which == name
+            if mask.any():  # the direction's own term in a share ``weight`` of the draws, the shared one otherwise
+                b, k = own.joint_draws(n, rng)
+                mine = rng.random(n) < (1.0 if own.weight is None else own.weight)
+                drift[np.ix_(mine, mask)], scales[np.ix_(mine, mask)] = b[mine, None], k[mine, None]
     normal = rng.standard_normal(log_mean.shape) if z is None else np.broadcast_to(
         np.asarray(z, dtype=float).reshape(log_mean.shape[0], -1), log_mean.shape)
-    if term.design in ("kappa", "drift"):
-        extra = scales * d[None, :]
-        shift = drift[:, None] * d[None, :]
+    if term.design in ("kappa", "drift", "directional"):
+        extra = scales * d
+        shift = drift * d
         return shift + extra * normal, np.sqrt(np.mean(extra**2 + shift**2, axis=0))
     # inflation: total sd = lam * sqrt(sigma^2 + v_param), so the added part has variance (lam^2 - 1) (...)
     sigma = float(np.median(fit.draws(["sigma"])["sigma"]))

@@ -204,3 +204,78 @@ def test_the_drift_likelihood_is_the_student_t_density_at_every_drift_and_direct
         assert whole.directions[name]["folds"] == alone.folds
     plain = learn(split.drop(columns="direction"), design="drift", prior="halfnormal")
     np.testing.assert_allclose(whole.joint, plain.joint, rtol=1e-9, atol=1e-15)
+
+
+def test_the_directional_design_learns_each_directions_term_and_round_trips():
+    """``"directional"``: the drift term over all folds, and each direction's own drift term (as learning that
+    direction alone) with the probability that it errs at its own rate, saved and loaded with the fit's info."""
+    frame = synthetic_residuals(0.004, 300, seed=5)
+    folds = frame["fold"] % 3
+    frame = frame.assign(direction=np.array(["size", "compute", "tokens_per_param"])[folds])
+    alike = learn(frame, design="directional", prior="halfnormal")
+    assert max(t.weight for t in alike.by_direction.values()) < 0.2  # one rate for all: the shared term
+    frame.loc[folds > 0, "residual"] = np.random.default_rng(2).normal(0, np.sqrt(0.003**2 + (0.03 * frame.loc[
+        folds > 0, "distance"]) ** 2))  # the compute and over-training folds err ten times as fast
+    term = learn(frame, design="directional", prior="halfnormal")
+    assert term.by_direction["size"].weight > 0.9 and term.by_direction["tokens_per_param"].weight > 0.9
+    drift = learn(frame, design="drift", prior="halfnormal")
+    assert term.design == "directional" and set(term.by_direction) == set(DIRECTIONS)
+    np.testing.assert_allclose(term.joint, drift.joint, rtol=1e-12, atol=1e-15)
+    for name, part in frame.groupby("direction"):
+        alone = learn(part.drop(columns="direction"), design="drift", prior="halfnormal")
+        np.testing.assert_allclose(term.by_direction[name].joint, alone.joint, rtol=1e-9, atol=1e-15)
+    size, budget = (term.by_direction[k].quantiles([0.5])[0] for k in ("size", "compute"))
+    assert budget > 3 * size
+    back = Extrapolation.from_dict(term.to_dict())
+    assert back.design == "directional"
+    for name, own in term.by_direction.items():
+        np.testing.assert_allclose(back.by_direction[name].joint, own.joint)
+        assert back.by_direction[name].weight == own.weight
+    # without directions it is the drift design
+    plain = learn(frame.drop(columns="direction"), design="directional", prior="halfnormal")
+    assert plain.by_direction is None
+
+
+def test_a_forecast_takes_the_term_of_the_direction_it_goes_beyond_the_sweep_in(demo_fit):
+    """A point beyond the sweep's tokens per parameter gets the over-training term, one beyond its sizes the size
+    term, one inside neither; :func:`question_directions` says which. A direction's term is used in a share
+    ``weight`` of the draws."""
+    from bayes_scaling.extrapolation import distance_columns, question_directions, sweep_ranges
+    from bayes_scaling.predictive import predict
+
+    ranges = sweep_ranges(demo_fit.sweep, distance_columns(demo_fit.law))
+    n_max, tpp_max = ranges["N"][1], ranges["tokens_per_param"][1]
+    n_mid = np.sqrt(ranges["N"][0] * n_max)
+    points = pd.DataFrame({"N": [n_max * 10, n_mid, n_mid], "D": [n_max * 10 * 20, n_mid * tpp_max * 30,
+                                                                   n_mid * 20]})
+    which = question_directions(points, ranges)
+    assert which[0] in ("size", "compute") and which[1] == "tokens_per_param" and which[2] == ""
+
+    def narrow(kappa: float) -> Extrapolation:
+        grid = np.linspace(0.0, 0.15, 301)
+        weights = np.zeros_like(grid)
+        weights[round(kappa / 0.0005)] = 1.0
+        joint = np.zeros((3, grid.size))
+        joint[1] = weights
+        return Extrapolation("drift", grid, weights, 3, 30, drift_grid=np.array([-0.0025, 0.0, 0.0025]),
+                             joint=joint)
+
+    slow, fast = narrow(0.0), narrow(0.1)
+    term = Extrapolation("directional", slow.grid, slow.weights, 9, 90, drift_grid=slow.drift_grid, joint=slow.joint,
+                         by_direction={"size": slow, "compute": slow, "tokens_per_param": fast})
+    fit = demo_fit.__class__(law=demo_fit.law, sweep=demo_fit.sweep, priors=demo_fit.priors,
+                             likelihood=demo_fit.likelihood, reference=demo_fit.reference, idata=demo_fit.idata,
+                             info={**demo_fit.info, "extrapolation": term.to_dict()})
+    draws = predict(fit, points, seed=1)
+    assert draws.distance[1] > 0 and draws.distance[2] == 0
+    assert draws.sd_extrapolation[1] == pytest.approx(0.1 * draws.distance[1], rel=0.05)
+    assert draws.sd_extrapolation[0] < 0.01 * draws.distance[0] + 1e-9
+    assert draws.sd_extrapolation[2] == 0
+    # weight 0.5: about half the draws take the over-training term (rms 0.1 / sqrt(2) per unit of distance)
+    half = Extrapolation("drift", fast.grid, fast.weights, 3, 30, drift_grid=fast.drift_grid, joint=fast.joint,
+                         weight=0.5)
+    mixed = Extrapolation("directional", slow.grid, slow.weights, 9, 90, drift_grid=slow.drift_grid,
+                          joint=slow.joint, by_direction={"size": slow, "compute": slow, "tokens_per_param": half})
+    fit.info["extrapolation"] = mixed.to_dict()
+    sd = predict(fit, points, seed=1).sd_extrapolation[1] / draws.distance[1]
+    assert sd == pytest.approx(0.1 / np.sqrt(2), rel=0.1)
