@@ -459,19 +459,17 @@ def learn(residuals: pd.DataFrame, *, design: str = "kappa", seed: int = 0, prio
         likelihood = fold_log_likelihood(residuals, grid, design=design, drift=drift, seed=seed)
     folds = int(residuals["fold"].nunique()) if len(residuals) else 0
     joint = grid_weights(log_prior + likelihood)
-    terms = None
-    if by_direction is not None:
+    parts = by_direction
+    if parts is None and "direction" in residuals and residuals["direction"].nunique() > 1:
+        # each direction's own likelihood (the whole's was subsampled, or its folds span directions)
+        parts = {str(name): (part, fold_log_likelihood(part, grid, design=design, drift=drift, seed=seed))
+                 for name, part in residuals.groupby("direction", sort=False)}
+    directions = None
+    if parts is not None:  # what each direction's folds alone give: which direction drove the term
         directions = {name: {"folds": int(part["fold"].nunique()), "residuals": len(part),
                              "median": grid_quantiles(grid, grid_weights(log_prior + ll).sum(axis=0), [0.5])[0]}
-                      for name, (part, ll) in by_direction.items()}
-        if directional:
-            terms = _direction_terms(by_direction, log_prior, grid, drift, prior)
-    else:
-        directions = _by_direction(residuals, design, seed, prior) if "direction" in residuals else None
-        if directional and directions:
-            parts = {str(name): (part, fold_log_likelihood(part, grid, design=design, drift=drift, seed=seed))
-                     for name, part in residuals.groupby("direction", sort=False)}
-            terms = _direction_terms(parts, log_prior, grid, drift, prior)
+                      for name, (part, ll) in parts.items()}
+    terms = _direction_terms(parts, log_prior, grid, drift, prior) if directional and parts is not None else None
     if design == "drift":
         return Extrapolation("directional" if directional else design, grid, joint.sum(axis=0), folds,
                              len(residuals), drift_grid=drift, joint=joint, directions=directions,
@@ -540,16 +538,4 @@ def _direction_terms(parts: Mapping[str, tuple[pd.DataFrame, np.ndarray]], log_p
         own = grid_weights(log_prior + ll)
         out[name] = Extrapolation("drift", grid, own.sum(axis=0), int(part["fold"].nunique()), len(part),
                                   drift_grid=drift, joint=own, prior=_prior_name(prior), weight=weight)
-    return out
-
-
-def _by_direction(residuals: pd.DataFrame, design: str, seed: int, prior: Any) -> dict[str, dict[str, float]] | None:
-    """Folds, residuals and the term's median learned from each direction's folds alone (for reporting)."""
-    if residuals["direction"].nunique() < 2:
-        return None
-    out = {}
-    for direction, part in residuals.groupby("direction", sort=False):
-        alone = learn(part.drop(columns="direction"), design=design, seed=seed, prior=prior)
-        out[str(direction)] = {"folds": alone.folds, "residuals": alone.residuals,
-                               "median": alone.quantiles([0.5])[0]}
     return out

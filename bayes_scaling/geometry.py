@@ -239,7 +239,8 @@ def slope_coordinates(law_name: str, param_names: Sequence[str], priors: Mapping
     if not applies(law_name, priors):
         raise ValueError(f"slope coordinates do not apply to law {law_name!r} with these priors")
     free: dict[str, Any] = {}
-    saturating = law_name in SATURATING and priors["log_k"].dist in REAL_PRIORS  # a fixed K: sampled as before
+    # the saturation in the slopes where K is sampled; a fixed K leaves the other coordinates as they are
+    saturating = law_name in SATURATING and priors["log_k"].dist in REAL_PRIORS
     if saturating and log_ref is None:
         raise ValueError(f"slope coordinates of law {law_name!r} need log_ref, the logs of the reference N and D")
     logs = slope_logs(law_name, free=free, shift=_saturation_shift if saturating else None)

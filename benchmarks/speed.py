@@ -123,6 +123,11 @@ def run_case(case: tuple) -> tuple[dict, dict | None]:
     return row, approx
 
 
+def _print_row(row: dict) -> None:
+    """A result row as it comes, floats to 3 decimals."""
+    print({k: round(float(v), 3) if isinstance(v, float) else v for k, v in row.items()}, flush=True)
+
+
 def _timed(command: list[str], env: dict[str, str]) -> tuple[float, int]:
     import subprocess
 
@@ -235,7 +240,7 @@ def bench_pooled(root: Path) -> pd.DataFrame:
             elif done.returncode != 0:
                 print(done.stderr[-2000:])
             rows.append(row)
-            print({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}, flush=True)
+            _print_row(row)
         through = {**env, "BAYES_SCALING_WORKER": "on", "XDG_CACHE_HOME": str(tmp / "cache")}
         try:
             for label, (command, target) in commands.items():
@@ -246,7 +251,7 @@ def bench_pooled(root: Path) -> pd.DataFrame:
                     row = {"command": f"{label}, {call} call through the worker", "wall_s": seconds,
                            "target_s": target, "exit": code}
                     rows.append(row)
-                    print({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}, flush=True)
+                    _print_row(row)
         finally:
             _timed([cli, "worker", "stop"], through)
     finally:
@@ -300,10 +305,10 @@ def main(argv=None) -> pd.DataFrame:
         with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
             row, approx = pool.submit(run_case, (name, data, law, sampler, with_laplace)).result()
         rows.append(row)
-        print({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}, flush=True)
+        _print_row(row)
         if approx is not None:
             approx_rows.append(approx)
-            print({k: round(float(v), 3) if isinstance(v, float) else v for k, v in approx.items()}, flush=True)
+            _print_row(approx)
     table = pd.DataFrame(rows)
     _show("NUTS fits (4 chains x 1000 draws, Student-t)", table)
     _show("Approximate path: method='laplace' (warm) vs the NUTS posterior above", pd.DataFrame(approx_rows))
