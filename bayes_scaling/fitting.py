@@ -121,13 +121,13 @@ def fit(
         (:class:`~bayes_scaling.approx.ApproximationWarning`) when Pareto k-hat > 0.7.
     extrapolation : {"kappa", "drift", "directional", "inflation", "none"}
         How forecasts account for the law being slightly wrong beyond the sweep, learned from forward-chaining
-        folds inside the sweep (see :mod:`bayes_scaling.extrapolation`): ``"drift"`` (default) adds an error
-        growing with the distance beyond the data and the signed drift the folds show (both starting from what
-        the public sweeps' folds say, :mod:`bayes_scaling.shared_prior`); ``"directional"`` the same learned apart
-        from the folds of each direction (size, next budget, over-training), each forecast taking the term of the
-        direction it goes beyond the sweep in; ``"kappa"`` the growing error only (the
-        default before 2026-11-29); ``"inflation"`` one factor on the predictive scale; ``"none"`` parameter
-        uncertainty and scatter only. Stored in ``info["extrapolation"]``.
+        folds inside the sweep (see :mod:`bayes_scaling.extrapolation`): ``"drift"`` adds an error growing with
+        the distance beyond the data and the signed drift the folds show (both starting from what the public
+        sweeps' folds say, :mod:`bayes_scaling.shared_prior`); ``"directional"`` (default) the same, and where the
+        folds of one direction (size, next budget, over-training) err faster than all together, a forecast that
+        goes beyond the sweep in that direction takes their term (with the probability the folds give that the
+        direction errs at its own rate); ``"kappa"`` the growing error only; ``"inflation"`` one factor on the
+        predictive scale; ``"none"`` parameter uncertainty and scatter only. Stored in ``info["extrapolation"]``.
     extrapolation_prior : {"shared", "halfnormal"}
         Prior of the term's scale (and drift): ``"shared"`` (default) is learned across the public sweeps' own
         folds and shipped with the package (:mod:`bayes_scaling.shared_prior`), so a sweep with few folds starts

@@ -540,9 +540,9 @@ def _error_coefficients(terms: Mapping[str, Extrapolation], contrast: Extrapolat
     """Per recipe and draw: the slope of its forecast error against distance (drift + common part + own part).
 
     ``error_r = d_r * (b_r + kappa_c,r * z0 + kappa_u * z_r)`` (``b_r`` the recipe's drift, zero unless its term
-    was learned with ``extrapolation="drift"``): ``z0`` shared by all recipes in a draw, ``z_r`` each
-    recipe's own; ``kappa_u`` (recipe-specific) is the contrast's scale over sqrt(2), since a difference of two
-    recipes carries two independent parts; ``kappa_c,r^2 = kappa_r^2 - kappa_u^2`` (at least 0).
+    was learned with ``extrapolation="drift"`` or ``"directional"``): ``z0`` shared by all recipes in a draw,
+    ``z_r`` each recipe's own; ``kappa_u`` (recipe-specific) is the contrast's scale over sqrt(2), since a
+    difference of two recipes carries two independent parts; ``kappa_c,r^2 = kappa_r^2 - kappa_u^2`` (at least 0).
     """
     z0 = rng.standard_normal(n)
     own = contrast.joint_draws(n, rng)[1] / math.sqrt(2) if paired and contrast is not None else None

@@ -51,7 +51,7 @@ def test_fit_with_a_scatter_growing_toward_the_edges(capsys):
     assert "sigma_edge_tpp" in text and "sigma_edge_N" in text
     assert "scatter grows toward the sweep's edges along tokens_per_param, N" in text
     # the extrapolation term is stated with its prior, and the default design's drift with its interval
-    assert "extrapolation term (drift):" in text and "folds and the shared prior" in text
+    assert "extrapolation term (directional):" in text and "folds and the shared prior" in text
     assert "  drift " in text and "log-loss per sweep width, 90% [" in text
     assert main(["fit", str(demo_path()), "--scatter", "edges", "--group", "N", *FAST]) == 2
     assert "--scatter edges is for single fits" in capsys.readouterr().err

@@ -94,7 +94,7 @@ def test_folds_see_the_error_grow_and_forecasts_widen_beyond_the_sweep(bent_fit)
     for direction, part in residuals.groupby("direction"):
         assert (part["distance"] > 0).mean() > 0.5, direction
     term = bent_fit.info["extrapolation"]
-    assert term["design"] == "drift" and term["folds"] >= 3 and term["median"] > 0  # the default design
+    assert term["design"] == "directional" and term["folds"] >= 3 and term["median"] > 0  # the default design
     assert "drift_mean" in term and term["prior"] == "shared"
     assert set(term["directions"]) == set(DIRECTIONS)  # which direction drove the term, reported
     assert sum(v["folds"] for v in term["directions"].values()) == term["folds"]
@@ -208,24 +208,31 @@ def test_the_drift_likelihood_is_the_student_t_density_at_every_drift_and_direct
 
 def test_the_directional_design_learns_each_directions_term_and_round_trips():
     """``"directional"``: the drift term over all folds, and each direction's own drift term (as learning that
-    direction alone) with the probability that it errs at its own rate, saved and loaded with the fit's info."""
+    direction alone) with the probability that it errs at its own rate (0 where its term is not the wider), saved
+    and loaded with the fit's info."""
     frame = synthetic_residuals(0.004, 300, seed=5)
     folds = frame["fold"] % 3
     frame = frame.assign(direction=np.array(["size", "compute", "tokens_per_param"])[folds])
     alike = learn(frame, design="directional", prior="halfnormal")
     assert max(t.weight for t in alike.by_direction.values()) < 0.2  # one rate for all: the shared term
-    frame.loc[folds > 0, "residual"] = np.random.default_rng(2).normal(0, np.sqrt(0.003**2 + (0.03 * frame.loc[
-        folds > 0, "distance"]) ** 2))  # the compute and over-training folds err ten times as fast
+    frame.loc[folds == 2, "residual"] = np.random.default_rng(2).normal(0, np.sqrt(0.003**2 + (0.03 * frame.loc[
+        folds == 2, "distance"]) ** 2))  # the over-training folds err ten times as fast
     term = learn(frame, design="directional", prior="halfnormal")
-    assert term.by_direction["size"].weight > 0.9 and term.by_direction["tokens_per_param"].weight > 0.9
+    assert term.by_direction["tokens_per_param"].weight > 0.9
+    # the other folds err more slowly than all together, but a direction's term only widens: they keep the shared
+    for name in ("size", "compute"):
+        own, shared, fast = (t.quantiles([0.5])[0] for t in (term.by_direction[name], term,
+                                                              term.by_direction["tokens_per_param"]))
+        assert own < shared < fast
+        assert term.by_direction[name].weight == 0.0
     drift = learn(frame, design="drift", prior="halfnormal")
     assert term.design == "directional" and set(term.by_direction) == set(DIRECTIONS)
     np.testing.assert_allclose(term.joint, drift.joint, rtol=1e-12, atol=1e-15)
     for name, part in frame.groupby("direction"):
         alone = learn(part.drop(columns="direction"), design="drift", prior="halfnormal")
         np.testing.assert_allclose(term.by_direction[name].joint, alone.joint, rtol=1e-9, atol=1e-15)
-    size, budget = (term.by_direction[k].quantiles([0.5])[0] for k in ("size", "compute"))
-    assert budget > 3 * size
+    size, over = (term.by_direction[k].quantiles([0.5])[0] for k in ("size", "tokens_per_param"))
+    assert over > 3 * size
     back = Extrapolation.from_dict(term.to_dict())
     assert back.design == "directional"
     for name, own in term.by_direction.items():
@@ -236,7 +243,7 @@ def test_the_directional_design_learns_each_directions_term_and_round_trips():
     assert plain.by_direction is None
 
 
-def test_a_forecast_takes_the_term_of_the_direction_it_goes_beyond_the_sweep_in(demo_fit):
+def test_a_forecast_takes_the_term_of_the_direction_it_goes_beyond_the_sweep_in(demo_fit, capsys):
     """A point beyond the sweep's tokens per parameter gets the over-training term, one beyond its sizes the size
     term, one inside neither; :func:`question_directions` says which. A direction's term is used in a share
     ``weight`` of the draws."""
@@ -279,3 +286,13 @@ def test_a_forecast_takes_the_term_of_the_direction_it_goes_beyond_the_sweep_in(
     fit.info["extrapolation"] = mixed.to_dict()
     sd = predict(fit, points, seed=1).sd_extrapolation[1] / draws.distance[1]
     assert sd == pytest.approx(0.1 / np.sqrt(2), rel=0.1)
+    # the command line names the directions that take their own term, with their share of draws
+    from bayes_scaling.cli.common import print_fit
+
+    print_fit(fit, False)
+    text = capsys.readouterr().out
+    assert "extrapolation term (directional)" in text
+    assert ("beyond the sweep's tokens per param: that direction's own term 0.1000 (drift +0.0000) in 50% of draws"
+            in text)
+    assert "beyond the sweep's size: that direction's own term 0.0000 (drift +0.0000) in 100% of draws" in text
+
