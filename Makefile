@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/bayes-scaling demo --seed 1
 
-# Two pytest workers, a test file each at a time (module fixtures fit once): 7.7-8.3 min here with warm numba caches, 14.0-14.2 min
+# Two pytest workers, a test file each at a time (module fixtures fit once): 7.7-8.3 min here with warm numba caches, 13.3-14.2 min
 # with empty ones as on a fresh machine (2 cores, 2026-11-30);
 # the samplers' chains already use both cores, so most of what is left is compiling each model (PyTensor rewrites, numba).
 test: $(STAMP)

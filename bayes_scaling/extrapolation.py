@@ -213,7 +213,7 @@ class Extrapolation:
 
     Attributes
     ----------
-    design : {"kappa", "drift", "inflation", "none"}
+    design : {"kappa", "drift", "directional", "inflation", "none"}
     grid, weights : ndarray
         Values of ``kappa`` (log-loss per unit of relative distance) or ``lam`` (a factor) and their marginal
         posterior probabilities.
@@ -232,7 +232,8 @@ class Extrapolation:
         its term with that probability and this one's (the drift design over all folds) otherwise.
     weight : float, optional
         Of a direction's own term: the posterior probability, from the fold residuals, that the direction errs
-        at its own rate rather than at the one all directions share (see :func:`learn`).
+        at its own rate rather than at the one all directions share; 0 where its scale is not larger than the
+        term over all folds (a direction's term only widens; see :func:`_direction_terms`).
     """
 
     design: str
