@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_scaling.data import FLOPS_PER_PARAM_TOKEN
+from bayes_scaling.extrapolation import distance_columns, question_directions, sweep_ranges
 from bayes_scaling.intervals import check_prob, equal_tailed, interval_table
 
 if TYPE_CHECKING:
@@ -238,7 +239,10 @@ def forecast(
         and ``scatter_68``, the half-width of its central 68% on log-loss, which exists for any Student-t nu
         where a standard deviation may not); then how far the point
         lies outside the sweep (``decades_N``, ``decades_D``, ``decades_C``: decades above the largest run,
-        negative below the smallest, 0 within; ``decades_out``: the largest of them).
+        negative below the smallest, 0 within; ``decades_out``: the largest of them) and ``direction``, the
+        direction it goes beyond the sweep in most (``"size"``, ``"compute"``, ``"tokens_per_param"``;
+        :func:`~bayes_scaling.extrapolation.question_directions`; empty inside the sweep): whose folds' term the
+        default ``"directional"`` design may give it.
 
     Raises
     ------
@@ -273,7 +277,9 @@ def forecast(
             stacklevel=2,
         )
     check_finite(out, ["mean", "median", "lower", "upper", "pred_lower", "pred_upper"], what="forecast")
-    return interval_table(pd.concat([out, fit.sweep.decades_outside(out)], axis=1), prob)
+    table = pd.concat([out, fit.sweep.decades_outside(out)], axis=1)
+    table["direction"] = question_directions(points, sweep_ranges(fit.sweep, distance_columns(fit.law)))
+    return interval_table(table, prob)
 
 
 def check_finite(table: pd.DataFrame, columns: Sequence[str], *, what: str, reason: str = "") -> None:

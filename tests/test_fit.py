@@ -31,7 +31,9 @@ def test_forecast_intervals_are_ordered_and_predictive_is_wider(demo_fit):
     table = demo_fit.forecast(N=[1e9, 1e11, 7e10], D=[2e10, 2e12, 1.4e12], prob=0.9)
     assert list(table.columns) == ["N", "D", "C", "mean", "median", "lower", "upper", "pred_lower", "pred_upper",
                                    "sd_params", "scatter_scale", "scatter_68", "sd_extrapolation",
-                                   "decades_N", "decades_D", "decades_C", "decades_out"]
+                                   "decades_N", "decades_D", "decades_C", "decades_out", "direction"]
+    # the direction each point goes beyond the sweep in (whose folds' term it may take): none inside
+    assert list(table["direction"]) == ["", "size", "size"]
     assert (table["lower"] <= table["median"]).all() and (table["median"] <= table["upper"]).all()
     assert (table["pred_lower"] < table["lower"]).all() and (table["pred_upper"] > table["upper"]).all()
     # further extrapolation, wider credible interval (relative)

@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"forecast from {args.fit} (law {result.law.name}); intervals {args.prob:.0%}, loss in nats/token; "
               "sd_params, sd_extrapolation: sd of log-loss from the parameters and from extrapolating beyond the "
               "sweep; scatter_scale, scatter_68: the run scatter's scale and the half-width of its central 68%; "
-              "decades_*: distance outside the sweep")
+              "decades_*: distance outside the sweep; direction: the way it goes beyond the sweep most")
         print(common.format_table(table))
         if metric is not None and hasattr(link, "metrics"):
             print(f"\n{len(link.metrics)} tasks through the loss (pooled links from {args.downstream}): expected "
