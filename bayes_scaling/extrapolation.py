@@ -248,6 +248,11 @@ class Extrapolation:
     by_direction: dict[str, Extrapolation] | None = None
     weight: float | None = None
 
+    @property
+    def share(self) -> float:
+        """The share of draws a direction's own term is used in: its ``weight``, all of them when it has none."""
+        return 1.0 if self.weight is None else self.weight
+
     def joint_draws(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """``n`` draws of (drift ``b``, scale) from the grid posterior, jittered within a grid cell.
 
@@ -468,17 +473,18 @@ def learn(residuals: pd.DataFrame, *, design: str = "kappa", seed: int = 0, prio
         # each direction's own likelihood (the whole's was subsampled, or its folds span directions)
         parts = {str(name): (part, fold_log_likelihood(part, grid, design=design, drift=drift, seed=seed))
                  for name, part in residuals.groupby("direction", sort=False)}
-    directions = None
+    directions = alone = None
     if parts is not None:  # what each direction's folds alone give: which direction drove the term
+        alone = {name: grid_weights(log_prior + ll) for name, (_, ll) in parts.items()}
         directions = {name: {"folds": int(part["fold"].nunique()), "residuals": len(part),
-                             "median": grid_quantiles(grid, grid_weights(log_prior + ll).sum(axis=0), [0.5])[0]}
-                      for name, (part, ll) in parts.items()}
+                             "median": grid_quantiles(grid, alone[name].sum(axis=0), [0.5])[0]}
+                      for name, (part, _) in parts.items()}
     if design == "drift":
         whole = Extrapolation("directional" if directional else design, grid, joint.sum(axis=0), folds,
                               len(residuals), drift_grid=drift, joint=joint, directions=directions,
                               prior=_prior_name(prior))
         if directional and parts is not None:
-            whole = replace(whole, by_direction=_direction_terms(parts, log_prior, grid, drift, prior,
+            whole = replace(whole, by_direction=_direction_terms(parts, alone, log_prior, grid, drift, prior,
                                                                  whole.quantiles([0.5])[0]))
         return whole
     return Extrapolation(design, grid, joint[0], folds, len(residuals), directions=directions,
@@ -527,9 +533,13 @@ def _log_evidence(log_prior: np.ndarray, log_likelihood: np.ndarray) -> float:
     return float(logsumexp(log_prior + log_likelihood) - logsumexp(log_prior))
 
 
-def _direction_terms(parts: Mapping[str, tuple[pd.DataFrame, np.ndarray]], log_prior: np.ndarray, grid: np.ndarray,
-                     drift: np.ndarray, prior: Any, shared_scale: float) -> dict[str, Extrapolation]:
+def _direction_terms(parts: Mapping[str, tuple[pd.DataFrame, np.ndarray]], alone: Mapping[str, np.ndarray],
+                     log_prior: np.ndarray, grid: np.ndarray, drift: np.ndarray, prior: Any,
+                     shared_scale: float) -> dict[str, Extrapolation]:
     """Each direction's own drift term and its weight (``"directional"`` design).
+
+    ``parts``: each direction's residuals and fold log-likelihood; ``alone``: its joint grid posterior from them
+    (the one :func:`learn` reports in ``directions``).
 
     The weight is the posterior probability (even prior odds) that a direction's folds err at a rate of their
     own, the other directions sharing one, against all directions sharing one: the ratio of the marginal
@@ -550,7 +560,7 @@ def _direction_terms(parts: Mapping[str, tuple[pd.DataFrame, np.ndarray]], log_p
     for name, (part, ll) in parts.items():
         apart = _log_evidence(log_prior, ll) + _log_evidence(log_prior, total - ll)
         weight = float(1.0 / (1.0 + math.exp(min(shared - apart, 700.0))))
-        own = grid_weights(log_prior + ll)
+        own = alone[name]
         term = Extrapolation("drift", grid, own.sum(axis=0), int(part["fold"].nunique()), len(part),
                              drift_grid=drift, joint=own, prior=_prior_name(prior))
         out[name] = replace(term, weight=weight if term.quantiles([0.5])[0] > shared_scale else 0.0)

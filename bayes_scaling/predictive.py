@@ -228,7 +228,7 @@ def _extrapolation(fit: Fit, log_mean: np.ndarray, d: np.ndarray, rng: np.random
             mask = which == name
             if mask.any():  # the direction's own term in a share ``weight`` of the draws, the shared one otherwise
                 b, k = own.joint_draws(n, rng)
-                mine = rng.random(n) < (1.0 if own.weight is None else own.weight)
+                mine = rng.random(n) < own.share
                 drift[np.ix_(mine, mask)], scales[np.ix_(mine, mask)] = b[mine, None], k[mine, None]
     normal = rng.standard_normal(log_mean.shape) if z is None else np.broadcast_to(
         np.asarray(z, dtype=float).reshape(log_mean.shape[0], -1), log_mean.shape)

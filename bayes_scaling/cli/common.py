@@ -232,11 +232,13 @@ def print_fit(result: Any, as_json: bool) -> None:
         if "drift_median" in term:  # the signed drift: where forecasts beyond the data are moved, per width
             print(f"  drift {term['drift_median']:+.4f} log-loss per sweep width, 90% [{term['drift_lower']:+.4f}, "
                   f"{term['drift_upper']:+.4f}] (negative: the law's forecasts beyond the data are lowered)")
-        for name, own in (term.get("by_direction") or {}).items():  # the directions whose folds err faster
-            share = 1.0 if own.get("weight") is None else own["weight"]  # as predictive._extrapolation reads it
-            if share > 0:
-                print(f"  beyond the sweep's {name.replace('_', ' ')}: that direction's own term {own['median']:.4f} "
-                      f"(drift {own['drift_median']:+.4f}) in {share:.0%} of draws")
+        from bayes_scaling.extrapolation import Extrapolation
+
+        for name, own in (Extrapolation.from_dict(term).by_direction or {}).items():  # directions erring faster
+            if own.share > 0:
+                saved = term["by_direction"][name]
+                print(f"  beyond the sweep's {name.replace('_', ' ')}: that direction's own term {saved['median']:.4f} "
+                      f"(drift {saved['drift_median']:+.4f}) in {own.share:.0%} of draws")
     scatter = result.info.get("scatter")
     if scatter:
         print(f"scatter grows toward the sweep's edges along {', '.join(scatter['columns'])} (sigma_edge_* above)")
