@@ -65,7 +65,8 @@ saturation: $(STAMP)
 downstream: $(STAMP)
 	$(VENV)/bin/python -m benchmarks.downstream
 
-# Training-loss curves under learning-rate schedules (multipower2025): the authors' protocol and runs in flight.
+# Training-loss curves under learning-rate schedules (multipower2025): the authors' protocol and runs in flight;
+# runs in flight on li2025_misfitting's checkpoints too.
 curves: $(STAMP)
 	$(VENV)/bin/python -m benchmarks.curves
 

@@ -19,13 +19,15 @@ linear, or geometric ``peak (final / peak)^p`` with ``p`` the fraction of the de
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-__all__ = ["DECAYS", "Schedule", "ScheduleError", "multipower2025"]
+__all__ = ["DECAYS", "LI2025_FINAL_RATIO", "LI2025_WARMUP", "Schedule", "ScheduleError", "li2025_misfitting",
+           "multipower2025"]
 
 #: Shapes of a decay (``Schedule.wsd(decay=...)``, ``Schedule.anneal(kind=...)``).
 DECAYS = ("linear", "cosine", "geometric")
@@ -306,4 +308,33 @@ def multipower2025() -> dict[str, Schedule]:
                                                   warmup=warmup)
     for k in (3, 9, 18):
         out[f"wsdcon_{k}"] = Schedule.two_stage(peak, 16_000, switch=8_000, second=k * 1e-5, warmup=warmup)
+    return out
+
+
+#: li2025_misfitting's warmup (steps) and final learning rate (a fraction of the peak): ``NUM_WARMUP_STEPS`` and
+#: ``END_LR_RATIO`` of the sweep configuration (``open_lm/constants/slurm_constants.py`` of
+#: github.com/hadasah/scaling_laws at the dataset's pinned commit; ``--lr-cooldown-end-ratio`` of open_lm's cosine).
+LI2025_WARMUP = 50
+LI2025_FINAL_RATIO = 0.1
+_LI2025_RUN = re.compile(r"^(?P<model>.+)_steps(?P<steps>\d+)_lr(?P<peak>[0-9.]+(?:e-?\d+)?)$")
+
+
+def li2025_misfitting(runs: Iterable[str]) -> dict[str, Schedule]:
+    """The schedules of li2025_misfitting's runs (``load_curves("li2025_misfitting")``), by run name.
+
+    A run ``<model>_steps<n>_lr<peak>`` ran open_lm's cosine schedule planned for its ``n`` steps: linear warmup
+    over :data:`LI2025_WARMUP` steps to ``peak``, then a cosine to :data:`LI2025_FINAL_RATIO` x ``peak`` at step
+    ``n``. The data do not log the learning rate: this is the repository's sweep configuration at the pinned
+    commit, read as its training script passes it. The data's checkpoint interval (128 steps) is not that file's
+    64, so the file may not hold every run's exact settings: a cosine to 0 instead of 0.1 x peak would have 9% less
+    summed rate at a run's end. Names that are not such runs are left out.
+    """
+    out = {}
+    for run in runs:
+        match = _LI2025_RUN.match(str(run))
+        if match is None:
+            continue
+        peak, steps = float(match["peak"]), int(match["steps"])
+        out[str(run)] = Schedule.cosine(peak, steps, final=LI2025_FINAL_RATIO * peak, warmup=min(LI2025_WARMUP,
+                                                                                                  steps - 1))
     return out

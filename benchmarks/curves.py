@@ -12,6 +12,10 @@ schedules, :func:`bayes_scaling.schedules.multipower2025`):
   known), the final loss: median relative error and 90% coverage, against a least-squares multi-power fit of the
   same partial curve (target: coverage >= 0.85 over all runs).
 
+* **runs in flight on a second curve set** (``--part li2025``): the same question on ``li2025_misfitting``'s
+  checkpoints (``load_curves``; each run its own cosine, :func:`bayes_scaling.schedules.li2025_misfitting`): the
+  20 runs planned for at least 10,000 steps (25M-1B), from their first 25% and 50%.
+
 * **across sizes** (``--part across``): one pooled fit of the 25M and 100M models' three protocol curves
   (``fit_curves(sizes=...)``, nominal sizes 25e6 and 100e6 parameters: the level follows a law in N, the shape
   drifts as a power of N), forecasting all nine 400M curves as a new model (``N=4e8``), scored as the protocol.
@@ -207,11 +211,15 @@ def point_multipower(points: pd.DataFrame, schedule, final_step: int) -> float:
     return float(law.loss(np, params(best.x), final)[0])
 
 
-def flight(data: pd.DataFrame, noise: str, seed: int, sampling: dict) -> pd.DataFrame:
-    """One row per (size, run, fraction): the final loss forecast from the run's first steps, and the point fit's."""
-    schedules = multipower2025()
+def flight(data: pd.DataFrame, noise: str, seed: int, sampling: dict, schedules: dict | None = None,
+           runs: tuple[str, ...] = FLIGHT_RUNS) -> pd.DataFrame:
+    """One row per (size, run, fraction): the final loss forecast from the run's first steps, and the point fit's.
+
+    ``schedules``: each run's (multipower2025's by default); ``runs``: the runs to score.
+    """
+    schedules = multipower2025() if schedules is None else schedules
     rows = []
-    for (size, run), points in data[data["run"].isin(FLIGHT_RUNS)].groupby(["model", "run"], sort=False):
+    for (size, run), points in data[data["run"].isin(runs)].groupby(["model", "run"], sort=False):
         schedule = schedules[run]
         final = points.iloc[-1]
         for fraction in FLIGHT_FRACTIONS:
@@ -239,6 +247,27 @@ def flight(data: pd.DataFrame, noise: str, seed: int, sampling: dict) -> pd.Data
     return pd.DataFrame(rows)
 
 
+#: li2025_misfitting's runs in flight: those planned for at least this many steps (20 runs, 25M-1B, 78-157
+#: checkpoints each).
+LI2025_MIN_STEPS = 10_000
+
+
+def load_li2025(root: Path) -> tuple[pd.DataFrame, dict, tuple[str, ...]]:
+    """li2025_misfitting's long runs' checkpoints as (model, run, step, loss), their schedules and names.
+
+    Rows the dataset's notes flag are left out (no long run has them): repeated steps, steps past a run's end.
+    """
+    from bayes_scaling.datasets import load_curves
+    from bayes_scaling.schedules import li2025_misfitting
+
+    frame = load_curves("li2025_misfitting", path=root)
+    twice = frame[frame.duplicated(["run", "step"], keep=False)]["run"].unique()
+    frame = frame[~frame["run"].isin(twice) & (frame["step"] <= frame["total_steps"])]
+    frame = frame[frame["total_steps"] >= LI2025_MIN_STEPS].sort_values(["run", "step"])
+    runs = tuple(frame["run"].unique())
+    return frame[["model", "run", "step", "loss"]].reset_index(drop=True), li2025_misfitting(runs), runs
+
+
 def summarise_flight(runs: pd.DataFrame) -> pd.DataFrame:
     """Per noise model and fraction seen: median relative error (ours and the point fit's) and 90% coverage."""
     runs = runs.assign(error_pct=100 * (runs["median"] / runs["observed"] - 1).abs(),
@@ -257,7 +286,7 @@ def summarise_flight(runs: pd.DataFrame) -> pd.DataFrame:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--part", choices=["all", "protocol", "flight", "across"], default="all")
+    parser.add_argument("--part", choices=["all", "protocol", "flight", "across", "li2025"], default="all")
     parser.add_argument("--noise", default=",".join(CURVE_NOISE),
                         help=f"comma-separated noise models to score (default all: {', '.join(CURVE_NOISE)})")
     parser.add_argument("--sizes", default="25M,100M,400M")
@@ -292,6 +321,13 @@ def main(argv=None) -> None:
         if args.part in ("all", "flight"):
             table = summarise_flight(pd.concat([flight(data, n, args.seed, sampling) for n in noises]))
             print("\nA run in flight (the final loss from the first 25% / 50% of each 24k and 72k run):")
+            print(table.to_string(float_format=lambda v: f"{v:.3g}"))
+        if args.part in ("all", "li2025"):
+            points, schedules, runs = load_li2025(args.data)
+            table = summarise_flight(pd.concat([flight(points, n, args.seed, sampling, schedules, runs)
+                                                for n in noises]))
+            print(f"\nRuns in flight on li2025_misfitting (the {len(runs)} runs planned for >= {LI2025_MIN_STEPS:,} "
+                  "steps, each its own cosine; the final loss from the first 25% / 50%):")
             print(table.to_string(float_format=lambda v: f"{v:.3g}"))
 
 

@@ -16,7 +16,7 @@ import pytest
 from conftest import shared_root
 
 import bayes_scaling as bs
-from bayes_scaling.datasets import CATALOG, DatasetError, available, fetch, info, load
+from bayes_scaling.datasets import CATALOG, DatasetError, available, fetch, info, load, load_curves
 from bayes_scaling.datasets.catalog import canonical_sha256
 
 NAMES = list(CATALOG)
@@ -243,6 +243,15 @@ def test_cli_lists_and_writes(shared, tmp_path, capsys):
     assert "exists" in capsys.readouterr().err
     assert main(["datasets", "gadre2024", "--no-download"]) == 2
     assert "download=False" in capsys.readouterr().err
+    curves = tmp_path / "li_curves.csv"
+    assert main(["datasets", "li2025_misfitting", "--path", str(shared), "--curves", "--out", str(curves)]) == 0
+    text = capsys.readouterr().out
+    assert "4843 rows" in text and "data_all_checkpoints.csv" in text
+    assert {"run", "step", "loss"} <= set(pd.read_csv(curves).columns)
+    assert main(["datasets", "clark2022_routing", "--path", str(shared)]) == 0
+    assert "5553 logged points" in capsys.readouterr().out
+    assert main(["datasets", "chinchilla_epoch", "--path", str(shared), "--curves"]) == 2
+    assert "final losses only" in capsys.readouterr().err
 
 
 def test_a_dataset_sharing_another_ones_files_downloads_and_converts(shared, monkeypatch, tmp_path):
@@ -267,3 +276,109 @@ def test_gadre_downstream_task_columns_match_the_eval_metadata(shared):
         assert frame[f"items_err_{task}"].iloc[0] == meta.loc[task, "#datapoints"], task
         assert frame[f"random_err_{task}"].iloc[0] == pytest.approx(1 - meta.loc[task, "Random baseline"] / 100)
     assert frame["random_err_avg"].iloc[0] == pytest.approx(frame[[f"random_err_{t}" for t in tasks]].iloc[0].mean())
+
+
+CURVES = [n for n in NAMES if CATALOG[n].curves is not None]
+
+
+@pytest.mark.parametrize("name", CURVES)
+def test_a_sweeps_curves_load_convert_and_end_at_the_sweep(shared, name):
+    """A sweep's curves table: loads from the shared copy, its checksummed originals convert to that copy, and each
+    run's last logged point is the sweep's row for the run."""
+    entry = CATALOG[name].curves
+    assert entry.kind == "curves" and entry.name == name and entry.table != "data.csv"
+    frame = load_curves(name, path=shared)
+    assert len(frame) == entry.rows and frame.attrs["dataset"] == name
+    for column in (*entry.required, *entry.groups):
+        assert column in frame.columns, column
+    assert (frame["loss"] > 0).all() and (frame["step"] > 0).all()
+    for source in entry.sources:
+        fetch._verify(source, entry.vetted_copy(shared, source.path).read_bytes(), where=source.path)
+    prepared = pd.read_csv(shared / name / entry.table)
+    converted = entry.convert(shared / name)
+    assert list(converted.columns) == list(prepared.columns)
+    keys = [c for c in ("hyper_id", "model", "total_steps", "peak_lr", "current_steps", "step", "loss")
+            if c in prepared.columns]
+    pd.testing.assert_frame_equal(prepared.sort_values(keys).reset_index(drop=True),
+                                  converted.sort_values(keys).reset_index(drop=True), check_dtype=False, rtol=1e-9)
+    sweep = load(name, path=shared)
+    last = frame.sort_values([entry.run_id, "step"], kind="stable").groupby(entry.run_id).tail(1)
+    if name == "li2025_misfitting":  # runs end at their planned steps: those rows are the sweep's
+        last = frame[frame["final"]]
+        assert (last["step"] == last["total_steps"]).all()
+    on = [c for c in ("hyper_id", "model", "peak_lr", "D", "loss") if c in sweep.columns]
+    ends = last[on].sort_values(on).reset_index(drop=True)
+    pd.testing.assert_frame_equal(ends, sweep[on].sort_values(on).reset_index(drop=True), check_dtype=False,
+                                  rtol=1e-9)
+
+
+def test_load_curves_of_a_curves_dataset_and_clear_errors(shared):
+    curves = load_curves("multipower2025", path=shared)
+    pd.testing.assert_frame_equal(curves, load("multipower2025", path=shared))
+    with pytest.raises(DatasetError, match=r"chinchilla_epoch has final losses only.*li2025_misfitting"):
+        load_curves("chinchilla_epoch", path=shared)
+    with pytest.raises(DatasetError, match="did you mean 'clark2022_routing'"):
+        load_curves("clark2022_routin")
+    with pytest.raises(DatasetError, match=r"holds no copy of li2025_misfitting.*source_all_checkpoints.csv"):
+        load_curves("li2025_misfitting", path=shared / "chinchilla_epoch")
+
+
+def test_curves_download_beside_the_sweep_and_are_reused(shared, monkeypatch, tmp_path):
+    cache = tmp_path / "cache" / "li2025_misfitting"
+    served = {**{s.url: CATALOG["li2025_misfitting"].vetted_copy(shared, s.path)
+                 for s in CATALOG["li2025_misfitting"].sources},
+              **{s.url: CATALOG["li2025_misfitting"].vetted_copy(shared, s.path)
+                 for s in CATALOG["li2025_misfitting"].curves.sources}}
+    monkeypatch.setattr(fetch, "_fetch_bytes", lambda url: served[url].read_bytes())
+    curves = load_curves("li2025_misfitting")
+    assert "downloaded" in curves.attrs["source"] and len(curves) == 4843
+    sweep = load("li2025_misfitting")  # the sweep's own files and table, in the same folder
+    assert len(sweep) == 253 and "run" not in sweep.columns
+    assert {"source.csv", "data.csv", "source_all_checkpoints.csv", "data_all_checkpoints.csv"} <= {
+        p.name for p in cache.iterdir()}
+    monkeypatch.setattr(fetch, "_fetch_bytes", lambda url: (_ for _ in ()).throw(OSError("offline")))
+    again = load_curves("li2025_misfitting")  # from the cache
+    assert str(cache / "data_all_checkpoints.csv") in again.attrs["source"]
+    pd.testing.assert_frame_equal(curves.reset_index(drop=True), again, check_dtype=False)
+
+
+def test_li2025_schedules_cover_every_checkpoint_and_the_cli_reads_a_sweeps_curves(shared, monkeypatch, capsys):
+    import argparse
+
+    from bayes_scaling.cli import curve, main
+    from bayes_scaling.curves import _prepare
+    from bayes_scaling.schedules import LI2025_FINAL_RATIO, LI2025_WARMUP, li2025_misfitting
+
+    frame = load_curves("li2025_misfitting", path=shared)
+    schedules = li2025_misfitting(frame["run"].unique())
+    assert len(schedules) == 240
+    runs = frame.drop_duplicates("run")
+    for run, steps, peak in zip(runs["run"], runs["total_steps"], runs["peak_lr"], strict=True):
+        schedule = schedules[run]
+        assert schedule.steps == steps
+        assert schedule.at([LI2025_WARMUP])[0] == pytest.approx(peak)
+        assert schedule.at([steps])[0] == pytest.approx(LI2025_FINAL_RATIO * peak)
+    twice = frame[frame.duplicated(["run", "step"], keep=False)]["run"].unique()
+    beyond = frame["step"] > frame["total_steps"]
+    # as the notes say: the 17M sweep's repeated steps, two 70M checkpoints past their run's end; the rest fits
+    assert len(twice) == 13 and beyond.sum() == 2
+    with pytest.raises(ValueError, match="covers steps 1-250; asked about step 256"):
+        _prepare(frame[beyond], schedules, "run", "step", "loss")
+    clean = frame[~frame["run"].isin(twice) & ~beyond]
+    checked = _prepare(clean, schedules, "run", "step", "loss")  # every logged step within its run's schedule
+    assert len(checked) == len(clean)
+    assert li2025_misfitting(["cosine_24000", "misfitting_1b_steps40000_lr0.0004"]).keys() == {
+        "misfitting_1b_steps40000_lr0.0004"}
+
+    monkeypatch.setenv(fetch.DATA_ENV, str(shared))
+    args = argparse.Namespace(data="dataset:li2025_misfitting", sep=",", where=["model=misfitting_100m"],
+                              run_column="run", runs=None, until=None, step_column="step",
+                              schedules="li2025_misfitting", schedule=None, lr_column=None)
+    points = curve._read_points(args)
+    assert set(points["model"]) == {"misfitting_100m"}
+    assert set(curve._schedules(args, points)) == set(points["run"])
+    # a sweep's curves without a known schedule: the command says what to give
+    assert main(["curve", "fit", "dataset:clark2022_routing", "--run-column", "hyper_id", "--runs", "128"]) == 2
+    assert "no schedule for run(s) '128'" in capsys.readouterr().err
+    assert main(["curve", "fit", "dataset:chinchilla_epoch"]) == 2
+    assert "not loss curves" in capsys.readouterr().err

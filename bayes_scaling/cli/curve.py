@@ -14,13 +14,17 @@ from typing import Any
 
 from bayes_scaling.cli import common
 
-#: Named schedule sets ``--schedules`` knows (run name -> schedule).
-SCHEDULE_SETS = ("multipower2025",)
+#: Named schedule sets ``--schedules`` knows (run name -> schedule): multipower2025's nine, and li2025_misfitting's
+#: (each run's, from its name).
+SCHEDULE_SETS = ("multipower2025", "li2025_misfitting")
 
 
-def _named_schedules(name: str) -> dict[str, Any]:
-    from bayes_scaling.schedules import multipower2025
+def _named_schedules(name: str, runs: Any = ()) -> dict[str, Any]:
+    """The schedules of set ``name`` (those of ``runs``, by name, for a set built from run names)."""
+    from bayes_scaling.schedules import li2025_misfitting, multipower2025
 
+    if name == "li2025_misfitting":
+        return li2025_misfitting(runs)
     return {"multipower2025": multipower2025}[name]()
 
 
@@ -43,13 +47,14 @@ def _read_points(args: argparse.Namespace) -> Any:
 
     text = str(args.data)
     if text.startswith(DATASET_PREFIX) and not Path(text).exists():  # a public set of curves, e.g. multipower2025
-        from bayes_scaling.datasets import info, load
+        from bayes_scaling.datasets import info, load_curves
 
         name = text.removeprefix(DATASET_PREFIX)
-        if info(name).kind != "curves":
+        entry = info(name)
+        if entry.kind != "curves" and entry.curves is None:
             raise ValueError(f"{name} is a sweep of final losses, not loss curves: fit it with `bayes-scaling fit "
                              f"dataset:{name}`")
-        frame = load(name)
+        frame = load_curves(name)  # a sweep's own curves table where it has one (li2025_misfitting's checkpoints)
     else:
         frame = pd.read_csv(args.data, sep=args.sep)
     for column, value in _pairs(args.where, "--where"):
@@ -131,7 +136,7 @@ def _schedules(args: argparse.Namespace, frame: Any, original: dict[str, str] | 
     original = original or {}
     out: dict[str, Any] = {}
     if args.schedules:
-        named = _named_schedules(args.schedules)
+        named = _named_schedules(args.schedules, [original.get(r, r) for r in runs])
         out.update({r: named[original.get(r, r)] for r in runs if original.get(r, r) in named})
     for run, spec in _pairs(args.schedule, "--schedule"):
         schedule = Schedule.parse(spec)
@@ -181,7 +186,7 @@ def _schedule_of(result: Any, spec: str) -> Any:
     if spec in result.schedules:
         return result.schedules[spec]
     for name in SCHEDULE_SETS:
-        known = _named_schedules(name)
+        known = _named_schedules(name, [spec])
         if spec in known:
             return known[spec]
     if ":" not in spec:
@@ -295,7 +300,8 @@ def add_parser(sub: Any) -> None:
 
     f = actions.add_parser("fit", help="fit a curve law to logged losses with their schedules")
     f.add_argument("data", type=Path, help="CSV with one row per logged point: run, step, loss (and lr); or "
-                                           "dataset:NAME for a public set of curves (dataset:multipower2025)")
+                                           "dataset:NAME for a public set of curves (dataset:multipower2025, or "
+                                           "a sweep's own: dataset:li2025_misfitting, dataset:clark2022_routing)")
     f.add_argument("--run-column", default="run", help="column naming each run (default run)")
     f.add_argument("--step-column", default="step", help="column of optimizer steps (default step)")
     f.add_argument("--loss-column", default="loss", help="column of losses, nats/token (default loss)")
@@ -308,7 +314,8 @@ def add_parser(sub: Any) -> None:
                    help="a run's full schedule, e.g. 'cos1=cosine:peak=3e-4,steps=24000,final=3e-5,warmup=2000' "
                         "(kinds: constant, cosine, linear, wsd, two_stage; repeatable)")
     f.add_argument("--schedules", choices=SCHEDULE_SETS, default=None,
-                   help="a named set of schedules, by run name (multipower2025: the nine of Luo et al. 2025)")
+                   help="a named set of schedules, by run name (multipower2025: the nine of Luo et al. 2025; "
+                        "li2025_misfitting: each run's cosine, from its name)")
     f.add_argument("--lr-column", default=None, metavar="COLUMN",
                    help="otherwise each run's schedule from its logged rates (linear between logged steps, a "
                         "linear warmup from 0 before the first)")

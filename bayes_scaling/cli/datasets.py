@@ -23,7 +23,10 @@ def run(args: argparse.Namespace) -> int:
     from bayes_scaling.outputs import write_file
 
     entry = datasets.info(args.name)
-    frame = datasets.load(args.name, path=args.path, query=args.query, download=not args.no_download)
+    load = datasets.load_curves if args.curves else datasets.load
+    frame = load(args.name, path=args.path, query=args.query, download=not args.no_download)
+    if args.curves:
+        entry = entry.curves or entry  # the curves table's own description (a curves dataset: itself)
     if args.out is not None:
         write_file(args.out, lambda tmp: frame.to_csv(tmp, index=False), overwrite=args.force)
     if args.json:
@@ -31,6 +34,10 @@ def run(args: argparse.Namespace) -> int:
                      "out": str(args.out) if args.out else None})
         return 0
     for key, value in entry.to_dict().items():
+        if key == "curves":  # a sweep's curves table: one line saying how to get it
+            if value is not None:
+                print(f"{key:>14}: {value['rows']} logged points ({value['title']}); --curves loads them")
+            continue
         print(f"{key:>14}: {', '.join(value) if isinstance(value, list) else value}")
     print(f"{'loaded':>14}: {len(frame)} rows from {frame.attrs['source']}")
     if args.out is not None:
@@ -45,6 +52,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--path", type=Path, default=None, help="local copy: CSV, dataset folder, or folder of datasets")
     p.add_argument("--query", default=None, help="pandas query selecting rows; 'default' for the recommended rows")
     p.add_argument("--no-download", action="store_true", help="never fetch; use local or cached copies only")
+    p.add_argument("--curves", action="store_true",
+                   help="the dataset's training-loss curves (one row per logged point; datasets.load_curves)")
     p.add_argument("--out", type=Path, default=None, help="write the table to this CSV")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     common.add_json(p)

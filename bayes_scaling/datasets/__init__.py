@@ -2,6 +2,8 @@
 
 ``load(name)`` returns one of the public sweeps (``available()`` lists them, ``info(name)`` gives the
 citation, origin, licence and quirks); see :mod:`bayes_scaling.datasets.fetch` for where it looks.
+``load_curves(name)`` returns the training-loss curves of a dataset that logged them (``multipower2025``, and the
+checkpoints of ``li2025_misfitting`` and ``clark2022_routing``).
 
 ``load_demo()`` returns a synthetic sweep generated from the Chinchilla law with
 Epoch AI's published refit (E=1.82, A=482.01, B=2085.43, alpha=0.3478,
@@ -17,11 +19,11 @@ from pathlib import Path
 import pandas as pd
 
 from bayes_scaling.datasets.catalog import CATALOG, Dataset
-from bayes_scaling.datasets.fetch import DatasetError, available, cache_dir, info, load
+from bayes_scaling.datasets.fetch import DatasetError, available, cache_dir, info, load, load_curves
 
 __all__ = [
     "CATALOG", "DEMO_QUESTION", "DEMO_TRUE_PARAMS", "Dataset", "DatasetError", "available", "cache_dir", "demo_path",
-    "info", "load", "load_demo",
+    "info", "load", "load_curves", "load_demo",
 ]
 
 #: The demo's question, (N, D): what loss will a 100B-parameter model trained on 2T tokens reach?

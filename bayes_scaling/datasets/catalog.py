@@ -6,6 +6,10 @@ the dataset's grouping and run-id columns. A prepared copy (``<name>/data.csv``,
 project's ``shared/data`` folder) is read as it is; the original source files, fetched from the
 authors' repositories at a pinned commit and checked against SHA-256 sums, are converted by the
 entry's ``convert`` function (see :mod:`bayes_scaling.datasets.fetch`).
+
+Some sweeps also logged the loss along training: their entry's ``curves`` is a second table of the same dataset
+(``kind="curves"``, one row per logged point, its own prepared file and source files), loaded by
+:func:`bayes_scaling.datasets.load_curves` for :func:`bayes_scaling.curves.fit_curves`.
 """
 
 from __future__ import annotations
@@ -88,8 +92,19 @@ class Dataset:
         it was found.
     kind : {"sweep", "curves"}
         ``"sweep"``: one row per run with ``N``, ``D``, ``C``, ``loss`` (for :func:`bayes_scaling.load_sweep`);
-        ``"curves"``: one row per logged point of training-loss curves, ``step``, ``lr``, ``loss`` and the run
-        (``run_id``), for :func:`bayes_scaling.curves.fit_curves`.
+        ``"curves"``: one row per logged point of training-loss curves, ``step``, ``loss`` and the run
+        (``run_id``; ``lr`` too where the source logs it), for :func:`bayes_scaling.curves.fit_curves`.
+    table : str
+        The prepared table's file name in the dataset's folder (``data.csv``; a ``curves`` table has its own).
+    manifest_key : str
+        The key of the source files in ``sources.json`` (default: the name; a ``curves`` table's is
+        ``<name>/curves``).
+    curves : Dataset, optional
+        The same runs' losses along training, where the source logged them (``kind="curves"``; see
+        :func:`bayes_scaling.datasets.load_curves`).
+    schedules : str
+        For a ``curves`` table: the schedule set of :mod:`bayes_scaling.schedules` that gives each run's learning
+        rate at every step ("" where the source does not say; give each run's schedule yourself).
     """
 
     name: str
@@ -107,12 +122,16 @@ class Dataset:
     shared_sources: Mapping[str, str] = field(default_factory=dict)
     complete: Callable[[pd.DataFrame], pd.DataFrame] | None = field(default=None, repr=False)
     kind: str = "sweep"
+    table: str = "data.csv"
+    manifest_key: str = ""
+    curves: Dataset | None = field(default=None, repr=False)
+    schedules: str = ""
 
     @property
     def required(self) -> tuple[str, ...]:
         """The columns every loaded table of this dataset has."""
         if self.kind == "curves":
-            return (*self.groups, self.run_id, "step", "lr", "loss")
+            return (*self.groups, self.run_id, "step", "loss")
         return SWEEP_COLUMNS
 
     def vetted_copy(self, root: Path, source_path: str) -> Path:
@@ -124,7 +143,7 @@ class Dataset:
     @property
     def sources(self) -> tuple[SourceFile, ...]:
         """The checksummed source files (empty where no original file can be fetched and converted)."""
-        return tuple(SourceFile(**item) for item in _manifest().get(self.name, []))
+        return tuple(SourceFile(**item) for item in _manifest().get(self.manifest_key or self.name, []))
 
     def to_dict(self) -> dict[str, object]:
         """JSON-friendly description."""
@@ -133,7 +152,8 @@ class Dataset:
             "license": self.license, "loss": self.loss, "groups": list(self.groups), "run_id": self.run_id,
             "default_query": self.default_query, "rows": self.rows, "kind": self.kind,
             "downloadable": bool(self.sources),
-            "notes": self.notes,
+            "notes": self.notes, "table": self.table, "schedules": self.schedules,
+            "curves": None if self.curves is None else self.curves.to_dict(),
         }
 
 
@@ -149,24 +169,34 @@ def _chinchilla(folder: Path) -> pd.DataFrame:
     return pd.DataFrame({"N": n, "D": c / (6 * n), "C": c, "loss": src["loss"].astype(float)})
 
 
-def _clark(folder: Path) -> pd.DataFrame:
+_CLARK_LOSSES = ("loss_c4", "loss_curation_corpus", "loss_lambada", "loss_pile", "loss_validation",
+                 "loss_wikitext103")
+
+
+def _clark_points(folder: Path) -> pd.DataFrame:
+    """Every evaluation of every run after step 0 with all six eval losses (the ``curves`` table)."""
     with gzip.open(folder / "source.csv.gz", "rt") as handle:
         src = pd.read_csv(handle)
-    losses = ["loss_c4", "loss_curation_corpus", "loss_lambada", "loss_pile", "loss_validation", "loss_wikitext103"]
+    losses = list(_CLARK_LOSSES)
     src = src[(src["step"] > 0) & src[losses].notna().all(axis=1)]
-    last = src.sort_values(["hyper_id", "step"]).groupby("hyper_id", sort=True).tail(1)
-    n = last["dense_parameter_count"].astype(float)
-    d = last["step"].astype(float) * TOKENS_PER_STEP_CLARK
+    src = src.sort_values(["hyper_id", "step"], kind="stable")
+    n = src["dense_parameter_count"].astype(float)
+    d = src["step"].astype(float) * TOKENS_PER_STEP_CLARK
     out = pd.DataFrame({
-        "hyper_id": last["hyper_id"], "router_type": last["router_type"],
-        "model_size_label": last["model_size_label"], "num_experts": last["num_experts"], "k": last["k"],
-        "routing_frequency": last["routing_frequency"], "flop_increase": last["flop_increase"],
-        "seed": last["seed"], "step": last["step"], "N": n, "P_total": last["total_parameter_count"].astype(float),
-        "D": d, "C": 6 * n * d, "loss": last["loss_validation"],
-        **{col: last[col] for col in losses},
-        **{col: last[col] for col in ("d_model", "num_blocks", "num_heads", "kqv_size", "flops_per_step")},
+        "hyper_id": src["hyper_id"], "router_type": src["router_type"],
+        "model_size_label": src["model_size_label"], "num_experts": src["num_experts"], "k": src["k"],
+        "routing_frequency": src["routing_frequency"], "flop_increase": src["flop_increase"],
+        "seed": src["seed"], "step": src["step"], "N": n, "P_total": src["total_parameter_count"].astype(float),
+        "D": d, "C": 6 * n * d, "loss": src["loss_validation"],
+        **{col: src[col] for col in losses},
+        **{col: src[col] for col in ("d_model", "num_blocks", "num_heads", "kqv_size", "flops_per_step")},
     })
     return out.reset_index(drop=True)
+
+
+def _clark(folder: Path) -> pd.DataFrame:
+    """The last complete evaluation of each run (the sweep)."""
+    return _clark_points(folder).groupby("hyper_id", sort=True).tail(1).reset_index(drop=True)
 
 
 _GADRE_EVALS = {
@@ -277,6 +307,47 @@ def _li2025(folder: Path) -> pd.DataFrame:
     best = out.groupby(["model", "D"])["loss"].transform("min")
     out.insert(7, "best_lr", out["loss"] == best)
     return out
+
+
+#: Columns of li2025_misfitting's checkpoints table, in the order of the prepared copy (``data_all_checkpoints.csv``).
+_LI2025_CHECKPOINT_COLUMNS = ("model", "N", "N_nonembed", "D", "C", "loss", "peak_lr", "total_steps", "current_steps",
+                              "portion_steps_elapsed", "final", "sweep", "C_no_emb", "C_6ND", "C_6ND_no_emb")
+
+
+def _li2025_checkpoints(folder: Path) -> pd.DataFrame:
+    """Every evaluated checkpoint of every run (the ``curves`` table).
+
+    The source less rows that repeat another row in every kept column (open_lm's epoch counters dropped).
+    """
+    src = pd.read_csv(folder / "source_all_checkpoints.csv")
+    out = pd.DataFrame({
+        "model": src["model"], "N": src["N"], "N_nonembed": src["N_no_emb"], "D": src["D"], "C": src["C"],
+        "loss": src["loss"].astype(float), "peak_lr": src["peak_lr"], "total_steps": src["total_steps"],
+        "current_steps": src["current_steps"], "portion_steps_elapsed": src["portion_steps_elapsed"],
+        "final": src["current_steps"] == src["total_steps"], "sweep": src["sweep"],
+        **{col: src[col] for col in ("C_no_emb", "C_6ND", "C_6ND_no_emb")},
+    })
+    return out.drop_duplicates().reset_index(drop=True)
+
+
+def li2025_run_name(model: str, total_steps: int, peak_lr: float) -> str:
+    """The name of one li2025_misfitting run (a model trained for ``total_steps`` at ``peak_lr``)."""
+    return f"{model}_steps{int(total_steps)}_lr{float(peak_lr):g}"
+
+
+def _li2025_curve_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """Add each checkpoint's run (``run``: model, planned steps and peak learning rate) and ``step``.
+
+    A table without the columns they come from is left as it is (:func:`~bayes_scaling.datasets.load_curves` then
+    names what is missing).
+    """
+    extra = {}
+    if "run" not in frame.columns and {"model", "total_steps", "peak_lr"} <= set(frame.columns):
+        extra["run"] = [li2025_run_name(m, s, lr) for m, s, lr in
+                        zip(frame["model"], frame["total_steps"], frame["peak_lr"], strict=True)]
+    if "step" not in frame.columns and "current_steps" in frame.columns:
+        extra["step"] = frame["current_steps"].astype(int)
+    return frame.assign(**extra) if extra else frame
 
 
 _MARIN_MIXES = {"comma": "comma", "dclm": "dclm", "nemotron": "nemotron"}
@@ -486,6 +557,46 @@ def _multipower(folder: Path) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
+#: li2025_misfitting's checkpoints: each run's loss every 128 steps and at its last step, along its own cosine
+#: schedule. The learning rates are not in the data; :func:`bayes_scaling.schedules.li2025_misfitting`
+#: rebuilds them from the repository's sweep configuration.
+_LI2025_CURVES = Dataset(
+    name="li2025_misfitting",
+    title="(Mis)Fitting checkpoints: 240 open_lm runs' C4 loss along training, each its own cosine schedule",
+    citation="Li, Kudugunta, Zettlemoyer 2025, (Mis)Fitting Scaling Laws: A Survey of Scaling Law Fitting Techniques "
+    "in Deep Learning, ICLR 2025, arXiv:2502.18969",
+    origin="github.com/hadasah/scaling_laws @ 1f3708c0a12df0effb0ee906b1da5f9f0ff4f4f1 (data/scaling_results.csv)",
+    license="not stated",
+    loss="C4 eval loss, nats/token",
+    groups=(), run_id="run", default_query="", rows=4843, convert=_li2025_checkpoints,
+    complete=_li2025_curve_columns, kind="curves", table="data_all_checkpoints.csv",
+    manifest_key="li2025_misfitting/curves", schedules="li2025_misfitting",
+    notes="One row per checkpoint; run = <model>_steps<planned steps>_lr<peak lr>, step = current_steps. A "
+    "checkpoint before the end is a point on a cosine planned for total_steps, not the final loss of a shorter "
+    "run. The learning rate is not logged: `--schedules li2025_misfitting` (schedules.li2025_misfitting) rebuilds "
+    "it from the repository's sweep configuration (50 warmup steps, cosine to 0.1 x peak at total_steps). 13 runs "
+    "of the 17M sweep 2024_11_10-23_08_29 log 27 steps twice with different losses (see the sweep's notes): kept "
+    "as published; fit_curves refuses a run that logs a step twice, so leave them out. Two runs of the 70M sweep "
+    "log a step (256) past their planned 250, 0.6 nats above their final loss: kept, and refused by fit_curves as "
+    "beyond the schedule (query 'step <= total_steps').",
+)
+#: clark2022_routing's evaluations every 10,000 steps of 250k (the sweep is each run's last one).
+_CLARK_CURVES = Dataset(
+    name="clark2022_routing",
+    title="Dense and routed (MoE) LMs' validation loss every 10k steps of 250k: 223 runs",
+    citation="Clark et al. 2022, Unified Scaling Laws for Routed Language Models, ICML 2022, arXiv:2202.01169",
+    origin="github.com/google-deepmind/scaling_laws_for_routing @ 42da0c392b127df2c01fa7b705f72396050d05e5",
+    license="CC-BY 4.0",
+    loss="MassiveText validation loss, nats/token",
+    groups=("router_type",), run_id="hyper_id", default_query="router_type == 'Dense'", rows=5553,
+    convert=_clark_points, kind="curves", table="data_curves.csv", manifest_key="clark2022_routing/curves",
+    notes="One row per evaluation after step 0 (all six eval losses present). The learning-rate schedule is not "
+    "in the data (the paper trains every run 250k steps with a cosine decay): give each run's schedule "
+    "(`--schedule RUN=cosine:peak=...,steps=250000`); a wrong peak is absorbed by the law's scale parameters "
+    "only approximately. 25 points a run, so the decay's shape is weakly measured.",
+)
+
+
 CATALOG: Mapping[str, Dataset] = {
     d.name: d
     for d in (
@@ -552,7 +663,9 @@ CATALOG: Mapping[str, Dataset] = {
             license="not stated",
             loss="C4 eval loss, nats/token",
             groups=(), run_id="model", default_query="best_lr", rows=253, convert=_li2025,
-            notes="Several learning rates per (model, D): fit the best_lr rows (87) or model the LR effect.",
+            notes="Several learning rates per (model, D): fit the best_lr rows (87) or model the LR effect. "
+            "Losses along training: load_curves('li2025_misfitting').",
+            curves=_LI2025_CURVES,
         ),
         Dataset(
             name="marin_isoflop",
@@ -621,7 +734,8 @@ CATALOG: Mapping[str, Dataset] = {
             groups=("router_type",), run_id="hyper_id", default_query="router_type == 'Dense'", rows=223,
             convert=_clark,
             notes="Every run trains 250k steps, so D barely varies: use it for L(N) (law 'params'). D is derived "
-            "as steps x 524,288 tokens.",
+            "as steps x 524,288 tokens. Losses every 10k steps: load_curves('clark2022_routing').",
+            curves=_CLARK_CURVES,
         ),
     )
 }

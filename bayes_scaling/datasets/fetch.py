@@ -20,7 +20,7 @@ from bayes_scaling.datasets.catalog import (
     muennighoff_extract,
 )
 
-__all__ = ["CACHE_ENV", "DATA_ENV", "DatasetError", "available", "cache_dir", "info", "load"]
+__all__ = ["CACHE_ENV", "DATA_ENV", "DatasetError", "available", "cache_dir", "info", "load", "load_curves"]
 
 #: Environment variable naming a folder that holds ``<name>/data.csv`` (or the source files) per dataset.
 DATA_ENV = "BAYES_SCALING_DATA"
@@ -104,15 +104,58 @@ def load(
         Unknown name, no copy found and downloading disabled or impossible, a checksum mismatch, or a
         table without the N, D, C, loss columns (a curves dataset: without its run, step, lr, loss columns).
     """
+    return _load(info(name), path=path, query=query, download=download, cache=cache)
+
+
+def load_curves(
+    name: str,
+    *,
+    path: str | Path | None = None,
+    query: str | None = None,
+    download: bool = True,
+    cache: str | Path | None = None,
+) -> pd.DataFrame:
+    """Load a public dataset's training-loss curves: one row per logged point (for ``curves.fit_curves``).
+
+    A dataset of curves (``multipower2025``) as :func:`load` gives it; a sweep that also logged its runs along
+    training (``li2025_misfitting``: every checkpoint of 240 runs; ``clark2022_routing``: every 10k steps) its
+    ``curves`` table (``info(name).curves``: its own prepared file, ``data_all_checkpoints.csv`` /
+    ``data_curves.csv``, and source files). Looked for as :func:`load` looks (``path``, ``$BAYES_SCALING_DATA``,
+    the cache, a checksummed download).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The run (``info(name).curves.run_id``), ``step``, ``loss`` (nats/token), the dataset's grouping columns and
+        what else the source has (``lr`` where it logs the learning rate; where it does not, ``info(name).curves.
+        schedules`` names the schedule set that rebuilds it, if any).
+
+    Raises
+    ------
+    DatasetError
+        Unknown name, a sweep without logged curves, or as :func:`load`.
+    """
     entry = info(name)
+    if entry.kind != "curves":
+        if entry.curves is None:
+            with_curves = [n for n, d in CATALOG.items() if d.kind == "curves" or d.curves is not None]
+            raise DatasetError(f"{name} has final losses only, no loss curves; datasets with curves: "
+                               f"{', '.join(with_curves)}")
+        entry = entry.curves
+    return _load(entry, path=path, query=query, download=download, cache=cache)
+
+
+def _load(entry: Dataset, *, path: str | Path | None, query: str | None, download: bool,
+          cache: str | Path | None) -> pd.DataFrame:
+    name = entry.name
     frame, source = _locate(entry, path, download=download, cache=Path(cache) if cache else cache_dir())
-    missing = [c for c in entry.required if c not in frame.columns]
-    if missing:
-        raise DatasetError(f"{source} has no column {', '.join(map(repr, missing))}; found {', '.join(frame.columns)}")
-    if entry.kind == "sweep":
+    if entry.kind == "sweep" and all(c in frame.columns for c in SWEEP_COLUMNS):
         frame = frame.astype(dict.fromkeys(SWEEP_COLUMNS, float))  # raw counts overflow int64 in products like 6*N*D
     if entry.complete is not None:
         frame = entry.complete(frame)
+    missing = [c for c in entry.required if c not in frame.columns]
+    if missing:
+        raise DatasetError(f"{source} has no column {', '.join(map(repr, missing))}; found {', '.join(frame.columns)}")
     if query:
         expression = entry.default_query if query == DEFAULT else query
         if expression:
@@ -137,7 +180,7 @@ def _locate(entry: Dataset, path: str | Path | None, *, download: bool, cache: P
         if found is None:
             raise DatasetError(
                 f"{path} holds no copy of {entry.name}: expected a CSV file, a folder with data.csv or the source "
-                f"files ({', '.join(s.path for s in entry.sources[:3]) or 'data.csv'}), or a folder with "
+                f"files ({', '.join(s.path for s in entry.sources[:3]) or entry.table}), or a folder with "
                 f"{entry.name}/ in it"
             )
         return found
@@ -152,7 +195,7 @@ def _locate(entry: Dataset, path: str | Path | None, *, download: bool, cache: P
     if not entry.sources:
         raise DatasetError(
             f"{entry.name} cannot be downloaded ({entry.notes.split('. ')[-1].rstrip('.')}); point "
-            f"${DATA_ENV} at a folder holding {entry.name}/data.csv, or pass path="
+            f"${DATA_ENV} at a folder holding {entry.name}/{entry.table}, or pass path="
         )
     if not download:
         raise DatasetError(
@@ -163,14 +206,17 @@ def _locate(entry: Dataset, path: str | Path | None, *, download: bool, cache: P
     for source in entry.sources:
         _download(source, folder / source.path)
     frame = _convert(entry, folder)
-    _write_atomic(folder / "data.csv", frame.to_csv(index=False).encode())
+    _write_atomic(folder / entry.table, frame.to_csv(index=False).encode())
     return frame, f"{folder} (downloaded from {entry.origin})"
 
 
 def _read_folder(entry: Dataset, folder: Path) -> tuple[pd.DataFrame, str] | None:
-    """The table in ``folder``: its data.csv, else its verified source files converted; None if neither."""
-    if (folder / "data.csv").is_file():
-        return pd.read_csv(folder / "data.csv"), str(folder / "data.csv")
+    """The table in ``folder``: its prepared table (``entry.table``), else its source files verified and converted.
+
+    None if neither is there.
+    """
+    if (folder / entry.table).is_file():
+        return pd.read_csv(folder / entry.table), str(folder / entry.table)
     if entry.sources and all((folder / s.path).is_file() for s in entry.sources):
         for source in entry.sources:
             _verify(source, (folder / source.path).read_bytes(), where=folder / source.path)

@@ -29,6 +29,11 @@ ORIGINS: dict[str, tuple[str, list[tuple[str, str]]]] = {
                           [("source.csv", "aggregated_eval/olmo.csv")]),
     "clark2022_routing": ("google-deepmind/scaling_laws_for_routing/42da0c392b127df2c01fa7b705f72396050d05e5",
                           [("source.csv.gz", "data/curves.csv.gz")]),
+    # the curves tables of two sweeps (``Dataset.curves``; their key in sources.json is ``<name>/curves``)
+    "li2025_misfitting/curves": ("hadasah/scaling_laws/1f3708c0a12df0effb0ee906b1da5f9f0ff4f4f1",
+                                 [("source_all_checkpoints.csv", "data/scaling_results.csv")]),
+    "clark2022_routing/curves": ("google-deepmind/scaling_laws_for_routing/42da0c392b127df2c01fa7b705f72396050d05e5",
+                                 [("source.csv.gz", "data/curves.csv.gz")]),
     "multipower2025": ("thu-yao-01-luo/MultiPowerLaw/8da9f1902602f3391b971a811e3cc51604541769",
                        [(f"source/csv_{size}/{run}.csv", f"loss_curve_repo/csv_{size}/{run}.csv")
                         for size in (25, 100, 400)
@@ -62,7 +67,7 @@ def main(root: str) -> None:
     ])
     manifest = {
         name: [{"path": local, "url": f"{RAW}/{repo}/{quote(remote)}",
-                "sha256": sha256(CATALOG[name].vetted_copy(base, local))}
+                "sha256": sha256(CATALOG[name.split("/")[0]].vetted_copy(base, local))}
                for local, remote in files]
         for name, (repo, files) in sorted(origins.items())
     }
