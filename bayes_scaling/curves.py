@@ -42,8 +42,10 @@ excess error is modelled as ``kappa * d`` (plus a new run's offset, below) with 
 with no decay) relative to its loss, each left-out run counting once, HalfNormal(:data:`SCHEDULE_KAPPA_PRIOR_SD`)
 prior on kappa (:func:`learn_schedule_terms`; kept in ``info["schedule_term"]``). Forecasts add ``kappa * d * z``
 with one ``z`` per draw along the whole curve (an error in the law's decays is one error, shared by the two
-schedules of a comparison); ``d = 0`` for a fitted schedule and wherever a schedule runs as a fitted one, so a run
-in flight continued under its own schedule is unchanged.
+schedules of a comparison); ``d = 0`` for a fitted schedule and wherever a schedule runs as a fitted one, up to
+that run's last logged step: a fitted schedule shows the law's curve only where its run was logged, so a run in
+flight continued under its own schedule is unchanged within its logged steps and, beyond them, as far from what
+was logged as its coming decays take it (the second half of a cosine is a decay the first half never showed).
 
 **A new run is not one of the fitted runs**: started afresh (another seed, another data order) its curve lies a
 little above or below theirs all along, which white noise around the fitted runs does not hold (on multipower2025
@@ -445,7 +447,9 @@ class CurveFit:
 
     def _schedule_distance(self, inputs: Any, N: float | None) -> np.ndarray:
         medians = {n: float(np.median(v)) for n, v in self.law_params(N).items()}
-        return schedule_distance(self.law, medians, inputs, list(self.schedules.values()))
+        last = self.data.groupby("run")["step"].max()
+        return schedule_distance(self.law, medians, inputs, list(self.schedules.values()),
+                                 logged=[last[r] for r in self.schedules])
 
     def term_line(self) -> str:
         """The extrapolation terms in steps and across schedules and a new run's offset, a line each (printouts)."""
@@ -715,7 +719,7 @@ def _decay(law: CurveLaw, params: Mapping[str, Any], inputs: Any) -> np.ndarray:
 
 
 def schedule_distance(law: CurveLaw, params: Mapping[str, Any], inputs: Any, references: Any, *,
-                      max_terms: int = FORECAST_TERMS) -> np.ndarray:
+                      max_terms: int = FORECAST_TERMS, logged: Any = None) -> np.ndarray:
     """How far a schedule's curve lies from what the fitted schedules showed, at ``inputs``' steps (relative loss).
 
     The smallest of: what the schedule's own decays change (its distance from the law's curve with no decay, the
@@ -723,6 +727,11 @@ def schedule_distance(law: CurveLaw, params: Mapping[str, Any], inputs: Any, ref
     that reaches the step (the whole law's loss under each, at the same parameters). 0 where the schedule runs as
     one that was fitted (e.g. a WSD run before its decay, or a fitted schedule itself); as large as the decay's
     effect for a decay shape no fitted run had. In units of the schedule's loss there.
+
+    A fitted schedule shows the law's curve only where its run was logged: with ``logged`` (each reference's last
+    logged step) a reference vouches for steps up to that step, not for the rest of its schedule. A run in flight
+    forecast under its own schedule is then 0 within its logged steps and, beyond them, as far as its coming decays
+    take it from anything logged (the second half of a cosine is a decay the first half never showed).
 
     Parameters
     ----------
@@ -736,11 +745,15 @@ def schedule_distance(law: CurveLaw, params: Mapping[str, Any], inputs: Any, ref
     max_terms : int
         Decay terms per reference schedule (:func:`~bayes_scaling.curve_laws.curve_inputs`): those ``inputs`` were
         made with, so that a fitted schedule's distance is exactly 0.
+    logged : sequence of int, optional
+        Each reference's last logged step (default: its schedule's last step, as if logged to the end).
     """
     loss = np.asarray(law.loss(np, params, inputs), float)
     gap = np.abs(_decay(law, params, inputs))
-    for reference in references:
-        inside = inputs.steps <= reference.steps
+    reach = [r.steps for r in references] if logged is None else [min(int(n), r.steps) for n, r in
+                                                                   zip(logged, references, strict=True)]
+    for reference, last in zip(references, reach, strict=True):
+        inside = inputs.steps <= last
         if inside.any():
             other = curve_inputs(reference, inputs.steps[inside], peak=inputs.peak, max_terms=max_terms)
             gap[inside] = np.minimum(gap[inside], np.abs(loss[inside] - np.asarray(law.loss(np, params, other),
@@ -790,7 +803,7 @@ def schedule_fold_residuals(fit: CurveFit) -> pd.DataFrame:
                 continue
             inputs = curve_inputs(fit.schedules[held], steps[within], peak=fit.peak, max_terms=FIT_TERMS)
             distance = schedule_distance(fit.law, point[0](point[1]), inputs, [fit.schedules[n] for n in train],
-                                         max_terms=FIT_TERMS)
+                                         max_terms=FIT_TERMS, logged=[points[n]["step"].max() for n in train])
             predicted, var_param = _predicted(fit.law, *point, inputs)
             copied = _copied(points[held], [points[n] for n in train])[within]
             keep = ~copied & np.isfinite(predicted) & np.isfinite(var_param)

@@ -182,6 +182,29 @@ def test_schedule_distance_is_zero_for_what_was_fitted_and_the_decay_beyond_it()
     x = curve_inputs(late, steps, peak=1e-3, max_terms=400)
     plain = law.loss(np, {**TRUE, "B": 0.0}, x)
     np.testing.assert_allclose(distance(late, []), (plain - law.loss(np, TRUE, x)) / law.loss(np, TRUE, x))
+    # a fitted schedule vouches only for the steps its run logged: the cosine logged to step 3000, asked about its
+    # own later steps, is as far as its decays take it (nothing logged showed them)
+    cosine = curve_inputs(SCHEDULES["cosine"], steps, peak=1e-3, max_terms=400)
+    logged = schedule_distance(law, TRUE, cosine, [SCHEDULES["cosine"]], max_terms=400, logged=[3000])
+    np.testing.assert_array_equal(logged[steps <= 3000], 0.0)
+    np.testing.assert_allclose(logged[steps > 3000], distance(SCHEDULES["cosine"], [])[steps > 3000])
+    assert (logged[steps > 3000] > 0.01).all()
+
+
+def test_a_run_in_flight_continued_under_its_own_schedule_is_a_new_schedule_beyond_its_logged_steps():
+    """A cosine logged to half its steps: its later half is a decay no logged point showed, so the term across
+    schedules widens its continuation there, and leaves it alone, draw for draw, within the logged steps."""
+    from bayes_scaling.curves import learn_schedule_term
+
+    fit = _in_flight(0.0)
+    steps = [2000, 3000, 6000]
+    table = fit.forecast("cosine", steps, run="cosine")
+    assert (table["schedule_distance"].iloc[:2] == 0).all() and table["schedule_distance"].iloc[2] > 0.01
+    fit.info["schedule_term"] = learn_schedule_term(pd.DataFrame()).to_dict()  # no run to leave out: its prior
+    widened = fit.forecast("cosine", steps, run="cosine")
+    pd.testing.assert_frame_equal(widened.iloc[:2], table.iloc[:2])
+    assert widened["pred_upper"].iloc[2] - widened["pred_lower"].iloc[2] > \
+        1.2 * (table["pred_upper"].iloc[2] - table["pred_lower"].iloc[2])
 
 
 def _mismatched(factor: float):
