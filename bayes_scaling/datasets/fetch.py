@@ -67,7 +67,8 @@ def load(
     """Load a public sweep as a table with ``N``, ``D``, ``C``, ``loss`` and its grouping columns.
 
     A dataset of loss curves (``info(name).kind == "curves"``, e.g. ``multipower2025``) gives one row per logged
-    point instead: its run and grouping columns, ``step``, ``lr`` and ``loss``.
+    point instead: its run and grouping columns, ``step``, ``lr`` and ``loss``. The curves a sweep also logged
+    (li2025_misfitting's checkpoints, clark2022_routing's evaluations) come from :func:`load_curves`.
 
     Where it looks, in order:
 
@@ -102,7 +103,7 @@ def load(
     ------
     DatasetError
         Unknown name, no copy found and downloading disabled or impossible, a checksum mismatch, or a
-        table without the N, D, C, loss columns (a curves dataset: without its run, step, lr, loss columns).
+        table without the N, D, C, loss columns (a curves dataset: without its run, step, loss columns).
     """
     return _load(info(name), path=path, query=query, download=download, cache=cache)
 
@@ -179,7 +180,7 @@ def _locate(entry: Dataset, path: str | Path | None, *, download: bool, cache: P
         found = _read_folder(entry, path) or _read_folder(entry, path / entry.name)
         if found is None:
             raise DatasetError(
-                f"{path} holds no copy of {entry.name}: expected a CSV file, a folder with data.csv or the source "
+                f"{path} holds no copy of {entry.name}: expected a CSV file, a folder with {entry.table} or the source "
                 f"files ({', '.join(s.path for s in entry.sources[:3]) or entry.table}), or a folder with "
                 f"{entry.name}/ in it"
             )
