@@ -23,9 +23,8 @@ def _named_schedules(name: str, runs: Any = ()) -> dict[str, Any]:
     """The schedules of set ``name`` (those of ``runs``, by name, for a set built from run names)."""
     from bayes_scaling.schedules import li2025_misfitting, multipower2025
 
-    if name == "li2025_misfitting":
-        return li2025_misfitting(runs)
-    return {"multipower2025": multipower2025}[name]()
+    sets = {"multipower2025": lambda _runs: multipower2025(), "li2025_misfitting": li2025_misfitting}
+    return sets[name](runs)
 
 
 def _pairs(values: list[str] | None, option: str) -> list[tuple[str, str]]:

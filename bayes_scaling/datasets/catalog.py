@@ -21,9 +21,10 @@ import json
 import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -557,20 +558,27 @@ def _multipower(folder: Path) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
+def _with_curves(sweep: Dataset, **fields: Any) -> Dataset:
+    """``sweep`` with its ``curves`` table, described by ``fields`` where it differs from the sweep.
+
+    The same dataset (name, citation, licence, loss), ``kind="curves"``, its sources under ``<name>/curves`` in
+    ``sources.json``; ``fields`` give the title, rows, table, run id, converter and so on. The sweep's default query,
+    completion and shared sources are not inherited unless ``fields`` give them.
+    """
+    defaults = {"default_query": "", "complete": None, "shared_sources": {}}
+    curves = replace(sweep, kind="curves", manifest_key=f"{sweep.name}/curves", curves=None,
+                     **{**defaults, **fields})
+    return replace(sweep, curves=curves)
+
+
 #: li2025_misfitting's checkpoints: each run's loss every 128 steps and at its last step, along its own cosine
 #: schedule. The learning rates are not in the data; :func:`bayes_scaling.schedules.li2025_misfitting`
 #: rebuilds them from the repository's sweep configuration.
-_LI2025_CURVES = Dataset(
-    name="li2025_misfitting",
+_LI2025_CURVES: dict[str, Any] = dict(
     title="(Mis)Fitting checkpoints: 240 open_lm runs' C4 loss along training, each its own cosine schedule",
-    citation="Li, Kudugunta, Zettlemoyer 2025, (Mis)Fitting Scaling Laws: A Survey of Scaling Law Fitting Techniques "
-    "in Deep Learning, ICLR 2025, arXiv:2502.18969",
     origin="github.com/hadasah/scaling_laws @ 1f3708c0a12df0effb0ee906b1da5f9f0ff4f4f1 (data/scaling_results.csv)",
-    license="not stated",
-    loss="C4 eval loss, nats/token",
-    groups=(), run_id="run", default_query="", rows=4843, convert=_li2025_checkpoints,
-    complete=_li2025_curve_columns, kind="curves", table="data_all_checkpoints.csv",
-    manifest_key="li2025_misfitting/curves", schedules="li2025_misfitting",
+    groups=(), run_id="run", rows=4843, convert=_li2025_checkpoints, complete=_li2025_curve_columns,
+    table="data_all_checkpoints.csv", schedules="li2025_misfitting",
     notes="One row per checkpoint; run = <model>_steps<planned steps>_lr<peak lr>, step = current_steps. A "
     "checkpoint before the end is a point on a cosine planned for total_steps, not the final loss of a shorter "
     "run. The learning rate is not logged: `--schedules li2025_misfitting` (schedules.li2025_misfitting) rebuilds "
@@ -581,15 +589,9 @@ _LI2025_CURVES = Dataset(
     "beyond the schedule (query 'step <= total_steps').",
 )
 #: clark2022_routing's evaluations every 10,000 steps of 250k (the sweep is each run's last one).
-_CLARK_CURVES = Dataset(
-    name="clark2022_routing",
+_CLARK_CURVES: dict[str, Any] = dict(
     title="Dense and routed (MoE) LMs' validation loss every 10k steps of 250k: 223 runs",
-    citation="Clark et al. 2022, Unified Scaling Laws for Routed Language Models, ICML 2022, arXiv:2202.01169",
-    origin="github.com/google-deepmind/scaling_laws_for_routing @ 42da0c392b127df2c01fa7b705f72396050d05e5",
-    license="CC-BY 4.0",
-    loss="MassiveText validation loss, nats/token",
-    groups=("router_type",), run_id="hyper_id", default_query="router_type == 'Dense'", rows=5553,
-    convert=_clark_points, kind="curves", table="data_curves.csv", manifest_key="clark2022_routing/curves",
+    default_query="router_type == 'Dense'", rows=5553, convert=_clark_points, table="data_curves.csv",
     notes="One row per evaluation after step 0 (all six eval losses present). The learning-rate schedule is not "
     "in the data (the paper trains every run 250k steps with a cosine decay): give each run's schedule "
     "(`--schedule RUN=cosine:peak=...,steps=250000`); a wrong peak is absorbed by the law's scale parameters "
@@ -654,7 +656,7 @@ CATALOG: Mapping[str, Dataset] = {
             "accuracies above 1 and a C4 loss of 3.21: kept as published (a link fit refuses them, naming the "
             "rows); drop rows with err_* < 0 before fitting.",
         ),
-        Dataset(
+        _with_curves(Dataset(
             name="li2025_misfitting",
             title="(Mis)Fitting sweep: open_lm 57M-1.18B params, 0.1B-21B tokens, several learning rates",
             citation="Li, Kudugunta, Zettlemoyer 2025, (Mis)Fitting Scaling Laws: A Survey of Scaling Law "
@@ -665,8 +667,7 @@ CATALOG: Mapping[str, Dataset] = {
             groups=(), run_id="model", default_query="best_lr", rows=253, convert=_li2025,
             notes="Several learning rates per (model, D): fit the best_lr rows (87) or model the LR effect. "
             "Losses along training: load_curves('li2025_misfitting').",
-            curves=_LI2025_CURVES,
-        ),
+        ), **_LI2025_CURVES),
         Dataset(
             name="marin_isoflop",
             title="Marin IsoFLOP ladders: 157M-11.8B params, 1e18-1e21 FLOPs, three data mixes",
@@ -723,7 +724,7 @@ CATALOG: Mapping[str, Dataset] = {
             "nominal and tokens per step are not published, so there is no N or D. role_in_paper marks the three "
             "curves the authors fit on (constant_24000, cosine_24000, wsdcon_9).",
         ),
-        Dataset(
+        _with_curves(Dataset(
             name="clark2022_routing",
             title="Dense and routed (MoE) LMs: 15M-1.3B dense params, 1-512 experts, ~131B tokens each",
             citation="Clark et al. 2022, Unified Scaling Laws for Routed Language Models, ICML 2022, "
@@ -735,7 +736,6 @@ CATALOG: Mapping[str, Dataset] = {
             convert=_clark,
             notes="Every run trains 250k steps, so D barely varies: use it for L(N) (law 'params'). D is derived "
             "as steps x 524,288 tokens. Losses every 10k steps: load_curves('clark2022_routing').",
-            curves=_CLARK_CURVES,
-        ),
+        ), **_CLARK_CURVES),
     )
 }
